@@ -1,0 +1,47 @@
+import type { IncomingMessage } from 'node:http';
+import { deny, type Denial } from '../reasons.ts';
+
+export interface BearerToken {
+  readonly kind: 'bearer';
+  readonly token: string;
+}
+
+// RFC 7515 §7.1 compact serialisation: three base64url segments, no padding (SC-004..007). The
+// signature may not be empty: an unsecured JWS is never an access token (SC-019, SC-027).
+const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+// RFC 6750 §2.1 b64token, used for opaque (introspected) tokens.
+const B64TOKEN = /^[A-Za-z0-9\-._~+\/]+=*$/;
+
+/**
+ * Header → token, no crypto (oauth4webapi habit: syntax before keys). Exactly one Authorization header
+ * with the Bearer scheme; any other carrier is ignored for authentication and, beside a header token,
+ * refused as "more than one method" (RFC 6750 §3.1).
+ */
+export function readBearer(req: IncomingMessage, query: URLSearchParams, maxTokenBytes: number, allowOpaque: boolean): BearerToken | Denial {
+  // Node keeps only the first Authorization header in req.headers: count the raw ones (SC-091).
+  let count = 0;
+  let value: string | undefined;
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) {
+    if ((raw[i] as string).toLowerCase() === 'authorization') {
+      count++;
+      value = raw[i + 1];
+    }
+  }
+  const queryToken = query.has('access_token');
+  if (count > 1) return deny('token_duplicate');
+  if (value === undefined) return deny('token_missing');
+  // RFC 9110 §11.1: the scheme is case-insensitive; RFC 6750 §2.1: "Bearer" 1*SP b64token.
+  const match = /^([A-Za-z][A-Za-z0-9!#$%&'*+.^_`|~-]*)(?: +(.*))?$/.exec(value);
+  if (match === null || (match[1] as string).toLowerCase() !== 'bearer') {
+    // A scheme-less value or another scheme (Basic, DPoP, Token) carries no bearer token (SC-095, SC-183).
+    return queryToken ? deny('credentials_conflict') : deny('token_missing');
+  }
+  if (queryToken) return deny('credentials_conflict');
+  const token = match[2] ?? '';
+  if (token.length > maxTokenBytes) return deny('token_too_large');
+  if (token === '') return deny('token_malformed');
+  if (COMPACT_JWS.test(token)) return { kind: 'bearer', token };
+  if (allowOpaque && B64TOKEN.test(token) && !token.includes('.')) return { kind: 'bearer', token };
+  return deny('token_malformed');
+}

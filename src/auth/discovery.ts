@@ -1,0 +1,33 @@
+import type { IssuerConfig } from '../config/compile.ts';
+import { isSecureOrLoopback, parseUrl } from '../config/urls.ts';
+import { FetchFailed, fetchJson } from './fetch-json.ts';
+
+/**
+ * RFC 8414 §3 then OpenID Connect Discovery §4: the metadata's `issuer` must equal the configured issuer
+ * exactly (RFC 8414 §3.3), and its jwks_uri must be https or loopback like a configured one.
+ */
+export async function discoverJwksUri(issuer: IssuerConfig): Promise<string> {
+  const url = new URL(issuer.issuer);
+  const path = url.pathname === '/' ? '' : url.pathname.replace(/\/$/, '');
+  const candidates = [
+    `${url.origin}/.well-known/oauth-authorization-server${path}`,
+    `${url.origin}${path}/.well-known/openid-configuration`,
+  ];
+  let last: unknown;
+  for (const candidate of candidates) {
+    try {
+      const { body } = await fetchJson(candidate, issuer.jwks.timeoutMs, issuer.jwks.maxBytes);
+      if (typeof body !== 'object' || body === null) throw new FetchFailed('invalid_json', 'metadata is not an object');
+      const meta = body as { issuer?: unknown; jwks_uri?: unknown };
+      if (meta.issuer !== issuer.issuer) throw new FetchFailed('invalid_json', 'metadata issuer does not match the configured issuer');
+      const jwksUri = typeof meta.jwks_uri === 'string' ? parseUrl(meta.jwks_uri) : undefined;
+      if (jwksUri === undefined || !isSecureOrLoopback(jwksUri)) throw new FetchFailed('invalid_json', 'metadata jwks_uri is missing or not https');
+      return jwksUri.href;
+    } catch (err) {
+      last = err;
+      // A metadata document with the wrong issuer is an answer, not an outage: do not try the other form.
+      if (err instanceof FetchFailed && err.code === 'invalid_json' && err.message.includes('issuer')) throw err;
+    }
+  }
+  throw last instanceof Error ? last : new FetchFailed('network', 'discovery failed');
+}

@@ -1,0 +1,212 @@
+import { createLocalJWKSet, errors as joseErrors, type CryptoKey, type JSONWebKeySet, type JWK, type JWSHeaderParameters, type FlattenedJWSInput } from 'jose';
+import type { IssuerConfig } from '../config/compile.ts';
+import { discoverJwksUri } from './discovery.ts';
+import { FetchFailed, fetchJson } from './fetch-json.ts';
+
+/** No usable key set (cold start failed, or the stale window ran out): fail closed with 503. */
+export class KeysUnavailable extends Error {
+  constructor() {
+    super('signing keys unavailable');
+    this.name = 'KeysUnavailable';
+  }
+}
+/** The token names a key the issuer does not publish (after the one permitted refetch). */
+export class KeyUnknown extends Error {
+  constructor() {
+    super('unknown signing key');
+    this.name = 'KeyUnknown';
+  }
+}
+
+export interface KeysStatus {
+  readonly issuer: string;
+  readonly usable: boolean;
+  readonly keys: number;
+  /** Seconds past the fresh lifetime while serving the last good set; 0 when fresh. */
+  readonly staleSeconds: number;
+  readonly lastError: string | undefined;
+}
+
+export type FetchResult = 'ok' | FetchFailed['code'] | 'invalid_shape';
+
+export interface KeysDeps {
+  readonly now: () => number;
+  readonly onFetch?: (issuer: string, result: FetchResult) => void;
+  readonly onKeysRemoved?: (issuer: string, kids: ReadonlySet<string>) => void;
+}
+
+type Resolver = ReturnType<typeof createLocalJWKSet>;
+const KEY_TYPES = new Set(['RSA', 'EC', 'OKP']);
+const FAILED_RETRY_MS = 1_000;
+
+/**
+ * One issuer's signing keys. Policy (documented in README "Signing keys"):
+ * - fresh for cacheMaxAgeSeconds (or the server's Cache-Control max-age, if shorter), refreshed in the
+ *   background from 80 % of that lifetime, one fetch in flight at a time;
+ * - an unknown kid triggers at most one refetch per cooldownSeconds;
+ * - when refreshes fail, the last good set serves until staleIfErrorSeconds past its fresh lifetime,
+ *   then every token of this issuer is refused (KeysUnavailable) until a fetch succeeds again.
+ */
+export class IssuerKeys {
+  readonly #config: IssuerConfig;
+  readonly #deps: KeysDeps;
+  #resolver: Resolver | undefined;
+  #kids: ReadonlySet<string> = new Set();
+  #fetchedAt = 0;
+  #expiresAt = 0;
+  #refreshAt = 0;
+  #lastAttemptAt = -Infinity;
+  #lastAttemptFailed = false;
+  #lastForcedAt = -Infinity;
+  #lastError: string | undefined;
+  #inflight: Promise<void> | undefined;
+  #jwksUri: string | undefined;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(config: IssuerConfig, deps: KeysDeps) {
+    this.#config = config;
+    this.#deps = deps;
+    this.#jwksUri = config.jwksUri;
+  }
+
+  get name(): string {
+    return this.#config.name;
+  }
+
+  /** First fetch and the background refresh tick; the gateway starts even when this fails (not ready). */
+  start(): Promise<void> {
+    this.#timer ??= setInterval(() => this.maintain(), 1_000);
+    this.#timer.unref();
+    return this.refresh();
+  }
+
+  stop(): void {
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /** Background refresh before expiry, and retries while failing. Safe to call any time. */
+  maintain(): void {
+    const now = this.#deps.now();
+    const due = this.#lastAttemptFailed ? this.#lastAttemptAt + FAILED_RETRY_MS : this.#refreshAt;
+    if (now >= due) void this.refresh();
+  }
+
+  status(): KeysStatus {
+    const now = this.#deps.now();
+    return {
+      issuer: this.#config.name,
+      usable: this.#usable(now),
+      keys: this.#kids.size,
+      staleSeconds: this.#resolver === undefined ? 0 : Math.max(0, (now - this.#expiresAt) / 1000),
+      lastError: this.#lastError,
+    };
+  }
+
+  hasKid(kid: string): boolean {
+    return this.#kids.has(kid);
+  }
+
+  /** jose key-resolver: keys come from this issuer's JWKS only, never from jku/x5u/jwk/x5c (RFC 8725 §3.10). */
+  readonly resolve = async (header: JWSHeaderParameters, token: FlattenedJWSInput): Promise<CryptoKey> => {
+    let now = this.#deps.now();
+    if (!this.#usable(now)) {
+      // Cold or expired beyond the stale window: one fetch attempt (rate-limited while failing).
+      if (!this.#lastAttemptFailed || now - this.#lastAttemptAt >= FAILED_RETRY_MS) await this.refresh();
+      now = this.#deps.now();
+      if (!this.#usable(now)) throw new KeysUnavailable();
+    } else if (now >= this.#refreshAt) {
+      void this.refresh();
+    }
+    try {
+      return await (this.#resolver as Resolver)(header, token);
+    } catch (err) {
+      if (!(err instanceof joseErrors.JWKSNoMatchingKey)) throw err;
+    }
+    // Rotation: a kid we have not seen may be new. One refetch per cooldown, whatever the kid (SC-038, SC-157).
+    if (now - this.#lastForcedAt < this.#config.jwks.cooldownSeconds * 1000) throw new KeyUnknown();
+    this.#lastForcedAt = now;
+    await this.refresh();
+    try {
+      return await (this.#resolver as Resolver)(header, token);
+    } catch (err) {
+      if (err instanceof joseErrors.JWKSNoMatchingKey) throw new KeyUnknown();
+      throw err;
+    }
+  };
+
+  #usable(now: number): boolean {
+    return this.#resolver !== undefined && now < this.#expiresAt + this.#config.jwks.staleIfErrorSeconds * 1000;
+  }
+
+  refresh(): Promise<void> {
+    this.#inflight ??= this.#fetch().finally(() => {
+      this.#inflight = undefined;
+    });
+    return this.#inflight;
+  }
+
+  async #fetch(): Promise<void> {
+    const cfg = this.#config.jwks;
+    this.#lastAttemptAt = this.#deps.now();
+    let result: FetchResult = 'ok';
+    try {
+      this.#jwksUri ??= await discoverJwksUri(this.#config);
+      const fetched = await fetchJson(this.#jwksUri, cfg.timeoutMs, cfg.maxBytes);
+      const keys = this.#usableKeys(fetched.body);
+      if (keys === undefined) {
+        result = 'invalid_shape';
+        throw new FetchFailed('invalid_json', 'not a JWK Set');
+      }
+      const now = this.#deps.now();
+      const lifetime = effectiveMaxAge(fetched.maxAgeSeconds, cfg.cacheMaxAgeSeconds) * 1000;
+      const kids = new Set(keys.map((k) => k.kid as string));
+      const removed = new Set([...this.#kids].filter((kid) => !kids.has(kid)));
+      this.#resolver = createLocalJWKSet({ keys } as JSONWebKeySet);
+      this.#kids = kids;
+      this.#fetchedAt = now;
+      this.#expiresAt = now + lifetime;
+      this.#refreshAt = now + lifetime * 0.8;
+      this.#lastAttemptFailed = false;
+      this.#lastError = undefined;
+      if (removed.size > 0) this.#deps.onKeysRemoved?.(this.#config.name, removed);
+    } catch (err) {
+      if (result === 'ok') result = err instanceof FetchFailed ? err.code : 'network';
+      this.#lastAttemptFailed = true;
+      this.#lastError = err instanceof Error ? err.message : 'fetch failed';
+      // Discovery is retried on the next attempt: the metadata may have been what failed.
+      if (this.#config.jwksUri === undefined && this.#resolver === undefined) this.#jwksUri = undefined;
+    } finally {
+      this.#deps.onFetch?.(this.#config.name, result);
+    }
+  }
+
+  /** RFC 7517 §5: keep only asymmetric signing keys with a kid that fit this issuer's algorithms. */
+  #usableKeys(body: unknown): JWK[] | undefined {
+    if (typeof body !== 'object' || body === null || !Array.isArray((body as { keys?: unknown }).keys)) return undefined;
+    const algorithms = new Set(this.#config.algorithms);
+    const out: JWK[] = [];
+    for (const key of (body as { keys: unknown[] }).keys) {
+      if (typeof key !== 'object' || key === null || Array.isArray(key)) continue;
+      const k = key as JWK & { d?: unknown; key_ops?: unknown };
+      if (typeof k.kid !== 'string' || k.kid.length === 0 || k.kid.length > 256) continue;
+      if (typeof k.kty !== 'string' || !KEY_TYPES.has(k.kty)) continue; // oct and unknown types: never
+      if (k.d !== undefined) continue; // a private key published by mistake is not trusted either
+      if (k.use !== undefined && k.use !== 'sig') continue;
+      if (k.alg !== undefined && !algorithms.has(k.alg)) continue;
+      if (k.key_ops !== undefined && !(Array.isArray(k.key_ops) && k.key_ops.includes('verify'))) continue;
+      out.push(k);
+    }
+    return out;
+  }
+
+  get fetchedAt(): number {
+    return this.#fetchedAt;
+  }
+}
+
+/** Honour the server's max-age within [min(configured, 60 s), configured]. */
+function effectiveMaxAge(serverSeconds: number | undefined, configured: number): number {
+  if (serverSeconds === undefined) return configured;
+  return Math.min(configured, Math.max(serverSeconds, Math.min(configured, 60)));
+}

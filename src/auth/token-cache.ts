@@ -1,0 +1,62 @@
+import type { Principal } from './principal.ts';
+
+interface Entry {
+  readonly principal: Principal;
+  readonly validUntilMs: number;
+  readonly issuerName: string;
+  readonly kid: string | undefined;
+}
+
+/**
+ * Verified tokens, keyed by SHA-256(token) and upstream. Bounded LRU (Map order); an entry never outlives
+ * the token's own validity and is dropped when its signing key leaves the issuer's JWKS.
+ */
+export class TokenCache {
+  readonly #max: number;
+  readonly #entries = new Map<string, Entry>();
+  hits = 0;
+  misses = 0;
+
+  constructor(maxEntries: number) {
+    this.#max = maxEntries;
+  }
+
+  get(key: string, nowMs: number): Principal | undefined {
+    const entry = this.#entries.get(key);
+    if (entry === undefined || entry.validUntilMs <= nowMs) {
+      if (entry !== undefined) this.#entries.delete(key);
+      this.misses++;
+      return undefined;
+    }
+    // Refresh recency.
+    this.#entries.delete(key);
+    this.#entries.set(key, entry);
+    this.hits++;
+    return entry.principal;
+  }
+
+  set(key: string, principal: Principal, validUntilMs: number, kid: string | undefined): void {
+    if (this.#max === 0) return;
+    this.#entries.delete(key);
+    this.#entries.set(key, { principal, validUntilMs, issuerName: principal.issuerName, kid });
+    while (this.#entries.size > this.#max) {
+      const oldest = this.#entries.keys().next().value as string;
+      this.#entries.delete(oldest);
+    }
+  }
+
+  dropKeys(issuerName: string, kids: ReadonlySet<string>): number {
+    let dropped = 0;
+    for (const [key, entry] of this.#entries) {
+      if (entry.issuerName === issuerName && (entry.kid === undefined || kids.has(entry.kid))) {
+        this.#entries.delete(key);
+        dropped++;
+      }
+    }
+    return dropped;
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+}

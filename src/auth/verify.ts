@@ -1,0 +1,153 @@
+import { createHash } from 'node:crypto';
+import { decodeJwt, decodeProtectedHeader, errors, jwtVerify, type JWTPayload, type ProtectedHeaderParameters } from 'jose';
+import type { IssuerConfig, UpstreamConfig } from '../config/compile.ts';
+import { deny, type Denial, type Reason } from '../reasons.ts';
+import { KeysUnavailable, KeyUnknown, type IssuerKeys } from './keys.ts';
+import type { Principal } from './principal.ts';
+import type { TokenCache } from './token-cache.ts';
+
+export interface Authenticator {
+  (token: string, upstream: UpstreamConfig): Promise<Principal | Denial>;
+}
+
+export interface AuthenticatorDeps {
+  readonly keys: ReadonlyMap<string, IssuerKeys>;
+  readonly cache: TokenCache;
+  readonly now: () => number;
+}
+
+/**
+ * Token → Principal for one upstream. The checks run cheapest first (STYLE rule 6): syntax, header,
+ * issuer selection and algorithm before any key is fetched; jose then verifies the signature and the
+ * registered claims; our own checks for the claims jose leaves alone come last.
+ */
+export function createAuthenticator(deps: AuthenticatorDeps): Authenticator {
+  return async function authenticate(token, upstream) {
+    const tokenHash = createHash('sha256').update(token).digest('hex');
+    const cacheKey = tokenHash + '|' + upstream.name;
+    const nowMs = deps.now();
+    const cached = deps.cache.get(cacheKey, nowMs);
+    if (cached !== undefined) return cached;
+
+    let header: ProtectedHeaderParameters;
+    let unverified: JWTPayload;
+    try {
+      header = decodeProtectedHeader(token);
+      unverified = decodeJwt(token);
+    } catch {
+      return deny('token_malformed'); // RFC 7519 §7.2 steps 1-10 (SC-004..009)
+    }
+    // RFC 7515 §4.1.1: alg is a case-sensitive string; RFC 7797: JWTs never use b64:false (SC-011).
+    if (typeof header.alg !== 'string' || header.b64 === false) return deny('token_malformed');
+    if (header.kid !== undefined && (typeof header.kid !== 'string' || header.kid.length > 256)) return deny('token_malformed');
+    // RFC 8725 §3.8: the token's iss picks the issuer (and so the only JWKS) before any key is used.
+    const issuer = upstream.issuers.find((i) => i.issuer === unverified.iss);
+    if (issuer === undefined) return deny('iss_unknown');
+    // RFC 8725 §3.1: the issuer's allow-list, checked before any key fetch.
+    if (!issuer.algorithms.includes(header.alg)) return deny('alg_not_allowed');
+    const keys = deps.keys.get(issuer.name);
+    if (keys === undefined) return deny('internal_error');
+
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(token, keys.resolve, verifyOptions(issuer, upstream, nowMs)));
+    } catch (err) {
+      return deny(reasonFor(err));
+    }
+
+    const principal = toPrincipal(payload, issuer, tokenHash);
+    if (principal === undefined) return deny('claims_invalid');
+    deps.cache.set(cacheKey, principal, validUntilMs(payload, issuer), header.kid);
+    return principal;
+  };
+}
+
+function verifyOptions(issuer: IssuerConfig, upstream: UpstreamConfig, nowMs: number): Parameters<typeof jwtVerify>[2] {
+  return {
+    issuer: issuer.issuer, // RFC 9068 §4: exact match
+    audience: upstream.audience, // RFC 8707 §2 / MCP: this upstream's own resource URI, nothing else
+    algorithms: [...issuer.algorithms],
+    clockTolerance: issuer.clockSkewSeconds,
+    // RFC 9068 §2.2: iss, exp, aud, sub are required (jose checks exp only when present: SC-054).
+    requiredClaims: ['iss', 'aud', 'exp', 'sub'],
+    ...(issuer.maxTokenAgeSeconds === undefined ? {} : { maxTokenAge: issuer.maxTokenAgeSeconds }),
+    ...(issuer.typ === undefined ? {} : { typ: issuer.typ }),
+    currentDate: new Date(nowMs),
+  };
+}
+
+/** Claims jose does not type-check for us (RFC 7519 §4.1.2 StringOrURI, RFC 9068 §2.2). */
+function toPrincipal(payload: JWTPayload, issuer: IssuerConfig, tokenHash: string): Principal | undefined {
+  const { sub, exp, jti } = payload;
+  if (typeof sub !== 'string' || sub.length === 0 || sub.length > 1024) return undefined;
+  if (typeof exp !== 'number') return undefined;
+  if (jti !== undefined && typeof jti !== 'string') return undefined;
+  const clientId = payload['client_id'] ?? payload['azp'];
+  if (clientId !== undefined && (typeof clientId !== 'string' || clientId.length === 0)) return undefined;
+  const scopes = scopesOf(payload);
+  if (scopes === undefined) return undefined;
+  return Object.freeze({
+    issuerName: issuer.name,
+    iss: issuer.issuer,
+    sub,
+    clientId: clientId as string | undefined,
+    scopes,
+    exp,
+    jti,
+    tokenHash,
+    claims: Object.freeze({ ...payload }),
+  });
+}
+
+/** RFC 9068 §2.2.3 / RFC 6749 §3.3: `scope` is a space-delimited string; some IdPs send an `scp` array. */
+export function scopesOf(payload: JWTPayload): ReadonlySet<string> | undefined {
+  const out = new Set<string>();
+  const scope = payload['scope'];
+  if (scope !== undefined) {
+    if (typeof scope !== 'string') return undefined;
+    for (const s of scope.split(' ')) if (s !== '') out.add(s);
+  }
+  const scp = payload['scp'];
+  if (scp !== undefined) {
+    if (!Array.isArray(scp) || !scp.every((s) => typeof s === 'string')) return undefined;
+    for (const s of scp as string[]) if (s !== '') out.add(s);
+  }
+  return out;
+}
+
+function validUntilMs(payload: JWTPayload, issuer: IssuerConfig): number {
+  let until = ((payload.exp as number) + issuer.clockSkewSeconds) * 1000;
+  if (issuer.maxTokenAgeSeconds !== undefined && typeof payload.iat === 'number') {
+    until = Math.min(until, (payload.iat + issuer.maxTokenAgeSeconds + issuer.clockSkewSeconds) * 1000);
+  }
+  return until;
+}
+
+function reasonFor(err: unknown): Reason {
+  if (err instanceof KeysUnavailable) return 'jwks_unavailable';
+  if (err instanceof KeyUnknown) return 'key_unknown';
+  if (err instanceof errors.JWKSNoMatchingKey || err instanceof errors.JWKSMultipleMatchingKeys) return 'key_unknown';
+  if (err instanceof errors.JWTExpired) return err.claim === 'iat' ? 'token_too_old' : 'token_expired';
+  if (err instanceof errors.JWTClaimValidationFailed) {
+    switch (err.claim) {
+      case 'aud':
+        return 'aud_mismatch';
+      case 'iss':
+        return 'iss_unknown';
+      case 'nbf':
+        return 'token_not_yet_valid';
+      case 'iat':
+        return err.reason === 'check_failed' ? 'token_too_old' : 'claims_invalid';
+      case 'typ':
+        return 'typ_invalid';
+      default:
+        return 'claims_invalid';
+    }
+  }
+  if (err instanceof errors.JOSEAlgNotAllowed) return 'alg_not_allowed';
+  if (err instanceof errors.JWSSignatureVerificationFailed) return 'signature_invalid';
+  if (err instanceof errors.JWTInvalid || err instanceof errors.JWSInvalid || err instanceof errors.JOSENotSupported) return 'token_malformed';
+  // Anything else (a JWK that fails to import, a key too short for its algorithm: SC-031, SC-177)
+  // means the signature cannot be trusted.
+  return 'signature_invalid';
+}

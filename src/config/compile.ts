@@ -1,0 +1,119 @@
+import type { RawConfig, RawIssuer } from './schema.ts';
+import { ConfigError, type ConfigProblem } from './errors.ts';
+import { lintConfig } from './lint.ts';
+import { loadConfigFile, parseConfigText, type LoadedConfig } from './load.ts';
+import { stripTrailingSlash } from './urls.ts';
+
+export interface IssuerConfig {
+  readonly name: string;
+  readonly issuer: string;
+  readonly jwksUri: string | undefined;
+  readonly algorithms: readonly string[];
+  readonly clockSkewSeconds: number;
+  readonly maxTokenAgeSeconds: number | undefined;
+  readonly typ: 'at+jwt' | undefined;
+  readonly jwks: Readonly<RawIssuer['jwks']>;
+  readonly introspection: Readonly<NonNullable<RawIssuer['introspection']>> | undefined;
+}
+
+export interface ToolRule {
+  readonly name: string;
+  readonly match: (tool: string) => boolean;
+  readonly scopes: readonly string[];
+}
+
+export interface UpstreamConfig {
+  readonly name: string;
+  /** Public path prefix, without trailing slash. */
+  readonly path: string;
+  readonly target: URL;
+  /** RFC 8707 resource identifier: the exact value `aud` must contain and PRM `resource` shows. */
+  readonly audience: string;
+  readonly issuers: readonly IssuerConfig[];
+  readonly scopes: readonly string[];
+  readonly clients: ReadonlySet<string> | undefined;
+  readonly tools: readonly ToolRule[];
+  readonly allowedOrigins: ReadonlySet<string>;
+  readonly timeoutMs: number;
+  /** RFC 9728 §3.1 well-known URL for this resource. */
+  readonly resourceMetadataUrl: string;
+  readonly resourceMetadataPath: string;
+}
+
+export interface Config {
+  readonly file: string;
+  readonly listen: { readonly host: string; readonly port: number };
+  readonly admin: { readonly host: string; readonly port: number };
+  readonly publicUrl: URL;
+  readonly issuers: readonly IssuerConfig[];
+  readonly upstreams: readonly UpstreamConfig[];
+  readonly identity: { readonly header: string; readonly signingKeyFile: string; readonly ttlSeconds: number };
+  readonly limits: Readonly<RawConfig['limits']>;
+  readonly warnings: readonly ConfigProblem[];
+}
+
+export function loadConfig(file: string, env?: Readonly<Record<string, string | undefined>>): Config {
+  return compileLoaded(loadConfigFile(file, env));
+}
+
+export function loadConfigText(text: string, file = 'config.yaml', env?: Readonly<Record<string, string | undefined>>): Config {
+  return compileLoaded(parseConfigText(text, file, env));
+}
+
+function compileLoaded(loaded: LoadedConfig): Config {
+  const { errors, warnings } = lintConfig(loaded.raw, loaded.file, loaded.locate);
+  if (errors.length > 0) throw new ConfigError(errors);
+  return compile(loaded.raw, loaded.file, warnings);
+}
+
+function compile(raw: RawConfig, file: string, warnings: readonly ConfigProblem[]): Config {
+  const base = stripTrailingSlash(raw.publicUrl);
+  const issuers = raw.issuers.map((i): IssuerConfig => Object.freeze({
+    name: i.name,
+    issuer: i.issuer,
+    jwksUri: i.jwksUri,
+    algorithms: Object.freeze([...i.algorithms]),
+    clockSkewSeconds: i.clockSkewSeconds,
+    maxTokenAgeSeconds: i.maxTokenAgeSeconds,
+    typ: i.typ,
+    jwks: Object.freeze({ ...i.jwks }),
+    introspection: i.introspection === undefined ? undefined : Object.freeze({ ...i.introspection }),
+  }));
+  const byName = new Map(issuers.map((i) => [i.name, i]));
+  const upstreams = raw.upstreams.map((u): UpstreamConfig => {
+    const path = stripTrailingSlash(u.path);
+    const metadataPath = `/.well-known/oauth-protected-resource${path}`;
+    return Object.freeze({
+      name: u.name,
+      path,
+      target: new URL(u.target),
+      audience: u.audience ?? base + path,
+      issuers: Object.freeze(u.issuers.map((n) => byName.get(n) as IssuerConfig)),
+      scopes: Object.freeze([...u.scopes]),
+      clients: u.clients === undefined ? undefined : new Set(u.clients),
+      tools: Object.freeze(u.tools.map((t) => Object.freeze({ name: t.name, match: globMatcher(t.name), scopes: Object.freeze([...t.scopes]) }))),
+      allowedOrigins: new Set([new URL(base).origin, ...u.allowedOrigins]),
+      timeoutMs: u.timeoutMs,
+      resourceMetadataUrl: new URL(base).origin + metadataPath,
+      resourceMetadataPath: metadataPath,
+    });
+  });
+  return Object.freeze({
+    file,
+    listen: Object.freeze({ ...raw.listen }),
+    admin: Object.freeze({ ...raw.admin }),
+    publicUrl: new URL(base),
+    issuers: Object.freeze(issuers),
+    upstreams: Object.freeze(upstreams),
+    identity: Object.freeze({ ...raw.identity }),
+    limits: Object.freeze({ ...raw.limits }),
+    warnings,
+  });
+}
+
+/** `*` matches any run of characters; everything else is literal. */
+export function globMatcher(pattern: string): (value: string) => boolean {
+  if (!pattern.includes('*')) return (value) => value === pattern;
+  const re = new RegExp('^' + pattern.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\\/-]/g, '\\$&')).join('.*') + '$');
+  return (value) => re.test(value);
+}

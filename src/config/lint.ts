@@ -1,0 +1,140 @@
+import { asymmetricAlgorithms, type RawConfig } from './schema.ts';
+import type { ConfigProblem } from './errors.ts';
+import { isSecureOrLoopback, parseUrl, stripTrailingSlash } from './urls.ts';
+
+type Path = readonly (string | number)[];
+export interface LintResult {
+  readonly errors: readonly ConfigProblem[];
+  readonly warnings: readonly ConfigProblem[];
+}
+
+// Safety rules the schema cannot express. Each error refuses start; warnings are printed by validate.
+export function lintConfig(raw: RawConfig, file: string, locate: (p: Path) => number | undefined): LintResult {
+  const errors: ConfigProblem[] = [];
+  const warnings: ConfigProblem[] = [];
+  const err = (path: Path, message: string): void => {
+    errors.push({ file, line: locate(path), key: path.join('.'), message });
+  };
+  const warn = (path: Path, message: string): void => {
+    warnings.push({ file, line: locate(path), key: path.join('.'), message });
+  };
+
+  const publicUrl = parseUrl(raw.publicUrl);
+  if (publicUrl === undefined || (publicUrl.protocol !== 'https:' && publicUrl.protocol !== 'http:')) {
+    err(['publicUrl'], 'must be an absolute http(s) URL');
+  } else {
+    if (!isSecureOrLoopback(publicUrl)) err(['publicUrl'], 'must use https unless the host is loopback (RFC 9728 §1.2)');
+    if (publicUrl.search !== '' || publicUrl.hash !== '' || publicUrl.username !== '' || publicUrl.password !== '') {
+      err(['publicUrl'], 'must not carry a query, fragment or userinfo');
+    }
+    // Resource URIs and RFC 9728 well-known URLs are derived from the origin plus each upstream path.
+    if (publicUrl.pathname !== '/') err(['publicUrl'], 'must be an origin without a path (put the path in each upstream)');
+  }
+
+  const issuerNames = new Set<string>();
+  raw.issuers.forEach((iss, i) => {
+    const at = (...k: (string | number)[]): Path => ['issuers', i, ...k];
+    if (issuerNames.has(iss.name)) err(at('name'), `duplicate issuer name "${iss.name}"`);
+    issuerNames.add(iss.name);
+    checkRemoteUrl(iss.issuer, at('issuer'), err);
+    if (iss.jwksUri !== undefined) checkRemoteUrl(iss.jwksUri, at('jwksUri'), err);
+    if (iss.introspection !== undefined) checkRemoteUrl(iss.introspection.endpoint, at('introspection', 'endpoint'), err);
+    iss.algorithms.forEach((alg, j) => {
+      // RFC 8725 §3.1/§3.2: allow-list of asymmetric algorithms only; none and HS* are never accepted.
+      if (!asymmetricAlgorithms.has(alg)) {
+        err(at('algorithms', j), `"${alg}" is not allowed: use asymmetric algorithms only (${[...asymmetricAlgorithms].join(', ')})`);
+      }
+    });
+    if (iss.jwks.staleIfErrorSeconds > 3_600) warn(at('jwks', 'staleIfErrorSeconds'), 'over an hour of serving stale keys in an outage delays revocation');
+    if (iss.jwks.cacheMaxAgeSeconds > 3_600) warn(at('jwks', 'cacheMaxAgeSeconds'), 'over an hour: a removed key keeps verifying that long');
+    if (iss.jwks.cacheMaxAgeSeconds < 60) warn(at('jwks', 'cacheMaxAgeSeconds'), 'under a minute: the IdP is asked for keys very often');
+    if (iss.jwks.cooldownSeconds < 5) warn(at('jwks', 'cooldownSeconds'), 'under 5 s: unknown-kid floods reach the IdP often');
+    if (iss.clockSkewSeconds > 120) warn(at('clockSkewSeconds'), 'over two minutes of clock skew accepted');
+  });
+
+  const audiences = new Map<string, number>();
+  const paths: { path: string; index: number }[] = [];
+  const upstreamNames = new Set<string>();
+  raw.upstreams.forEach((up, i) => {
+    const at = (...k: (string | number)[]): Path => ['upstreams', i, ...k];
+    if (upstreamNames.has(up.name)) err(at('name'), `duplicate upstream name "${up.name}"`);
+    upstreamNames.add(up.name);
+
+    const pathProblem = checkPathPrefix(up.path);
+    if (pathProblem !== undefined) err(at('path'), pathProblem);
+    else paths.push({ path: stripTrailingSlash(up.path), index: i });
+
+    const target = parseUrl(up.target);
+    if (target === undefined || (target.protocol !== 'http:' && target.protocol !== 'https:')) {
+      err(at('target'), 'must be an absolute http(s) URL');
+    } else if (target.username !== '' || target.password !== '' || target.hash !== '') {
+      err(at('target'), 'must not carry userinfo or a fragment');
+    }
+
+    const audience = up.audience ?? (publicUrl === undefined ? undefined : stripTrailingSlash(raw.publicUrl) + stripTrailingSlash(up.path));
+    if (audience === undefined) {
+      err(at('audience'), 'no audience: set audience or a valid publicUrl');
+    } else {
+      const aud = parseUrl(audience);
+      // RFC 8707 §2: an absolute URI without fragment; a wildcard would accept any token.
+      if (audience.includes('*')) err(at('audience'), 'wildcards are not allowed');
+      else if (aud === undefined || aud.hash !== '') err(at('audience'), 'must be an absolute URI without fragment (RFC 8707 §2)');
+      const seen = audiences.get(audience);
+      if (seen !== undefined) err(at('audience'), `same audience as upstreams[${seen}]: a token would replay across both`);
+      audiences.set(audience, i);
+    }
+
+    up.issuers.forEach((name, j) => {
+      if (!raw.issuers.some((iss) => iss.name === name)) err(at('issuers', j), `unknown issuer "${name}"`);
+    });
+    const scopeChecks: [readonly string[], Path][] = [[up.scopes, at('scopes')], ...up.tools.map((t, j): [readonly string[], Path] => [t.scopes, at('tools', j, 'scopes')])];
+    for (const [scopes, path] of scopeChecks) {
+      scopes.forEach((s, j) => {
+        // RFC 6749 §3.3 scope-token: printable ASCII without space, quote or backslash.
+        if (!/^[\x21\x23-\x5B\x5D-\x7E]+$/.test(s)) err([...path, j], `"${s}" is not a valid scope token`);
+      });
+    }
+    up.tools.forEach((t, j) => {
+      if (!/^[A-Za-z0-9_*.\/-]+$/.test(t.name)) err(at('tools', j, 'name'), 'tool names use letters, digits, _ . / - and * as a wildcard');
+    });
+    up.clients?.forEach((c, j) => {
+      if (c.includes('*')) err(at('clients', j), 'wildcards are not allowed');
+    });
+    up.allowedOrigins.forEach((o, j) => {
+      const url = parseUrl(o);
+      if (o.includes('*')) err(at('allowedOrigins', j), 'wildcards are not allowed');
+      else if (url === undefined || url.origin !== o) err(at('allowedOrigins', j), 'must be an origin: scheme://host[:port]');
+    });
+  });
+
+  // Each MCP server owns one endpoint: nested or case-variant prefixes make the route depend on details.
+  for (const a of paths) {
+    for (const b of paths) {
+      if (a.index >= b.index) continue;
+      const la = a.path.toLowerCase();
+      const lb = b.path.toLowerCase();
+      if (la === lb || lb.startsWith(la + '/') || la.startsWith(lb + '/') || la === '/' || lb === '/') {
+        err(['upstreams', b.index, 'path'], `overlaps upstreams[${a.index}].path "${a.path}" ambiguously`);
+      }
+    }
+  }
+  return { errors, warnings };
+}
+
+function checkRemoteUrl(value: string, path: Path, err: (p: Path, m: string) => void): void {
+  const url = parseUrl(value);
+  if (value.includes('*')) err(path, 'wildcards are not allowed');
+  else if (url === undefined) err(path, 'must be an absolute URL');
+  else if (!isSecureOrLoopback(url)) err(path, 'must use https unless the host is loopback');
+  else if (url.hash !== '' || url.username !== '' || url.password !== '') err(path, 'must not carry userinfo or a fragment');
+}
+
+function checkPathPrefix(path: string): string | undefined {
+  if (!path.startsWith('/')) return 'must start with /';
+  if (path === '/') return 'must name a path below / (the gateway serves /.well-known itself)';
+  if (path.startsWith('/.well-known')) return 'must not be under /.well-known';
+  if (!/^[A-Za-z0-9\/_.~-]+$/.test(path)) return 'use unreserved characters only (no %, ;, \\, * or spaces)';
+  if (path.includes('//')) return 'must not contain //';
+  if (path.split('/').some((seg) => seg === '.' || seg === '..')) return 'must not contain dot segments';
+  return undefined;
+}

@@ -1,0 +1,95 @@
+import { z } from 'zod';
+
+// The YAML contract (ARCHITECTURE.md "Public contract"). Every object is strict: an unknown key is a
+// ConfigError, so a misspelt security setting can never be silently ignored.
+
+const ASYMMETRIC_ALGORITHMS = [
+  'ES256', 'ES384', 'ES512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'EdDSA', 'Ed25519',
+] as const;
+export type Algorithm = (typeof ASYMMETRIC_ALGORITHMS)[number];
+export const asymmetricAlgorithms: ReadonlySet<string> = new Set(ASYMMETRIC_ALGORITHMS);
+
+const port = z.number().int().min(0).max(65535);
+const listener = z.strictObject({
+  host: z.string().min(1).default('127.0.0.1'),
+  port: port,
+});
+
+const jwksOptions = z.strictObject({
+  cacheMaxAgeSeconds: z.number().int().min(1).max(86_400).default(600),
+  cooldownSeconds: z.number().int().min(1).max(3_600).default(30),
+  staleIfErrorSeconds: z.number().int().min(0).max(86_400).default(300),
+  timeoutMs: z.number().int().min(100).max(60_000).default(5_000),
+  maxBytes: z.number().int().min(1_024).max(4 * 1024 * 1024).default(512 * 1024),
+});
+
+const introspection = z.strictObject({
+  endpoint: z.string().min(1),
+  clientId: z.string().min(1),
+  clientSecret: z.string().min(1),
+  cacheTtlSeconds: z.number().int().min(0).max(300).default(60),
+  timeoutMs: z.number().int().min(100).max(60_000).default(5_000),
+});
+
+const issuer = z.strictObject({
+  name: z.string().regex(/^[a-zA-Z0-9_-]{1,64}$/, 'letters, digits, _ or - (at most 64)'),
+  issuer: z.string().min(1),
+  jwksUri: z.string().min(1).optional(),
+  // No default: an explicit asymmetric allow-list is required (RFC 8725 §3.1).
+  algorithms: z.array(z.string()).min(1),
+  clockSkewSeconds: z.number().int().min(0).max(300).default(30),
+  maxTokenAgeSeconds: z.number().int().min(1).max(30 * 86_400).optional(),
+  // RFC 9068 §2.1: when set, the JWS header typ must be at+jwt (or application/at+jwt).
+  typ: z.literal('at+jwt').optional(),
+  jwks: jwksOptions.prefault({}),
+  introspection: introspection.optional(),
+});
+
+const toolRule = z.strictObject({
+  name: z.string().min(1),
+  scopes: z.array(z.string().min(1)).default([]),
+});
+
+const upstream = z.strictObject({
+  name: z.string().regex(/^[a-zA-Z0-9_-]{1,64}$/, 'letters, digits, _ or - (at most 64)'),
+  path: z.string().min(1),
+  target: z.string().min(1),
+  audience: z.string().min(1).optional(),
+  issuers: z.array(z.string().min(1)).min(1),
+  scopes: z.array(z.string().min(1)).default([]),
+  // RFC 9068 client_id / azp allow-list; absent = any client of the accepted issuers.
+  clients: z.array(z.string().min(1)).min(1).optional(),
+  tools: z.array(toolRule).default([]),
+  // Origin values accepted besides the gateway's own publicUrl origin (MCP transports, DNS rebinding).
+  allowedOrigins: z.array(z.string().min(1)).default([]),
+  timeoutMs: z.number().int().min(100).max(600_000).default(30_000),
+});
+
+const identity = z.strictObject({
+  header: z.string().regex(/^[A-Za-z0-9-]{1,64}$/).default('X-MCP-Identity'),
+  signingKeyFile: z.string().min(1),
+  ttlSeconds: z.number().int().min(5).max(300).default(60),
+});
+
+export const configSchema = z.strictObject({
+  listen: listener.prefault({ port: 8080 }),
+  admin: listener.prefault({ port: 9090 }),
+  publicUrl: z.string().min(1),
+  issuers: z.array(issuer).min(1),
+  upstreams: z.array(upstream).min(1),
+  identity: identity,
+  limits: z.strictObject({
+    maxTokenBytes: z.number().int().min(1_024).max(16_384).default(8_192),
+    maxBodyBytes: z.number().int().min(1_024).max(64 * 1024 * 1024).default(1024 * 1024),
+    headersTimeoutMs: z.number().int().min(1_000).max(120_000).default(10_000),
+    requestTimeoutMs: z.number().int().min(1_000).max(600_000).default(60_000),
+  }).prefault({}),
+});
+
+export type RawConfig = z.infer<typeof configSchema>;
+export type RawIssuer = z.infer<typeof issuer>;
+export type RawUpstream = z.infer<typeof upstream>;
+
+export function configJsonSchema(): unknown {
+  return z.toJSONSchema(configSchema, { io: 'input' });
+}

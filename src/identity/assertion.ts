@@ -1,0 +1,58 @@
+import { randomUUID } from 'node:crypto';
+import { SignJWT } from 'jose';
+import type { Principal } from '../auth/principal.ts';
+import type { UpstreamConfig } from '../config/compile.ts';
+import type { GatewayKeys } from './keys.ts';
+
+/** JWS typ of the identity assertion, so it can never be confused with an access token (RFC 8725 §3.11). */
+export const ASSERTION_TYP = 'mcp-identity+jwt';
+
+export interface AssertionMinter {
+  (principal: Principal, upstream: UpstreamConfig): Promise<string>;
+}
+
+export interface MinterOptions {
+  readonly keys: GatewayKeys;
+  readonly issuer: string;
+  readonly ttlSeconds: number;
+  readonly now: () => number;
+  readonly maxEntries?: number;
+}
+
+/**
+ * Signs the verified identity for one upstream: iss = the gateway, aud = that upstream only, a lifetime of
+ * seconds never beyond the client token's exp. Cached per (token, upstream) until half its lifetime has
+ * passed, so the hot path rarely signs.
+ */
+export function createAssertionMinter(options: MinterOptions): AssertionMinter {
+  const cache = new Map<string, { jwt: string; reuseUntilMs: number }>();
+  const maxEntries = options.maxEntries ?? 10_000;
+  const { signer } = options.keys;
+  return async function mint(principal, upstream) {
+    const key = principal.tokenHash + '|' + upstream.name;
+    const nowMs = options.now();
+    const hit = cache.get(key);
+    if (hit !== undefined && hit.reuseUntilMs > nowMs) return hit.jwt;
+    const iat = Math.floor(nowMs / 1000);
+    const exp = Math.min(iat + options.ttlSeconds, principal.exp);
+    const claims: Record<string, unknown> = {
+      sub: principal.sub,
+      scope: [...principal.scopes].join(' '),
+      orig_iss: principal.iss,
+      orig_exp: principal.exp,
+    };
+    if (principal.clientId !== undefined) claims['client_id'] = principal.clientId;
+    if (principal.jti !== undefined) claims['orig_jti'] = principal.jti;
+    const jwt = await new SignJWT(claims)
+      .setProtectedHeader({ alg: signer.alg, kid: signer.kid, typ: ASSERTION_TYP })
+      .setIssuer(options.issuer)
+      .setAudience(upstream.audience)
+      .setIssuedAt(iat)
+      .setExpirationTime(Math.max(exp, iat + 1))
+      .setJti(randomUUID())
+      .sign(signer.key);
+    if (cache.size >= maxEntries) cache.delete(cache.keys().next().value as string);
+    cache.set(key, { jwt, reuseUntilMs: nowMs + ((exp - iat) * 1000) / 2 });
+    return jwt;
+  };
+}

@@ -1,0 +1,82 @@
+import { chmodSync, mkdirSync, openSync, readFileSync, statSync, writeSync, closeSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK } from 'jose';
+import { ConfigError } from '../config/errors.ts';
+
+export type GatewayAlg = 'EdDSA' | 'ES256';
+
+export interface GatewayKeys {
+  /** The first key signs; every key is published so upstreams keep verifying through a rotation. */
+  readonly signer: { readonly key: CryptoKey; readonly kid: string; readonly alg: GatewayAlg };
+  readonly publicJwks: { readonly keys: readonly JWK[] };
+}
+
+/** A new private JWK with a thumbprint kid (RFC 7638). */
+export async function generateGatewayJwk(alg: GatewayAlg = 'EdDSA'): Promise<JWK> {
+  const { privateKey } = await generateKeyPair(alg === 'EdDSA' ? 'Ed25519' : 'ES256', { extractable: true });
+  const jwk = await exportJWK(privateKey);
+  jwk.kid = await calculateJwkThumbprint(jwk);
+  jwk.alg = alg;
+  jwk.use = 'sig';
+  return jwk;
+}
+
+/** Writes a key file readable by its owner only (0600), refusing to overwrite. */
+export function writeKeyFile(file: string, content: unknown): void {
+  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  const fd = openSync(file, 'wx', 0o600);
+  try {
+    writeSync(fd, JSON.stringify(content, null, 2) + '\n');
+  } finally {
+    closeSync(fd);
+  }
+  chmodSync(file, 0o600);
+}
+
+/**
+ * Loads the gateway's signing keys: a private JWK, or {"keys":[…]} whose first key signs. Generated on
+ * first start when absent. A world-readable or malformed file refuses start (SC-168): without a key,
+ * no request is ever forwarded.
+ */
+export async function loadGatewayKeys(file: string, configFile: string): Promise<GatewayKeys> {
+  const fail = (message: string): never => {
+    throw new ConfigError([{ file: configFile, line: undefined, key: 'identity.signingKeyFile', message: `${file}: ${message}` }]);
+  };
+  let text: string;
+  try {
+    const st = statSync(file);
+    if ((st.mode & 0o007) !== 0) fail('is accessible to other users; chmod 600 it');
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') fail(`cannot read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    writeKeyFile(file, await generateGatewayJwk());
+    text = readFileSync(file, 'utf8');
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return fail('is not JSON');
+  }
+  const list = Array.isArray((parsed as { keys?: unknown }).keys) ? (parsed as { keys: unknown[] }).keys : [parsed];
+  if (list.length === 0) fail('holds no key');
+  const publicKeys: JWK[] = [];
+  let signer: GatewayKeys['signer'] | undefined;
+  for (const [i, entry] of list.entries()) {
+    const jwk = entry as JWK;
+    const alg = jwk.alg === 'ES256' || (jwk.alg === undefined && jwk.kty === 'EC') ? 'ES256' : jwk.alg === 'EdDSA' || jwk.alg === 'Ed25519' || (jwk.alg === undefined && jwk.kty === 'OKP') ? 'EdDSA' : undefined;
+    if (alg === undefined || typeof jwk.d !== 'string') fail(`key ${i} is not a private EdDSA or ES256 JWK`);
+    const kid = typeof jwk.kid === 'string' && jwk.kid !== '' ? jwk.kid : await calculateJwkThumbprint(jwk);
+    let key: CryptoKey;
+    try {
+      key = (await importJWK({ ...jwk, ext: false }, alg)) as CryptoKey;
+    } catch {
+      return fail(`key ${i} cannot be imported`);
+    }
+    const { d: _d, ...pub } = jwk;
+    publicKeys.push({ ...pub, kid, alg: alg as string, use: 'sig' });
+    if (i === 0) signer = { key, kid, alg: alg as GatewayAlg };
+  }
+  return Object.freeze({ signer: signer as GatewayKeys['signer'], publicJwks: Object.freeze({ keys: Object.freeze(publicKeys) }) });
+}

@@ -1,0 +1,94 @@
+// One vocabulary for every refusal: the reason code drives the HTTP status, the RFC 6750 challenge,
+// the audit log field and the metric label (STYLE rule 4).
+
+export type Reason =
+  | 'token_missing'
+  | 'token_duplicate'
+  | 'token_too_large'
+  | 'token_malformed'
+  | 'credentials_conflict'
+  | 'alg_not_allowed'
+  | 'iss_unknown'
+  | 'key_unknown'
+  | 'signature_invalid'
+  | 'token_expired'
+  | 'token_not_yet_valid'
+  | 'token_too_old'
+  | 'typ_invalid'
+  | 'aud_mismatch'
+  | 'claims_invalid'
+  | 'token_inactive'
+  | 'jwks_unavailable'
+  | 'introspection_unavailable'
+  | 'insufficient_scope'
+  | 'client_not_allowed'
+  | 'origin_forbidden'
+  | 'host_invalid'
+  | 'path_invalid'
+  | 'route_unknown'
+  | 'method_not_allowed'
+  | 'upstream_unavailable'
+  | 'upstream_timeout'
+  | 'internal_error';
+
+type OAuthError = 'invalid_request' | 'invalid_token' | 'insufficient_scope';
+
+export interface ReasonInfo {
+  readonly status: number;
+  /** RFC 6750 §3.1 error code for the Bearer challenge; undefined = no error attribute (or no challenge). */
+  readonly oauthError: OAuthError | undefined;
+  /** Whether a Bearer challenge is sent at all (every 401 and 403-scope must carry one). */
+  readonly challenge: boolean;
+  /** Generic text: never derived from the token, never from internals (SC-179). */
+  readonly description: string;
+}
+
+const r = (status: number, oauthError: OAuthError | undefined, challenge: boolean, description: string): ReasonInfo =>
+  Object.freeze({ status, oauthError, challenge, description });
+
+export const reasons: Readonly<Record<Reason, ReasonInfo>> = Object.freeze({
+  token_missing: r(401, undefined, true, 'a bearer token is required'),
+  token_duplicate: r(400, 'invalid_request', true, 'more than one credential was sent'),
+  token_too_large: r(400, 'invalid_request', true, 'the bearer token is too large'),
+  token_malformed: r(401, 'invalid_token', true, 'the bearer token is malformed'),
+  credentials_conflict: r(400, 'invalid_request', true, 'the token was sent by more than one method'),
+  alg_not_allowed: r(401, 'invalid_token', true, 'the token algorithm is not accepted'),
+  iss_unknown: r(401, 'invalid_token', true, 'the token issuer is not accepted for this resource'),
+  key_unknown: r(401, 'invalid_token', true, 'the token signing key is not known'),
+  signature_invalid: r(401, 'invalid_token', true, 'the token signature is invalid'),
+  token_expired: r(401, 'invalid_token', true, 'the token has expired'),
+  token_not_yet_valid: r(401, 'invalid_token', true, 'the token is not yet valid'),
+  token_too_old: r(401, 'invalid_token', true, 'the token was issued too long ago'),
+  typ_invalid: r(401, 'invalid_token', true, 'the token is not an access token'),
+  aud_mismatch: r(401, 'invalid_token', true, 'the token audience is not this resource'),
+  claims_invalid: r(401, 'invalid_token', true, 'the token claims are invalid'),
+  token_inactive: r(401, 'invalid_token', true, 'the token is not active'),
+  jwks_unavailable: r(503, undefined, false, 'signing keys are unavailable; try again later'),
+  introspection_unavailable: r(503, undefined, false, 'token introspection is unavailable; try again later'),
+  insufficient_scope: r(403, 'insufficient_scope', true, 'the token lacks a required scope'),
+  client_not_allowed: r(403, undefined, false, 'this client is not allowed for this resource'),
+  origin_forbidden: r(403, undefined, false, 'origin not allowed'),
+  host_invalid: r(400, undefined, false, 'invalid host header'),
+  path_invalid: r(400, undefined, false, 'invalid request path'),
+  route_unknown: r(404, undefined, false, 'not found'),
+  method_not_allowed: r(405, undefined, false, 'method not allowed'),
+  upstream_unavailable: r(502, undefined, false, 'the upstream server is unavailable'),
+  upstream_timeout: r(504, undefined, false, 'the upstream server did not answer in time'),
+  internal_error: r(500, undefined, false, 'internal error'),
+});
+
+/** A typed refusal produced by any stage; one place (respond.ts) turns it into an HTTP response. */
+export interface Denial {
+  readonly kind: 'deny';
+  readonly reason: Reason;
+  /** Scopes for the challenge's scope attribute (RFC 6750 §3, MCP step-up). */
+  readonly scopes?: readonly string[];
+}
+
+export function deny(reason: Reason, scopes?: readonly string[]): Denial {
+  return scopes === undefined ? { kind: 'deny', reason } : { kind: 'deny', reason, scopes };
+}
+
+export function isDenial(value: unknown): value is Denial {
+  return typeof value === 'object' && value !== null && (value as { kind?: unknown }).kind === 'deny';
+}
