@@ -44,7 +44,7 @@ export function twoUpstreamConfig(issuer: IssuerSpec, upstreamUrl: string, overr
 }
 
 /** Starts the gateway through the same code path as `mcp-warden serve --config <file>`. */
-export async function startGateway(config: Record<string, unknown>): Promise<StartedGateway> {
+export async function startGateway(config: Record<string, unknown>, options: { now?: () => number } = {}): Promise<StartedGateway> {
   const dir = mkdtempSync(join(tmpdir(), 'mcp-warden-test-'));
   const identity = { ...(config['identity'] as Record<string, unknown>) };
   identity['signingKeyFile'] = join(dir, String(identity['signingKeyFile'] ?? 'gateway.jwk'));
@@ -57,7 +57,7 @@ export async function startGateway(config: Record<string, unknown>): Promise<Sta
       cb();
     },
   });
-  const gateway = await startFromFile(configFile, createLogger({ destination }));
+  const gateway = await startFromFile(configFile, createLogger({ destination }), options);
   const { traffic, admin } = gateway.addresses;
   return {
     url: `http://127.0.0.1:${traffic.port}`,
