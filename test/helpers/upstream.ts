@@ -28,6 +28,8 @@ export class TestUpstream {
   /** Called by the /sse handler before each event; resolves when the test lets it send the next one. */
   sseGate: ((index: number) => Promise<void>) | undefined;
   sseEvents = 100;
+  /** How many /sse responses have closed (finished or torn down). */
+  sseClosed = 0;
   readonly #sockets = new Set<Socket>();
   readonly #sessions = new Map<string, StreamableHTTPServerTransport>();
   readonly #stateful: boolean;
@@ -86,6 +88,9 @@ export class TestUpstream {
       return;
     }
     if (path === '/sse') {
+      res.on('close', () => {
+        this.sseClosed++;
+      });
       res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
       for (let i = 0; i < this.sseEvents && !res.destroyed; i++) {
         if (this.sseGate !== undefined) await this.sseGate(i);

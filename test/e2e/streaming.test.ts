@@ -1,0 +1,77 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { request } from 'undici';
+import { TestIdp } from '../helpers/idp.ts';
+import { TestUpstream } from '../helpers/upstream.ts';
+import { AUD, startGateway, twoUpstreamConfig, type StartedGateway } from '../helpers/gateway.ts';
+
+let idp: TestIdp;
+let upstream: TestUpstream;
+let gw: StartedGateway;
+
+beforeAll(async () => {
+  idp = await TestIdp.start();
+  upstream = await TestUpstream.start();
+  gw = await startGateway(twoUpstreamConfig({ issuer: idp.issuer, jwksUri: idp.jwksUri }, upstream.url, { mcp: { target: `${upstream.url}/sse` } }));
+});
+afterAll(async () => {
+  await gw?.close();
+  await upstream?.close();
+  await idp?.close();
+});
+
+describe('SSE through the gateway', () => {
+  it('delivers each of 100 events before the upstream sends the next (no buffering)', async () => {
+    const token = await idp.token(AUD);
+    // The upstream may send event i+1 only once the client has received event i. If anything in the
+    // gateway buffered, the client would never see event i and the gate would time out.
+    const received: number[] = [];
+    const waiters = new Map<number, () => void>();
+    upstream.sseEvents = 100;
+    upstream.sseGate = (i) => {
+      if (i === 0) return Promise.resolve();
+      return new Promise<void>((resolve, reject) => {
+        if (received.includes(i - 1)) return resolve();
+        const timer = setTimeout(() => reject(new Error(`event ${i - 1} not delivered before ${i} was due`)), 2_000);
+        waiters.set(i - 1, () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    };
+    const res = await request(gw.url + '/mcp', { method: 'GET', headers: { authorization: `Bearer ${token}`, accept: 'text/event-stream' } });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toBe('text/event-stream');
+    let buffer = '';
+    for await (const chunk of res.body) {
+      buffer += (chunk as Buffer).toString('utf8');
+      let idx: number;
+      while ((idx = buffer.indexOf('\n\n')) !== -1) {
+        const event = buffer.slice(0, idx);
+        buffer = buffer.slice(idx + 2);
+        const n = Number(/data: \{"n":(\d+)\}/.exec(event)?.[1]);
+        received.push(n);
+        waiters.get(n)?.();
+      }
+    }
+    expect(received).toEqual(Array.from({ length: 100 }, (_, i) => i));
+    upstream.sseGate = undefined;
+  });
+
+  it('tears down the upstream stream when the client goes away', async () => {
+    const token = await idp.token(AUD);
+    upstream.sseEvents = 3;
+    upstream.sseClosed = 0;
+    // Event 1 is never released: only a client abort can end this stream.
+    upstream.sseGate = (i) => (i === 1 ? new Promise<void>(() => undefined) : Promise.resolve());
+    const controller = new AbortController();
+    const res = await request(gw.url + '/mcp', { method: 'GET', headers: { authorization: `Bearer ${token}`, accept: 'text/event-stream' }, signal: controller.signal });
+    const first = await res.body[Symbol.asyncIterator]().next();
+    expect(String(first.value)).toContain('"n":0');
+    expect(upstream.sseClosed).toBe(0);
+    controller.abort();
+    const deadline = Date.now() + 3_000;
+    while (upstream.sseClosed === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(upstream.sseClosed).toBe(1);
+    upstream.sseGate = undefined;
+  });
+});
