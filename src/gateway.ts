@@ -4,6 +4,7 @@ import type { Config } from './config/compile.ts';
 import { IssuerKeys } from './auth/keys.ts';
 import { TokenCache } from './auth/token-cache.ts';
 import { createAuthenticator } from './auth/verify.ts';
+import { createIntrospector } from './auth/introspect.ts';
 import { createAssertionMinter } from './identity/assertion.ts';
 import { loadGatewayKeys } from './identity/keys.ts';
 import { createLogger, type Logger } from './observe/log.ts';
@@ -37,6 +38,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   const cache = new TokenCache(10_000);
   const issuerKeys = new Map<string, IssuerKeys>();
   for (const issuer of config.issuers) {
+    if (issuer.introspection !== undefined) continue; // validated at its introspection endpoint, no JWKS
     issuerKeys.set(issuer.name, new IssuerKeys(issuer, {
       now,
       onKeysRemoved: (name, kids) => cache.dropKeys(name, kids),
@@ -50,7 +52,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     config,
     router: createRouter(config.upstreams),
     wellKnown: createWellKnown(config, gatewayKeys.publicJwks),
-    authenticate: createAuthenticator({ keys: issuerKeys, cache, now }),
+    authenticate: createAuthenticator({ keys: issuerKeys, cache, introspect: createIntrospector(now), now }),
     mintAssertion: createAssertionMinter({ keys: gatewayKeys, issuer: config.publicUrl.origin, ttlSeconds: config.identity.ttlSeconds, now }),
     pools,
     now,

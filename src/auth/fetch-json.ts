@@ -27,21 +27,31 @@ function agent(): Dispatcher {
 
 const JSON_TYPE = /^application\/(?:[a-z0-9.+-]*\+)?json\s*(?:;|$)/i;
 
-export async function fetchJson(url: string, timeoutMs: number, maxBytes: number, dispatcher: Dispatcher = agent()): Promise<FetchedJson> {
+export interface PostForm {
+  readonly form: string;
+  readonly headers: Readonly<Record<string, string>>;
+}
+
+export async function fetchJson(url: string, timeoutMs: number, maxBytes: number, post?: PostForm): Promise<FetchedJson> {
   const signal = AbortSignal.timeout(timeoutMs);
   let res: Dispatcher.ResponseData;
   try {
     res = await request(url, {
-      method: 'GET',
-      dispatcher,
+      method: post === undefined ? 'GET' : 'POST',
+      dispatcher: agent(),
       signal,
       headersTimeout: timeoutMs,
       bodyTimeout: timeoutMs,
-      headers: { accept: 'application/jwk-set+json, application/json' },
+      headers: post === undefined
+        ? { accept: 'application/jwk-set+json, application/json' }
+        : { accept: 'application/json', 'content-type': 'application/x-www-form-urlencoded', ...post.headers },
+      body: post?.form ?? null,
     });
   } catch (err) {
     throw signal.aborted ? new FetchFailed('timeout', 'timed out') : new FetchFailed('network', networkMessage(err));
   }
+  // The body may still be open when we give up on it; a late abort must not surface as an unhandled error.
+  res.body.on('error', () => undefined);
   try {
     if (res.statusCode !== 200) throw new FetchFailed('status', `status ${res.statusCode}`);
     const type = String(res.headers['content-type'] ?? '');

@@ -123,9 +123,12 @@ export class IssuerKeys {
     } catch (err) {
       if (!(err instanceof joseErrors.JWKSNoMatchingKey)) throw err;
     }
-    // Rotation: a kid we have not seen may be new. One refetch per cooldown, whatever the kid (SC-038, SC-157).
-    if (now - this.#lastForcedAt < this.#config.jwks.cooldownSeconds * 1000) throw new KeyUnknown();
-    this.#lastForcedAt = now;
+    // Rotation: a kid we have not seen may be new. One refetch per cooldown, whatever the kid (SC-038,
+    // SC-157); requests arriving while that refetch runs wait for it instead of failing.
+    if (this.#inflight === undefined) {
+      if (now - this.#lastForcedAt < this.#config.jwks.cooldownSeconds * 1000) throw new KeyUnknown();
+      this.#lastForcedAt = now;
+    }
     await this.refresh();
     try {
       return await (this.#resolver as Resolver)(header, token);

@@ -5,6 +5,7 @@ import { deny, type Denial, type Reason } from '../reasons.ts';
 import { KeysUnavailable, KeyUnknown, type IssuerKeys } from './keys.ts';
 import type { Principal } from './principal.ts';
 import type { TokenCache } from './token-cache.ts';
+import type { Introspector } from './introspect.ts';
 
 export interface Authenticator {
   (token: string, upstream: UpstreamConfig): Promise<Principal | Denial>;
@@ -13,6 +14,7 @@ export interface Authenticator {
 export interface AuthenticatorDeps {
   readonly keys: ReadonlyMap<string, IssuerKeys>;
   readonly cache: TokenCache;
+  readonly introspect: Introspector;
   readonly now: () => number;
 }
 
@@ -29,6 +31,12 @@ export function createAuthenticator(deps: AuthenticatorDeps): Authenticator {
     const cached = deps.cache.get(cacheKey, nowMs);
     if (cached !== undefined) return cached;
 
+    if (!token.includes('.')) {
+      // Opaque token (RFC 6750 b64token, not a JWS): only an issuer with RFC 7662 introspection can vouch for it.
+      const introspecting = upstream.issuers.find((i) => i.introspection !== undefined);
+      if (introspecting === undefined) return deny('token_malformed');
+      return deps.introspect(token, tokenHash, introspecting, upstream);
+    }
     let header: ProtectedHeaderParameters;
     let unverified: JWTPayload;
     try {
@@ -43,6 +51,7 @@ export function createAuthenticator(deps: AuthenticatorDeps): Authenticator {
     // RFC 8725 §3.8: the token's iss picks the issuer (and so the only JWKS) before any key is used.
     const issuer = upstream.issuers.find((i) => i.issuer === unverified.iss);
     if (issuer === undefined) return deny('iss_unknown');
+    if (issuer.introspection !== undefined) return deps.introspect(token, tokenHash, issuer, upstream);
     // RFC 8725 §3.1: the issuer's allow-list, checked before any key fetch.
     if (!issuer.algorithms.includes(header.alg)) return deny('alg_not_allowed');
     const keys = deps.keys.get(issuer.name);

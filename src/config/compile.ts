@@ -72,7 +72,7 @@ function compile(raw: RawConfig, file: string, warnings: readonly ConfigProblem[
     name: i.name,
     issuer: i.issuer,
     jwksUri: i.jwksUri,
-    algorithms: Object.freeze([...i.algorithms]),
+    algorithms: Object.freeze([...(i.algorithms ?? [])]),
     clockSkewSeconds: i.clockSkewSeconds,
     maxTokenAgeSeconds: i.maxTokenAgeSeconds,
     typ: i.typ,

@@ -39,7 +39,9 @@ export function lintConfig(raw: RawConfig, file: string, locate: (p: Path) => nu
     checkRemoteUrl(iss.issuer, at('issuer'), err);
     if (iss.jwksUri !== undefined) checkRemoteUrl(iss.jwksUri, at('jwksUri'), err);
     if (iss.introspection !== undefined) checkRemoteUrl(iss.introspection.endpoint, at('introspection', 'endpoint'), err);
-    iss.algorithms.forEach((alg, j) => {
+    if (iss.algorithms === undefined && iss.introspection === undefined) err(at('algorithms'), 'required: an explicit list of asymmetric algorithms (RFC 8725 §3.1)');
+    if (iss.introspection !== undefined && iss.jwksUri !== undefined) err(at('jwksUri'), 'an introspection issuer validates tokens at its introspection endpoint; remove jwksUri');
+    (iss.algorithms ?? []).forEach((alg, j) => {
       // RFC 8725 §3.1/§3.2: allow-list of asymmetric algorithms only; none and HS* are never accepted.
       if (!asymmetricAlgorithms.has(alg)) {
         err(at('algorithms', j), `"${alg}" is not allowed: use asymmetric algorithms only (${[...asymmetricAlgorithms].join(', ')})`);

@@ -35,8 +35,9 @@ const issuer = z.strictObject({
   name: z.string().regex(/^[a-zA-Z0-9_-]{1,64}$/, 'letters, digits, _ or - (at most 64)'),
   issuer: z.string().min(1),
   jwksUri: z.string().min(1).optional(),
-  // No default: an explicit asymmetric allow-list is required (RFC 8725 §3.1).
-  algorithms: z.array(z.string()).min(1),
+  // No default: an explicit asymmetric allow-list is required (RFC 8725 §3.1), unless the issuer's
+  // tokens are validated by introspection only (lint enforces one or the other).
+  algorithms: z.array(z.string()).min(1).optional(),
   clockSkewSeconds: z.number().int().min(0).max(300).default(30),
   maxTokenAgeSeconds: z.number().int().min(1).max(30 * 86_400).optional(),
   // RFC 9068 §2.1: when set, the JWS header typ must be at+jwt (or application/at+jwt).

@@ -1,0 +1,80 @@
+import type { IssuerConfig, UpstreamConfig } from '../config/compile.ts';
+import { deny, type Denial } from '../reasons.ts';
+import { FetchFailed, fetchJson } from './fetch-json.ts';
+import type { Principal } from './principal.ts';
+import { scopesOf } from './verify.ts';
+
+export interface Introspector {
+  (token: string, tokenHash: string, issuer: IssuerConfig, upstream: UpstreamConfig): Promise<Principal | Denial>;
+}
+
+interface Cached {
+  readonly response: Record<string, unknown>;
+  readonly untilMs: number;
+}
+
+/**
+ * RFC 7662 token introspection for opaque tokens. The gateway authenticates itself to the endpoint
+ * (§2.1: the endpoint must require authorization, so tokens cannot be scanned); the answer must say
+ * `active: true` and still passes the same iss / aud / exp / nbf / scope checks as a JWT (MCP "Token
+ * Handling"). Answers are cached by token hash for at most cacheTtlSeconds and never past `exp` (§4).
+ * Any failure to get an answer refuses the request (503): never accept on error.
+ */
+export function createIntrospector(now: () => number, onResult?: (issuer: string, result: string) => void): Introspector {
+  const cache = new Map<string, Cached>();
+  return async function introspect(token, tokenHash, issuer, upstream) {
+    const cfg = issuer.introspection;
+    if (cfg === undefined) return deny('internal_error');
+    const key = issuer.name + '|' + tokenHash;
+    let nowMs = now();
+    let response = cache.get(key);
+    if (response === undefined || response.untilMs <= nowMs) {
+      cache.delete(key);
+      const basic = Buffer.from(`${encodeURIComponent(cfg.clientId)}:${encodeURIComponent(cfg.clientSecret)}`).toString('base64');
+      let body: unknown;
+      try {
+        ({ body } = await fetchJson(cfg.endpoint, cfg.timeoutMs, 64 * 1024, {
+          form: new URLSearchParams({ token, token_type_hint: 'access_token' }).toString(),
+          headers: { authorization: `Basic ${basic}` },
+        }));
+        onResult?.(issuer.name, 'ok');
+      } catch (err) {
+        onResult?.(issuer.name, err instanceof FetchFailed ? err.code : 'network');
+        return deny('introspection_unavailable');
+      }
+      if (typeof body !== 'object' || body === null || Array.isArray(body)) return deny('introspection_unavailable');
+      nowMs = now();
+      const exp = (body as { exp?: unknown }).exp;
+      const ttlEnd = nowMs + cfg.cacheTtlSeconds * 1000;
+      response = { response: body as Record<string, unknown>, untilMs: typeof exp === 'number' ? Math.min(ttlEnd, exp * 1000) : nowMs };
+      if (cfg.cacheTtlSeconds > 0 && response.untilMs > nowMs) {
+        if (cache.size >= 10_000) cache.delete(cache.keys().next().value as string);
+        cache.set(key, response);
+      }
+    }
+    return check(response.response, issuer, upstream, tokenHash, Math.floor(nowMs / 1000));
+  };
+}
+
+function check(r: Record<string, unknown>, issuer: IssuerConfig, upstream: UpstreamConfig, tokenHash: string, nowS: number): Principal | Denial {
+  // §2.2: `active` is REQUIRED; anything but true is an inactive token.
+  if (r['active'] !== true) return deny('token_inactive');
+  if (r['iss'] !== undefined && r['iss'] !== issuer.issuer) return deny('iss_unknown');
+  const aud = r['aud'];
+  const auds = typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud : [];
+  // MCP: the audience must be this upstream; an introspection answer without aud proves nothing.
+  if (!auds.includes(upstream.audience)) return deny('aud_mismatch');
+  const exp = r['exp'];
+  if (typeof exp !== 'number') return deny('claims_invalid');
+  if (exp <= nowS - issuer.clockSkewSeconds) return deny('token_expired');
+  const nbf = r['nbf'];
+  if (nbf !== undefined && (typeof nbf !== 'number' || nbf > nowS + issuer.clockSkewSeconds)) return deny('token_not_yet_valid');
+  const sub = r['sub'] ?? r['username'];
+  if (typeof sub !== 'string' || sub === '') return deny('claims_invalid');
+  const clientId = r['client_id'];
+  if (clientId !== undefined && typeof clientId !== 'string') return deny('claims_invalid');
+  const scopes = scopesOf(r);
+  if (scopes === undefined) return deny('claims_invalid');
+  const jti = typeof r['jti'] === 'string' ? r['jti'] : undefined;
+  return Object.freeze({ issuerName: issuer.name, iss: issuer.issuer, sub, clientId, scopes, exp, jti, tokenHash, claims: Object.freeze({ ...r }) });
+}

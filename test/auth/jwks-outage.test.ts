@@ -1,0 +1,149 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { request } from 'undici';
+import { TestIdp } from '../helpers/idp.ts';
+import { TestUpstream } from '../helpers/upstream.ts';
+import { AUD, startGateway, twoUpstreamConfig, type StartedGateway } from '../helpers/gateway.ts';
+
+let idp: TestIdp;
+let upstream: TestUpstream;
+let gw: StartedGateway;
+let clock = 0;
+afterEach(async () => {
+  await gw?.close();
+  await upstream?.close();
+  await idp?.close();
+});
+
+async function call(token: string): Promise<{ status: number; reason: string | undefined; retryAfter: unknown }> {
+  const res = await request(gw.url + '/mcp', { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: '{}' });
+  const text = await res.body.text();
+  return { status: res.statusCode, reason: res.statusCode === 200 ? undefined : (JSON.parse(text) as { reason: string }).reason, retryAfter: res.headers['retry-after'] };
+}
+async function readyz(): Promise<number> {
+  const res = await request(gw.adminUrl + '/readyz');
+  await res.body.dump();
+  return res.statusCode;
+}
+const tokenAt = (): Promise<string> => {
+  const s = Math.floor(clock / 1000);
+  return idp.token(AUD, { iat: s, exp: s + 3_600 });
+};
+
+describe('key-fetch outage', () => {
+  it('serves the last good keys for staleIfErrorSeconds, then fails closed (503, not ready, nothing forwarded), then recovers', async () => {
+    clock = Date.now();
+    idp = await TestIdp.start();
+    upstream = await TestUpstream.start();
+    gw = await startGateway(twoUpstreamConfig({ issuer: idp.issuer, jwksUri: idp.jwksUri, jwks: { cacheMaxAgeSeconds: 10, staleIfErrorSeconds: 20 } }, upstream.url), { now: () => clock });
+    const keys = gw.gateway.issuerKeys.get('idp');
+    expect(await readyz()).toBe(200);
+    expect((await call(await tokenAt())).status).toBe(200);
+
+    idp.fault = { kind: 'status', status: 500 };
+    // Past the fresh lifetime, inside the stale window: last good keys serve, refresh keeps failing.
+    clock += 15_000;
+    await keys?.refresh();
+    expect((await call(await tokenAt())).status).toBe(200);
+    clock += 14_000; // 29 s: 1 s left
+    await keys?.refresh();
+    expect((await call(await tokenAt())).status).toBe(200);
+    expect(await readyz()).toBe(200);
+
+    clock += 2_000; // 31 s: the stale window is over
+    upstream.reset();
+    const refused = await call(await tokenAt());
+    expect(refused).toEqual({ status: 503, reason: 'jwks_unavailable', retryAfter: '5' });
+    // A token that was verified and cached before is refused too: the cache never outlives the keys.
+    expect((await call(await tokenAt())).status).toBe(503);
+    expect(upstream.bytes).toBe(0);
+    expect(await readyz()).toBe(503);
+
+    idp.fault = { kind: 'ok' };
+    clock += 2_000;
+    await keys?.refresh();
+    expect(await readyz()).toBe(200);
+    expect((await call(await tokenAt())).status).toBe(200);
+  });
+
+  it('staleIfErrorSeconds: 0 refuses as soon as the fresh lifetime ends without a successful refresh', async () => {
+    clock = Date.now();
+    idp = await TestIdp.start();
+    upstream = await TestUpstream.start();
+    gw = await startGateway(twoUpstreamConfig({ issuer: idp.issuer, jwksUri: idp.jwksUri, jwks: { cacheMaxAgeSeconds: 10, staleIfErrorSeconds: 0 } }, upstream.url), { now: () => clock });
+    expect((await call(await tokenAt())).status).toBe(200);
+    idp.fault = { kind: 'hang' };
+    clock += 10_001;
+    upstream.reset();
+    const started = Date.now();
+    expect((await call(await tokenAt())).reason).toBe('jwks_unavailable');
+    expect(Date.now() - started).toBeLessThan(7_000); // bounded by timeoutMs (5 s) + 1 s
+    expect(upstream.bytes).toBe(0);
+  }, 15_000);
+
+  it('starts without reachable keys: up but not ready, refusing every request until the JWKS answers', async () => {
+    clock = Date.now();
+    idp = await TestIdp.start();
+    idp.fault = { kind: 'status', status: 503 };
+    upstream = await TestUpstream.start();
+    gw = await startGateway(twoUpstreamConfig({ issuer: idp.issuer, jwksUri: idp.jwksUri }, upstream.url), { now: () => clock });
+    expect(await readyz()).toBe(503);
+    const health = await request(gw.adminUrl + '/healthz');
+    expect(health.statusCode).toBe(200);
+    await health.body.dump();
+    expect((await call(await tokenAt())).reason).toBe('jwks_unavailable');
+    expect(upstream.bytes).toBe(0);
+    idp.fault = { kind: 'ok' };
+    clock += 1_500;
+    expect((await call(await tokenAt())).status).toBe(200);
+    expect(await readyz()).toBe(200);
+  });
+});
+
+describe('issuer discovery', () => {
+  it('finds jwks_uri in RFC 8414 metadata whose issuer matches exactly', async () => {
+    clock = Date.now();
+    idp = await TestIdp.start();
+    upstream = await TestUpstream.start();
+    gw = await startGateway(twoUpstreamConfig({ issuer: idp.issuer }, upstream.url), { now: () => clock });
+    expect(idp.metadataRequests).toBe(1);
+    expect((await call(await tokenAt())).status).toBe(200);
+  });
+
+  it('refuses metadata whose issuer differs (RFC 8414 §3.3): no keys, not ready, 503', async () => {
+    clock = Date.now();
+    idp = await TestIdp.start();
+    idp.metadataIssuer = 'https://evil.test';
+    upstream = await TestUpstream.start();
+    gw = await startGateway(twoUpstreamConfig({ issuer: idp.issuer }, upstream.url), { now: () => clock });
+    expect(idp.jwksRequests).toBe(0);
+    expect(await readyz()).toBe(503);
+    expect((await call(await tokenAt())).reason).toBe('jwks_unavailable');
+  });
+});
+
+describe('several issuers on one upstream', () => {
+  it('selects the issuer by iss before any key is used; a key of issuer B never verifies a token claiming issuer A', async () => {
+    clock = Date.now();
+    idp = await TestIdp.start();
+    const second = await TestIdp.start({ alg: 'ES256' });
+    upstream = await TestUpstream.start();
+    try {
+      const config = twoUpstreamConfig({ issuer: idp.issuer, jwksUri: idp.jwksUri }, upstream.url, {
+        mcp: { issuers: ['idp', 'second'] },
+      });
+      (config['issuers'] as unknown[]).push({ name: 'second', issuer: second.issuer, jwksUri: second.jwksUri, algorithms: ['ES256'] });
+      gw = await startGateway(config, { now: () => clock });
+      const s = Math.floor(clock / 1000);
+      expect((await call(await idp.token(AUD, { iat: s, exp: s + 300 }))).status).toBe(200);
+      expect((await call(await second.token(AUD, { iat: s, exp: s + 300 }))).status).toBe(200);
+      // Issuer B's key, issuer A's name: only A's JWKS is consulted, where B's kid does not exist.
+      const forged = await second.sign({ iss: idp.issuer, aud: AUD, sub: 'x', iat: s, exp: s + 300 }, { kid: 'k1' });
+      expect((await call(forged)).status).toBe(401);
+      // An issuer not listed for the upstream.
+      const unlisted = await second.sign({ iss: 'https://unlisted.test', aud: AUD, sub: 'x', iat: s, exp: s + 300 });
+      expect(await call(unlisted)).toMatchObject({ status: 401, reason: 'iss_unknown' });
+    } finally {
+      await second.close();
+    }
+  });
+});
