@@ -2,12 +2,16 @@ import { parseArgs } from 'node:util';
 import { loadConfig } from './config/compile.ts';
 import { ConfigError, formatProblem } from './config/errors.ts';
 import { serve } from './serve.ts';
-import { generateGatewayJwk, writeKeyFile } from './identity/keys.ts';
+import { addKey, generateKeyFile, listKeys, promoteKey, retireKey } from './identity/keyfile.ts';
 
 const USAGE = `usage:
   mcp-warden serve --config <file>       run the gateway
   mcp-warden validate --config <file>    check config and policy (exit 0 valid, 1 invalid)
-  mcp-warden keys generate --out <file> [--alg EdDSA|ES256]
+  mcp-warden keys generate --out <file> [--alg EdDSA|ES256]   new gateway key file (0600)
+  mcp-warden keys add --file <file> [--alg EdDSA|ES256]       publish a new key (does not sign yet)
+  mcp-warden keys promote --file <file> --kid <kid>           make that key the signer
+  mcp-warden keys retire --file <file> --kid <kid>            remove a key that no longer signs
+  mcp-warden keys list --file <file>
 `;
 
 /** Thin CLI (STYLE rule 13): parse argv, load config, hand over. Returns the exit code, or undefined while serving. */
@@ -36,15 +40,8 @@ export async function main(argv: readonly string[]): Promise<number | undefined>
         return reportConfigError(err);
       }
     }
-    case 'keys': {
-      const [sub, ...args] = rest;
-      const { values } = parseArgs({ args, options: { out: { type: 'string' }, alg: { type: 'string', default: 'EdDSA' } }, strict: true });
-      if (sub !== 'generate' || values.out === undefined || (values.alg !== 'EdDSA' && values.alg !== 'ES256')) return usage();
-      const jwk = await generateGatewayJwk(values.alg);
-      writeKeyFile(values.out, jwk);
-      process.stdout.write(`wrote ${values.out} (kid ${jwk.kid}, ${values.alg})\n`);
-      return 0;
-    }
+    case 'keys':
+      return keysCommand(rest);
     default:
       return usage();
   }
@@ -61,4 +58,37 @@ function reportConfigError(err: unknown): number {
     return 1;
   }
   throw err;
+}
+
+async function keysCommand(args: readonly string[]): Promise<number> {
+  const [sub, ...rest] = args;
+  const { values } = parseArgs({
+    args: [...rest],
+    options: { out: { type: 'string' }, file: { type: 'string' }, kid: { type: 'string' }, alg: { type: 'string', default: 'EdDSA' } },
+    strict: true,
+  });
+  const alg = values.alg;
+  if (alg !== 'EdDSA' && alg !== 'ES256') return usage();
+  const file = values.file ?? values.out;
+  if (file === undefined) return usage();
+  switch (sub) {
+    case 'generate':
+      process.stdout.write(`wrote ${file} (kid ${await generateKeyFile(file, alg)}, ${alg})\n`);
+      return 0;
+    case 'add':
+      process.stdout.write(`added kid ${await addKey(file, alg)} to ${file} (published, not signing)\n`);
+      return 0;
+    case 'promote':
+    case 'retire':
+      if (values.kid === undefined) return usage();
+      if (sub === 'promote') promoteKey(file, values.kid);
+      else retireKey(file, values.kid);
+      process.stdout.write(`${sub}d ${values.kid} in ${file}\n`);
+      return 0;
+    case 'list':
+      for (const k of listKeys(file)) process.stdout.write(`${k.kid} ${k.alg}${k.signing ? ' (signing)' : ''}\n`);
+      return 0;
+    default:
+      return usage();
+  }
 }

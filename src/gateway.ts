@@ -7,6 +7,7 @@ import { createAuthenticator } from './auth/verify.ts';
 import { createIntrospector } from './auth/introspect.ts';
 import { createAssertionMinter } from './identity/assertion.ts';
 import { loadGatewayKeys } from './identity/keys.ts';
+import { createSessionBinder } from './identity/session.ts';
 import { createLogger, type Logger } from './observe/log.ts';
 import type { RequestRecord } from './observe/record.ts';
 import { createPipeline } from './pipeline.ts';
@@ -53,6 +54,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     router: createRouter(config.upstreams),
     wellKnown: createWellKnown(config, gatewayKeys.publicJwks),
     authenticate: createAuthenticator({ keys: issuerKeys, cache, introspect: createIntrospector(now), now }),
+    sessions: createSessionBinder(gatewayKeys.sessionSecrets),
     mintAssertion: createAssertionMinter({ keys: gatewayKeys, issuer: config.publicUrl.origin, ttlSeconds: config.identity.ttlSeconds, now }),
     pools,
     now,

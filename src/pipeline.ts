@@ -5,6 +5,8 @@ import { readBearer } from './auth/bearer.ts';
 import type { Authenticator } from './auth/verify.ts';
 import { decide } from './policy/decide.ts';
 import type { AssertionMinter } from './identity/assertion.ts';
+import type { SessionBinder } from './identity/session.ts';
+import type { Principal } from './auth/principal.ts';
 import { upstreamRequestHeaders } from './proxy/headers.ts';
 import { forward, type Pools } from './proxy/forward.ts';
 import type { Router } from './route/match.ts';
@@ -19,6 +21,7 @@ export interface PipelineDeps {
   readonly wellKnown: WellKnown;
   readonly authenticate: Authenticator;
   readonly mintAssertion: AssertionMinter;
+  readonly sessions: SessionBinder;
   readonly pools: Pools;
   readonly now: () => number;
   readonly onRecord: (record: RequestRecord) => void;
@@ -98,9 +101,16 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
       const decision = decide(principal, upstream, { httpMethod: req.method ?? '' });
       if (isDenial(decision)) return refuse(decision, cors);
 
+      const session = deps.sessions.check(singleHeader(req, 'mcp-session-id'), principal, upstream);
+      if (session.kind === 'malformed') return refuse(deny('session_invalid'), cors);
+      if (session.kind === 'foreign') return refuse(deny('session_unknown'), cors);
+
       const assertion = await deps.mintAssertion(principal, upstream);
       const headers = upstreamRequestHeaders(req, config.identity.header);
+      delete headers['mcp-session-id'];
+      if (session.kind === 'bound') headers['mcp-session-id'] = session.upstreamId;
       headers[config.identity.header.toLowerCase()] = assertion;
+      if (upstream.identity.informationalHeaders) Object.assign(headers, informationalHeaders(principal));
       headers['x-request-id'] = requestId;
       headers['x-forwarded-proto'] = config.publicUrl.protocol.slice(0, -1);
       headers['x-forwarded-host'] = config.publicUrl.host;
@@ -119,6 +129,13 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
         req, res, upstream, dispatcher: deps.pools.get(upstream), path: routed.upstreamPath, headers,
         body: hasBody(req) ? req : undefined, signal: abort.signal,
         ...(cors === undefined ? {} : { responseHeaders: cors }),
+        rewriteResponseHeaders: (h) => {
+          const id = h['mcp-session-id'];
+          if (id === undefined) return;
+          const bound = typeof id === 'string' ? deps.sessions.bind(id, principal, upstream as UpstreamConfig) : undefined;
+          if (bound === undefined) delete h['mcp-session-id'];
+          else h['mcp-session-id'] = bound;
+        },
       });
       if (outcome.kind === 'done') {
         record.upstreamMs = outcome.upstreamMs;
@@ -141,6 +158,21 @@ function hostIsSound(req: IncomingMessage): boolean {
   if (hosts > 1) return false;
   const host = req.headers.host;
   return host === undefined || /^[A-Za-z0-9.\-:\[\]]+$/.test(host);
+}
+
+/** A header's value when it was sent exactly once; several copies make it malformed (joined by Node). */
+function singleHeader(req: IncomingMessage, name: string): string | undefined {
+  const values = req.headersDistinct[name];
+  if (values === undefined) return undefined;
+  return values.length === 1 ? values[0] : '\u0000';
+}
+
+/** Plain headers beside the assertion; values outside visible ASCII are percent-encoded. */
+function informationalHeaders(p: Principal): Record<string, string> {
+  const safe = (v: string): string => (/^[\x20-\x7e]*$/.test(v) ? v : encodeURIComponent(v));
+  const out: Record<string, string> = { 'x-mcp-subject': safe(p.sub), 'x-mcp-scopes': safe([...p.scopes].join(' ')) };
+  if (p.clientId !== undefined) out['x-mcp-client-id'] = safe(p.clientId);
+  return out;
 }
 
 function hasBody(req: IncomingMessage): boolean {

@@ -22,6 +22,8 @@ export type Reason =
   | 'introspection_unavailable'
   | 'insufficient_scope'
   | 'client_not_allowed'
+  | 'session_invalid'
+  | 'session_unknown'
   | 'origin_forbidden'
   | 'host_invalid'
   | 'path_invalid'
@@ -67,6 +69,9 @@ export const reasons: Readonly<Record<Reason, ReasonInfo>> = Object.freeze({
   introspection_unavailable: r(503, undefined, false, 'token introspection is unavailable; try again later'),
   insufficient_scope: r(403, 'insufficient_scope', true, 'the token lacks a required scope'),
   client_not_allowed: r(403, undefined, false, 'this client is not allowed for this resource'),
+  session_invalid: r(400, undefined, false, 'invalid session id'),
+  // For another identity's session, the same answer as for an unknown one (MCP: 404 → re-initialize).
+  session_unknown: r(404, undefined, false, 'session not found'),
   origin_forbidden: r(403, undefined, false, 'origin not allowed'),
   host_invalid: r(400, undefined, false, 'invalid host header'),
   path_invalid: r(400, undefined, false, 'invalid request path'),

@@ -35,6 +35,7 @@ export interface UpstreamConfig {
   readonly tools: readonly ToolRule[];
   readonly allowedOrigins: ReadonlySet<string>;
   readonly timeoutMs: number;
+  readonly identity: { readonly claims: readonly string[]; readonly informationalHeaders: boolean };
   /** RFC 9728 §3.1 well-known URL for this resource. */
   readonly resourceMetadataUrl: string;
   readonly resourceMetadataPath: string;
@@ -94,6 +95,7 @@ function compile(raw: RawConfig, file: string, warnings: readonly ConfigProblem[
       tools: Object.freeze(u.tools.map((t) => Object.freeze({ name: t.name, match: globMatcher(t.name), scopes: Object.freeze([...t.scopes]) }))),
       allowedOrigins: new Set([new URL(base).origin, ...u.allowedOrigins]),
       timeoutMs: u.timeoutMs,
+      identity: Object.freeze({ claims: Object.freeze([...u.identity.claims]), informationalHeaders: u.identity.informationalHeaders }),
       resourceMetadataUrl: new URL(base).origin + metadataPath,
       resourceMetadataPath: metadataPath,
     });

@@ -3,6 +3,8 @@ import type { ConfigProblem } from './errors.ts';
 import { isSecureOrLoopback, parseUrl, stripTrailingSlash } from './urls.ts';
 
 type Path = readonly (string | number)[];
+
+const RESERVED_ASSERTION_CLAIMS = new Set(['iss', 'aud', 'exp', 'iat', 'nbf', 'jti', 'sub', 'scope', 'client_id', 'orig_iss', 'orig_exp', 'orig_jti', 'cnf']);
 export interface LintResult {
   readonly errors: readonly ConfigProblem[];
   readonly warnings: readonly ConfigProblem[];
@@ -98,6 +100,10 @@ export function lintConfig(raw: RawConfig, file: string, locate: (p: Path) => nu
     }
     up.tools.forEach((t, j) => {
       if (!/^[A-Za-z0-9_*.\/-]+$/.test(t.name)) err(at('tools', j, 'name'), 'tool names use letters, digits, _ . / - and * as a wildcard');
+    });
+    up.identity.claims.forEach((c, j) => {
+      // The assertion's own claims are set by the gateway; a listed claim may never overwrite them.
+      if (RESERVED_ASSERTION_CLAIMS.has(c)) err(at('identity', 'claims', j), `"${c}" is set by the gateway itself`);
     });
     up.clients?.forEach((c, j) => {
       if (c.includes('*')) err(at('clients', j), 'wildcards are not allowed');

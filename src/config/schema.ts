@@ -64,6 +64,12 @@ const upstream = z.strictObject({
   // Origin values accepted besides the gateway's own publicUrl origin (MCP transports, DNS rebinding).
   allowedOrigins: z.array(z.string().min(1)).default([]),
   timeoutMs: z.number().int().min(100).max(600_000).default(30_000),
+  identity: z.strictObject({
+    // Further verified claims copied into this upstream's assertion (e.g. email, groups, tenant).
+    claims: z.array(z.string().regex(/^[A-Za-z0-9_:.-]{1,64}$/)).default([]),
+    // Plain X-MCP-Subject / X-MCP-Client-Id / X-MCP-Scopes beside the assertion, always set by us.
+    informationalHeaders: z.boolean().default(false),
+  }).prefault({}),
 });
 
 const identity = z.strictObject({

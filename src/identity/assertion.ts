@@ -4,8 +4,10 @@ import type { Principal } from '../auth/principal.ts';
 import type { UpstreamConfig } from '../config/compile.ts';
 import type { GatewayKeys } from './keys.ts';
 
-/** JWS typ of the identity assertion, so it can never be confused with an access token (RFC 8725 §3.11). */
-export const ASSERTION_TYP = 'mcp-identity+jwt';
+// JWS typ mcp-identity+jwt: the assertion can never be confused with an access token (RFC 8725 §3.11).
+export { ASSERTION_TYP };
+
+import { ASSERTION_TYP } from './upstream.ts';
 
 export interface AssertionMinter {
   (principal: Principal, upstream: UpstreamConfig): Promise<string>;
@@ -43,6 +45,11 @@ export function createAssertionMinter(options: MinterOptions): AssertionMinter {
     };
     if (principal.clientId !== undefined) claims['client_id'] = principal.clientId;
     if (principal.jti !== undefined) claims['orig_jti'] = principal.jti;
+    // Only the claims this upstream's policy lists, and only from the verified token (SC-175).
+    for (const name of upstream.identity.claims) {
+      const value = principal.claims[name];
+      if (value !== undefined) claims[name] = value;
+    }
     const jwt = await new SignJWT(claims)
       .setProtectedHeader({ alg: signer.alg, kid: signer.kid, typ: ASSERTION_TYP })
       .setIssuer(options.issuer)

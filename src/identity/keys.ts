@@ -1,3 +1,4 @@
+import { hkdfSync } from 'node:crypto';
 import { chmodSync, mkdirSync, openSync, readFileSync, statSync, writeSync, closeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK } from 'jose';
@@ -9,6 +10,11 @@ export interface GatewayKeys {
   /** The first key signs; every key is published so upstreams keep verifying through a rotation. */
   readonly signer: { readonly key: CryptoKey; readonly kid: string; readonly alg: GatewayAlg };
   readonly publicJwks: { readonly keys: readonly JWK[] };
+  /**
+   * Session-binding MAC keys, derived (HKDF) from each private key: every replica holding the same key
+   * file agrees without a shared store. The first mints; all verify, so sessions survive a rotation.
+   */
+  readonly sessionSecrets: readonly Buffer[];
 }
 
 /** A new private JWK with a thumbprint kid (RFC 7638). */
@@ -62,6 +68,7 @@ export async function loadGatewayKeys(file: string, configFile: string): Promise
   const list = Array.isArray((parsed as { keys?: unknown }).keys) ? (parsed as { keys: unknown[] }).keys : [parsed];
   if (list.length === 0) fail('holds no key');
   const publicKeys: JWK[] = [];
+  const sessionSecrets: Buffer[] = [];
   let signer: GatewayKeys['signer'] | undefined;
   for (const [i, entry] of list.entries()) {
     const jwk = entry as JWK;
@@ -77,6 +84,7 @@ export async function loadGatewayKeys(file: string, configFile: string): Promise
     const { d: _d, ...pub } = jwk;
     publicKeys.push({ ...pub, kid, alg: alg as string, use: 'sig' });
     if (i === 0) signer = { key, kid, alg: alg as GatewayAlg };
+    sessionSecrets.push(Buffer.from(hkdfSync('sha256', Buffer.from(jwk.d as string, 'base64url'), 'mcp-warden', 'mcp-session-binding', 32)));
   }
-  return Object.freeze({ signer: signer as GatewayKeys['signer'], publicJwks: Object.freeze({ keys: Object.freeze(publicKeys) }) });
+  return Object.freeze({ signer: signer as GatewayKeys['signer'], publicJwks: Object.freeze({ keys: Object.freeze(publicKeys) }), sessionSecrets: Object.freeze(sessionSecrets) });
 }

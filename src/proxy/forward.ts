@@ -47,6 +47,8 @@ export interface ForwardRequest {
   readonly signal: AbortSignal;
   /** Extra response headers from the gateway (CORS, request id). */
   readonly responseHeaders?: Record<string, string>;
+  /** Rewrites upstream response headers before they reach the client (session binding). */
+  readonly rewriteResponseHeaders?: (headers: Record<string, unknown>) => void;
 }
 
 export type ForwardOutcome =
@@ -74,6 +76,7 @@ export async function forward(f: ForwardRequest): Promise<ForwardOutcome> {
   const upstreamMs = performance.now() - started;
   const headers = clientResponseHeaders(response.headers);
   if (f.responseHeaders !== undefined) Object.assign(headers, f.responseHeaders);
+  f.rewriteResponseHeaders?.(headers);
   f.res.writeHead(response.statusCode, headers);
   // Headers go out now, so an SSE client sees the stream open before the first event.
   f.res.flushHeaders();

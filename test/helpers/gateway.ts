@@ -1,6 +1,6 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import { Writable } from 'node:stream';
 import { stringify } from 'yaml';
 import { startFromFile } from '../../src/serve.ts';
@@ -47,7 +47,8 @@ export function twoUpstreamConfig(issuer: IssuerSpec, upstreamUrl: string, overr
 export async function startGateway(config: Record<string, unknown>, options: { now?: () => number } = {}): Promise<StartedGateway> {
   const dir = mkdtempSync(join(tmpdir(), 'mcp-warden-test-'));
   const identity = { ...(config['identity'] as Record<string, unknown>) };
-  identity['signingKeyFile'] = join(dir, String(identity['signingKeyFile'] ?? 'gateway.jwk'));
+  const keyFile = String(identity['signingKeyFile'] ?? 'gateway.jwk');
+  identity['signingKeyFile'] = isAbsolute(keyFile) ? keyFile : join(dir, keyFile);
   const configFile = join(dir, 'config.yaml');
   writeFileSync(configFile, stringify({ ...config, identity }));
   const logs: string[] = [];
