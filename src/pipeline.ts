@@ -1,14 +1,16 @@
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Config, UpstreamConfig } from './config/compile.ts';
 import { readBearer } from './auth/bearer.ts';
 import type { Authenticator } from './auth/verify.ts';
+import type { Principal } from './auth/principal.ts';
 import { decide } from './policy/decide.ts';
+import { inspect, protocolVersion, readBody, type Inspected } from './policy/jsonrpc.ts';
+import { createSseFilter, filterJsonBody, filtersListings, isListing, type ListingRequests } from './policy/filter.ts';
 import type { AssertionMinter } from './identity/assertion.ts';
 import type { SessionBinder } from './identity/session.ts';
-import type { Principal } from './auth/principal.ts';
 import { upstreamRequestHeaders } from './proxy/headers.ts';
-import { forward, type Pools } from './proxy/forward.ts';
+import { forward, type Pools, type ResponsePlan } from './proxy/forward.ts';
 import type { Router } from './route/match.ts';
 import type { WellKnown } from './route/well-known.ts';
 import { deny, isDenial, type Denial } from './reasons.ts';
@@ -25,14 +27,17 @@ export interface PipelineDeps {
   readonly pools: Pools;
   readonly now: () => number;
   readonly onRecord: (record: RequestRecord) => void;
+  readonly onStreamExpired?: (record: RequestRecord) => void;
 }
 
 const FORWARDED_METHODS = new Set(['GET', 'POST', 'DELETE']);
 const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
+const JSON_TYPE = /^application\/json\s*(?:;|$)/i;
 
 /**
  * The request pipeline, in its one declared order (STYLE rule 1):
- * public endpoints → route → origin → method → authenticate → authorize → forward identity → proxy → observe.
+ * public endpoints → route → origin → method → authenticate → authorize (upstream, then JSON-RPC body)
+ * → session binding → forward identity → proxy (listing filter, stream end at token expiry) → observe.
  * No stage can be skipped by configuration.
  */
 export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
@@ -48,22 +53,22 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
     });
     let upstream: UpstreamConfig | undefined;
     let tokenPresented = false;
-    const refuse = (denial: Denial, extraHeaders?: Record<string, string>): void => {
+    let cors: Record<string, string> | undefined;
+    const refuse = (denial: Denial): void => {
       record.outcome = denial.reason === 'upstream_unavailable' || denial.reason === 'upstream_timeout' || denial.reason === 'internal_error' ? 'error' : 'deny';
       record.reason = denial.reason;
       sendDenial(req, res, denial, {
         resourceMetadataUrl: upstream?.resourceMetadataUrl,
         tokenPresented,
         defaultScopes: upstream?.scopes ?? [],
-        ...(extraHeaders === undefined ? {} : { extraHeaders }),
+        ...(cors === undefined ? {} : { extraHeaders: cors }),
       });
     };
     try {
       // RFC 9112 §3.2: exactly one Host, and no userinfo in it (SC-115). Node keeps only the first.
       if (!hostIsSound(req)) return refuse(deny('host_invalid'));
       const target = req.url ?? '';
-      const pathOnly = target.split('?', 1)[0] as string;
-      if (deps.wellKnown(req, res, pathOnly)) {
+      if (deps.wellKnown(req, res, target.split('?', 1)[0] as string)) {
         record.outcome = 'public';
         return;
       }
@@ -76,7 +81,7 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
       // MCP transports "Security Warning": an Origin that is present and not allowed gets 403 (DNS rebinding).
       const origin = req.headers.origin;
       if (origin !== undefined && !upstream.allowedOrigins.has(origin)) return refuse(deny('origin_forbidden'));
-      const cors = origin === undefined ? undefined : corsHeaders(origin);
+      cors = origin === undefined ? undefined : corsHeaders(origin);
       if (req.method === 'OPTIONS') {
         // CORS preflight is answered here and never forwarded (SC-128).
         record.outcome = 'public';
@@ -88,22 +93,46 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
 
       const bearer = readBearer(req, routed.query, config.limits.maxTokenBytes, upstream.issuers.some((i) => i.introspection !== undefined));
       tokenPresented = req.headers.authorization !== undefined;
-      if (isDenial(bearer)) return refuse(bearer, cors);
+      if (isDenial(bearer)) return refuse(bearer);
       // RFC 6750 §2.2 form-encoded body tokens are not supported; beside a header token they are a second method.
-      if (/^application\/x-www-form-urlencoded\b/i.test(req.headers['content-type'] ?? '')) return refuse(deny('credentials_conflict'), cors);
+      if (/^application\/x-www-form-urlencoded\b/i.test(req.headers['content-type'] ?? '')) return refuse(deny('credentials_conflict'));
 
       const principal = await deps.authenticate(bearer.token, upstream);
-      if (isDenial(principal)) return refuse(principal, cors);
+      if (isDenial(principal)) return refuse(principal);
       record.iss = principal.iss;
       record.sub = principal.sub;
       record.clientId = principal.clientId;
 
-      const decision = decide(principal, upstream, { httpMethod: req.method ?? '' });
-      if (isDenial(decision)) return refuse(decision, cors);
+      // Authorize: upstream-wide rules first (no body needed), then every JSON-RPC message of a POST.
+      const base = decide(principal, upstream, { kind: 'http' });
+      if (isDenial(base)) return refuse(base);
+      const version = protocolVersion(req);
+      if (version === undefined) return refuse(deny('protocol_version_unsupported'));
+      let inspected: Inspected | undefined;
+      if (req.method === 'POST') {
+        if (!JSON_TYPE.test(req.headers['content-type'] ?? '')) return refuse(deny('media_type_unsupported'));
+        const body = await readBody(req, config.limits.maxBodyBytes);
+        if (isDenial(body)) return refuse(body);
+        const result = inspect(body, version, req, config.limits.maxBatchLength);
+        if (isDenial(result)) return refuse(result);
+        inspected = result;
+        const first = result.messages[0];
+        record.rpcMethod = result.batch ? `batch(${result.messages.length})` : first?.method;
+        record.tool = result.batch ? undefined : first?.name ?? first?.uri;
+        // A batch is refused whole when any element is denied: no partial forwarding (SC-136).
+        for (const m of result.messages) {
+          const d = decide(principal, upstream, { kind: 'rpc', method: m.method, name: m.name, uri: m.uri });
+          if (isDenial(d)) {
+            record.rpcMethod = m.method;
+            record.tool = m.name ?? m.uri;
+            return refuse({ ...d, rpcId: m.id });
+          }
+        }
+      }
 
       const session = deps.sessions.check(singleHeader(req, 'mcp-session-id'), principal, upstream);
-      if (session.kind === 'malformed') return refuse(deny('session_invalid'), cors);
-      if (session.kind === 'foreign') return refuse(deny('session_unknown'), cors);
+      if (session.kind === 'malformed') return refuse(deny('session_invalid'));
+      if (session.kind === 'foreign') return refuse(deny('session_unknown'));
 
       const assertion = await deps.mintAssertion(principal, upstream);
       const headers = upstreamRequestHeaders(req, config.identity.header);
@@ -116,6 +145,9 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
       headers['x-forwarded-host'] = config.publicUrl.host;
       const remote = req.socket.remoteAddress;
       if (remote !== undefined) headers['x-forwarded-for'] = remote;
+      const listings = listingRequests(inspected, upstream);
+      // A listing we may have to filter must arrive readable, not compressed.
+      if (listings.size > 0) delete headers['accept-encoding'];
 
       // RFC 9110 §10.1.1: 100-continue only once the request is authorized (SC-109).
       if (/100-continue/i.test(req.headers.expect ?? '')) res.writeContinue();
@@ -125,30 +157,64 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
         if (!res.writableFinished) abort.abort();
       });
       record.outcome = 'allow';
+      const bound = upstream;
       const outcome = await forward({
         req, res, upstream, dispatcher: deps.pools.get(upstream), path: routed.upstreamPath, headers,
-        body: hasBody(req) ? req : undefined, signal: abort.signal,
+        body: inspected?.body ?? (hasBody(req) ? req : undefined), abort,
         ...(cors === undefined ? {} : { responseHeaders: cors }),
-        rewriteResponseHeaders: (h) => {
-          const id = h['mcp-session-id'];
-          if (id === undefined) return;
-          const bound = typeof id === 'string' ? deps.sessions.bind(id, principal, upstream as UpstreamConfig) : undefined;
-          if (bound === undefined) delete h['mcp-session-id'];
-          else h['mcp-session-id'] = bound;
+        onResponse: (status, h) => {
+          rebindSession(h, principal, bound);
+          return responsePlan(status, h, listings, principal, bound);
         },
       });
-      if (outcome.kind === 'done') {
-        record.upstreamMs = outcome.upstreamMs;
-      } else if (!outcome.headersSent) {
-        refuse(deny(outcome.reason), cors);
-      } else {
-        record.reason = outcome.reason;
-      }
+      if (outcome.kind === 'done') record.upstreamMs = outcome.upstreamMs;
+      else if (!outcome.headersSent) refuse(deny(outcome.reason));
+      else record.reason = outcome.reason;
     } catch {
       // Never a stack trace to the client (SC-179); the audit line records the failure.
       refuse(deny('internal_error'));
     }
+
+    function rebindSession(h: OutgoingHttpHeaders, principal: Principal, u: UpstreamConfig): void {
+      const id = h['mcp-session-id'];
+      if (id === undefined) return;
+      const bound = typeof id === 'string' ? deps.sessions.bind(id, principal, u) : undefined;
+      if (bound === undefined) delete h['mcp-session-id'];
+      else h['mcp-session-id'] = bound;
+    }
+
+    function responsePlan(status: number, h: OutgoingHttpHeaders, listings: ListingRequests, principal: Principal, u: UpstreamConfig): ResponsePlan | undefined {
+      const type = String(h['content-type'] ?? '');
+      const sse = /^text\/event-stream/i.test(type);
+      let plan: { -readonly [K in keyof ResponsePlan]: ResponsePlan[K] } | undefined;
+      if (sse) {
+        // An SSE stream never outlives the token that opened it (plus the issuer's skew).
+        const skew = u.issuers.find((i) => i.name === principal.issuerName)?.clockSkewSeconds ?? 0;
+        plan = {
+          endStreamAfterMs: (principal.exp + skew) * 1000 - deps.now(),
+          onStreamEnded: () => {
+            record.reason = 'token_expired';
+            deps.onStreamExpired?.(record);
+          },
+        };
+      }
+      if (listings.size > 0 && status === 200) {
+        // Compressed or unknown bodies cannot be filtered: refused rather than leaked.
+        if (h['content-encoding'] !== undefined && h['content-encoding'] !== 'identity') return { rewrite: { maxBytes: 0, apply: () => undefined } };
+        if (sse) plan = { ...plan, transform: createSseFilter(listings, principal, u, config.limits.maxListingBytes) };
+        else if (JSON_TYPE.test(type)) plan = { rewrite: { maxBytes: config.limits.maxListingBytes, apply: (body) => filterJsonBody(body, listings, principal, u) } };
+      }
+      return plan;
+    }
   };
+}
+
+/** Ids of listing requests whose answers must be filtered for this caller. */
+function listingRequests(inspected: Inspected | undefined, upstream: UpstreamConfig): ListingRequests {
+  const out = new Map<string | number, string>();
+  if (inspected === undefined || !filtersListings(upstream)) return out;
+  for (const m of inspected.messages) if (m.kind === 'request' && m.id !== null && isListing(m.method)) out.set(m.id, m.method);
+  return out;
 }
 
 function hostIsSound(req: IncomingMessage): boolean {
@@ -160,7 +226,7 @@ function hostIsSound(req: IncomingMessage): boolean {
   return host === undefined || /^[A-Za-z0-9.\-:\[\]]+$/.test(host);
 }
 
-/** A header's value when it was sent exactly once; several copies make it malformed (joined by Node). */
+/** A header's value when it was sent exactly once; several copies make it malformed. */
 function singleHeader(req: IncomingMessage, name: string): string | undefined {
   const values = req.headersDistinct[name];
   if (values === undefined) return undefined;

@@ -22,6 +22,14 @@ export type Reason =
   | 'introspection_unavailable'
   | 'insufficient_scope'
   | 'client_not_allowed'
+  | 'policy_denied'
+  | 'body_too_large'
+  | 'body_invalid'
+  | 'rpc_invalid'
+  | 'batch_not_allowed'
+  | 'protocol_version_unsupported'
+  | 'header_mismatch'
+  | 'media_type_unsupported'
   | 'session_invalid'
   | 'session_unknown'
   | 'origin_forbidden'
@@ -72,6 +80,14 @@ export const reasons: Readonly<Record<Reason, ReasonInfo>> = Object.freeze({
   session_invalid: r(400, undefined, false, 'invalid session id'),
   // For another identity's session, the same answer as for an unknown one (MCP: 404 → re-initialize).
   session_unknown: r(404, undefined, false, 'session not found'),
+  policy_denied: r(403, undefined, false, 'the policy does not allow this call'),
+  body_too_large: r(413, undefined, false, 'the request body is too large'),
+  body_invalid: r(400, undefined, false, 'the request body is not valid JSON'),
+  rpc_invalid: r(400, undefined, false, 'the request body is not a valid JSON-RPC message'),
+  batch_not_allowed: r(400, undefined, false, 'JSON-RPC batches are not part of this protocol version'),
+  protocol_version_unsupported: r(400, undefined, false, 'unsupported MCP-Protocol-Version'),
+  header_mismatch: r(400, undefined, false, 'Mcp-Method or Mcp-Name does not match the request body'),
+  media_type_unsupported: r(415, undefined, false, 'the request body must be application/json'),
   origin_forbidden: r(403, undefined, false, 'origin not allowed'),
   host_invalid: r(400, undefined, false, 'invalid host header'),
   path_invalid: r(400, undefined, false, 'invalid request path'),
@@ -88,6 +104,8 @@ export interface Denial {
   readonly reason: Reason;
   /** Scopes for the challenge's scope attribute (RFC 6750 §3, MCP step-up). */
   readonly scopes?: readonly string[];
+  /** Set once the JSON-RPC body was read: the answer is a JSON-RPC error for this id. */
+  readonly rpcId?: string | number | null;
 }
 
 export function deny(reason: Reason, scopes?: readonly string[]): Denial {

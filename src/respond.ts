@@ -34,7 +34,7 @@ export function sendDenial(req: IncomingMessage, res: ServerResponse, denial: De
   if (denial.reason === 'method_not_allowed') headers['allow'] = 'GET, POST, DELETE, OPTIONS';
   // A request body we refused without reading must not be parsed as the next request on this connection.
   if (!req.complete) headers['connection'] = 'close';
-  const body = JSON.stringify({
+  const body = JSON.stringify(denial.rpcId !== undefined ? rpcError(denial, denial.rpcId, info.description) : {
     error: info.oauthError ?? errorName(info.status),
     error_description: info.description,
     reason: denial.reason,
@@ -48,6 +48,14 @@ export function sendDenial(req: IncomingMessage, res: ServerResponse, denial: De
   res.end(body);
 }
 
+// JSON-RPC 2.0 §5.1 codes; -32003 is the MCP ecosystem's "forbidden" for calls the policy refuses.
+function rpcError(denial: Denial, id: string | number | null, message: string): unknown {
+  const code = denial.reason === 'body_invalid' ? -32700 : denial.reason === 'policy_denied' || denial.reason === 'insufficient_scope' ? -32003 : -32600;
+  const data: Record<string, unknown> = { reason: denial.reason };
+  if (denial.scopes !== undefined) data['scope'] = denial.scopes.join(' ');
+  return { jsonrpc: '2.0', id, error: { code, message, data } };
+}
+
 function errorName(status: number): string {
   switch (status) {
     case 400:
@@ -58,6 +66,10 @@ function errorName(status: number): string {
       return 'not_found';
     case 405:
       return 'method_not_allowed';
+    case 413:
+      return 'payload_too_large';
+    case 415:
+      return 'unsupported_media_type';
     case 502:
       return 'bad_gateway';
     case 503:

@@ -3,6 +3,7 @@ import { ConfigError, type ConfigProblem } from './errors.ts';
 import { lintConfig } from './lint.ts';
 import { loadConfigFile, parseConfigText, type LoadedConfig } from './load.ts';
 import { stripTrailingSlash } from './urls.ts';
+import { compileRules, type PolicyRule } from '../policy/compile.ts';
 
 export interface IssuerConfig {
   readonly name: string;
@@ -16,11 +17,6 @@ export interface IssuerConfig {
   readonly introspection: Readonly<NonNullable<RawIssuer['introspection']>> | undefined;
 }
 
-export interface ToolRule {
-  readonly name: string;
-  readonly match: (tool: string) => boolean;
-  readonly scopes: readonly string[];
-}
 
 export interface UpstreamConfig {
   readonly name: string;
@@ -32,7 +28,11 @@ export interface UpstreamConfig {
   readonly issuers: readonly IssuerConfig[];
   readonly scopes: readonly string[];
   readonly clients: ReadonlySet<string> | undefined;
-  readonly tools: readonly ToolRule[];
+  /** Policy rules in evaluation order (tools entries, then rules). */
+  readonly rules: readonly PolicyRule[];
+  readonly defaultAction: 'allow' | 'deny';
+  /** Every scope any rule of this upstream can ask for (RFC 9728 scopes_supported). */
+  readonly allScopes: readonly string[];
   readonly allowedOrigins: ReadonlySet<string>;
   readonly timeoutMs: number;
   readonly identity: { readonly claims: readonly string[]; readonly informationalHeaders: boolean };
@@ -92,7 +92,9 @@ function compile(raw: RawConfig, file: string, warnings: readonly ConfigProblem[
       issuers: Object.freeze(u.issuers.map((n) => byName.get(n) as IssuerConfig)),
       scopes: Object.freeze([...u.scopes]),
       clients: u.clients === undefined ? undefined : new Set(u.clients),
-      tools: Object.freeze(u.tools.map((t) => Object.freeze({ name: t.name, match: globMatcher(t.name), scopes: Object.freeze([...t.scopes]) }))),
+      rules: compileRules(u.tools, u.rules),
+      defaultAction: u.default,
+      allScopes: Object.freeze([...new Set([...u.scopes, ...u.tools.flatMap((t) => t.scopes), ...u.rules.flatMap((r) => r.scopes)])]),
       allowedOrigins: new Set([new URL(base).origin, ...u.allowedOrigins]),
       timeoutMs: u.timeoutMs,
       identity: Object.freeze({ claims: Object.freeze([...u.identity.claims]), informationalHeaders: u.identity.informationalHeaders }),
@@ -111,11 +113,4 @@ function compile(raw: RawConfig, file: string, warnings: readonly ConfigProblem[
     limits: Object.freeze({ ...raw.limits }),
     warnings,
   });
-}
-
-/** `*` matches any run of characters; everything else is literal. */
-export function globMatcher(pattern: string): (value: string) => boolean {
-  if (!pattern.includes('*')) return (value) => value === pattern;
-  const re = new RegExp('^' + pattern.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\\/-]/g, '\\$&')).join('.*') + '$');
-  return (value) => re.test(value);
 }

@@ -91,7 +91,11 @@ export function lintConfig(raw: RawConfig, file: string, locate: (p: Path) => nu
     up.issuers.forEach((name, j) => {
       if (!raw.issuers.some((iss) => iss.name === name)) err(at('issuers', j), `unknown issuer "${name}"`);
     });
-    const scopeChecks: [readonly string[], Path][] = [[up.scopes, at('scopes')], ...up.tools.map((t, j): [readonly string[], Path] => [t.scopes, at('tools', j, 'scopes')])];
+    const scopeChecks: [readonly string[], Path][] = [
+      [up.scopes, at('scopes')],
+      ...up.tools.map((t, j): [readonly string[], Path] => [t.scopes, at('tools', j, 'scopes')]),
+      ...up.rules.map((r, j): [readonly string[], Path] => [r.scopes, at('rules', j, 'scopes')]),
+    ];
     for (const [scopes, path] of scopeChecks) {
       scopes.forEach((s, j) => {
         // RFC 6749 §3.3 scope-token: printable ASCII without space, quote or backslash.
@@ -100,6 +104,19 @@ export function lintConfig(raw: RawConfig, file: string, locate: (p: Path) => nu
     }
     up.tools.forEach((t, j) => {
       if (!/^[A-Za-z0-9_*.\/-]+$/.test(t.name)) err(at('tools', j, 'name'), 'tool names use letters, digits, _ . / - and * as a wildcard');
+    });
+    up.rules.forEach((r, j) => {
+      if (!/^[A-Za-z0-9_*\/.-]+$/.test(r.method)) err(at('rules', j, 'method'), 'a JSON-RPC method name or glob (tools/call, tools/*, *)');
+      // A target only means something for the method that carries it; elsewhere it would never match.
+      const fits = (method: string): boolean => r.method === method || r.method === '*' || r.method === method.split('/')[0] + '/*';
+      if (r.tool !== undefined && !fits('tools/call')) err(at('rules', j, 'tool'), 'tool applies to method tools/call only');
+      if (r.prompt !== undefined && !fits('prompts/get')) err(at('rules', j, 'prompt'), 'prompt applies to method prompts/get only');
+      if (r.resource !== undefined && !fits('resources/read')) err(at('rules', j, 'resource'), 'resource applies to method resources/read only');
+      if ([r.tool, r.prompt, r.resource].filter((x) => x !== undefined).length > 1) err(at('rules', j), 'name one of tool, prompt or resource');
+      if (r.deny && (r.scopes.length > 0 || r.claims !== undefined)) err(at('rules', j, 'deny'), 'a deny rule takes no scopes or claims');
+    });
+    up.tools.forEach((t, j) => {
+      if (t.deny && (t.scopes.length > 0 || t.claims !== undefined)) err(at('tools', j, 'deny'), 'a deny rule takes no scopes or claims');
     });
     up.identity.claims.forEach((c, j) => {
       // The assertion's own claims are set by the gateway; a listed claim may never overwrite them.

@@ -49,6 +49,19 @@ const issuer = z.strictObject({
 const toolRule = z.strictObject({
   name: z.string().min(1),
   scopes: z.array(z.string().min(1)).default([]),
+  claims: z.record(z.string(), z.array(z.string().min(1)).min(1)).optional(),
+  deny: z.boolean().default(false),
+});
+
+// One policy rule (README "Policy"): which JSON-RPC calls it matches, and what they need.
+const rule = z.strictObject({
+  method: z.string().min(1),
+  tool: z.string().min(1).optional(),
+  prompt: z.string().min(1).optional(),
+  resource: z.string().min(1).optional(), // URI prefix
+  scopes: z.array(z.string().min(1)).default([]),
+  claims: z.record(z.string(), z.array(z.string().min(1)).min(1)).optional(),
+  deny: z.boolean().default(false),
 });
 
 const upstream = z.strictObject({
@@ -61,6 +74,9 @@ const upstream = z.strictObject({
   // RFC 9068 client_id / azp allow-list; absent = any client of the accepted issuers.
   clients: z.array(z.string().min(1)).min(1).optional(),
   tools: z.array(toolRule).default([]),
+  rules: z.array(rule).default([]),
+  // For a JSON-RPC method or tool that no rule names: allow (the upstream scopes suffice) or deny.
+  default: z.enum(['allow', 'deny']).default('allow'),
   // Origin values accepted besides the gateway's own publicUrl origin (MCP transports, DNS rebinding).
   allowedOrigins: z.array(z.string().min(1)).default([]),
   timeoutMs: z.number().int().min(100).max(600_000).default(30_000),
@@ -88,6 +104,8 @@ export const configSchema = z.strictObject({
   limits: z.strictObject({
     maxTokenBytes: z.number().int().min(1_024).max(16_384).default(8_192),
     maxBodyBytes: z.number().int().min(1_024).max(64 * 1024 * 1024).default(1024 * 1024),
+    maxBatchLength: z.number().int().min(1).max(1_000).default(100),
+    maxListingBytes: z.number().int().min(64 * 1024).max(64 * 1024 * 1024).default(8 * 1024 * 1024),
     headersTimeoutMs: z.number().int().min(1_000).max(120_000).default(10_000),
     requestTimeoutMs: z.number().int().min(1_000).max(600_000).default(60_000),
   }).prefault({}),

@@ -1,24 +1,37 @@
 import type { UpstreamConfig } from '../config/compile.ts';
 import type { Principal } from '../auth/principal.ts';
 import { deny, type Denial } from '../reasons.ts';
+import type { PolicyRule } from './compile.ts';
 
 export interface Allow {
   readonly kind: 'allow';
+  /** The rule that allowed it, for the audit log; undefined = upstream scopes / default. */
+  readonly rule: string | undefined;
 }
 
-/** What the request asks the upstream to do; richer MCP call facts (method, tool) slot in here. */
-export interface Call {
-  readonly httpMethod: string;
-}
+/** What the request asks the upstream to do. */
+export type Call =
+  | { readonly kind: 'http' } // GET stream or DELETE: no JSON-RPC body to judge
+  | { readonly kind: 'rpc'; readonly method: string; readonly name?: string | undefined; readonly uri?: string | undefined };
 
-const ALLOW: Allow = Object.freeze({ kind: 'allow' });
+// Protocol housekeeping a client must be able to send whatever the default (lifecycle, liveness,
+// cancellation), unless a rule names it explicitly. A client's JSON-RPC responses (to sampling or
+// elicitation requests) are judged as the pseudo-method "response".
+const HOUSEKEEPING = new Set([
+  'initialize', 'ping', 'response',
+  'notifications/initialized', 'notifications/cancelled', 'notifications/progress', 'notifications/roots/list_changed',
+]);
+
+const ALLOW_BY_SCOPES: Allow = Object.freeze({ kind: 'allow', rule: undefined });
 
 /**
  * Authorization as a pure function (STYLE rule 7): same inputs, same decision; no I/O.
  * 1. client allow-list (RFC 9068 client_id; confused-deputy guard, SC-067)
  * 2. the upstream's required scopes (exact, case-sensitive tokens: RFC 6749 §3.3, SC-063)
+ * 3. the first rule matching the JSON-RPC call: deny, or its claims and scopes
+ * 4. no rule: housekeeping allowed; otherwise the upstream's default (allow | deny)
  */
-export function decide(principal: Principal, upstream: UpstreamConfig, _call: Call): Allow | Denial {
+export function decide(principal: Principal, upstream: UpstreamConfig, call: Call): Allow | Denial {
   if (upstream.clients !== undefined && (principal.clientId === undefined || !upstream.clients.has(principal.clientId))) {
     return deny('client_not_allowed');
   }
@@ -26,5 +39,39 @@ export function decide(principal: Principal, upstream: UpstreamConfig, _call: Ca
     // MCP 2025-11-25 "Scope challenge handling": name every scope this request needs.
     if (!principal.scopes.has(scope)) return deny('insufficient_scope', upstream.scopes);
   }
-  return ALLOW;
+  if (call.kind === 'http') return ALLOW_BY_SCOPES;
+  const rule = upstream.rules.find((r) => matches(r, call));
+  if (rule === undefined) {
+    return HOUSEKEEPING.has(call.method) || upstream.defaultAction === 'allow' ? ALLOW_BY_SCOPES : deny('policy_denied');
+  }
+  if (rule.deny) return deny('policy_denied');
+  if (rule.claims !== undefined) {
+    for (const [claim, accepted] of rule.claims) if (!claimMatches(principal.claims[claim], accepted)) return deny('policy_denied');
+  }
+  for (const scope of rule.scopes) {
+    // Step-up hint: the scopes already required plus the rule's, so the client keeps what it has.
+    if (!principal.scopes.has(scope)) return deny('insufficient_scope', [...new Set([...upstream.scopes, ...rule.scopes])]);
+  }
+  return { kind: 'allow', rule: rule.source };
+}
+
+function matches(rule: PolicyRule, call: { readonly method: string; readonly name?: string | undefined; readonly uri?: string | undefined }): boolean {
+  if (!rule.method(call.method)) return false;
+  const target = rule.target;
+  if (target === undefined) return true;
+  switch (target.kind) {
+    case 'tool':
+      return call.method === 'tools/call' && call.name !== undefined && target.match(call.name);
+    case 'prompt':
+      return call.method === 'prompts/get' && call.name !== undefined && target.match(call.name);
+    case 'resource':
+      return call.method === 'resources/read' && call.uri !== undefined && call.uri.startsWith(target.prefix);
+  }
+}
+
+/** A claim matches when it is (or, as an array, contains) one of the accepted string values. */
+function claimMatches(value: unknown, accepted: ReadonlySet<string>): boolean {
+  if (typeof value === 'string') return accepted.has(value);
+  if (Array.isArray(value)) return value.some((v) => typeof v === 'string' && accepted.has(v));
+  return false;
 }

@@ -1,4 +1,5 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Pool, errors as undiciErrors, type Dispatcher } from 'undici';
 import type { UpstreamConfig } from '../config/compile.ts';
@@ -35,6 +36,17 @@ export function createPools(upstreams: readonly UpstreamConfig[]): Pools {
   };
 }
 
+/** How the gateway treats one upstream response, decided when its headers arrive. */
+export interface ResponsePlan {
+  /** Streamed through (SSE listing filter). */
+  readonly transform?: Transform;
+  /** Read whole (at most maxBytes), then replaced; undefined from rewrite = refuse (fail closed). */
+  readonly rewrite?: { readonly maxBytes: number; readonly apply: (body: Buffer) => Buffer | undefined };
+  /** A streaming response is ended after this many ms (the token that opened it expires). */
+  readonly endStreamAfterMs?: number;
+  readonly onStreamEnded?: () => void;
+}
+
 export interface ForwardRequest {
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
@@ -44,11 +56,11 @@ export interface ForwardRequest {
   readonly headers: Record<string, string | string[]>;
   /** A body already read by the gateway (policy inspection) or the request stream itself. */
   readonly body: Buffer | IncomingMessage | undefined;
-  readonly signal: AbortSignal;
+  readonly abort: AbortController;
   /** Extra response headers from the gateway (CORS, request id). */
   readonly responseHeaders?: Record<string, string>;
-  /** Rewrites upstream response headers before they reach the client (session binding). */
-  readonly rewriteResponseHeaders?: (headers: Record<string, unknown>) => void;
+  /** Rewrites upstream response headers and chooses the body treatment. */
+  readonly onResponse?: (status: number, headers: OutgoingHttpHeaders) => ResponsePlan | undefined;
 }
 
 export type ForwardOutcome =
@@ -65,28 +77,75 @@ export async function forward(f: ForwardRequest): Promise<ForwardOutcome> {
       method: f.req.method as Dispatcher.HttpMethod,
       headers: f.headers,
       body: f.body ?? null,
-      signal: f.signal,
+      signal: f.abort.signal,
       headersTimeout: f.upstream.timeoutMs,
-      // SSE streams are long-lived by design; an idle stream is closed by the stream guard instead.
+      // SSE streams are long-lived by design; they end with the token or the client instead.
       bodyTimeout: 0,
     });
   } catch (err) {
     return { kind: 'failed', reason: upstreamReason(err), headersSent: false };
   }
   const upstreamMs = performance.now() - started;
+  response.body.on('error', () => undefined);
   const headers = clientResponseHeaders(response.headers);
   if (f.responseHeaders !== undefined) Object.assign(headers, f.responseHeaders);
-  f.rewriteResponseHeaders?.(headers);
+  const plan = f.onResponse?.(response.statusCode, headers);
+
+  if (plan?.rewrite !== undefined) {
+    const body = await readAll(response.body, plan.rewrite.maxBytes);
+    const rewritten = body === undefined ? undefined : plan.rewrite.apply(body);
+    if (rewritten === undefined) return { kind: 'failed', reason: 'upstream_unavailable', headersSent: false };
+    headers['content-length'] = String(rewritten.length);
+    f.res.writeHead(response.statusCode, headers);
+    f.res.end(rewritten);
+    return { kind: 'done', status: response.statusCode, upstreamMs };
+  }
+
+  if (plan?.transform !== undefined) delete headers['content-length'];
   f.res.writeHead(response.statusCode, headers);
   // Headers go out now, so an SSE client sees the stream open before the first event.
   f.res.flushHeaders();
+  let timer: NodeJS.Timeout | undefined;
+  let ended = false;
+  if (plan?.endStreamAfterMs !== undefined) {
+    timer = setTimeout(() => {
+      // The token that opened this stream has expired: end it cleanly, upstream first.
+      ended = true;
+      f.abort.abort();
+      f.res.end();
+      plan.onStreamEnded?.();
+    }, Math.max(0, plan.endStreamAfterMs));
+    timer.unref();
+  }
   try {
-    await pipeline(response.body, f.res);
+    if (plan?.transform !== undefined) await pipeline(response.body, plan.transform, f.res);
+    else await pipeline(response.body, f.res);
   } catch {
+    if (ended) return { kind: 'done', status: response.statusCode, upstreamMs };
     // Client gone or upstream reset mid-stream: both ends are torn down by pipeline; nothing to send.
-    return { kind: 'failed', reason: f.signal.aborted ? 'upstream_timeout' : 'upstream_unavailable', headersSent: true };
+    return { kind: 'failed', reason: 'upstream_unavailable', headersSent: true };
+  } finally {
+    clearTimeout(timer);
   }
   return { kind: 'done', status: response.statusCode, upstreamMs };
+}
+
+async function readAll(body: Dispatcher.ResponseData['body'], maxBytes: number): Promise<Buffer | undefined> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of body) {
+      size += (chunk as Buffer).length;
+      if (size > maxBytes) {
+        body.destroy();
+        return undefined;
+      }
+      chunks.push(chunk as Buffer);
+    }
+  } catch {
+    return undefined;
+  }
+  return Buffer.concat(chunks, size);
 }
 
 function upstreamReason(err: unknown): Reason {

@@ -47,7 +47,7 @@ export function createWellKnown(config: Config, publicJwks: unknown): WellKnown 
 }
 
 function metadata(u: UpstreamConfig): Record<string, unknown> {
-  const scopes = new Set([...u.scopes, ...u.tools.flatMap((t) => t.scopes)]);
+  const scopes = new Set(u.allScopes);
   const doc: Record<string, unknown> = {
     resource: u.audience,
     authorization_servers: [...new Set(u.issuers.map((i) => i.issuer))],

@@ -5,6 +5,7 @@ import { request } from 'undici';
 import { decodeJwt } from 'jose';
 import { TestUpstream } from '../helpers/upstream.ts';
 import { AUD, startGateway, twoUpstreamConfig, type StartedGateway } from '../helpers/gateway.ts';
+import { RPC } from '../helpers/rpc.ts';
 
 const ISSUER = 'http://127.0.0.1:1/as'; // never contacted: introspection issuers have no JWKS
 let answers: Map<string, Record<string, unknown> | 'down'>;
@@ -54,7 +55,7 @@ afterAll(async () => {
 });
 
 async function call(token: string): Promise<{ status: number; reason: string | undefined }> {
-  const res = await request(gw.url + '/mcp', { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: '{}' });
+  const res = await request(gw.url + '/mcp', { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: RPC });
   const text = await res.body.text();
   return { status: res.statusCode, reason: res.statusCode === 200 ? undefined : (JSON.parse(text) as { reason: string }).reason };
 }

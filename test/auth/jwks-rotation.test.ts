@@ -4,6 +4,7 @@ import { generateKeyPair } from 'jose';
 import { TestIdp } from '../helpers/idp.ts';
 import { TestUpstream } from '../helpers/upstream.ts';
 import { AUD, startGateway, twoUpstreamConfig, type StartedGateway } from '../helpers/gateway.ts';
+import { RPC } from '../helpers/rpc.ts';
 
 let idp: TestIdp;
 let upstream: TestUpstream;
@@ -15,7 +16,7 @@ afterEach(async () => {
 });
 
 async function call(token: string): Promise<{ status: number; reason: string | undefined }> {
-  const res = await request(gw.url + '/mcp', { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: '{}' });
+  const res = await request(gw.url + '/mcp', { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: RPC });
   const text = await res.body.text();
   return { status: res.statusCode, reason: res.statusCode === 200 ? undefined : (JSON.parse(text) as { reason: string }).reason };
 }

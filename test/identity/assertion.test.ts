@@ -13,6 +13,7 @@ import { createIdentityVerifier, requireIdentity, type VerifiedIdentity } from '
 import { TestIdp } from '../helpers/idp.ts';
 import { TestUpstream } from '../helpers/upstream.ts';
 import { AUD, AUD_OTHER, PUBLIC_URL, startGateway, twoUpstreamConfig, type StartedGateway } from '../helpers/gateway.ts';
+import { RPC } from '../helpers/rpc.ts';
 
 /** An MCP server that trusts only the gateway's assertion, via the exported helper (README example). */
 async function startVerifyingServer(gatewayJwksUrl: () => string, audience: string): Promise<{ url: string; server: Server; rejected: number }> {
@@ -102,7 +103,7 @@ describe('the identity assertion', () => {
     const token = await idp.token(AUD_OTHER, { sub: 'alice' });
     const seen: string[] = [];
     for (const t of [token, await idp.token(AUD_OTHER, { sub: 'alice' })]) {
-      const res = await request(`${gw.url}/other-mcp`, { method: 'POST', headers: { authorization: `Bearer ${t}` }, body: '{}' });
+      const res = await request(`${gw.url}/other-mcp`, { method: 'POST', headers: { authorization: `Bearer ${t}`, 'content-type': 'application/json' }, body: RPC });
       expect(res.statusCode).toBe(200);
       await res.body.dump();
       const values = echo.last()?.headers.get('x-mcp-identity') ?? [];
@@ -123,7 +124,7 @@ describe('the identity assertion', () => {
 
   it('sets informational headers when the policy asks, always overwriting client-supplied ones', async () => {
     const token = await idp.token(AUD_OTHER, { sub: 'alice', client_id: 'cli' });
-    const res = await request(`${gw.url}/other-mcp`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'x-mcp-subject': 'admin', 'X-MCP-Scopes': 'everything' }, body: '{}' });
+    const res = await request(`${gw.url}/other-mcp`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'x-mcp-subject': 'admin', 'X-MCP-Scopes': 'everything' }, body: RPC });
     await res.body.dump();
     const h = echo.last()?.headers;
     expect(h?.get('x-mcp-subject')).toEqual(['alice']);
@@ -133,7 +134,7 @@ describe('the identity assertion', () => {
 
   it('an assertion replayed to another upstream fails that upstream\'s audience check', async () => {
     const token = await idp.token(AUD_OTHER);
-    const res = await request(`${gw.url}/other-mcp`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: '{}' });
+    const res = await request(`${gw.url}/other-mcp`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: RPC });
     await res.body.dump();
     const assertion = echo.last()?.headers.get('x-mcp-identity')?.[0] as string;
     const verifyAsMcp = createIdentityVerifier({ keys: await gatewayJwks(), audience: AUD, issuer: PUBLIC_URL });
@@ -147,7 +148,7 @@ describe('the identity assertion', () => {
   it('SC-100 a client-forged X-MCP-Identity never reaches the upstream; exactly one gateway-signed assertion does', async () => {
     const evil = await idp.sign({ sub: 'admin', aud: AUD_OTHER, iss: PUBLIC_URL, exp: Math.floor(Date.now() / 1000) + 60 });
     const token = await idp.token(AUD_OTHER, { sub: 'alice' });
-    const res = await request(`${gw.url}/other-mcp`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'x-mcp-identity': evil, 'X-Identity-Assertion': evil }, body: '{}' });
+    const res = await request(`${gw.url}/other-mcp`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'x-mcp-identity': evil, 'X-Identity-Assertion': evil }, body: RPC });
     expect(res.statusCode).toBe(200);
     await res.body.dump();
     const h = echo.last()?.headers;

@@ -11,6 +11,7 @@ import { createIdentityVerifier } from '../../src/identity/upstream.ts';
 import { TestIdp } from '../helpers/idp.ts';
 import { TestUpstream } from '../helpers/upstream.ts';
 import { AUD, PUBLIC_URL, startGateway, twoUpstreamConfig, type StartedGateway } from '../helpers/gateway.ts';
+import { RPC } from '../helpers/rpc.ts';
 
 let idp: TestIdp;
 let upstream: TestUpstream;
@@ -48,7 +49,7 @@ describe('gateway key rotation', () => {
     const verify = createIdentityVerifier({ jwksUrl: relayUrl, audience: AUD, issuer: PUBLIC_URL, jwksCacheMaxAgeMs: 200, jwksCooldownMs: 50 });
     const token = await idp.token(AUD);
     const callAndVerify = async (): Promise<string> => {
-      const res = await request(`${(gw as StartedGateway).url}/mcp`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: '{}' });
+      const res = await request(`${(gw as StartedGateway).url}/mcp`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: RPC });
       expect(res.statusCode).toBe(200);
       await res.body.dump();
       const assertion = upstream.last()?.headers.get('x-mcp-identity')?.[0] as string;

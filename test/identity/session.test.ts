@@ -104,14 +104,14 @@ describe('MCP sessions are bound to the identity that created them', () => {
     const alice = await idp.token(AUD, { sub: 'alice' });
     upstream.reset();
     for (const bad of ['a'.repeat(10_000), 'abc\x7fdef', 'abc def']) {
-      const res = await request(`${gw.url}/mcp`, { method: 'POST', headers: { ...MCP_HEADERS, authorization: `Bearer ${alice}`, 'mcp-session-id': bad }, body: '{}' }).catch(() => undefined);
+      const res = await request(`${gw.url}/mcp`, { method: 'POST', headers: { ...MCP_HEADERS, authorization: `Bearer ${alice}`, 'mcp-session-id': bad }, body: '{"jsonrpc":"2.0","id":1,"method":"tools/list"}' }).catch(() => undefined);
       // undici refuses to send some of these itself; those never reach the gateway either.
       if (res !== undefined) {
         expect([400, 431]).toContain(res.statusCode);
         await res.body.dump();
       }
     }
-    const dup = await request(`${gw.url}/mcp`, { method: 'POST', headers: [...Object.entries(MCP_HEADERS).flat(), 'authorization', `Bearer ${alice}`, 'mcp-session-id', 'a.b', 'mcp-session-id', 'c.d'], body: '{}' });
+    const dup = await request(`${gw.url}/mcp`, { method: 'POST', headers: [...Object.entries(MCP_HEADERS).flat(), 'authorization', `Bearer ${alice}`, 'mcp-session-id', 'a.b', 'mcp-session-id', 'c.d'], body: '{"jsonrpc":"2.0","id":1,"method":"tools/list"}' });
     expect(dup.statusCode).toBe(400);
     await dup.body.dump();
     // ../../x is visible ASCII but carries no valid MAC: unknown session.

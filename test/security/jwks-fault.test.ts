@@ -4,6 +4,7 @@ import { generateKeyPair } from 'jose';
 import { Recorder, TestIdp, type Fault } from '../helpers/idp.ts';
 import { TestUpstream } from '../helpers/upstream.ts';
 import { AUD, startGateway, twoUpstreamConfig, type StartedGateway } from '../helpers/gateway.ts';
+import { RPC } from '../helpers/rpc.ts';
 
 // Every case starts the gateway with a cold cache against a JWKS endpoint that misbehaves.
 let upstream: TestUpstream;
@@ -34,7 +35,7 @@ async function coldGateway(fault: Fault, jwks: Record<string, unknown> = {}): Pr
 }
 
 async function call(g: StartedGateway, token: string): Promise<{ status: number; reason: string }> {
-  const res = await request(g.url + '/mcp', { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: '{}' });
+  const res = await request(g.url + '/mcp', { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: RPC });
   const body = (await res.body.json()) as { reason: string };
   return { status: res.statusCode, reason: body.reason };
 }

@@ -1,0 +1,143 @@
+// oidc-provider ships no type definitions and @types/oidc-provider is not a dependency, so this
+// file declares the narrow surface src/issuer uses, typed from oidc-provider 9.13's lib/ sources.
+// Anything not declared here is deliberately not used.
+
+declare module 'oidc-provider' {
+  import type { IncomingMessage, ServerResponse } from 'node:http';
+
+  /** The Koa context oidc-provider hands to helpers; src/issuer never reads into it. */
+  export type ProviderContext = object;
+
+  /** The parts of oidc-provider's Client model that the helpers read. */
+  export interface ProviderClient {
+    readonly clientId: string;
+    readonly clientAuthMethod: string;
+    readonly redirectUris: readonly string[];
+  }
+
+  /** An access token (or client-credentials token) as the ttl helpers see it. */
+  export interface ProviderToken {
+    readonly resourceServer?: object;
+  }
+
+  /** What features.resourceIndicators.getResourceServerInfo returns (lib/helpers/configuration_result.js). */
+  export interface ResourceServerInfo {
+    readonly scope: string;
+    readonly audience?: string;
+    readonly accessTokenTTL?: number;
+    readonly accessTokenFormat?: 'opaque' | 'jwt';
+    readonly jwt?: { readonly sign: { readonly alg: string; readonly kid?: string } };
+  }
+
+  export interface ProviderAccount {
+    readonly accountId: string;
+    claims(): Promise<{ readonly sub: string }>;
+  }
+
+  export type Ttl = number | ((ctx: ProviderContext, token: ProviderToken, client: ProviderClient) => number);
+
+  /** Adapter factory as accepted by the `adapter` option (a plain, non-async function). */
+  export type AdapterFactory = (model: string) => object;
+
+  export interface PrivateJwk {
+    readonly kty: string;
+    readonly kid: string;
+    readonly alg: string;
+    readonly use: 'sig';
+    readonly [member: string]: unknown;
+  }
+
+  export interface StaticClientMetadata {
+    readonly client_id: string;
+    readonly client_secret?: string;
+    readonly grant_types: readonly string[];
+    readonly response_types: readonly string[];
+    readonly redirect_uris?: readonly string[];
+    readonly scope?: string;
+    readonly token_endpoint_auth_method?: string;
+  }
+
+  export interface ProviderConfiguration {
+    readonly adapter: AdapterFactory;
+    readonly jwks: { readonly keys: readonly PrivateJwk[] };
+    readonly clients: readonly StaticClientMetadata[];
+    readonly clientDefaults: Readonly<Record<string, unknown>>;
+    readonly clientBasedCORS: (ctx: ProviderContext, origin: string, client: ProviderClient) => boolean;
+    readonly cookies: { readonly keys: readonly string[] };
+    readonly enabledJWA: Readonly<Record<string, readonly string[]>>;
+    readonly features: Readonly<Record<string, Readonly<Record<string, unknown>>>>;
+    readonly findAccount: (ctx: ProviderContext, sub: string) => Promise<ProviderAccount>;
+    readonly interactions: { readonly url: (ctx: ProviderContext, interaction: { readonly uid: string }) => Promise<string> };
+    readonly pkce: { readonly required: (ctx: ProviderContext, client: ProviderClient) => boolean };
+    readonly renderError: (ctx: ProviderContext & { type: string; body: unknown }, out: Readonly<Record<string, string>>, error: Error) => Promise<void>;
+    readonly responseTypes: readonly string[];
+    readonly scopes: readonly string[];
+    readonly ttl: Readonly<Record<string, Ttl>>;
+  }
+
+  export interface InteractionDetails {
+    readonly uid: string;
+    readonly prompt: {
+      readonly name: string;
+      readonly details: {
+        readonly missingOIDCScope?: readonly string[];
+        readonly missingOIDCClaims?: readonly string[];
+        readonly missingResourceScopes?: Readonly<Record<string, readonly string[]>>;
+      };
+    };
+    readonly params: Readonly<Record<string, unknown>>;
+    readonly session?: { readonly accountId?: string };
+    readonly grantId?: string;
+  }
+
+  export type InteractionResult =
+    | { readonly login: { readonly accountId: string } }
+    | { readonly consent: { readonly grantId: string } }
+    | { readonly error: string; readonly error_description: string };
+
+  export interface Grant {
+    addOIDCScope(scope: string): void;
+    addOIDCClaims(claims: readonly string[]): void;
+    addResourceScope(resource: string, scope: string): void;
+    save(): Promise<string>;
+  }
+
+  export interface GrantModel {
+    new (properties: { readonly accountId: string; readonly clientId: string }): Grant;
+    find(id: string): Promise<Grant | undefined>;
+  }
+
+  export class Provider {
+    constructor(issuer: string, configuration: ProviderConfiguration);
+    /** Koa's switch to trust X-Forwarded-* headers. */
+    proxy: boolean;
+    readonly issuer: string;
+    readonly Grant: GrantModel;
+    callback(): (req: IncomingMessage, res: ServerResponse) => void;
+    interactionDetails(req: IncomingMessage, res: ServerResponse): Promise<InteractionDetails>;
+    interactionFinished(
+      req: IncomingMessage,
+      res: ServerResponse,
+      result: InteractionResult,
+      options?: { readonly mergeWithLastSubmission?: boolean },
+    ): Promise<void>;
+  }
+
+  export class OIDCProviderError extends Error {
+    readonly status: number;
+    readonly error: string;
+    readonly error_description?: string;
+  }
+
+  export const errors: {
+    readonly OIDCProviderError: typeof OIDCProviderError;
+    readonly InvalidTarget: new (description?: string) => OIDCProviderError;
+  };
+}
+
+declare module 'oidc-provider/lib/adapters/memory_adapter.js' {
+  import type { AdapterFactory } from 'oidc-provider';
+
+  /** A fresh in-memory store per call, unlike the module-global default adapter. */
+  export function createMemoryAdapter(clockTolerance?: number): AdapterFactory;
+}

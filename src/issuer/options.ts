@@ -1,0 +1,149 @@
+// Validates IssuerOptions once, before anything listens, and freezes the result (STYLE rule 3).
+import { ConfigError, type ConfigProblem } from '../config/errors.ts';
+import { isLoopbackHost, isSecureOrLoopback, parseUrl } from '../config/urls.ts';
+import type { IssuerOptions, IssuerResource, IssuerStaticClient, SigningAlg } from './types.ts';
+
+export interface IssuerSettings {
+  /** undefined: derived from the actual listen address (see issuerFor). */
+  readonly issuer: string | undefined;
+  readonly host: string;
+  readonly port: number;
+  readonly keysFile: string;
+  readonly resources: readonly IssuerResource[];
+  readonly accessTokenTtlSeconds: number;
+  readonly signingAlg: SigningAlg;
+  readonly rotationGraceSeconds: number;
+  readonly initialAccessToken: string | undefined;
+  readonly clients: readonly IssuerStaticClient[];
+  /**
+   * Issuer host AND listen host are loopback: nothing can reach the issuer from another machine,
+   * which is the only case where registration may be open and login auto-approved (STYLE rule 14).
+   */
+  readonly local: boolean;
+  readonly now: () => number;
+}
+
+const DEFAULT_TTL_SECONDS = 300;
+const MAX_TTL_SECONDS = 3600;
+const DEFAULT_GRACE_SECONDS = 60;
+const MIN_INITIAL_ACCESS_TOKEN_LENGTH = 32;
+const SIGNING_ALGS: ReadonlySet<string> = new Set(['ES256', 'EdDSA']);
+// RFC 6749 §3.3 scope-token; openid and offline_access belong to oidc-provider, not to resources.
+const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
+const RESERVED_SCOPES: ReadonlySet<string> = new Set(['openid', 'offline_access']);
+
+export function validateIssuerOptions(options: IssuerOptions): IssuerSettings {
+  const problems: ConfigProblem[] = [];
+  const fail = (key: string, message: string): void => {
+    problems.push({ file: 'issuer options', line: undefined, key, message });
+  };
+
+  if (options.host === '') fail('host', 'must not be empty');
+  if (!Number.isInteger(options.port) || options.port < 0 || options.port > 65535) {
+    fail('port', 'must be an integer between 0 and 65535');
+  }
+  if (options.keysFile === '') fail('keysFile', 'must not be empty');
+
+  const ttl = options.accessTokenTtlSeconds ?? DEFAULT_TTL_SECONDS;
+  if (!Number.isInteger(ttl) || ttl < 1 || ttl > MAX_TTL_SECONDS) {
+    fail('accessTokenTtlSeconds', `must be an integer between 1 and ${MAX_TTL_SECONDS}`);
+  }
+  const grace = options.rotationGraceSeconds ?? DEFAULT_GRACE_SECONDS;
+  if (!Number.isFinite(grace) || grace < 0) fail('rotationGraceSeconds', 'must be a number >= 0');
+  const signingAlg = options.signingAlg ?? 'ES256';
+  if (!SIGNING_ALGS.has(signingAlg)) fail('signingAlg', 'must be ES256 or EdDSA');
+
+  checkResources(options.resources, fail);
+  checkClients(options.clients ?? [], fail);
+
+  const issuerHost = checkIssuer(options, fail);
+  const local = issuerHost !== undefined && isLoopbackHost(issuerHost) && isLoopbackHost(options.host);
+  const iat = options.registration?.initialAccessToken;
+  if (iat === undefined && !local && issuerHost !== undefined) {
+    fail('registration.initialAccessToken', 'is required unless the issuer and its listener are both loopback');
+  }
+  if (iat !== undefined && iat.length < MIN_INITIAL_ACCESS_TOKEN_LENGTH) {
+    fail('registration.initialAccessToken', `must be at least ${MIN_INITIAL_ACCESS_TOKEN_LENGTH} characters`);
+  }
+
+  if (problems.length > 0) throw new ConfigError(problems);
+  return Object.freeze({
+    issuer: options.issuer,
+    host: options.host,
+    port: options.port,
+    keysFile: options.keysFile,
+    resources: Object.freeze(options.resources.map((r) => Object.freeze({ audience: r.audience, scopes: Object.freeze([...r.scopes]) }))),
+    accessTokenTtlSeconds: ttl,
+    signingAlg,
+    rotationGraceSeconds: grace,
+    initialAccessToken: iat,
+    clients: Object.freeze([...(options.clients ?? [])]),
+    local,
+    now: options.now ?? Date.now,
+  });
+}
+
+/** The issuer identifier: the configured one verbatim, or http://host:port from the listen address. */
+export function issuerFor(settings: IssuerSettings, actualPort: number): string {
+  if (settings.issuer !== undefined) return settings.issuer;
+  const host = settings.host.includes(':') ? `[${settings.host}]` : settings.host;
+  return `http://${host}:${actualPort}`;
+}
+
+/** Returns the issuer's hostname, or undefined when it is unusable (a problem is recorded). */
+function checkIssuer(options: IssuerOptions, fail: (key: string, message: string) => void): string | undefined {
+  if (options.issuer === undefined) {
+    // Deriving http://host:port is only sound where plain http cannot leave the machine.
+    if (!isLoopbackHost(options.host)) {
+      fail('issuer', 'is required when host is not loopback (an https URL)');
+      return undefined;
+    }
+    return options.host;
+  }
+  const url = parseUrl(options.issuer);
+  if (url === undefined || (url.protocol !== 'https:' && url.protocol !== 'http:')) {
+    fail('issuer', 'must be an absolute http(s) URL');
+    return undefined;
+  }
+  if (!isSecureOrLoopback(url)) {
+    fail('issuer', 'must use https unless its host is loopback');
+    return undefined;
+  }
+  // oidc-provider is served at the root here, so the issuer cannot carry a path (RFC 8414 §2).
+  if (url.pathname !== '/' || url.search !== '' || url.hash !== '' || url.username !== '' || url.password !== '') {
+    fail('issuer', 'must be an origin without path, query, fragment or credentials');
+    return undefined;
+  }
+  return url.hostname;
+}
+
+function checkResources(resources: readonly IssuerResource[], fail: (key: string, message: string) => void): void {
+  if (resources.length === 0) fail('resources', 'must list at least one audience');
+  const seen = new Set<string>();
+  resources.forEach((resource, i) => {
+    const key = `resources[${i}]`;
+    const url = parseUrl(resource.audience);
+    // RFC 8707 §2: an absolute URI without a fragment.
+    if (url === undefined || url.hash !== '' || resource.audience.includes('#')) {
+      fail(`${key}.audience`, 'must be an absolute URI without a fragment');
+    } else if (!isSecureOrLoopback(url)) {
+      fail(`${key}.audience`, 'must use https unless its host is loopback');
+    }
+    if (seen.has(resource.audience)) fail(`${key}.audience`, 'is listed twice');
+    seen.add(resource.audience);
+    for (const scope of resource.scopes) {
+      if (!SCOPE_TOKEN.test(scope)) fail(`${key}.scopes`, `"${scope}" is not a valid scope token`);
+      if (RESERVED_SCOPES.has(scope)) fail(`${key}.scopes`, `"${scope}" is reserved`);
+    }
+  });
+}
+
+function checkClients(clients: readonly IssuerStaticClient[], fail: (key: string, message: string) => void): void {
+  const seen = new Set<string>();
+  clients.forEach((client, i) => {
+    if (client.client_id === '') fail(`clients[${i}].client_id`, 'must not be empty');
+    if (seen.has(client.client_id)) fail(`clients[${i}].client_id`, 'is listed twice');
+    seen.add(client.client_id);
+    if (client.grant_types.length === 0) fail(`clients[${i}].grant_types`, 'must not be empty');
+  });
+}

@@ -1,0 +1,94 @@
+// Serves requests with the oidc-provider instance that matches the current signing keys.
+// oidc-provider fixes its keystore at construction, so a key publication, activation or
+// retirement builds a new instance; grants, clients and cookies live in shared state and carry over.
+import { randomBytes } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Provider } from 'oidc-provider';
+import { createMemoryAdapter } from 'oidc-provider/lib/adapters/memory_adapter.js';
+import { handleInteraction } from './interaction.ts';
+import type { KeyRing, KeyView } from './key-ring.ts';
+import type { IssuerSettings } from './options.ts';
+import { buildProviderConfiguration, INTERACTION_PATH, type SharedProviderState } from './provider-config.ts';
+
+type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+
+interface Current {
+  readonly viewId: string;
+  readonly provider: Provider;
+  readonly handler: Handler;
+}
+
+export class ProviderHost {
+  readonly #settings: IssuerSettings;
+  readonly #issuer: string;
+  readonly #issuerHost: string;
+  readonly #https: boolean;
+  readonly #keyRing: KeyRing;
+  readonly #shared: SharedProviderState;
+  #current: Current;
+
+  constructor(settings: IssuerSettings, issuer: string, keyRing: KeyRing) {
+    this.#settings = settings;
+    this.#issuer = issuer;
+    const url = new URL(issuer);
+    this.#issuerHost = url.host;
+    this.#https = url.protocol === 'https:';
+    this.#keyRing = keyRing;
+    // Cookie keys are per process: the sessions they protect live in memory too.
+    this.#shared = { adapter: createMemoryAdapter(), cookieKeys: [randomBytes(32).toString('base64url')] };
+    this.#current = this.#build(keyRing.view());
+  }
+
+  readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
+    let current: Current;
+    try {
+      current = this.#refresh();
+    } catch {
+      fail(res);
+      return;
+    }
+    this.#pinOrigin(req);
+    const path = URL.parse(req.url ?? '/', 'http://issuer.invalid')?.pathname ?? '/';
+    if (path.startsWith(INTERACTION_PATH)) {
+      handleInteraction(current.provider, this.#settings.local, req, res).catch(() => fail(res));
+      return;
+    }
+    current.handler(req, res);
+  };
+
+  /**
+   * oidc-provider builds endpoint URLs from the request's Host and protocol. Pinning both to the
+   * issuer keeps every advertised URL under the issuer's origin, whatever a client (or a
+   * misconfigured proxy) sends: no Host-header poisoning of metadata or redirects.
+   */
+  #pinOrigin(req: IncomingMessage): void {
+    req.headers.host = this.#issuerHost;
+    delete req.headers['x-forwarded-host'];
+    // An https issuer is necessarily behind a TLS terminator (this server speaks plain http);
+    // Koa reads the protocol from X-Forwarded-Proto only when `proxy` is set (see #build).
+    if (this.#https) req.headers['x-forwarded-proto'] = 'https';
+    else delete req.headers['x-forwarded-proto'];
+  }
+
+  #refresh(): Current {
+    const view = this.#keyRing.view();
+    if (view.id !== this.#current.viewId) this.#current = this.#build(view);
+    return this.#current;
+  }
+
+  #build(view: KeyView): Current {
+    const provider = new Provider(this.#issuer, buildProviderConfiguration(this.#settings, view, this.#shared));
+    // Lets Koa read the protocol #pinOrigin wrote; the forwarded headers are ours by then.
+    provider.proxy = this.#https;
+    return { viewId: view.id, provider, handler: provider.callback() };
+  }
+}
+
+function fail(res: ServerResponse): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  res.writeHead(500, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+  res.end(JSON.stringify({ error: 'server_error' }));
+}

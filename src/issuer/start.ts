@@ -1,0 +1,60 @@
+// startIssuer: validate, load keys, listen, then serve oidc-provider behind the key schedule.
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { KeyRing } from './key-ring.ts';
+import { issuerFor, validateIssuerOptions } from './options.ts';
+import { ProviderHost } from './provider-host.ts';
+import type { IssuerOptions, RunningIssuer } from './types.ts';
+
+export async function startIssuer(options: IssuerOptions): Promise<RunningIssuer> {
+  const settings = validateIssuerOptions(options);
+  const keyRing = await KeyRing.open({
+    file: settings.keysFile,
+    alg: settings.signingAlg,
+    // Every token this issuer signs (access and ID tokens) lives at most this long.
+    maxTokenLifetimeMs: settings.accessTokenTtlSeconds * 1000,
+    graceMs: settings.rotationGraceSeconds * 1000,
+    now: settings.now,
+  });
+
+  const server = createServer();
+  await listen(server, settings.host, settings.port);
+  let host: ProviderHost;
+  let url: string;
+  try {
+    url = issuerFor(settings, (server.address() as AddressInfo).port);
+    host = new ProviderHost(settings, url, keyRing);
+  } catch (error) {
+    await closeServer(server);
+    throw error;
+  }
+  server.on('request', host.handle);
+
+  return {
+    url,
+    jwksUri: new URL('/jwks', url).href,
+    async close() {
+      await closeServer(server);
+      await keyRing.flush();
+    },
+    rotateKeys: () => keyRing.rotate(),
+  };
+}
+
+function listen(server: Server, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.close((error) => (error === undefined ? resolve() : reject(error)));
+    // Idle keep-alive sockets would otherwise hold close() open until they time out.
+    server.closeIdleConnections();
+  });
+}

@@ -1,0 +1,52 @@
+// Public types of the embedded issuer: a single-node authorization server for demos and tests.
+
+export type SigningAlg = 'ES256' | 'EdDSA';
+
+/** An audience (RFC 8707 resource indicator) that tokens may be issued for, and its scopes. */
+export interface IssuerResource {
+  readonly audience: string;
+  readonly scopes: readonly string[];
+}
+
+export interface IssuerStaticClient {
+  readonly client_id: string;
+  readonly client_secret?: string;
+  readonly grant_types: readonly string[];
+  readonly redirect_uris?: readonly string[];
+  readonly scope?: string;
+  readonly token_endpoint_auth_method?: string;
+}
+
+export interface IssuerOptions {
+  /** Exact issuer URL; https unless its host is loopback. Omitted: http://host:actualPort (loopback host only). */
+  readonly issuer?: string;
+  readonly host: string;
+  /** 0 picks an ephemeral port. */
+  readonly port: number;
+  /** Private JWKS and rotation schedule, mode 0600, created when absent. */
+  readonly keysFile: string;
+  /** The only audiences tokens may be issued for. */
+  readonly resources: readonly IssuerResource[];
+  /** Default 300, at most 3600. */
+  readonly accessTokenTtlSeconds?: number;
+  /** Default ES256. */
+  readonly signingAlg?: SigningAlg;
+  /** How long a rotated-in key is published before it signs. Default 60. */
+  readonly rotationGraceSeconds?: number;
+  /** RFC 7591 registration; the token is required unless issuer and listener are both loopback. */
+  readonly registration?: { readonly initialAccessToken?: string };
+  readonly clients?: readonly IssuerStaticClient[];
+  /**
+   * Clock (ms) for the key rotation schedule. oidc-provider reads Date.now() itself for token
+   * iat/exp and artifact expiry and offers no hook, so this clock governs key rotation only.
+   */
+  readonly now?: () => number;
+}
+
+export interface RunningIssuer {
+  readonly url: string;
+  readonly jwksUri: string;
+  close(): Promise<void>;
+  /** Publishes a new key now, signs with it after the grace period, drops older keys after the token lifetime. */
+  rotateKeys(): Promise<void>;
+}

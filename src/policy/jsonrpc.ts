@@ -1,0 +1,113 @@
+import type { IncomingMessage } from 'node:http';
+import { deny, type Denial, type Reason } from '../reasons.ts';
+
+export interface RpcMessage {
+  readonly kind: 'request' | 'notification' | 'response';
+  /** JSON-RPC method; "response" for a client's response to a server request. */
+  readonly method: string;
+  readonly id: string | number | null;
+  /** tools/call and prompts/get: params.name; resources/read: params.uri. */
+  readonly name: string | undefined;
+  readonly uri: string | undefined;
+}
+
+export interface Inspected {
+  readonly body: Buffer;
+  readonly messages: readonly RpcMessage[];
+  readonly batch: boolean;
+}
+
+/** MCP revisions the gateway understands (MCP transports "Protocol Version Header": others get 400). */
+const VERSIONS = new Set(['2024-11-05', '2025-03-26', '2025-06-18', '2025-11-25', '2026-07-28']);
+const BATCHES_UNTIL = '2025-03-26';
+
+/** A denial that answers in JSON-RPC, with the request id when there is one. */
+function rpcDeny(reason: Reason, id: string | number | null = null): Denial {
+  return { ...deny(reason), rpcId: id };
+}
+
+/** Reads at most maxBytes of the request body: 413 as soon as the cap is passed (SC-153). */
+export async function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer | Denial> {
+  const declared = Number(req.headers['content-length'] ?? NaN);
+  if (declared > maxBytes) return deny('body_too_large');
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > maxBytes) return deny('body_too_large');
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks, size);
+}
+
+/** The protocol version this request speaks; undefined = unsupported (400). */
+export function protocolVersion(req: IncomingMessage): string | undefined {
+  const v = req.headers['mcp-protocol-version'];
+  // MCP: without the header a server assumes 2025-03-26.
+  if (v === undefined) return BATCHES_UNTIL;
+  return typeof v === 'string' && VERSIONS.has(v) ? v : undefined;
+}
+
+/**
+ * Parses a POST body once; the same bytes are forwarded unchanged. Batches exist up to 2025-03-26 and
+ * are checked element by element; from 2025-06-18 an array body is invalid (SC-136). Mcp-Method and
+ * Mcp-Name (2026-07-28) must mirror the body exactly: the policy never trusts the header alone.
+ */
+export function inspect(body: Buffer, version: string, req: IncomingMessage, maxBatch: number): Inspected | Denial {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body.toString('utf8'));
+  } catch {
+    return rpcDeny('body_invalid'); // JSON-RPC -32700 (also a too-deep nesting: SC-159)
+  }
+  const batch = Array.isArray(parsed);
+  if (batch && version > BATCHES_UNTIL) return rpcDeny('batch_not_allowed');
+  const items = batch ? (parsed as unknown[]) : [parsed];
+  if (items.length === 0 || items.length > maxBatch) return rpcDeny('rpc_invalid');
+  const messages: RpcMessage[] = [];
+  for (const item of items) {
+    const m = message(item);
+    if (m === undefined) return rpcDeny('rpc_invalid', idOf(item));
+    messages.push(m);
+  }
+  const headerMethod = req.headers['mcp-method'];
+  const headerName = req.headers['mcp-name'];
+  if (headerMethod !== undefined || headerName !== undefined) {
+    const only = messages.length === 1 && !batch ? messages[0] : undefined;
+    const name = only?.method === 'resources/read' ? only.uri : only?.name;
+    if (only === undefined || headerMethod !== only.method || headerName !== name) return rpcDeny('header_mismatch', only?.id ?? null);
+  }
+  return { body, messages, batch };
+}
+
+function idOf(item: unknown): string | number | null {
+  const id = typeof item === 'object' && item !== null ? (item as { id?: unknown }).id : undefined;
+  return typeof id === 'string' || typeof id === 'number' ? id : null;
+}
+
+/** JSON-RPC 2.0 §4/§5 shapes; a call the policy must judge by name carries that name as a string. */
+function message(item: unknown): RpcMessage | undefined {
+  if (typeof item !== 'object' || item === null || Array.isArray(item)) return undefined;
+  const o = item as { jsonrpc?: unknown; method?: unknown; id?: unknown; params?: unknown; result?: unknown; error?: unknown };
+  if (o.jsonrpc !== '2.0') return undefined;
+  const hasId = o.id !== undefined;
+  if (hasId && typeof o.id !== 'string' && typeof o.id !== 'number' && o.id !== null) return undefined;
+  const id = (o.id ?? null) as string | number | null;
+  if (o.method === undefined) {
+    if (!hasId || (o.result === undefined) === (o.error === undefined)) return undefined;
+    return { kind: 'response', method: 'response', id, name: undefined, uri: undefined };
+  }
+  if (typeof o.method !== 'string' || o.method === '') return undefined;
+  if (o.params !== undefined && (typeof o.params !== 'object' || o.params === null)) return undefined;
+  const params = (o.params ?? {}) as { name?: unknown; uri?: unknown };
+  let name: string | undefined;
+  let uri: string | undefined;
+  if (o.method === 'tools/call' || o.method === 'prompts/get') {
+    if (typeof params.name !== 'string') return undefined;
+    name = params.name;
+  } else if (o.method === 'resources/read') {
+    if (typeof params.uri !== 'string') return undefined;
+    uri = params.uri;
+  }
+  return { kind: hasId ? 'request' : 'notification', method: o.method, id, name, uri };
+}
