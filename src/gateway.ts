@@ -59,6 +59,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     pools,
     now,
     onRecord: (record) => audit(logger, record, now),
+    onStreamExpired: (record) => logger.info({ event: 'stream_closed', requestId: record.requestId, upstream: record.upstream, sub: record.sub, clientId: record.clientId, reason: 'token_expired' }, 'stream ended: token expired'),
   });
 
   const traffic = createServer({

@@ -34,8 +34,11 @@ export class TestUpstream {
   readonly #sessions = new Map<string, StreamableHTTPServerTransport>();
   readonly #stateful: boolean;
 
-  private constructor(stateful: boolean) {
+  readonly #json: boolean;
+
+  private constructor(stateful: boolean, json: boolean) {
     this.#stateful = stateful;
+    this.#json = json;
     this.server = createServer((req, res) => void this.#handle(req, res));
     this.server.on('connection', (s: Socket) => {
       this.#sockets.add(s);
@@ -46,8 +49,8 @@ export class TestUpstream {
     });
   }
 
-  static async start(options: { sessions?: boolean } = {}): Promise<TestUpstream> {
-    const u = new TestUpstream(options.sessions ?? false);
+  static async start(options: { sessions?: boolean; jsonResponse?: boolean } = {}): Promise<TestUpstream> {
+    const u = new TestUpstream(options.sessions ?? false, options.jsonResponse ?? false);
     await new Promise<void>((resolve) => u.server.listen(0, '127.0.0.1', resolve));
     u.url = `http://127.0.0.1:${(u.server.address() as AddressInfo).port}`;
     return u;
@@ -73,10 +76,8 @@ export class TestUpstream {
     this.received.push(record);
     const path = (req.url ?? '').split('?')[0] ?? '';
     const chunks: Buffer[] = [];
-    if (path !== '/mcp') {
-      for await (const c of req) chunks.push(c as Buffer);
-      record.body = Buffer.concat(chunks).toString('utf8');
-    }
+    for await (const c of req) chunks.push(c as Buffer);
+    record.body = Buffer.concat(chunks).toString('utf8');
     if (path === '/echo' || path.startsWith('/echo/')) {
       const body = JSON.stringify({ method: req.method, url: req.url, headers: Object.fromEntries(headers), body: record.body });
       res.writeHead(200, { 'content-type': 'application/json', 'x-upstream': 'echo', connection: 'x-secret-hop', 'x-secret-hop': 'drop-me' }).end(body);
@@ -99,11 +100,11 @@ export class TestUpstream {
       res.end();
       return;
     }
-    if (path === '/mcp') return this.#mcp(req, res, headers);
+    if (path === '/mcp') return this.#mcp(req, res, headers, record.body === '' ? undefined : (JSON.parse(record.body) as unknown));
     res.writeHead(404).end();
   }
 
-  async #mcp(req: IncomingMessage, res: ServerResponse, headers: ReadonlyMap<string, readonly string[]>): Promise<void> {
+  async #mcp(req: IncomingMessage, res: ServerResponse, headers: ReadonlyMap<string, readonly string[]>, body: unknown): Promise<void> {
     const sessionId = req.headers['mcp-session-id'];
     if (this.#stateful && typeof sessionId === 'string') {
       const existing = this.#sessions.get(sessionId);
@@ -111,11 +112,12 @@ export class TestUpstream {
         res.writeHead(404, { 'content-type': 'application/json' }).end('{"jsonrpc":"2.0","error":{"code":-32001,"message":"Session not found"},"id":null}');
         return;
       }
-      await existing.handleRequest(req, res);
+      await existing.handleRequest(req, res, body);
       return;
     }
     const transport = new StreamableHTTPServerTransport({
       sessionIdGenerator: this.#stateful ? () => randomUUID() : undefined,
+      enableJsonResponse: this.#json,
       onsessioninitialized: (id) => {
         this.#sessions.set(id, transport);
       },
@@ -123,7 +125,21 @@ export class TestUpstream {
     const server = buildServer(headers);
     await server.connect(transport);
     if (!this.#stateful) res.on('close', () => void server.close());
-    await transport.handleRequest(req, res);
+    await transport.handleRequest(req, res, body);
+  }
+
+  /** JSON-RPC calls that reached the MCP endpoint: method and tool name, in order. */
+  calls(): string[] {
+    const out: string[] = [];
+    for (const r of this.received) {
+      if (!r.url.startsWith('/mcp') || r.body === '') continue;
+      const parsed = JSON.parse(r.body) as unknown;
+      for (const m of Array.isArray(parsed) ? parsed : [parsed]) {
+        const msg = m as { method?: string; params?: { name?: string } };
+        out.push(msg.params?.name === undefined ? String(msg.method) : `${msg.method}:${msg.params.name}`);
+      }
+    }
+    return out;
   }
 
   async close(): Promise<void> {
@@ -149,5 +165,11 @@ function buildServer(headers: ReadonlyMap<string, readonly string[]>): McpServer
     content: [{ type: 'text', text: `results for ${q ?? ''}` }],
   }));
   server.registerTool('delete_repo', { description: 'Deletes a repository' }, () => ({ content: [{ type: 'text', text: 'deleted' }] }));
+  server.registerTool('admin_reset', { description: 'Resets everything' }, () => ({ content: [{ type: 'text', text: 'reset' }] }));
+  server.registerTool('read_file', { description: 'Reads a file', inputSchema: { path: z.string() } }, ({ path }) => ({ content: [{ type: 'text', text: `contents of ${path}` }] }));
+  server.registerPrompt('summarize', { description: 'Summarize' }, () => ({ messages: [{ role: 'user', content: { type: 'text', text: 'summarize' } }] }));
+  server.registerPrompt('secret_prompt', { description: 'Secret' }, () => ({ messages: [{ role: 'user', content: { type: 'text', text: 'secret' } }] }));
+  server.registerResource('readme', 'file:///docs/readme.md', { description: 'Readme' }, (uri) => ({ contents: [{ uri: uri.href, text: 'readme' }] }));
+  server.registerResource('shadow', 'file:///etc/shadow', { description: 'Secret' }, (uri) => ({ contents: [{ uri: uri.href, text: 'root:x' }] }));
   return server;
 }
