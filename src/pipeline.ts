@@ -11,6 +11,7 @@ import type { AssertionMinter } from './identity/assertion.ts';
 import type { SessionBinder } from './identity/session.ts';
 import { upstreamRequestHeaders } from './proxy/headers.ts';
 import { forward, type Pools, type ResponsePlan } from './proxy/forward.ts';
+import type { StreamRegistry } from './proxy/stream.ts';
 import type { Router } from './route/match.ts';
 import type { WellKnown } from './route/well-known.ts';
 import { deny, isDenial, type Denial } from './reasons.ts';
@@ -28,6 +29,7 @@ export interface PipelineDeps {
   readonly now: () => number;
   readonly onRecord: (record: RequestRecord) => void;
   readonly onStreamExpired?: (record: RequestRecord) => void;
+  readonly streams: StreamRegistry;
 }
 
 const FORWARDED_METHODS = new Set(['GET', 'POST', 'DELETE']);
@@ -45,7 +47,8 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
   return async function handle(req, res) {
     const incomingId = req.headers['x-request-id'];
     const requestId = typeof incomingId === 'string' && REQUEST_ID.test(incomingId) ? incomingId : randomUUID();
-    const record = newRecord(requestId, req.method ?? '', deps.now());
+    const traceparent = req.headers['traceparent'];
+    const record = newRecord(requestId, req.method ?? '', deps.now(), typeof traceparent === 'string' && traceparent.length <= 128 ? traceparent : undefined);
     res.setHeader('x-request-id', requestId);
     res.once('close', () => {
       record.status ??= res.statusCode;
@@ -122,7 +125,9 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
         // A batch is refused whole when any element is denied: no partial forwarding (SC-136).
         for (const m of result.messages) {
           const d = decide(principal, upstream, { kind: 'rpc', method: m.method, name: m.name, uri: m.uri });
-          if (isDenial(d)) {
+          if (!isDenial(d)) {
+            record.rule ??= d.rule;
+          } else {
             record.rpcMethod = m.method;
             record.tool = m.name ?? m.uri;
             return refuse({ ...d, rpcId: m.id });
@@ -157,6 +162,7 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
         if (!res.writableFinished) abort.abort();
       });
       record.outcome = 'allow';
+      record.gatewaySeconds = (performance.now() - record.perfStart) / 1000;
       const bound = upstream;
       const outcome = await forward({
         req, res, upstream, dispatcher: deps.pools.get(upstream), path: routed.upstreamPath, headers,
@@ -191,10 +197,13 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
         // An SSE stream never outlives the token that opened it (plus the issuer's skew).
         const skew = u.issuers.find((i) => i.name === principal.issuerName)?.clockSkewSeconds ?? 0;
         plan = {
-          endStreamAfterMs: (principal.exp + skew) * 1000 - deps.now(),
-          onStreamEnded: () => {
-            record.reason = 'token_expired';
-            deps.onStreamExpired?.(record);
+          sse: {
+            endAfterMs: (principal.exp + skew) * 1000 - deps.now(),
+            registry: deps.streams,
+            onExpired: () => {
+              record.reason = 'token_expired';
+              deps.onStreamExpired?.(record);
+            },
           },
         };
       }

@@ -1,23 +1,60 @@
+import { watch, type FSWatcher } from 'node:fs';
+import { dirname, basename } from 'node:path';
 import { loadConfig } from './config/compile.ts';
-import { formatProblem } from './config/errors.ts';
+import { ConfigError, formatProblem } from './config/errors.ts';
 import { createGateway, type Gateway, type GatewayOptions } from './gateway.ts';
 import { createLogger, type Logger } from './observe/log.ts';
 
+export type ServedGateway = Gateway & {
+  readonly addresses: Awaited<ReturnType<Gateway['listen']>>;
+  /** Re-reads the config file; an invalid one is reported and the running config kept. */
+  reloadFromFile(): Promise<boolean>;
+};
+
 /** `mcp-warden serve`: the same code path tests use to start a gateway. */
-export async function startFromFile(file: string, logger: Logger = createLogger(), options: Omit<GatewayOptions, 'logger'> = {}): Promise<Gateway & { readonly addresses: Awaited<ReturnType<Gateway['listen']>> }> {
+export async function startFromFile(file: string, logger: Logger = createLogger(), options: Omit<GatewayOptions, 'logger'> = {}): Promise<ServedGateway> {
   const config = loadConfig(file);
   for (const w of config.warnings) logger.warn({ event: 'config_warning' }, formatProblem(w));
   const gateway = await createGateway(config, { ...options, logger });
   const addresses = await gateway.listen();
   logger.info({ event: 'listening', traffic: `${addresses.traffic.address}:${addresses.traffic.port}`, admin: `${addresses.admin.address}:${addresses.admin.port}`, ready: gateway.ready() }, 'mcp-warden listening');
-  return Object.assign(gateway, { addresses });
+  const reloadFromFile = async (): Promise<boolean> => {
+    try {
+      await gateway.reload(loadConfig(file));
+      return true;
+    } catch (err) {
+      if (err instanceof ConfigError) for (const p of err.problems) logger.error({ event: 'config_reload_problem' }, formatProblem(p));
+      return false;
+    }
+  };
+  return Object.assign(gateway, { addresses, reloadFromFile });
 }
 
 export async function serve(file: string): Promise<void> {
-  const gateway = await startFromFile(file);
-  const stop = (): void => {
-    void gateway.close().then(() => process.exit(0));
+  const logger = createLogger();
+  const gateway = await startFromFile(file, logger);
+  // SIGHUP or a change of the file reloads; several events in a burst make one reload.
+  let pending: NodeJS.Timeout | undefined;
+  const scheduleReload = (): void => {
+    clearTimeout(pending);
+    pending = setTimeout(() => void gateway.reloadFromFile(), 200);
   };
-  process.once('SIGTERM', stop);
-  process.once('SIGINT', stop);
+  process.on('SIGHUP', scheduleReload);
+  // Watch the directory: editors and ConfigMap updates replace the file rather than write it in place.
+  let watcher: FSWatcher | undefined;
+  try {
+    watcher = watch(dirname(file), (_event, name) => {
+      if (name === basename(file) || name === '..data') scheduleReload();
+    });
+  } catch {
+    logger.warn({ event: 'config_watch_unavailable' }, 'cannot watch the config file; reload with SIGHUP');
+  }
+  const stop = (signal: string): void => {
+    logger.info({ event: 'shutdown', signal }, 'shutting down');
+    watcher?.close();
+    clearTimeout(pending);
+    void gateway.shutdown().then(() => process.exit(0));
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
 }

@@ -1,4 +1,4 @@
-import type { RawConfig, RawIssuer } from './schema.ts';
+import type { RawConfig, RawIssuer, RawUpstream } from './schema.ts';
 import { ConfigError, type ConfigProblem } from './errors.ts';
 import { lintConfig } from './lint.ts';
 import { loadConfigFile, parseConfigText, type LoadedConfig } from './load.ts';
@@ -35,6 +35,7 @@ export interface UpstreamConfig {
   readonly allScopes: readonly string[];
   readonly allowedOrigins: ReadonlySet<string>;
   readonly timeoutMs: number;
+  readonly tls: Readonly<NonNullable<RawUpstream['tls']>> | undefined;
   readonly identity: { readonly claims: readonly string[]; readonly informationalHeaders: boolean };
   /** RFC 9728 §3.1 well-known URL for this resource. */
   readonly resourceMetadataUrl: string;
@@ -43,7 +44,7 @@ export interface UpstreamConfig {
 
 export interface Config {
   readonly file: string;
-  readonly listen: { readonly host: string; readonly port: number };
+  readonly listen: { readonly host: string; readonly port: number; readonly tls: { readonly certFile: string; readonly keyFile: string } | undefined };
   readonly admin: { readonly host: string; readonly port: number };
   readonly publicUrl: URL;
   readonly issuers: readonly IssuerConfig[];
@@ -97,6 +98,7 @@ function compile(raw: RawConfig, file: string, warnings: readonly ConfigProblem[
       allScopes: Object.freeze([...new Set([...u.scopes, ...u.tools.flatMap((t) => t.scopes), ...u.rules.flatMap((r) => r.scopes)])]),
       allowedOrigins: new Set([new URL(base).origin, ...u.allowedOrigins]),
       timeoutMs: u.timeoutMs,
+      tls: u.tls === undefined ? undefined : Object.freeze({ ...u.tls }),
       identity: Object.freeze({ claims: Object.freeze([...u.identity.claims]), informationalHeaders: u.identity.informationalHeaders }),
       resourceMetadataUrl: new URL(base).origin + metadataPath,
       resourceMetadataPath: metadataPath,
@@ -104,7 +106,7 @@ function compile(raw: RawConfig, file: string, warnings: readonly ConfigProblem[
   });
   return Object.freeze({
     file,
-    listen: Object.freeze({ ...raw.listen }),
+    listen: Object.freeze({ host: raw.listen.host, port: raw.listen.port, tls: raw.listen.tls === undefined ? undefined : Object.freeze({ ...raw.listen.tls }) }),
     admin: Object.freeze({ ...raw.admin }),
     publicUrl: new URL(base),
     issuers: Object.freeze(issuers),

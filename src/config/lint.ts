@@ -105,6 +105,10 @@ export function lintConfig(raw: RawConfig, file: string, locate: (p: Path) => nu
     up.tools.forEach((t, j) => {
       if (!/^[A-Za-z0-9_*.\/-]+$/.test(t.name)) err(at('tools', j, 'name'), 'tool names use letters, digits, _ . / - and * as a wildcard');
     });
+    if (up.tls !== undefined) {
+      if (target !== undefined && target.protocol !== 'https:') err(at('tls'), 'needs an https target');
+      if ((up.tls.certFile === undefined) !== (up.tls.keyFile === undefined)) err(at('tls'), 'certFile and keyFile go together (mTLS client certificate)');
+    }
     up.rules.forEach((r, j) => {
       if (!/^[A-Za-z0-9_*\/.-]+$/.test(r.method)) err(at('rules', j, 'method'), 'a JSON-RPC method name or glob (tools/call, tools/*, *)');
       // A target only means something for the method that carries it; elsewhere it would never match.

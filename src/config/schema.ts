@@ -15,6 +15,20 @@ const listener = z.strictObject({
   port: port,
 });
 
+// TLS on the traffic listener; the files are re-read when they change (certificate renewal).
+const serverTls = z.strictObject({
+  certFile: z.string().min(1),
+  keyFile: z.string().min(1),
+});
+
+// TLS (and optionally mTLS) from the gateway to an upstream.
+const upstreamTls = z.strictObject({
+  caFile: z.string().min(1).optional(),
+  certFile: z.string().min(1).optional(),
+  keyFile: z.string().min(1).optional(),
+  serverName: z.string().min(1).optional(),
+});
+
 const jwksOptions = z.strictObject({
   cacheMaxAgeSeconds: z.number().int().min(1).max(86_400).default(600),
   cooldownSeconds: z.number().int().min(1).max(3_600).default(30),
@@ -80,6 +94,7 @@ const upstream = z.strictObject({
   // Origin values accepted besides the gateway's own publicUrl origin (MCP transports, DNS rebinding).
   allowedOrigins: z.array(z.string().min(1)).default([]),
   timeoutMs: z.number().int().min(100).max(600_000).default(30_000),
+  tls: upstreamTls.optional(),
   identity: z.strictObject({
     // Further verified claims copied into this upstream's assertion (e.g. email, groups, tenant).
     claims: z.array(z.string().regex(/^[A-Za-z0-9_:.-]{1,64}$/)).default([]),
@@ -95,7 +110,7 @@ const identity = z.strictObject({
 });
 
 export const configSchema = z.strictObject({
-  listen: listener.prefault({ port: 8080 }),
+  listen: listener.extend({ tls: serverTls.optional() }).prefault({ port: 8080 }),
   admin: listener.prefault({ port: 9090 }),
   publicUrl: z.string().min(1),
   issuers: z.array(issuer).min(1),
@@ -108,6 +123,9 @@ export const configSchema = z.strictObject({
     maxListingBytes: z.number().int().min(64 * 1024).max(64 * 1024 * 1024).default(8 * 1024 * 1024),
     headersTimeoutMs: z.number().int().min(1_000).max(120_000).default(10_000),
     requestTimeoutMs: z.number().int().min(1_000).max(600_000).default(60_000),
+    tokenCacheEntries: z.number().int().min(0).max(1_000_000).default(10_000),
+    // SIGTERM: stop accepting, let requests finish, end SSE streams with a final event, exit by then.
+    shutdownGraceMs: z.number().int().min(0).max(300_000).default(10_000),
   }).prefault({}),
 });
 

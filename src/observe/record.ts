@@ -18,12 +18,18 @@ export interface RequestRecord {
   rpcMethod: string | undefined;
   tool: string | undefined;
   upstreamMs: number | undefined;
+  /** The gateway's own time before forwarding (auth, policy, assertion), in seconds. */
+  gatewaySeconds: number | undefined;
+  /** The policy rule that allowed the call, e.g. "tools[0]". */
+  rule: string | undefined;
+  traceparent: string | undefined;
+  readonly perfStart: number;
 }
 
-export function newRecord(requestId: string, httpMethod: string, startedAt: number): RequestRecord {
+export function newRecord(requestId: string, httpMethod: string, startedAt: number, traceparent: string | undefined): RequestRecord {
   return {
-    requestId, httpMethod, startedAt,
-    upstream: undefined, outcome: 'deny', reason: undefined, status: undefined,
-    iss: undefined, sub: undefined, clientId: undefined, rpcMethod: undefined, tool: undefined, upstreamMs: undefined,
+    requestId, httpMethod, startedAt, traceparent, perfStart: performance.now(),
+    upstream: undefined, outcome: 'deny', reason: undefined, status: undefined, iss: undefined, sub: undefined, clientId: undefined,
+    rpcMethod: undefined, tool: undefined, upstreamMs: undefined, gatewaySeconds: undefined, rule: undefined,
   };
 }

@@ -5,6 +5,7 @@ import { Pool, errors as undiciErrors, type Dispatcher } from 'undici';
 import type { UpstreamConfig } from '../config/compile.ts';
 import type { Reason } from '../reasons.ts';
 import { clientResponseHeaders } from './headers.ts';
+import { SseTail, type StreamRegistry } from './stream.ts';
 
 // undici rather than http-proxy-3: one explicit connection pool per upstream made at start-up (STYLE
 // rule 9), headers built by us field by field (nothing implicit is forwarded), an AbortSignal that ends
@@ -16,14 +17,25 @@ export interface Pools {
   close(): Promise<void>;
 }
 
-export function createPools(upstreams: readonly UpstreamConfig[]): Pools {
+/** One pool per upstream, with its TLS/mTLS material read once (a missing file refuses start or reload). */
+export function createPools(upstreams: readonly UpstreamConfig[], readFile: (path: string) => Buffer): Pools {
   const pools = new Map<string, Pool>();
   for (const u of upstreams) {
+    const tls = u.tls;
     pools.set(u.name, new Pool(u.target.origin, {
       connections: 256,
       pipelining: 1,
       keepAliveTimeout: 4_000,
       connectTimeout: Math.min(u.timeoutMs, 10_000),
+      ...(tls === undefined ? {} : {
+        connect: {
+          ...(tls.caFile === undefined ? {} : { ca: readFile(tls.caFile) }),
+          ...(tls.certFile === undefined ? {} : { cert: readFile(tls.certFile) }),
+          ...(tls.keyFile === undefined ? {} : { key: readFile(tls.keyFile) }),
+          ...(tls.serverName === undefined ? {} : { servername: tls.serverName }),
+          rejectUnauthorized: true,
+        },
+      }),
     }));
   }
   return {
@@ -42,9 +54,12 @@ export interface ResponsePlan {
   readonly transform?: Transform;
   /** Read whole (at most maxBytes), then replaced; undefined from rewrite = refuse (fail closed). */
   readonly rewrite?: { readonly maxBytes: number; readonly apply: (body: Buffer) => Buffer | undefined };
-  /** A streaming response is ended after this many ms (the token that opened it expires). */
-  readonly endStreamAfterMs?: number;
-  readonly onStreamEnded?: () => void;
+  /** An SSE stream: ended after endAfterMs (the token that opened it expires) or by shutdown. */
+  readonly sse?: {
+    readonly endAfterMs: number;
+    readonly onExpired: () => void;
+    readonly registry: StreamRegistry;
+  };
 }
 
 export interface ForwardRequest {
@@ -105,29 +120,55 @@ export async function forward(f: ForwardRequest): Promise<ForwardOutcome> {
   f.res.writeHead(response.statusCode, headers);
   // Headers go out now, so an SSE client sees the stream open before the first event.
   f.res.flushHeaders();
-  let timer: NodeJS.Timeout | undefined;
-  let ended = false;
-  if (plan?.endStreamAfterMs !== undefined) {
-    timer = setTimeout(() => {
-      // The token that opened this stream has expired: end it cleanly, upstream first.
-      ended = true;
-      f.abort.abort();
-      f.res.end();
-      plan.onStreamEnded?.();
-    }, Math.max(0, plan.endStreamAfterMs));
-    timer.unref();
-  }
+  if (plan?.sse !== undefined) return streamSse(f, response, plan.transform, plan.sse, upstreamMs);
   try {
     if (plan?.transform !== undefined) await pipeline(response.body, plan.transform, f.res);
     else await pipeline(response.body, f.res);
   } catch {
-    if (ended) return { kind: 'done', status: response.statusCode, upstreamMs };
-    // Client gone or upstream reset mid-stream: both ends are torn down by pipeline; nothing to send.
+    // Client gone or upstream reset mid-body: both ends are torn down by pipeline; nothing to send.
     return { kind: 'failed', reason: 'upstream_unavailable', headersSent: true };
-  } finally {
-    clearTimeout(timer);
   }
   return { kind: 'done', status: response.statusCode, upstreamMs };
+}
+
+/**
+ * SSE: piped by hand (backpressure via pipe) so the gateway can end the stream cleanly, at an event
+ * boundary: when the token that opened it expires, or on shutdown with a final event.
+ */
+function streamSse(f: ForwardRequest, response: Dispatcher.ResponseData, transform: Transform | undefined, sse: NonNullable<ResponsePlan['sse']>, upstreamMs: number): Promise<ForwardOutcome> {
+  return new Promise((resolve) => {
+    const source = transform === undefined ? response.body : response.body.pipe(transform);
+    const tail = new SseTail();
+    let ended = false;
+    const end = (finalEvent?: string): void => {
+      if (ended) return;
+      ended = true;
+      source.unpipe(tail);
+      tail.end(finalEvent !== undefined && tail.atBoundary ? finalEvent : undefined);
+      f.abort.abort();
+    };
+    const timer = setTimeout(() => {
+      end();
+      sse.onExpired();
+    }, Math.max(0, sse.endAfterMs));
+    timer.unref();
+    const unregister = sse.registry.add(f.upstream.name, end);
+    const fail = (): void => {
+      if (!ended) f.res.destroy();
+    };
+    response.body.on('error', fail);
+    transform?.on('error', fail);
+    source.on('end', () => {
+      ended = true;
+    });
+    source.pipe(tail).pipe(f.res);
+    f.res.once('close', () => {
+      clearTimeout(timer);
+      unregister();
+      if (!ended) f.abort.abort();
+      resolve(f.res.writableFinished ? { kind: 'done', status: response.statusCode, upstreamMs } : { kind: 'failed', reason: 'upstream_unavailable', headersSent: true });
+    });
+  });
 }
 
 async function readAll(body: Dispatcher.ResponseData['body'], maxBytes: number): Promise<Buffer | undefined> {

@@ -1,0 +1,95 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { RequestRecord } from './record.ts';
+
+// Stable names, closed label sets (STYLE rule 10): never a subject, a token or a raw path.
+const KNOWN_RPC = new Set([
+  'initialize', 'ping', 'tools/list', 'tools/call', 'resources/list', 'resources/read', 'resources/templates/list',
+  'resources/subscribe', 'resources/unsubscribe', 'prompts/list', 'prompts/get', 'completion/complete',
+  'logging/setLevel', 'notifications/initialized', 'notifications/cancelled', 'notifications/progress',
+  'notifications/roots/list_changed', 'response',
+]);
+
+export interface Metrics {
+  readonly registry: Registry;
+  observe(record: RequestRecord, gatewaySeconds: number | undefined, upstreamSeconds: number | undefined): void;
+  jwksFetch(issuer: string, result: string): void;
+  configReload(result: 'success' | 'failure'): void;
+  streamOpened(upstream: string): void;
+  streamClosed(upstream: string): void;
+}
+
+export interface MetricSources {
+  /** Read at scrape time, so the values are never stale. */
+  readonly keys: () => readonly { issuer: string; keys: number; staleSeconds: number }[];
+  readonly tokenCache: () => { hits: number; misses: number };
+}
+
+export function createMetrics(sources: MetricSources): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'mcp_warden_' });
+  const requests = new Counter({ name: 'mcp_warden_requests_total', help: 'Requests by upstream, method, outcome and reason', labelNames: ['upstream', 'method', 'outcome', 'reason'], registers: [registry] });
+  const duration = new Histogram({
+    name: 'mcp_warden_request_duration_seconds',
+    help: 'Time spent per request: phase="gateway" is the gateway\'s own work before forwarding, phase="upstream" the wait for the upstream\'s response headers',
+    labelNames: ['upstream', 'phase'],
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
+  });
+  const jwksFetches = new Counter({ name: 'mcp_warden_jwks_fetch_total', help: 'Signing key fetches by issuer and result', labelNames: ['issuer', 'result'], registers: [registry] });
+  new Gauge({
+    name: 'mcp_warden_jwks_keys', help: 'Usable signing keys per issuer', labelNames: ['issuer'], registers: [registry],
+    collect() {
+      this.reset();
+      for (const k of sources.keys()) this.set({ issuer: k.issuer }, k.keys);
+    },
+  });
+  new Gauge({
+    name: 'mcp_warden_jwks_stale_seconds', help: 'Seconds the issuer\'s keys are past their fresh lifetime (0 = fresh)', labelNames: ['issuer'], registers: [registry],
+    collect() {
+      this.reset();
+      for (const k of sources.keys()) this.set({ issuer: k.issuer }, k.staleSeconds);
+    },
+  });
+  new Counter({
+    name: 'mcp_warden_token_cache_hits_total', help: 'Verified-token cache hits', registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(sources.tokenCache().hits);
+    },
+  });
+  new Counter({
+    name: 'mcp_warden_token_cache_misses_total', help: 'Verified-token cache misses', registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(sources.tokenCache().misses);
+    },
+  });
+  const streams = new Gauge({ name: 'mcp_warden_active_streams', help: 'Open SSE streams per upstream', labelNames: ['upstream'], registers: [registry] });
+  const reloads = new Counter({ name: 'mcp_warden_config_reloads_total', help: 'Configuration reloads by result', labelNames: ['result'], registers: [registry] });
+  reloads.inc({ result: 'success' }, 0);
+  reloads.inc({ result: 'failure' }, 0);
+
+  return {
+    registry,
+    observe(r, gatewaySeconds, upstreamSeconds) {
+      const upstream = r.upstream ?? 'none';
+      const method = r.rpcMethod === undefined ? r.httpMethod.toLowerCase() === 'get' || r.httpMethod.toLowerCase() === 'delete' ? `http_${r.httpMethod.toLowerCase()}` : 'none'
+        : r.rpcMethod.startsWith('batch(') ? 'batch' : KNOWN_RPC.has(r.rpcMethod) ? r.rpcMethod : 'other';
+      requests.inc({ upstream, method, outcome: r.outcome, reason: r.reason ?? 'none' });
+      if (gatewaySeconds !== undefined) duration.observe({ upstream, phase: 'gateway' }, gatewaySeconds);
+      if (upstreamSeconds !== undefined) duration.observe({ upstream, phase: 'upstream' }, upstreamSeconds);
+    },
+    jwksFetch(issuer, result) {
+      jwksFetches.inc({ issuer, result });
+    },
+    configReload(result) {
+      reloads.inc({ result });
+    },
+    streamOpened(upstream) {
+      streams.inc({ upstream });
+    },
+    streamClosed(upstream) {
+      streams.dec({ upstream });
+    },
+  };
+}
