@@ -32,8 +32,8 @@ export interface Gateway {
   /** Binds the traffic and admin listeners; resolves with the bound addresses. */
   listen(): Promise<{ readonly traffic: AddressInfo; readonly admin: AddressInfo }>;
   ready(): boolean;
-  /** Validates, then swaps in a new configuration atomically; a failure keeps the old one serving. */
-  reload(next: Config): Promise<void>;
+  /** Loads (validates) and swaps in a new configuration atomically; a failure keeps the old one serving. */
+  reload(load: () => Config): Promise<void>;
   /** SIGTERM: stop accepting, finish in-flight requests, end SSE streams with a final event. */
   shutdown(graceMs?: number): Promise<void>;
   close(): Promise<void>;
@@ -187,9 +187,10 @@ export async function createGateway(initial: Config, options: GatewayOptions = {
       const a = await listenOn(admin, initial.admin.host, initial.admin.port);
       return { traffic: t, admin: a };
     },
-    async reload(next) {
+    async reload(load) {
       const current = state as State;
       try {
+        const next = load();
         if (next.listen.host !== current.config.listen.host || next.listen.port !== current.config.listen.port || next.admin.port !== current.config.admin.port || next.admin.host !== current.config.admin.host) {
           throw new ConfigError([{ file: next.file, line: undefined, key: 'listen', message: 'listener addresses change only with a restart' }]);
         }

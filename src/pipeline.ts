@@ -169,13 +169,15 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
         body: inspected?.body ?? (hasBody(req) ? req : undefined), abort,
         ...(cors === undefined ? {} : { responseHeaders: cors }),
         onResponse: (status, h) => {
+          record.upstreamMs = performance.now() - record.perfStart - (record.gatewaySeconds ?? 0) * 1000;
           rebindSession(h, principal, bound);
           return responsePlan(status, h, listings, principal, bound);
         },
       });
-      if (outcome.kind === 'done') record.upstreamMs = outcome.upstreamMs;
-      else if (!outcome.headersSent) refuse(deny(outcome.reason));
-      else record.reason = outcome.reason;
+      if (outcome.kind === 'failed') {
+        if (!outcome.headersSent) refuse(deny(outcome.reason));
+        else record.reason = outcome.reason;
+      }
     } catch {
       // Never a stack trace to the client (SC-179); the audit line records the failure.
       refuse(deny('internal_error'));

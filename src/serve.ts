@@ -20,7 +20,7 @@ export async function startFromFile(file: string, logger: Logger = createLogger(
   logger.info({ event: 'listening', traffic: `${addresses.traffic.address}:${addresses.traffic.port}`, admin: `${addresses.admin.address}:${addresses.admin.port}`, ready: gateway.ready() }, 'mcp-warden listening');
   const reloadFromFile = async (): Promise<boolean> => {
     try {
-      await gateway.reload(loadConfig(file));
+      await gateway.reload(() => loadConfig(file));
       return true;
     } catch (err) {
       if (err instanceof ConfigError) for (const p of err.problems) logger.error({ event: 'config_reload_problem' }, formatProblem(p));

@@ -65,6 +65,11 @@ declare module 'oidc-provider' {
     readonly clientBasedCORS: (ctx: ProviderContext, origin: string, client: ProviderClient) => boolean;
     readonly cookies: { readonly keys: readonly string[] };
     readonly enabledJWA: Readonly<Record<string, readonly string[]>>;
+    readonly extraClientMetadata: {
+      readonly properties: readonly string[];
+      /** Runs on every client, registered or static, with the metadata after defaults (synchronous). */
+      readonly validator: (ctx: ProviderContext | undefined, key: string, value: unknown, metadata: Readonly<Record<string, unknown>>) => void;
+    };
     readonly features: Readonly<Record<string, Readonly<Record<string, unknown>>>>;
     readonly findAccount: (ctx: ProviderContext, sub: string) => Promise<ProviderAccount>;
     readonly interactions: { readonly url: (ctx: ProviderContext, interaction: { readonly uid: string }) => Promise<string> };
@@ -132,6 +137,7 @@ declare module 'oidc-provider' {
   export const errors: {
     readonly OIDCProviderError: typeof OIDCProviderError;
     readonly InvalidTarget: new (description?: string) => OIDCProviderError;
+    readonly InvalidClientMetadata: new (description: string) => OIDCProviderError;
   };
 }
 

@@ -54,7 +54,7 @@ export function validateIssuerOptions(options: IssuerOptions): IssuerSettings {
   if (!SIGNING_ALGS.has(signingAlg)) fail('signingAlg', 'must be ES256 or EdDSA');
 
   checkResources(options.resources, fail);
-  checkClients(options.clients ?? [], fail);
+  checkClients(options.clients ?? [], options.resources, fail);
 
   const issuerHost = checkIssuer(options, fail);
   const local = issuerHost !== undefined && isLoopbackHost(issuerHost) && isLoopbackHost(options.host);
@@ -138,12 +138,20 @@ function checkResources(resources: readonly IssuerResource[], fail: (key: string
   });
 }
 
-function checkClients(clients: readonly IssuerStaticClient[], fail: (key: string, message: string) => void): void {
+function checkClients(clients: readonly IssuerStaticClient[], resources: readonly IssuerResource[], fail: (key: string, message: string) => void): void {
   const seen = new Set<string>();
+  const audiences = new Set(resources.map((r) => r.audience));
   clients.forEach((client, i) => {
-    if (client.client_id === '') fail(`clients[${i}].client_id`, 'must not be empty');
-    if (seen.has(client.client_id)) fail(`clients[${i}].client_id`, 'is listed twice');
+    const key = `clients[${i}]`;
+    if (client.client_id === '') fail(`${key}.client_id`, 'must not be empty');
+    if (seen.has(client.client_id)) fail(`${key}.client_id`, 'is listed twice');
     seen.add(client.client_id);
-    if (client.grant_types.length === 0) fail(`clients[${i}].grant_types`, 'must not be empty');
+    // An ID token's aud is the client_id: it must never equal an audience access tokens carry.
+    if (audiences.has(client.client_id)) fail(`${key}.client_id`, 'must not equal a resource audience');
+    if (client.grant_types.length === 0) fail(`${key}.grant_types`, 'must not be empty');
+    // RFC 6749 §4.4: only confidential clients may use client_credentials.
+    if (client.grant_types.includes('client_credentials') && (client.token_endpoint_auth_method === 'none' || client.client_secret === undefined)) {
+      fail(`${key}`, 'client_credentials needs a client_secret and client authentication');
+    }
   });
 }

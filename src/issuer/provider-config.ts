@@ -54,6 +54,9 @@ export function buildProviderConfiguration(settings: IssuerSettings, keys: KeyVi
       client.clientAuthMethod === 'none' && client.redirectUris.some((uri) => URL.parse(uri)?.origin === origin),
     cookies: { keys: shared.cookieKeys },
     enabledJWA: { idTokenSigningAlgValues: [alg] },
+    // oidc-provider has no policy hook for standard metadata; a custom property's validator runs
+    // for every client (static and registered) and sees all of its metadata.
+    extraClientMetadata: { properties: [CLIENT_POLICY_HOOK], validator: checkClientPolicy },
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
@@ -98,6 +101,17 @@ export function buildProviderConfiguration(settings: IssuerSettings, keys: KeyVi
       Grant: BROWSER_STATE_TTL_SECONDS,
     },
   };
+}
+
+const CLIENT_POLICY_HOOK = 'urn:mcp-warden:client-policy';
+
+/** RFC 6749 §4.4: client_credentials is for confidential clients; oidc-provider would allow `none`. */
+function checkClientPolicy(_ctx: ProviderContext | undefined, key: string, _value: unknown, metadata: Readonly<Record<string, unknown>>): void {
+  if (key !== CLIENT_POLICY_HOOK) return;
+  const grantTypes = metadata['grant_types'];
+  if (Array.isArray(grantTypes) && grantTypes.includes('client_credentials') && metadata['token_endpoint_auth_method'] === 'none') {
+    throw new errors.InvalidClientMetadata('client_credentials requires client authentication; token_endpoint_auth_method none is refused');
+  }
 }
 
 function toClientMetadata(client: IssuerStaticClient): StaticClientMetadata {

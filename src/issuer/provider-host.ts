@@ -4,6 +4,8 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Provider } from 'oidc-provider';
+// Not re-exported by the package entry, but reachable (no "exports" map) and declared in
+// oidc-provider.d.ts: the factory gives each issuer its own LRU store (1000 entries).
 import { createMemoryAdapter } from 'oidc-provider/lib/adapters/memory_adapter.js';
 import { handleInteraction } from './interaction.ts';
 import type { KeyRing, KeyView } from './key-ring.ts';

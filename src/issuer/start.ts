@@ -32,6 +32,7 @@ export async function startIssuer(options: IssuerOptions): Promise<RunningIssuer
 
   return {
     url,
+    // oidc-provider's default route, left unchanged in provider-config.ts.
     jwksUri: new URL('/jwks', url).href,
     async close() {
       await closeServer(server);
