@@ -1,0 +1,107 @@
+// Shared scaffolding for the issuer tests: temporary key files, token requests, and a tiny
+// cookie-carrying user agent that follows the authorization-code redirects.
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startIssuer, type IssuerOptions, type RunningIssuer } from '../../src/issuer/index.ts';
+
+export const FILES = 'http://127.0.0.1:8080/files/mcp';
+export const NOTES = 'http://127.0.0.1:8080/notes/mcp';
+export const RESOURCES = [
+  { audience: FILES, scopes: ['mcp:files', 'mcp:files:admin'] },
+  { audience: NOTES, scopes: ['mcp:notes'] },
+] as const;
+export const WORKLOAD = { client_id: 'workload', client_secret: 'workload-secret-0123456789abcdef' } as const;
+
+/** A fresh directory per test file, removed by the returned function. */
+export async function tempDir(): Promise<{ readonly dir: string; remove(): Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), 'warden-issuer-'));
+  return { dir, remove: () => rm(dir, { recursive: true, force: true }) };
+}
+
+export function startLoopbackIssuer(keysFile: string, overrides: Partial<IssuerOptions> = {}): Promise<RunningIssuer> {
+  return startIssuer({
+    host: '127.0.0.1',
+    port: 0,
+    keysFile,
+    resources: RESOURCES,
+    clients: [{ ...WORKLOAD, grant_types: ['client_credentials'], scope: 'mcp:files mcp:notes' }],
+    ...overrides,
+  });
+}
+
+export interface TokenResponse {
+  readonly status: number;
+  readonly body: Readonly<Record<string, unknown>>;
+}
+
+export async function postForm(url: string, form: Record<string, string>, headers: Record<string, string> = {}): Promise<TokenResponse> {
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+    body: new URLSearchParams(form),
+  });
+  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+}
+
+export function basic(clientId: string, secret: string): Record<string, string> {
+  // RFC 6749 §2.3.1: form-encode, then base64.
+  const pair = `${encodeURIComponent(clientId)}:${encodeURIComponent(secret)}`;
+  return { authorization: `Basic ${Buffer.from(pair).toString('base64')}` };
+}
+
+export function clientCredentials(issuer: RunningIssuer, form: Record<string, string>, client: { client_id: string; client_secret: string } = WORKLOAD): Promise<TokenResponse> {
+  return postForm(new URL('/token', issuer.url).href, { grant_type: 'client_credentials', ...form }, basic(client.client_id, client.client_secret));
+}
+
+export function pkcePair(): { readonly verifier: string; readonly challenge: string } {
+  const verifier = randomBytes(32).toString('base64url');
+  return { verifier, challenge: createHash('sha256').update(verifier).digest('base64url') };
+}
+
+/**
+ * Plays the browser: requests `start` and follows redirects (at most 10), carrying cookies,
+ * until one points at `redirectUri`; returns that URL. `base`, when given, is where requests
+ * for the issuer's origin are actually sent (an https issuer served on loopback behind a "proxy").
+ */
+export async function followAuthorization(start: URL, redirectUri: string, base?: { readonly issuer: string; readonly local: string }): Promise<URL> {
+  const jar = new Map<string, string>();
+  let url = start;
+  for (let hop = 0; hop < 10; hop++) {
+    const target = base !== undefined && url.origin === new URL(base.issuer).origin ? new URL(url.pathname + url.search, base.local) : url;
+    const res = await fetch(target, {
+      redirect: 'manual',
+      headers: { cookie: [...jar].map(([name, value]) => `${name}=${value}`).join('; ') },
+    });
+    for (const cookie of res.headers.getSetCookie()) {
+      const pair = cookie.split(';')[0] ?? '';
+      const name = pair.slice(0, pair.indexOf('='));
+      const value = pair.slice(pair.indexOf('=') + 1);
+      if (value === '') jar.delete(name);
+      else jar.set(name, value);
+    }
+    const body = await res.text();
+    const location = res.headers.get('location');
+    if (res.status < 300 || res.status > 399 || location === null) {
+      throw new Error(`authorization stopped at ${target.pathname} with ${res.status}: ${body}`);
+    }
+    url = new URL(location, url);
+    if (url.href.startsWith(redirectUri)) return url;
+  }
+  throw new Error('more than 10 redirects');
+}
+
+/** A port that was free a moment ago, for issuers whose URL does not reveal where they listen. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
