@@ -103,6 +103,11 @@ export class IssuerKeys {
     };
   }
 
+  /** Whether tokens of this issuer may be accepted now (cheap: also asked on verified-cache hits). */
+  usable(): boolean {
+    return this.#usable(this.#deps.now());
+  }
+
   hasKid(kid: string): boolean {
     return this.#kids.has(kid);
   }

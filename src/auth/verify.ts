@@ -29,7 +29,10 @@ export function createAuthenticator(deps: AuthenticatorDeps): Authenticator {
     const cacheKey = tokenHash + '|' + upstream.name;
     const nowMs = deps.now();
     const cached = deps.cache.get(cacheKey, nowMs);
-    if (cached !== undefined) return cached;
+    if (cached !== undefined) {
+      // A verified token is only as good as its issuer's keys: past the stale window, fail closed too.
+      return deps.keys.get(cached.issuerName)?.usable() === true ? cached : deny('jwks_unavailable');
+    }
 
     if (!token.includes('.')) {
       // Opaque token (RFC 6750 b64token, not a JWS): only an issuer with RFC 7662 introspection can vouch for it.
