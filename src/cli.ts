@@ -3,10 +3,20 @@ import { loadConfig } from './config/compile.ts';
 import { ConfigError, formatProblem } from './config/errors.ts';
 import { serve } from './serve.ts';
 import { addKey, generateKeyFile, listKeys, promoteKey, retireKey } from './identity/keyfile.ts';
+import { startIssuer } from './issuer/index.ts';
+import { rotateIssuerKeys } from './issuer/rotate.ts';
+import { rehearse } from './rehearse/run.ts';
+import { exitCode, formatReport } from './rehearse/report.ts';
 
 const USAGE = `usage:
   mcp-warden serve --config <file>       run the gateway
   mcp-warden validate --config <file>    check config and policy (exit 0 valid, 1 invalid)
+  mcp-warden rehearse --config <file> [--json] [--strict] [--url <gateway base URL>]
+                      [--client-id <id> --client-secret <secret>] [--rotate-cmd <shell command>]
+                      [--direct-url <upstream URL>] [--no-outage]
+                                         drill the failure scenarios; exit 0 only when all pass
+  mcp-warden issuer --config <file>      run the embedded authorization server (authorizationServer:)
+  mcp-warden keys rotate --issuer --config <file>             rotate the embedded issuer's keys
   mcp-warden keys generate --out <file> [--alg EdDSA|ES256]   new gateway key file (0600)
   mcp-warden keys add --file <file> [--alg EdDSA|ES256]       publish a new key (does not sign yet)
   mcp-warden keys promote --file <file> --kid <kid>           make that key the signer
@@ -42,6 +52,24 @@ export async function main(argv: readonly string[]): Promise<number | undefined>
     }
     case 'keys':
       return keysCommand(rest);
+    case 'rehearse':
+      return rehearseCommand(rest);
+    case 'issuer': {
+      const { values } = parseArgs({ args: rest, options: { config: { type: 'string' } }, strict: true });
+      if (values.config === undefined) return usage();
+      try {
+        const config = loadConfig(values.config);
+        if (config.authorizationServer === undefined) throw new ConfigError([{ file: values.config, line: undefined, key: 'authorizationServer', message: 'is required to run the embedded issuer' }]);
+        const issuer = await startIssuer(config.authorizationServer);
+        process.stdout.write(`mcp-warden issuer listening: ${issuer.url} (jwks ${issuer.jwksUri})\n`);
+        const stop = (): void => void issuer.close().then(() => process.exit(0));
+        process.once('SIGTERM', stop);
+        process.once('SIGINT', stop);
+        return undefined;
+      } catch (err) {
+        return reportConfigError(err);
+      }
+    }
     default:
       return usage();
   }
@@ -64,9 +92,20 @@ async function keysCommand(args: readonly string[]): Promise<number> {
   const [sub, ...rest] = args;
   const { values } = parseArgs({
     args: [...rest],
-    options: { out: { type: 'string' }, file: { type: 'string' }, kid: { type: 'string' }, alg: { type: 'string', default: 'EdDSA' } },
+    options: { out: { type: 'string' }, file: { type: 'string' }, kid: { type: 'string' }, alg: { type: 'string', default: 'EdDSA' }, issuer: { type: 'boolean' }, config: { type: 'string' } },
     strict: true,
   });
+  if (sub === 'rotate' && values.issuer === true && values.config !== undefined) {
+    try {
+      const config = loadConfig(values.config);
+      if (config.authorizationServer === undefined) throw new ConfigError([{ file: values.config, line: undefined, key: 'authorizationServer', message: 'is required to rotate the embedded issuer keys' }]);
+      await rotateIssuerKeys(config.authorizationServer);
+      process.stdout.write(`rotated ${config.authorizationServer.keysFile}: the new key is published now and signs after ${config.authorizationServer.rotationGraceSeconds ?? 60} s\n`);
+      return 0;
+    } catch (err) {
+      return reportConfigError(err);
+    }
+  }
   const alg = values.alg;
   if (alg !== 'EdDSA' && alg !== 'ES256') return usage();
   const file = values.file ?? values.out;
@@ -91,4 +130,33 @@ async function keysCommand(args: readonly string[]): Promise<number> {
     default:
       return usage();
   }
+}
+
+async function rehearseCommand(args: readonly string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: [...args],
+    options: {
+      config: { type: 'string' }, json: { type: 'boolean' }, strict: { type: 'boolean' }, url: { type: 'string' },
+      'client-id': { type: 'string' }, 'client-secret': { type: 'string' }, 'rotate-cmd': { type: 'string' },
+      'direct-url': { type: 'string' }, 'no-outage': { type: 'boolean' },
+    },
+    strict: true,
+  });
+  if (values.config === undefined) return usage();
+  let config;
+  try {
+    config = loadConfig(values.config);
+  } catch (err) {
+    return reportConfigError(err);
+  }
+  const client = values['client-id'] !== undefined && values['client-secret'] !== undefined ? { clientId: values['client-id'], clientSecret: values['client-secret'] } : undefined;
+  const results = await rehearse(config, {
+    ...(values.url === undefined ? {} : { baseUrl: values.url.replace(/\/$/, '') }),
+    ...(client === undefined ? {} : { client }),
+    ...(values['rotate-cmd'] === undefined ? {} : { rotateCmd: values['rotate-cmd'] }),
+    ...(values['direct-url'] === undefined ? {} : { directUrl: values['direct-url'] }),
+    outage: values['no-outage'] !== true,
+  });
+  process.stdout.write(values.json === true ? JSON.stringify({ results, exitCode: exitCode(results, values.strict === true) }, null, 2) + '\n' : formatReport(results));
+  return exitCode(results, values.strict === true);
 }

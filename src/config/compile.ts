@@ -4,6 +4,7 @@ import { lintConfig } from './lint.ts';
 import { loadConfigFile, parseConfigText, type LoadedConfig } from './load.ts';
 import { stripTrailingSlash } from './urls.ts';
 import { compileRules, type PolicyRule } from '../policy/compile.ts';
+import type { IssuerOptions } from '../issuer/types.ts';
 
 export interface IssuerConfig {
   readonly name: string;
@@ -51,6 +52,8 @@ export interface Config {
   readonly upstreams: readonly UpstreamConfig[];
   readonly identity: { readonly header: string; readonly signingKeyFile: string; readonly ttlSeconds: number };
   readonly limits: Readonly<RawConfig['limits']>;
+  /** The embedded issuer's settings, with the resources it may issue tokens for (every upstream). */
+  readonly authorizationServer: IssuerOptions | undefined;
   readonly warnings: readonly ConfigProblem[];
 }
 
@@ -113,6 +116,19 @@ function compile(raw: RawConfig, file: string, warnings: readonly ConfigProblem[
     upstreams: Object.freeze(upstreams),
     identity: Object.freeze({ ...raw.identity }),
     limits: Object.freeze({ ...raw.limits }),
+    authorizationServer: raw.authorizationServer === undefined ? undefined : Object.freeze({
+      ...(raw.authorizationServer.issuer === undefined ? {} : { issuer: raw.authorizationServer.issuer }),
+      host: raw.authorizationServer.listen.host,
+      port: raw.authorizationServer.listen.port,
+      keysFile: raw.authorizationServer.keysFile,
+      accessTokenTtlSeconds: raw.authorizationServer.accessTokenTtlSeconds,
+      signingAlg: raw.authorizationServer.signingAlg,
+      rotationGraceSeconds: raw.authorizationServer.rotationGraceSeconds,
+      registration: raw.authorizationServer.registration,
+      clients: raw.authorizationServer.clients,
+      // RFC 8707: tokens only for the resources this gateway serves, with their scopes.
+      resources: upstreams.map((u) => ({ audience: u.audience, scopes: u.allScopes })),
+    }),
     warnings,
   });
 }

@@ -109,6 +109,25 @@ const identity = z.strictObject({
   ttlSeconds: z.number().int().min(5).max(300).default(60),
 });
 
+// The embedded authorization server (`mcp-warden issuer`, the demo): single node, loopback or behind TLS.
+const authorizationServer = z.strictObject({
+  issuer: z.string().min(1).optional(),
+  listen: listener.prefault({ port: 9400 }),
+  keysFile: z.string().min(1),
+  accessTokenTtlSeconds: z.number().int().min(1).max(3_600).default(300),
+  signingAlg: z.enum(['ES256', 'EdDSA']).default('ES256'),
+  rotationGraceSeconds: z.number().int().min(0).max(86_400).default(60),
+  registration: z.strictObject({ initialAccessToken: z.string().min(1).optional() }).prefault({}),
+  clients: z.array(z.strictObject({
+    client_id: z.string().min(1),
+    client_secret: z.string().min(1).optional(),
+    grant_types: z.array(z.string().min(1)).min(1),
+    redirect_uris: z.array(z.string().min(1)).optional(),
+    scope: z.string().optional(),
+    token_endpoint_auth_method: z.string().min(1).optional(),
+  })).default([]),
+});
+
 export const configSchema = z.strictObject({
   listen: listener.extend({ tls: serverTls.optional() }).prefault({ port: 8080 }),
   admin: listener.prefault({ port: 9090 }),
@@ -116,6 +135,7 @@ export const configSchema = z.strictObject({
   issuers: z.array(issuer).min(1),
   upstreams: z.array(upstream).min(1),
   identity: identity,
+  authorizationServer: authorizationServer.optional(),
   limits: z.strictObject({
     maxTokenBytes: z.number().int().min(1_024).max(16_384).default(8_192),
     maxBodyBytes: z.number().int().min(1_024).max(64 * 1024 * 1024).default(1024 * 1024),

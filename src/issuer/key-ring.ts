@@ -75,6 +75,21 @@ export class KeyRing {
     }
   }
 
+  /**
+   * Re-reads the keys file after another process changed it (`mcp-warden keys rotate --issuer`).
+   * A file that cannot be read, or that leaves no key active now, is ignored: the current keys stay.
+   */
+  async reload(): Promise<boolean> {
+    await this.#writes;
+    const now = this.#settings.now();
+    const stored = await readKeysFile(this.#settings.file, this.#settings.alg).catch(() => undefined);
+    if (stored === undefined) return false;
+    const records = retainedKeys(stored, now);
+    if (signingKey(records, now) === undefined) return false;
+    this.#records = records;
+    return true;
+  }
+
   /** Waits for pending writes; reports a background write that failed. */
   async flush(): Promise<void> {
     await this.#writes;

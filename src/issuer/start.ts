@@ -1,4 +1,5 @@
 // startIssuer: validate, load keys, listen, then serve oidc-provider behind the key schedule.
+import { unwatchFile, watchFile } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { KeyRing } from './key-ring.ts';
@@ -29,12 +30,17 @@ export async function startIssuer(options: IssuerOptions): Promise<RunningIssuer
     throw error;
   }
   server.on('request', host.handle);
+  // A rotation made by another process (`mcp-warden keys rotate --issuer`) is picked up from the file.
+  watchFile(settings.keysFile, { interval: 1_000 }, () => void keyRing.reload());
 
+  const address = server.address() as AddressInfo;
   return {
     url,
+    listenUrl: `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`,
     // oidc-provider's default route, left unchanged in provider-config.ts.
     jwksUri: new URL('/jwks', url).href,
     async close() {
+      unwatchFile(settings.keysFile);
       await closeServer(server);
       await keyRing.flush();
     },

@@ -45,6 +45,8 @@ export interface IssuerOptions {
 
 export interface RunningIssuer {
   readonly url: string;
+  /** Where this instance actually listens (differs from url when the issuer URL names a front end). */
+  readonly listenUrl: string;
   readonly jwksUri: string;
   close(): Promise<void>;
   /** Publishes a new key now, signs with it after the grace period, drops older keys after the token lifetime. */

@@ -1,0 +1,89 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { loadConfig } from '../../src/config/compile.ts';
+import { startDemoStack, type DemoStack } from '../../src/demo/stack.ts';
+import { createLogger } from '../../src/observe/log.ts';
+import { rehearse } from '../../src/rehearse/run.ts';
+import { exitCode } from '../../src/rehearse/report.ts';
+import { asMetadata, clientCredentials, register } from '../../src/rehearse/tokens.ts';
+import { freePorts } from '../helpers/ports.ts';
+
+/** config/demo.yaml, moved to free ports and a temp key directory. */
+async function demoConfig(): Promise<string> {
+  const [gateway, admin, issuer, server] = await freePorts(4);
+  const dir = mkdtempSync(join(tmpdir(), 'mcp-warden-demo-'));
+  const text = readFileSync('config/demo.yaml', 'utf8')
+    .replaceAll('127.0.0.1:8080', `127.0.0.1:${gateway}`).replace('port: 8080', `port: ${gateway}`)
+    .replace('port: 9090', `port: ${admin}`)
+    .replaceAll('127.0.0.1:9400', `127.0.0.1:${issuer}`).replace('port: 9400', `port: ${issuer}`)
+    .replaceAll('127.0.0.1:3001', `127.0.0.1:${server}`)
+    .replaceAll('./.demo/', `${dir}/`);
+  const file = join(dir, 'demo.yaml');
+  writeFileSync(file, text);
+  return file;
+}
+
+let stack: DemoStack;
+let configFile: string;
+const logs: string[] = [];
+beforeAll(async () => {
+  configFile = await demoConfig();
+  stack = await startDemoStack(configFile, createLogger({ destination: new Writable({ write: (c: Buffer, _e, cb) => { logs.push(c.toString()); cb(); } }) }));
+});
+afterAll(async () => {
+  await stack?.close();
+});
+
+describe('the one-command demo', () => {
+  it('an MCP SDK client registers with the embedded issuer, gets a token, lists and calls tools through the gateway', async () => {
+    const config = stack.config;
+    const demo = config.upstreams[0];
+    const meta = await asMetadata(stack.issuer.url);
+    expect(meta?.registration_endpoint).toBeDefined();
+    const client = await register(meta?.registration_endpoint as string, ['mcp:demo'], undefined);
+    if (typeof client === 'string') throw new Error(client);
+    const token = await clientCredentials(meta?.token_endpoint as string, client, demo?.audience as string, ['mcp:demo']);
+    const sdk = new Client({ name: 'demo-e2e', version: '1.0.0' });
+    await sdk.connect(new StreamableHTTPClientTransport(new URL(demo?.audience as string), { requestInit: { headers: { authorization: `Bearer ${token}` } } }));
+    // admin_reset needs mcp:demo:admin: the listing hides it.
+    expect((await sdk.listTools()).tools.map((t) => t.name).sort()).toEqual(['get_time', 'whoami']);
+    const who = await sdk.callTool({ name: 'whoami', arguments: {} });
+    const identity = JSON.parse((who.content as { text: string }[])[0]?.text ?? '{}') as { sub: string; scopes: string[]; originalIssuer: string };
+    expect(identity).toMatchObject({ sub: client.clientId, scopes: ['mcp:demo'], originalIssuer: stack.issuer.url });
+    await sdk.close();
+  });
+
+  it('rehearse passes every drill against the running demo (exit 0)', async () => {
+    const results = await rehearse(loadConfig(configFile));
+    const failed = results.filter((r) => r.status !== 'pass');
+    expect(failed).toEqual([]);
+    expect(results.map((r) => r.drill)).toEqual([
+      'metadata demo', 'metadata ops', 'issuer metadata', 'registration', 'issuance', 'valid call', 'no token', 'audience mismatch',
+      'tampered signature', 'unknown signing key', 'insufficient scope', 'expired token', 'key rotation', 'key-fetch outage',
+    ]);
+    expect(exitCode(results, true)).toBe(0);
+  }, 120_000);
+
+  it('rehearse fails, naming the drill, when the issuer metadata names another issuer', async () => {
+    const config = loadConfig(configFile);
+    // The same deployment, but the config expects a different issuer identifier than the AS reports.
+    const wrong = { ...config, upstreams: config.upstreams.map((u) => ({ ...u, issuers: u.issuers.map((i) => ({ ...i, issuer: i.issuer + '/tenant' })) })) };
+    const results = await rehearse(wrong, { outage: false });
+    expect(results.find((r) => r.drill === 'issuer metadata')).toMatchObject({ status: 'fail' });
+    expect(exitCode(results, false)).toBe(1);
+  }, 60_000);
+
+  it('rehearse fails the outage-free drills when the issuer (and so its JWKS) is down', async () => {
+    const config = loadConfig(configFile);
+    const [dead] = await freePorts(1);
+    const down = { ...config, upstreams: config.upstreams.map((u) => ({ ...u, issuers: u.issuers.map((i) => ({ ...i, issuer: `http://127.0.0.1:${dead}`, jwksUri: `http://127.0.0.1:${dead}/jwks` })) })) };
+    const results = await rehearse(down, { outage: false });
+    expect(results.find((r) => r.drill === 'issuer metadata')).toMatchObject({ status: 'fail' });
+    expect(exitCode(results, false)).toBe(1);
+  }, 60_000);
+});
