@@ -4,7 +4,7 @@ import type { Config, UpstreamConfig } from './config/compile.ts';
 import { readBearer } from './auth/bearer.ts';
 import type { Authenticator } from './auth/verify.ts';
 import type { Principal } from './auth/principal.ts';
-import { decide } from './policy/decide.ts';
+import { decide, decideAll } from './policy/decide.ts';
 import { inspect, protocolVersion, readBody, type Inspected } from './policy/jsonrpc.ts';
 import { createSseFilter, filterJsonBody, filtersListings, isListing, type ListingRequests } from './policy/filter.ts';
 import type { AssertionMinter } from './identity/assertion.ts';
@@ -123,16 +123,13 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
         record.rpcMethod = result.batch ? `batch(${result.messages.length})` : first?.method;
         record.tool = result.batch ? undefined : first?.name ?? first?.uri;
         // A batch is refused whole when any element is denied: no partial forwarding (SC-136).
-        for (const m of result.messages) {
-          const d = decide(principal, upstream, { kind: 'rpc', method: m.method, name: m.name, uri: m.uri });
-          if (!isDenial(d)) {
-            record.rule ??= d.rule;
-          } else {
-            record.rpcMethod = m.method;
-            record.tool = m.name ?? m.uri;
-            return refuse({ ...d, rpcId: m.id });
-          }
+        const verdict = decideAll(principal, upstream, result.messages);
+        if ('denial' in verdict) {
+          record.rpcMethod = verdict.message.method;
+          record.tool = verdict.message.name ?? verdict.message.uri;
+          return refuse(verdict.denial);
         }
+        record.rule = verdict.allow.rule;
       }
 
       const session = deps.sessions.check(singleHeader(req, 'mcp-session-id'), principal, upstream);

@@ -40,6 +40,10 @@ export function createAuthenticator(deps: AuthenticatorDeps): Authenticator {
       if (introspecting === undefined) return deny('token_malformed');
       return deps.introspect(token, tokenHash, introspecting, upstream);
     }
+    // RFC 4648 §3.5: only the canonical base64url of the signature is accepted, so one signed token has
+    // exactly one spelling (a changed pad bit in the last character would otherwise still verify).
+    const signature = token.slice(token.lastIndexOf('.') + 1);
+    if (Buffer.from(signature, 'base64url').toString('base64url') !== signature) return deny('token_malformed');
     let header: ProtectedHeaderParameters;
     let unverified: JWTPayload;
     try {

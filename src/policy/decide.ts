@@ -75,3 +75,14 @@ function claimMatches(value: unknown, accepted: ReadonlySet<string>): boolean {
   if (Array.isArray(value)) return value.some((v) => typeof v === 'string' && accepted.has(v));
   return false;
 }
+
+/** Every message of a request body; the first denial refuses the whole request (no partial forwarding). */
+export function decideAll(principal: Principal, upstream: UpstreamConfig, messages: readonly { readonly method: string; readonly name: string | undefined; readonly uri: string | undefined; readonly id: string | number | null }[]): { readonly allow: Allow } | { readonly denial: Denial; readonly message: (typeof messages)[number] } {
+  let first: Allow | undefined;
+  for (const m of messages) {
+    const d = decide(principal, upstream, { kind: 'rpc', method: m.method, name: m.name, uri: m.uri });
+    if (d.kind === 'deny') return { denial: { ...d, rpcId: m.id }, message: m };
+    first ??= d;
+  }
+  return { allow: first ?? ALLOW_BY_SCOPES };
+}
