@@ -1,0 +1,150 @@
+// npm run soak -- --minutes N: mixed valid and invalid traffic, SSE streams, a signing-key rotation
+// and a key-fetch outage window, through a real gateway process on loopback. Reports requests by
+// outcome, valid requests refused outside the outage window and invalid requests forwarded (both
+// must be 0), and the gateway's RSS at start and end (growth must stay under 10 %). The gateway runs
+// with a container-sized heap (SOAK_NODE_FLAGS, default --max-old-space-size=96, as a memory limit
+// would impose): with the default multi-GiB heap of a large machine V8 grows lazily and RSS would
+// measure the collector's patience rather than a leak.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { generateKeyPair } from 'jose';
+import { request } from 'undici';
+import { stringify } from 'yaml';
+import { TestIdp } from '../helpers/idp.ts';
+import { TestUpstream } from '../helpers/upstream.ts';
+import { freePorts } from '../helpers/ports.ts';
+
+const { values } = parseArgs({ options: { minutes: { type: 'string', default: '1' }, concurrency: { type: 'string', default: '16' } } });
+const durationMs = Number(values.minutes) * 60_000;
+const concurrency = Number(values.concurrency);
+const AUD = 'https://gw.test/mcp';
+const FRESH_S = 5;
+const STALE_S = 5;
+
+const idp = await TestIdp.start({ alg: 'ES256' });
+const upstream = await TestUpstream.start();
+const [port, adminPort] = await freePorts(2);
+const dir = mkdtempSync(join(tmpdir(), 'mcp-warden-soak-'));
+const configFile = join(dir, 'config.yaml');
+writeFileSync(configFile, stringify({
+  listen: { host: '127.0.0.1', port }, admin: { host: '127.0.0.1', port: adminPort }, publicUrl: 'https://gw.test',
+  issuers: [{ name: 'idp', issuer: idp.issuer, jwksUri: idp.jwksUri, algorithms: ['ES256'], clockSkewSeconds: 0, jwks: { cacheMaxAgeSeconds: FRESH_S, staleIfErrorSeconds: STALE_S, cooldownSeconds: 1, timeoutMs: 1000 } }],
+  upstreams: [
+    { name: 'mcp', path: '/mcp', target: `${upstream.url}/echo`, issuers: ['idp'], scopes: ['mcp:tools'] },
+    { name: 'stream', path: '/stream', target: `${upstream.url}/sse`, issuers: ['idp'], scopes: ['mcp:tools'], audience: 'https://gw.test/stream' },
+  ],
+  identity: { signingKeyFile: join(dir, 'gateway.jwk') },
+}));
+const gateway = spawn(process.execPath, [...(process.env['SOAK_NODE_FLAGS'] ?? '--max-old-space-size=96').split(' ').filter(Boolean), 'bin/mcp-warden.js', 'serve', '--config', configFile], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, MCP_WARDEN_LOG_LEVEL: 'warn' } });
+const base = `http://127.0.0.1:${port}`;
+for (let i = 0; i < 100; i++) {
+  const ok = await request(`http://127.0.0.1:${adminPort}/readyz`).then(async (r) => (await r.body.dump(), r.statusCode === 200), () => false);
+  if (ok) break;
+  await sleep(100);
+}
+const rss = (): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${gateway.pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
+
+// Upstream side: any request marked invalid that arrives there is a failure of the gateway.
+let invalidForwarded = 0;
+upstream.server.prependListener('request', (req) => {
+  if (req.headers['x-soak-kind'] === 'invalid') invalidForwarded++;
+});
+upstream.sseEvents = 5;
+upstream.sseGate = () => sleep(1_000);
+
+let signer = 'k1';
+const outage = { start: Infinity, end: Infinity };
+const counts = new Map<string, number>();
+let validRefusedOutside = 0;
+const count = (key: string): void => void counts.set(key, (counts.get(key) ?? 0) + 1);
+const evil = await generateKeyPair('ES256');
+const nowS = (): number => Math.floor(Date.now() / 1000);
+
+type Kind = 'valid' | 'expired' | 'wrong_aud' | 'bad_sig' | 'no_token' | 'unknown_kid' | 'stream';
+const pick = (): Kind => {
+  const r = Math.random();
+  if (r < 0.6) return 'valid';
+  if (r < 0.66) return 'stream';
+  return (['expired', 'wrong_aud', 'bad_sig', 'no_token', 'unknown_kid'] as const)[Math.floor(Math.random() * 5)] as Kind;
+};
+async function tokenFor(kind: Kind): Promise<string | undefined> {
+  const claims = { iss: idp.issuer, aud: kind === 'stream' ? 'https://gw.test/stream' : AUD, sub: 'soak', scope: 'mcp:tools', iat: nowS(), exp: nowS() + 60 };
+  switch (kind) {
+    case 'valid': case 'stream': return idp.sign(claims, { kid: signer });
+    case 'expired': return idp.sign({ ...claims, exp: nowS() - 5 }, { kid: signer });
+    case 'wrong_aud': return idp.sign({ ...claims, aud: 'https://gw.test/other' }, { kid: signer });
+    case 'bad_sig': { const t = await idp.sign(claims, { kid: signer }); return t.slice(0, -4) + (t.endsWith('AAAA') ? 'BBBB' : 'AAAA'); }
+    case 'no_token': return undefined;
+    case 'unknown_kid': return idp.sign(claims, { kid: `x-${Math.random()}`, key: evil.privateKey, alg: 'ES256' });
+  }
+}
+async function one(): Promise<void> {
+  const kind = pick();
+  const token = await tokenFor(kind);
+  const headers: Record<string, string> = { 'content-type': 'application/json', 'x-soak-kind': kind === 'valid' || kind === 'stream' ? 'valid' : 'invalid' };
+  if (token !== undefined) headers['authorization'] = `Bearer ${token}`;
+  const sentAt = Date.now();
+  try {
+    const res = kind === 'stream'
+      ? await request(`${base}/stream`, { method: 'GET', headers: { ...headers, accept: 'text/event-stream' } })
+      : await request(`${base}/mcp`, { method: 'POST', headers, body: '{"jsonrpc":"2.0","id":1,"method":"tools/list"}' });
+    await res.body.dump();
+    count(`${kind} ${res.statusCode}`);
+    const inOutage = sentAt >= outage.start && sentAt <= outage.end;
+    if ((kind === 'valid' || kind === 'stream') && res.statusCode !== 200 && !inOutage) validRefusedOutside++;
+  } catch {
+    count(`${kind} error`);
+    if ((kind === 'valid' || kind === 'stream') && !(sentAt >= outage.start && sentAt <= outage.end)) validRefusedOutside++;
+  }
+}
+
+const started = Date.now();
+// RSS is taken once the bounded caches (verified tokens, assertions: every request here carries a new
+// token) have filled and the JIT has settled, so that growth after it means a leak.
+let rssStart = 0;
+const warm = sleep(Math.max(15_000, durationMs / 5)).then(() => {
+  rssStart = rss();
+});
+const scenario = (async () => {
+  // Rotation at 1/4: publish k2, sign with it 2 s later, retire k1 at 1/3 (tokens are minted per request).
+  await sleep(durationMs / 4);
+  await idp.addKey('k2', 'ES256');
+  await sleep(2_000);
+  signer = 'k2';
+  await sleep(Math.max(0, started + durationMs / 3 - Date.now()));
+  idp.published.delete('k1');
+  // Outage from 1/2: refusals are allowed from the cut until the JWKS is back plus one refresh.
+  await sleep(Math.max(0, started + durationMs / 2 - Date.now()));
+  outage.start = Date.now();
+  idp.fault = { kind: 'status', status: 500 };
+  await sleep((FRESH_S + STALE_S + 5) * 1000);
+  idp.fault = { kind: 'ok' };
+  outage.end = Date.now() + 3_000;
+})();
+const workers = Array.from({ length: concurrency }, async () => {
+  while (Date.now() - started < durationMs) await one();
+});
+await Promise.all([...workers, scenario, warm]);
+const rssEnd = rss();
+
+gateway.kill('SIGTERM');
+await new Promise((r) => gateway.once('exit', r));
+await upstream.close();
+await idp.close();
+
+const total = [...counts.values()].reduce((a, b) => a + b, 0);
+const growth = (rssEnd - rssStart) / rssStart;
+process.stdout.write(`soak: ${values.minutes} min, ${total} requests, concurrency ${concurrency}\n`);
+for (const [k, v] of [...counts].sort()) process.stdout.write(`  ${k.padEnd(20)} ${v}\n`);
+process.stdout.write(`valid refused outside the outage window: ${validRefusedOutside}\ninvalid forwarded to the upstream: ${invalidForwarded}\n`);
+process.stdout.write(`gateway RSS: ${(rssStart / 2 ** 20).toFixed(1)} MiB at start, ${(rssEnd / 2 ** 20).toFixed(1)} MiB at end (${(growth * 100).toFixed(1)} %)\n`);
+const ok = validRefusedOutside === 0 && invalidForwarded === 0 && growth < 0.1;
+process.stdout.write(ok ? 'soak: PASS\n' : 'soak: FAIL\n');
+process.exit(ok ? 0 : 1);
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
