@@ -4,6 +4,7 @@ import { ConfigError } from '../config/errors.ts';
 import { retainedKeys, signingKey, withRotation, type KeyRecord } from './key-schedule.ts';
 import { generateKeyRecord, readKeysFile, writeKeysFile } from './keys-file.ts';
 import type { SigningAlg } from './types.ts';
+import type { IssuerSettings } from './options.ts';
 
 export interface KeyView {
   /** Changes whenever the published set or the signing key changes. */
@@ -30,6 +31,18 @@ export class KeyRing {
   private constructor(settings: KeyRingSettings, records: readonly KeyRecord[]) {
     this.#settings = settings;
     this.#records = records;
+  }
+
+  /** The key ring of an issuer's validated settings: its file, algorithm, token lifetime and grace. */
+  static forIssuer(settings: IssuerSettings): Promise<KeyRing> {
+    return KeyRing.open({
+      file: settings.keysFile,
+      alg: settings.signingAlg,
+      // Every token this issuer signs (access and ID tokens) lives at most this long.
+      maxTokenLifetimeMs: settings.accessTokenTtlSeconds * 1000,
+      graceMs: settings.rotationGraceSeconds * 1000,
+      now: settings.now,
+    });
   }
 
   /** Loads the keys file, or creates it with one key that signs from now on. */

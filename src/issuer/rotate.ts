@@ -9,13 +9,7 @@ import type { IssuerOptions } from './types.ts';
  */
 export async function rotateIssuerKeys(options: IssuerOptions): Promise<void> {
   const settings = validateIssuerOptions(options);
-  const ring = await KeyRing.open({
-    file: settings.keysFile,
-    alg: settings.signingAlg,
-    maxTokenLifetimeMs: settings.accessTokenTtlSeconds * 1000,
-    graceMs: settings.rotationGraceSeconds * 1000,
-    now: settings.now,
-  });
+  const ring = await KeyRing.forIssuer(settings);
   await ring.rotate();
   await ring.flush();
 }

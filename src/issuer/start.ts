@@ -9,14 +9,7 @@ import type { IssuerOptions, RunningIssuer } from './types.ts';
 
 export async function startIssuer(options: IssuerOptions): Promise<RunningIssuer> {
   const settings = validateIssuerOptions(options);
-  const keyRing = await KeyRing.open({
-    file: settings.keysFile,
-    alg: settings.signingAlg,
-    // Every token this issuer signs (access and ID tokens) lives at most this long.
-    maxTokenLifetimeMs: settings.accessTokenTtlSeconds * 1000,
-    graceMs: settings.rotationGraceSeconds * 1000,
-    now: settings.now,
-  });
+  const keyRing = await KeyRing.forIssuer(settings);
 
   const server = createServer();
   await listen(server, settings.host, settings.port);
