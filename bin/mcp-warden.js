@@ -1,6 +1,8 @@
 #!/usr/bin/env node
-// Node >= 22.18 runs the TypeScript sources directly (type stripping); no build step.
-import { main } from '../src/cli.ts';
+// In a checkout (and the Docker image) Node 24 runs the TypeScript sources directly. Installed as a
+// package, Node will not strip types under node_modules: there the compiled dist/ (built by prepack) runs.
+const installed = import.meta.url.includes('/node_modules/');
+const { main } = await import(installed ? '../dist/cli.js' : '../src/cli.ts');
 
 main(process.argv.slice(2)).then(
   (code) => {
