@@ -97,7 +97,7 @@ export async function createGateway(initial: Config, options: GatewayOptions = {
       wellKnown: createWellKnown(config, gatewayKeys.publicJwks),
       authenticate: createAuthenticator({ keys: issuerKeys, cache, introspect: createIntrospector(now, (name, result) => metrics.jwksFetch(name, `introspection_${result}`)), now }),
       sessions: createSessionBinder(gatewayKeys.sessionSecrets),
-      mintAssertion: createAssertionMinter({ keys: gatewayKeys, issuer: config.publicUrl.origin, ttlSeconds: config.identity.ttlSeconds, now }),
+      mintAssertion: createAssertionMinter({ keys: gatewayKeys, issuer: config.publicUrl.origin, ttlSeconds: config.identity.ttlSeconds, now, maxEntries: config.limits.tokenCacheEntries }),
       pools,
       now,
       streams,

@@ -58,8 +58,10 @@ export function createAssertionMinter(options: MinterOptions): AssertionMinter {
       .setExpirationTime(Math.max(exp, iat + 1))
       .setJti(randomUUID())
       .sign(signer.key);
-    if (cache.size >= maxEntries) cache.delete(cache.keys().next().value as string);
-    cache.set(key, { jwt, reuseUntilMs: nowMs + ((exp - iat) * 1000) / 2 });
+    if (maxEntries > 0) {
+      if (cache.size >= maxEntries) cache.delete(cache.keys().next().value as string);
+      cache.set(key, { jwt, reuseUntilMs: nowMs + ((exp - iat) * 1000) / 2 });
+    }
     return jwt;
   };
 }

@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -66,6 +66,9 @@ export async function startGateway(config: Record<string, unknown>, options: { n
     logs,
     configFile,
     gateway,
-    close: () => gateway.close(),
+    async close() {
+      await gateway.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
   };
 }

@@ -37,6 +37,8 @@ writeFileSync(configFile, stringify({
     { name: 'stream', path: '/stream', target: `${upstream.url}/sse`, issuers: ['idp'], scopes: ['mcp:tools'], audience: 'https://gw.test/stream' },
   ],
   identity: { signingKeyFile: join(dir, 'gateway.jwk') },
+  // Small bounded caches fill within the first minute, so RSS growth after that can only be a leak.
+  limits: { tokenCacheEntries: 1_000 },
 }));
 const gateway = spawn(process.execPath, [...(process.env['SOAK_NODE_FLAGS'] ?? '--max-old-space-size=96').split(' ').filter(Boolean), 'bin/mcp-warden.js', 'serve', '--config', configFile], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, MCP_WARDEN_LOG_LEVEL: 'warn' } });
 const base = `http://127.0.0.1:${port}`;
@@ -103,7 +105,7 @@ async function one(): Promise<void> {
 
 const started = Date.now();
 // RSS is taken once the bounded caches (verified tokens, assertions: every request here carries a new
-// token) have filled and the JIT has settled, so that growth after it means a leak.
+// token; 1,000 entries each) have filled and the JIT has settled, so that growth after it means a leak.
 let rssStart = 0;
 const warm = sleep(Math.max(15_000, durationMs / 5)).then(() => {
   rssStart = rss();
