@@ -132,6 +132,9 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
         record.rule = verdict.allow.rule;
       }
 
+      // SC-155: an identity holds a bounded number of open streams; others are unaffected.
+      if (req.method === 'GET' && deps.streams.countFor(identityKey(principal)) >= config.limits.maxStreamsPerIdentity) return refuse(deny('too_many_streams'));
+
       const session = deps.sessions.check(singleHeader(req, 'mcp-session-id'), principal, upstream);
       if (session.kind === 'malformed') return refuse(deny('session_invalid'));
       if (session.kind === 'foreign') return refuse(deny('session_unknown'));
@@ -199,6 +202,7 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
           sse: {
             endAfterMs: (principal.exp + skew) * 1000 - deps.now(),
             registry: deps.streams,
+            identity: identityKey(principal),
             onExpired: () => {
               record.reason = 'token_expired';
               deps.onStreamExpired?.(record);
@@ -215,6 +219,10 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
       return plan;
     }
   };
+}
+
+function identityKey(p: Principal): string {
+  return `${p.iss}\u0000${p.sub}\u0000${p.clientId ?? ''}`;
 }
 
 /** Ids of listing requests whose answers must be filtered for this caller. */

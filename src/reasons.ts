@@ -30,6 +30,7 @@ export type Reason =
   | 'protocol_version_unsupported'
   | 'header_mismatch'
   | 'media_type_unsupported'
+  | 'too_many_streams'
   | 'session_invalid'
   | 'session_unknown'
   | 'origin_forbidden'
@@ -77,6 +78,7 @@ export const reasons: Readonly<Record<Reason, ReasonInfo>> = Object.freeze({
   introspection_unavailable: r(503, undefined, false, 'token introspection is unavailable; try again later'),
   insufficient_scope: r(403, 'insufficient_scope', true, 'the token lacks a required scope'),
   client_not_allowed: r(403, undefined, false, 'this client is not allowed for this resource'),
+  too_many_streams: r(429, undefined, false, 'too many open streams for this identity'),
   session_invalid: r(400, undefined, false, 'invalid session id'),
   // For another identity's session, the same answer as for an unknown one (MCP: 404 → re-initialize).
   session_unknown: r(404, undefined, false, 'session not found'),

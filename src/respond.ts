@@ -32,6 +32,7 @@ export function sendDenial(req: IncomingMessage, res: ServerResponse, denial: De
   }
   if (denial.reason === 'jwks_unavailable' || denial.reason === 'introspection_unavailable') headers['retry-after'] = '5';
   if (denial.reason === 'method_not_allowed') headers['allow'] = 'GET, POST, DELETE, OPTIONS';
+  if (denial.reason === 'too_many_streams') headers['retry-after'] = '10';
   // A request body we refused without reading must not be parsed as the next request on this connection.
   if (!req.complete) headers['connection'] = 'close';
   const body = JSON.stringify(denial.rpcId !== undefined ? rpcError(denial, denial.rpcId, info.description) : {
@@ -70,6 +71,8 @@ function errorName(status: number): string {
       return 'payload_too_large';
     case 415:
       return 'unsupported_media_type';
+    case 429:
+      return 'too_many_requests';
     case 502:
       return 'bad_gateway';
     case 503:

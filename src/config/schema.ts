@@ -144,6 +144,8 @@ export const configSchema = z.strictObject({
     headersTimeoutMs: z.number().int().min(1_000).max(120_000).default(10_000),
     requestTimeoutMs: z.number().int().min(1_000).max(600_000).default(60_000),
     tokenCacheEntries: z.number().int().min(0).max(1_000_000).default(10_000),
+    // Open SSE streams (GET) one identity (issuer + subject + client) may hold at once; more get 429.
+    maxStreamsPerIdentity: z.number().int().min(1).max(100_000).default(32),
     // SIGTERM: stop accepting, let requests finish, end SSE streams with a final event, exit by then.
     shutdownGraceMs: z.number().int().min(0).max(300_000).default(10_000),
   }).prefault({}),

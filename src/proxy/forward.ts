@@ -59,6 +59,8 @@ export interface ResponsePlan {
     readonly endAfterMs: number;
     readonly onExpired: () => void;
     readonly registry: StreamRegistry;
+    /** Whose stream it is (issuer, subject, client), for the per-identity cap. */
+    readonly identity: string;
   };
 }
 
@@ -152,7 +154,7 @@ function streamSse(f: ForwardRequest, response: Dispatcher.ResponseData, transfo
       sse.onExpired();
     }, Math.max(0, sse.endAfterMs));
     timer.unref();
-    const unregister = sse.registry.add(f.upstream.name, end);
+    const unregister = sse.registry.add(f.upstream.name, sse.identity, end);
     const fail = (): void => {
       if (!ended) f.res.destroy();
     };

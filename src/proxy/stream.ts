@@ -20,25 +20,37 @@ export class SseTail extends Transform {
 
 export type EndStream = (finalEvent?: string) => void;
 
-/** Open SSE streams, so that shutdown can end each with a final event (and metrics can count them). */
+/**
+ * Open SSE streams, so that shutdown can end each with a final event, metrics can count them, and one
+ * identity cannot hold more than its share (SC-155).
+ */
 export class StreamRegistry {
   readonly #streams = new Set<EndStream>();
+  readonly #perIdentity = new Map<string, number>();
   readonly #onChange: ((upstream: string, delta: 1 | -1) => void) | undefined;
 
   constructor(onChange?: (upstream: string, delta: 1 | -1) => void) {
     this.#onChange = onChange;
   }
 
-  add(upstream: string, end: EndStream): () => void {
+  add(upstream: string, identity: string, end: EndStream): () => void {
     this.#streams.add(end);
+    this.#perIdentity.set(identity, this.countFor(identity) + 1);
     this.#onChange?.(upstream, 1);
     let removed = false;
     return () => {
       if (removed) return;
       removed = true;
       this.#streams.delete(end);
+      const left = this.countFor(identity) - 1;
+      if (left <= 0) this.#perIdentity.delete(identity);
+      else this.#perIdentity.set(identity, left);
       this.#onChange?.(upstream, -1);
     };
+  }
+
+  countFor(identity: string): number {
+    return this.#perIdentity.get(identity) ?? 0;
   }
 
   get size(): number {
