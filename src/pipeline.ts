@@ -111,6 +111,9 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
       if (isDenial(base)) return refuse(base);
       const version = protocolVersion(req);
       if (version === undefined) return refuse(deny('protocol_version_unsupported'));
+      // RFC 9110 §10.1.1: 100-continue only once the caller is authenticated and may use this upstream
+      // (SC-109); the body it then sends is what the policy reads.
+      if (/100-continue/i.test(req.headers.expect ?? '')) res.writeContinue();
       let inspected: Inspected | undefined;
       if (req.method === 'POST') {
         if (!JSON_TYPE.test(req.headers['content-type'] ?? '')) return refuse(deny('media_type_unsupported'));
@@ -153,9 +156,6 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
       const listings = listingRequests(inspected, upstream);
       // A listing we may have to filter must arrive readable, not compressed.
       if (listings.size > 0) delete headers['accept-encoding'];
-
-      // RFC 9110 §10.1.1: 100-continue only once the request is authorized (SC-109).
-      if (/100-continue/i.test(req.headers.expect ?? '')) res.writeContinue();
 
       const abort = new AbortController();
       res.once('close', () => {

@@ -75,3 +75,18 @@ describe('SSE through the gateway', () => {
     upstream.sseGate = undefined;
   });
 });
+
+describe('Expect: 100-continue', () => {
+  it('answers 100 Continue once the caller is authenticated, then reads and forwards the body', async () => {
+    const { rawRequest, statusOf } = await import('../helpers/raw.ts');
+    const body = '{"jsonrpc":"2.0","id":1,"method":"tools/list"}';
+    const port = Number(new URL(gw.url).port);
+    // Headers only: a client that waits for 100 Continue would hang if the gateway read the body first.
+    const head = `POST /other-mcp HTTP/1.1\r\nHost: gw.test\r\nAuthorization: Bearer ${await idp.token('https://gw.test/other-mcp')}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nExpect: 100-continue\r\n\r\n`;
+    const first = await rawRequest(port, head, 300, 2_000);
+    expect(first.startsWith('HTTP/1.1 100 Continue')).toBe(true);
+    const whole = await rawRequest(port, head + body, 300, 3_000);
+    expect(whole).toMatch(/^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 /);
+    expect(statusOf(whole)).toBe(100);
+  });
+});
