@@ -126,11 +126,21 @@ const scenario = (async () => {
   idp.fault = { kind: 'ok' };
   outage.end = Date.now() + 3_000;
 })();
+// RSS and V8 heap every 30 s: a leak grows steadily, a settling process flattens.
+const series: { atS: number; rssMiB: number; heapMiB: number }[] = [];
+const heapUsed = async (): Promise<number> => {
+  const text = await request(`http://127.0.0.1:${adminPort}/metrics`).then((r) => r.body.text(), () => '');
+  return Number(/^mcp_warden_nodejs_heap_size_used_bytes (\S+)/m.exec(text)?.[1] ?? 0);
+};
+const sampler = setInterval(() => {
+  void heapUsed().then((heap) => series.push({ atS: Math.round((Date.now() - started) / 1000), rssMiB: rss() / 2 ** 20, heapMiB: heap / 2 ** 20 }));
+}, 30_000);
 const workers = Array.from({ length: concurrency }, async () => {
   while (Date.now() - started < durationMs) await one();
 });
 await Promise.all([...workers, scenario, warm]);
 const rssEnd = rss();
+clearInterval(sampler);
 
 gateway.kill('SIGTERM');
 await new Promise((r) => gateway.once('exit', r));
@@ -142,6 +152,7 @@ const growth = (rssEnd - rssStart) / rssStart;
 process.stdout.write(`soak: ${values.minutes} min, ${total} requests, concurrency ${concurrency}\n`);
 for (const [k, v] of [...counts].sort()) process.stdout.write(`  ${k.padEnd(20)} ${v}\n`);
 process.stdout.write(`valid refused outside the outage window: ${validRefusedOutside}\ninvalid forwarded to the upstream: ${invalidForwarded}\n`);
+process.stdout.write(`RSS / heap used every 30 s (MiB): ${series.map((p) => `${p.atS}s ${p.rssMiB.toFixed(0)}/${p.heapMiB.toFixed(0)}`).join(', ')}\n`);
 process.stdout.write(`gateway RSS: ${(rssStart / 2 ** 20).toFixed(1)} MiB at start, ${(rssEnd / 2 ** 20).toFixed(1)} MiB at end (${(growth * 100).toFixed(1)} %)\n`);
 const ok = validRefusedOutside === 0 && invalidForwarded === 0 && growth < 0.1;
 process.stdout.write(ok ? 'soak: PASS\n' : 'soak: FAIL\n');
