@@ -40,7 +40,7 @@ writeFileSync(configFile, stringify({
   // Small bounded caches fill within the first minute, so RSS growth after that can only be a leak.
   limits: { tokenCacheEntries: 1_000 },
 }));
-const gateway = spawn(process.execPath, [...(process.env['SOAK_NODE_FLAGS'] ?? '--max-old-space-size=96').split(' ').filter(Boolean), 'bin/mcp-warden.js', 'serve', '--config', configFile], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, MCP_WARDEN_LOG_LEVEL: 'warn' } });
+const gateway = spawn(process.execPath, [...(process.env['SOAK_NODE_FLAGS'] ?? '--max-old-space-size=96').split(' ').filter(Boolean), 'bin/mcp-warden.js', 'serve', '--config', configFile], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, MCP_WARDEN_LOG_LEVEL: 'warn', MALLOC_ARENA_MAX: process.env['MALLOC_ARENA_MAX'] ?? '2' } });
 const base = `http://127.0.0.1:${port}`;
 for (let i = 0; i < 100; i++) {
   const ok = await request(`http://127.0.0.1:${adminPort}/readyz`).then(async (r) => (await r.body.dump(), r.statusCode === 200), () => false);
@@ -127,13 +127,15 @@ const scenario = (async () => {
   outage.end = Date.now() + 3_000;
 })();
 // RSS and V8 heap every 30 s: a leak grows steadily, a settling process flattens.
-const series: { atS: number; rssMiB: number; heapMiB: number }[] = [];
-const heapUsed = async (): Promise<number> => {
-  const text = await request(`http://127.0.0.1:${adminPort}/metrics`).then((r) => r.body.text(), () => '');
-  return Number(/^mcp_warden_nodejs_heap_size_used_bytes (\S+)/m.exec(text)?.[1] ?? 0);
-};
+const series: { atS: number; rssMiB: number; heapMiB: number; externalMiB: number }[] = [];
+const gauge = (text: string, name: string): number => Number(new RegExp(`^${name} (\\S+)`, 'm').exec(text)?.[1] ?? 0) / 2 ** 20;
 const sampler = setInterval(() => {
-  void heapUsed().then((heap) => series.push({ atS: Math.round((Date.now() - started) / 1000), rssMiB: rss() / 2 ** 20, heapMiB: heap / 2 ** 20 }));
+  void request(`http://127.0.0.1:${adminPort}/metrics`).then((r) => r.body.text(), () => '').then((text) => series.push({
+    atS: Math.round((Date.now() - started) / 1000),
+    rssMiB: rss() / 2 ** 20,
+    heapMiB: gauge(text, 'mcp_warden_nodejs_heap_size_used_bytes'),
+    externalMiB: gauge(text, 'mcp_warden_nodejs_external_memory_bytes'),
+  }));
 }, 30_000);
 const workers = Array.from({ length: concurrency }, async () => {
   while (Date.now() - started < durationMs) await one();
@@ -152,7 +154,7 @@ const growth = (rssEnd - rssStart) / rssStart;
 process.stdout.write(`soak: ${values.minutes} min, ${total} requests, concurrency ${concurrency}\n`);
 for (const [k, v] of [...counts].sort()) process.stdout.write(`  ${k.padEnd(20)} ${v}\n`);
 process.stdout.write(`valid refused outside the outage window: ${validRefusedOutside}\ninvalid forwarded to the upstream: ${invalidForwarded}\n`);
-process.stdout.write(`RSS / heap used every 30 s (MiB): ${series.map((p) => `${p.atS}s ${p.rssMiB.toFixed(0)}/${p.heapMiB.toFixed(0)}`).join(', ')}\n`);
+process.stdout.write(`RSS / heap used / external every 30 s (MiB): ${series.map((p) => `${p.atS}s ${p.rssMiB.toFixed(0)}/${p.heapMiB.toFixed(0)}/${p.externalMiB.toFixed(0)}`).join(', ')}\n`);
 process.stdout.write(`gateway RSS: ${(rssStart / 2 ** 20).toFixed(1)} MiB at start, ${(rssEnd / 2 ** 20).toFixed(1)} MiB at end (${(growth * 100).toFixed(1)} %)\n`);
 const ok = validRefusedOutside === 0 && invalidForwarded === 0 && growth < 0.1;
 process.stdout.write(ok ? 'soak: PASS\n' : 'soak: FAIL\n');
