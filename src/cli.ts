@@ -3,6 +3,7 @@ import { loadConfig } from './config/compile.ts';
 import { ConfigError, formatProblem } from './config/errors.ts';
 import { serve } from './serve.ts';
 import { addKey, generateKeyFile, listKeys, promoteKey, retireKey } from './identity/keyfile.ts';
+import { checkGatewayKeyFile } from './identity/keys.ts';
 import { startIssuer } from './issuer/index.ts';
 import { rotateIssuerKeys } from './issuer/rotate.ts';
 import { rehearse } from './rehearse/run.ts';
@@ -43,6 +44,7 @@ export async function main(argv: readonly string[]): Promise<number | undefined>
       if (values.config === undefined) return usage();
       try {
         const config = loadConfig(values.config);
+        await checkGatewayKeyFile(config.identity.signingKeyFile, config.file, config.identity.signingKeyFileLine);
         for (const w of config.warnings) process.stderr.write(`warning: ${formatProblem(w)}\n`);
         process.stdout.write(`${values.config}: valid (${config.upstreams.length} upstream(s), ${config.issuers.length} issuer(s))\n`);
         return 0;

@@ -66,7 +66,7 @@ export async function createGateway(initial: Config, options: GatewayOptions = {
   const lastFetch = new Map<string, string>();
 
   async function build(config: Config, previous: State | undefined): Promise<State> {
-    const gatewayKeys = await loadGatewayKeys(config.identity.signingKeyFile, config.file);
+    const gatewayKeys = await loadGatewayKeys(config.identity.signingKeyFile, config.file, config.identity.signingKeyFileLine);
     const cache = new TokenCache(config.limits.tokenCacheEntries);
     const issuerKeys = new Map<string, IssuerKeys>();
     for (const issuer of config.issuers) {
@@ -126,6 +126,8 @@ export async function createGateway(initial: Config, options: GatewayOptions = {
     headersTimeout: initial.limits.headersTimeoutMs,
     requestTimeout: initial.limits.requestTimeoutMs,
     requireHostHeader: true,
+    // Node checks header and request timeouts only this often (default 30 s): keep it at the timeout's scale.
+    connectionsCheckingInterval: Math.min(1_000, initial.limits.headersTimeoutMs),
   };
   const readTls = (): { cert: Buffer; key: Buffer } => ({ cert: readFileSync((tls as { certFile: string }).certFile), key: readFileSync((tls as { keyFile: string }).keyFile) });
   const traffic: Server = tls === undefined ? createServer(serverOptions, onRequest) : createTlsServer({ ...serverOptions, ...readTls() }, onRequest);
@@ -147,9 +149,11 @@ export async function createGateway(initial: Config, options: GatewayOptions = {
   // CONNECT and upgrades are not proxied (SC-127).
   traffic.on('connect', (_req, socket) => socket.end('HTTP/1.1 405 Method Not Allowed\r\nconnection: close\r\ncontent-length: 0\r\n\r\n'));
   traffic.on('upgrade', (_req, socket) => socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n'));
-  traffic.on('clientError', (_err, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
-    else socket.destroy();
+  traffic.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    if (!socket.writable) return void socket.destroy();
+    // What the parser refused: headers too large (SC-150), too slow (SC-156), or malformed (SC-110/111).
+    const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
+    socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
   });
 
   let draining = false;

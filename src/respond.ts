@@ -61,6 +61,8 @@ function errorName(status: number): string {
   switch (status) {
     case 400:
       return 'invalid_request';
+    case 401:
+      return 'unauthorized';
     case 403:
       return 'forbidden';
     case 404:

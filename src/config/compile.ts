@@ -50,7 +50,7 @@ export interface Config {
   readonly publicUrl: URL;
   readonly issuers: readonly IssuerConfig[];
   readonly upstreams: readonly UpstreamConfig[];
-  readonly identity: { readonly header: string; readonly signingKeyFile: string; readonly ttlSeconds: number };
+  readonly identity: { readonly header: string; readonly signingKeyFile: string; readonly ttlSeconds: number; readonly signingKeyFileLine: number | undefined };
   readonly limits: Readonly<RawConfig['limits']>;
   /** The embedded issuer's settings, with the resources it may issue tokens for (every upstream). */
   readonly authorizationServer: IssuerOptions | undefined;
@@ -68,10 +68,10 @@ export function loadConfigText(text: string, file = 'config.yaml', env?: Readonl
 function compileLoaded(loaded: LoadedConfig): Config {
   const { errors, warnings } = lintConfig(loaded.raw, loaded.file, loaded.locate);
   if (errors.length > 0) throw new ConfigError(errors);
-  return compile(loaded.raw, loaded.file, warnings);
+  return compile(loaded.raw, loaded.file, warnings, loaded.locate(['identity', 'signingKeyFile']));
 }
 
-function compile(raw: RawConfig, file: string, warnings: readonly ConfigProblem[]): Config {
+function compile(raw: RawConfig, file: string, warnings: readonly ConfigProblem[], keyFileLine: number | undefined): Config {
   const base = stripTrailingSlash(raw.publicUrl);
   const issuers = raw.issuers.map((i): IssuerConfig => Object.freeze({
     name: i.name,
@@ -114,7 +114,7 @@ function compile(raw: RawConfig, file: string, warnings: readonly ConfigProblem[
     publicUrl: new URL(base),
     issuers: Object.freeze(issuers),
     upstreams: Object.freeze(upstreams),
-    identity: Object.freeze({ ...raw.identity }),
+    identity: Object.freeze({ ...raw.identity, signingKeyFileLine: keyFileLine }),
     limits: Object.freeze({ ...raw.limits }),
     authorizationServer: raw.authorizationServer === undefined ? undefined : Object.freeze({
       ...(raw.authorizationServer.issuer === undefined ? {} : { issuer: raw.authorizationServer.issuer }),

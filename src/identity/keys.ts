@@ -1,5 +1,5 @@
 import { hkdfSync } from 'node:crypto';
-import { chmodSync, mkdirSync, openSync, readFileSync, statSync, writeSync, closeSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, openSync, readFileSync, statSync, writeSync, closeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK } from 'jose';
 import { ConfigError } from '../config/errors.ts';
@@ -41,13 +41,14 @@ export function writeKeyFile(file: string, content: unknown): void {
 
 /**
  * Loads the gateway's signing keys: a private JWK, or {"keys":[…]} whose first key signs. Generated on
- * first start when absent. A world-readable or malformed file refuses start (SC-168): without a key,
- * no request is ever forwarded.
+ * first start when absent. A world-readable, unreadable, uncreatable or malformed file refuses start
+ * (SC-168): without a key, no request is ever forwarded.
  */
-export async function loadGatewayKeys(file: string, configFile: string): Promise<GatewayKeys> {
+export async function loadGatewayKeys(file: string, configFile: string, line?: number): Promise<GatewayKeys> {
   const fail = (message: string): never => {
-    throw new ConfigError([{ file: configFile, line: undefined, key: 'identity.signingKeyFile', message: `${file}: ${message}` }]);
+    throw new ConfigError([{ file: configFile, line, key: 'identity.signingKeyFile', message: `${file}: ${message}` }]);
   };
+  const code = (err: unknown): string => (err as NodeJS.ErrnoException).code ?? 'error';
   let text: string;
   try {
     const st = statSync(file);
@@ -55,9 +56,14 @@ export async function loadGatewayKeys(file: string, configFile: string): Promise
     text = readFileSync(file, 'utf8');
   } catch (err) {
     if (err instanceof ConfigError) throw err;
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') fail(`cannot read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
-    writeKeyFile(file, await generateGatewayJwk());
-    text = readFileSync(file, 'utf8');
+    if (code(err) !== 'ENOENT') fail(`cannot read (${code(err)})`);
+    try {
+      writeKeyFile(file, await generateGatewayJwk());
+      text = readFileSync(file, 'utf8');
+    } catch (created) {
+      // e.g. a dangling symlink where a Kubernetes Secret should have been mounted
+      return fail(`is absent and cannot be created (${code(created)})`);
+    }
   }
   let parsed: unknown;
   try {
@@ -87,4 +93,14 @@ export async function loadGatewayKeys(file: string, configFile: string): Promise
     sessionSecrets.push(Buffer.from(hkdfSync('sha256', Buffer.from(jwk.d as string, 'base64url'), 'mcp-warden', 'mcp-session-binding', 32)));
   }
   return Object.freeze({ signer: signer as GatewayKeys['signer'], publicJwks: Object.freeze({ keys: Object.freeze(publicKeys) }), sessionSecrets: Object.freeze(sessionSecrets) });
+}
+
+/** `validate`: the key file must be usable if it exists; an absent one is generated at first start. */
+export async function checkGatewayKeyFile(file: string, configFile: string, line?: number): Promise<void> {
+  try {
+    lstatSync(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+  }
+  await loadGatewayKeys(file, configFile, line);
 }

@@ -6,6 +6,9 @@ const ALWAYS_DROP = new Set([
   'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade',
   'proxy-authorization', 'proxy-authenticate', 'authorization', 'cookie', 'expect', 'host',
   'forwarded', 'x-real-ip', 'dpop',
+  // Path and method overrides some upstream frameworks honour over the request line: the upstream must act
+  // on the path and method the gateway routed and authorized (SC-117, SC-127).
+  'x-original-url', 'x-rewrite-url', 'x-override-url', 'x-original-uri', 'x-http-method-override', 'x-http-method', 'x-method-override',
 ]);
 
 // Identity-looking headers a client could forge to impersonate someone upstream (SC-100, Pomerium's
@@ -31,7 +34,10 @@ export function upstreamRequestHeaders(req: IncomingMessage, identityHeader: str
   const raw = req.rawHeaders;
   for (let i = 0; i < raw.length; i += 2) {
     const name = (raw[i] as string).toLowerCase();
-    if (ALWAYS_DROP.has(name) || connectionListed.has(name) || name === own || isIdentityHeader(name)) continue;
+    // CGI, WSGI and Rack upstreams read `_` and `-` in a name alike: X_MCP_Identity would arrive as a second
+    // X-MCP-Identity (or Mcp_Session_Id as a session id), so no name with `_` is forwarded, as nginx does
+    // by default (SC-100).
+    if (name.includes('_') || ALWAYS_DROP.has(name) || connectionListed.has(name) || name === own || isIdentityHeader(name)) continue;
     const value = raw[i + 1] as string;
     const prev = out[name];
     if (prev === undefined) out[name] = value;
