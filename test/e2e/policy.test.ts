@@ -227,3 +227,26 @@ describe('streams end with the token', () => {
     sse.sseGate = undefined;
   }, 15_000);
 });
+
+describe('DNS rebinding', () => {
+  it('SC-145 refuses a request whose Origin is not allowed, even with a valid token; the upstream receives nothing', async () => {
+    const token = await idp.token(AUD);
+    sse.reset();
+    for (const origin of ['http://evil.test', 'http://127.0.0.1:8080', 'null', 'https://gw.test.evil.test']) {
+      const res = await rpc('/mcp', token, call(1, 'search'), { origin });
+      expect(res.status).toBe(403);
+      expect(JSON.parse(res.text).reason).toBe('origin_forbidden');
+      expect(res.headers['access-control-allow-origin']).toBeUndefined();
+    }
+    expect(sse.bytes).toBe(0);
+    // The gateway's own origin (publicUrl) is allowed, and answered with that origin only, never "*".
+    const own = await rpc('/mcp', token, call(1, 'search'), { origin: 'https://gw.test' });
+    expect(own.status).toBe(200);
+    expect(own.headers['access-control-allow-origin']).toBe('https://gw.test');
+    // A rebinding page cannot add a bearer token (it is no ambient credential), so a Host of the
+    // attacker's choosing without an Origin still meets the 401.
+    const res = await request(`${gw.url}/mcp`, { method: 'POST', headers: { ...HEADERS, host: 'evil.test:8080' }, body: JSON.stringify(call(1, 'search')) });
+    expect(res.statusCode).toBe(401);
+    await res.body.dump();
+  });
+});
