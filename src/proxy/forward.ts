@@ -23,7 +23,10 @@ export function createPools(upstreams: readonly UpstreamConfig[], readFile: (pat
   for (const u of upstreams) {
     const tls = u.tls;
     pools.set(u.name, new Pool(u.target.origin, {
-      connections: 256,
+      // No cap: every open SSE stream holds an upstream connection for its whole life, so a cap would
+      // queue new streams (and requests) behind old ones. Client-side limits bound the count instead
+      // (maxStreamsPerIdentity, the server's own connection handling).
+      connections: null,
       pipelining: 1,
       keepAliveTimeout: 4_000,
       connectTimeout: Math.min(u.timeoutMs, 10_000),
