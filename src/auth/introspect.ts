@@ -3,6 +3,7 @@ import { deny, type Denial } from '../reasons.ts';
 import { FetchFailed, fetchJson } from './fetch-json.ts';
 import type { Principal } from './principal.ts';
 import { scopesOf } from './verify.ts';
+import { evictOldest } from '../lib/evict.ts';
 
 export interface Introspector {
   (token: string, tokenHash: string, issuer: IssuerConfig, upstream: UpstreamConfig): Promise<Principal | Denial>;
@@ -48,7 +49,7 @@ export function createIntrospector(now: () => number, onResult?: (issuer: string
       const ttlEnd = nowMs + cfg.cacheTtlSeconds * 1000;
       response = { response: body as Record<string, unknown>, untilMs: typeof exp === 'number' ? Math.min(ttlEnd, exp * 1000) : nowMs };
       if (cfg.cacheTtlSeconds > 0 && response.untilMs > nowMs) {
-        if (cache.size >= 10_000) cache.delete(cache.keys().next().value as string);
+        evictOldest(cache, 10_000, 1);
         cache.set(key, response);
       }
     }

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { SignJWT } from 'jose';
+import { evictOldest } from '../lib/evict.ts';
 import type { Principal } from '../auth/principal.ts';
 import type { UpstreamConfig } from '../config/compile.ts';
 import type { GatewayKeys } from './keys.ts';
@@ -59,7 +60,7 @@ export function createAssertionMinter(options: MinterOptions): AssertionMinter {
       .setJti(randomUUID())
       .sign(signer.key);
     if (maxEntries > 0) {
-      if (cache.size >= maxEntries) cache.delete(cache.keys().next().value as string);
+      evictOldest(cache, maxEntries, 1);
       cache.set(key, { jwt, reuseUntilMs: nowMs + ((exp - iat) * 1000) / 2 });
     }
     return jwt;

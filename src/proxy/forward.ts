@@ -126,14 +126,15 @@ export async function forward(f: ForwardRequest): Promise<ForwardOutcome> {
   // Headers go out now, so an SSE client sees the stream open before the first event.
   f.res.flushHeaders();
   if (plan?.sse !== undefined) return streamSse(f, response, plan.transform, plan.sse, upstreamMs);
-  try {
-    if (plan?.transform !== undefined) await pipeline(response.body, plan.transform, f.res);
-    else await pipeline(response.body, f.res);
-  } catch {
-    // Client gone or upstream reset mid-body: both ends are torn down by pipeline; nothing to send.
-    return { kind: 'failed', reason: 'upstream_unavailable', headersSent: true };
+  if (plan?.transform !== undefined) {
+    try {
+      await pipeline(response.body, plan.transform, f.res);
+    } catch {
+      return { kind: 'failed', reason: 'upstream_unavailable', headersSent: true };
+    }
+    return { kind: 'done', status: response.statusCode, upstreamMs };
   }
-  return { kind: 'done', status: response.statusCode, upstreamMs };
+  return pipeBody(f, response, upstreamMs);
 }
 
 /**
@@ -198,4 +199,21 @@ function upstreamReason(err: unknown): Reason {
   if (err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.ConnectTimeoutError) return 'upstream_timeout';
   if ((err as { name?: string }).name === 'TimeoutError') return 'upstream_timeout';
   return 'upstream_unavailable';
+}
+
+/** Plain body: pipe() with backpressure, without stream/promises' per-call AbortController and DOMException. */
+function pipeBody(f: ForwardRequest, response: Dispatcher.ResponseData, upstreamMs: number): Promise<ForwardOutcome> {
+  return new Promise((resolve) => {
+    const body = response.body;
+    const fail = (): void => {
+      body.destroy();
+      f.res.destroy();
+    };
+    body.once('error', fail);
+    f.res.once('close', () => {
+      if (!f.res.writableFinished) body.destroy();
+      resolve(f.res.writableFinished ? { kind: 'done', status: response.statusCode, upstreamMs } : { kind: 'failed', reason: 'upstream_unavailable', headersSent: true });
+    });
+    body.pipe(f.res);
+  });
 }

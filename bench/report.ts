@@ -1,0 +1,213 @@
+import type { ProfileSummary } from './profile.ts';
+
+// results.md: the table of one run, its ratios, and which targets of issue 9 hold.
+
+export type TargetKey = 'direct' | 'bare' | 'nginx' | 'haproxy' | 'warm' | 'cold';
+
+export interface RunRow {
+  readonly key: TargetKey;
+  readonly repeat: number;
+  readonly requests: number;
+  readonly seconds: number;
+  readonly rps: number;
+  readonly p50ms: number;
+  readonly p99ms: number;
+  readonly bad: number;
+  readonly cpuPer10k: number;
+  /** CPU seconds per wall second of the target's process (1.0 = one core). */
+  readonly cpuShare: number;
+  /** CPU cores used by processes outside the bench during the run (other jobs on the machine). */
+  readonly foreignCores: number;
+}
+
+export interface StreamRow {
+  readonly key: 'warden' | 'bare';
+  readonly wanted: number;
+  readonly opened: number;
+  readonly openSeconds: number;
+  readonly rssKiB: number;
+  readonly rss0KiB: number;
+  readonly perStreamKiB: number;
+  readonly heapPerStreamKiB: number;
+  readonly events: number;
+  readonly p50ms: number;
+  readonly p99ms: number;
+  readonly maxms: number;
+  readonly cpuShare: number;
+  readonly clientLoopP99ms: number;
+  readonly upstreamLoopP99ms: number;
+}
+
+export interface Report {
+  startedAt: string;
+  elapsedSeconds?: number;
+  settings: { seconds: number; repeats: number; warmup: number; connections: number; threads: number; peerWorkers: number; coldTokens: number; fixedRate: number; fixedSeconds: number; sseSeconds: number; src: string };
+  machine: {
+    cores: number; cpu: string; node: string; loadgen: string; nginx: string | undefined; haproxy: string | undefined;
+    jose: string; undici: string; httpProxy3: string; loadBefore: number[]; busyBefore: number; busyWarning: string | undefined;
+  };
+  skipped: { key: TargetKey; why: string }[];
+  sanity: { what: string; ok: boolean; detail: string }[];
+  runs: RunRow[];
+  jose: { concurrent: number; serial: number; cpuSeconds: number } | undefined;
+  fixedRate: { key: TargetKey; requests: number; bad: number; p50ms: number; p99ms: number }[];
+  coldCache: { key: TargetKey; repeat: number; hits: number; misses: number }[];
+  profiles: { key: 'warm' | 'cold'; rps: number; summary: ProfileSummary }[];
+  streams: StreamRow[];
+  notes: string[];
+}
+
+interface Summary {
+  readonly key: TargetKey;
+  readonly label: string;
+  readonly rps: number;
+  readonly p50ms: number;
+  readonly p99ms: number;
+  readonly cpuPer10k: number;
+  readonly cpuShare: number;
+  readonly bad: number;
+  readonly runs: readonly number[];
+}
+
+const median = (xs: readonly number[]): number => {
+  const s = [...xs].filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+};
+const f = (x: number | undefined, d = 2): string => (x === undefined || !Number.isFinite(x) ? '–' : x.toFixed(d));
+const ratio = (a: number | undefined, b: number | undefined): string => (a === undefined || b === undefined || !Number.isFinite(a) || !Number.isFinite(b) || b === 0 ? '–' : `${(a / b).toFixed(2)}×`);
+const pct = (x: number): string => `${(x * 100).toFixed(1)} %`;
+
+export function summarize(report: Report, targets: readonly { key: TargetKey; label: string }[]): Summary[] {
+  const out: Summary[] = [];
+  for (const t of targets) {
+    const rows = report.runs.filter((r) => r.key === t.key);
+    if (rows.length === 0) continue;
+    out.push({
+      key: t.key, label: t.label,
+      rps: median(rows.map((r) => r.rps)), p50ms: median(rows.map((r) => r.p50ms)), p99ms: median(rows.map((r) => r.p99ms)),
+      cpuPer10k: median(rows.map((r) => r.cpuPer10k)), cpuShare: median(rows.map((r) => r.cpuShare)),
+      bad: rows.reduce((a, r) => a + r.bad, 0), runs: rows.map((r) => r.rps),
+    });
+  }
+  return out;
+}
+
+type Verdict = { readonly name: string; readonly measured: string; readonly holds: boolean | undefined };
+
+export function verdicts(report: Report, s: readonly Summary[]): Verdict[] {
+  const get = (k: TargetKey): Summary | undefined => s.find((x) => x.key === k);
+  const warm = get('warm');
+  const cold = get('cold');
+  const bare = get('bare');
+  const direct = get('direct');
+  const haproxy = get('haproxy');
+  const out: Verdict[] = [];
+  const v = (name: string, a: number | undefined, b: number | undefined, min: number): void => {
+    const r = a !== undefined && b !== undefined && b > 0 ? a / b : undefined;
+    out.push({ name, measured: r === undefined ? 'not measured' : `${r.toFixed(2)}× (${f(a, 0)} vs ${f(b, 0)} req/s)`, holds: r === undefined ? undefined : r >= min });
+  };
+  v('warm cache ≥ 0.90 × bare proxy req/s', warm?.rps, bare?.rps, 0.9);
+  v('warm cache ≥ 1.0 × HAProxy jwt_verify req/s', warm?.rps, haproxy?.rps, 1.0);
+  v('cold verify ≥ 0.8 × raw jose jwtVerify ops/s', cold?.rps, report.jose?.concurrent, 0.8);
+  if (warm !== undefined && direct !== undefined) {
+    const added = warm.p99ms - direct.p99ms;
+    out.push({ name: 'p99 added vs direct ≤ 2 ms at 50 connections (saturating load)', measured: `${f(added)} ms (${f(warm.p99ms)} vs ${f(direct.p99ms)} ms)`, holds: added <= 2 });
+  }
+  const fw = report.fixedRate.find((r) => r.key === 'warm');
+  const fd = report.fixedRate.find((r) => r.key === 'direct');
+  if (fw !== undefined && fd !== undefined) {
+    const added = fw.p99ms - fd.p99ms;
+    out.push({ name: `p99 added vs direct ≤ 2 ms at 50 connections (fixed ${report.settings.fixedRate} req/s)`, measured: `${f(added)} ms (${f(fw.p99ms)} vs ${f(fd.p99ms)} ms)`, holds: added <= 2 });
+  }
+  const maxWanted = Math.max(0, ...report.streams.map((r) => r.wanted));
+  const sw = report.streams.filter((r) => r.key === 'warden').sort((a, b) => b.wanted - a.wanted)[0];
+  const sb = report.streams.find((r) => r.key === 'bare' && r.wanted === sw?.wanted);
+  if (sw !== undefined) {
+    const full = sw.opened >= sw.wanted && sw.wanted === maxWanted;
+    out.push({ name: `${maxWanted} SSE streams: ≤ 40 KiB RSS per stream`, measured: full ? `${f(sw.perStreamKiB, 1)} KiB/stream` : `only ${sw.opened} of ${sw.wanted} streams opened (${f(sw.perStreamKiB, 1)} KiB/stream)`, holds: full ? sw.perStreamKiB <= 40 : false });
+    const added = sb === undefined ? NaN : sw.p99ms - sb.p99ms;
+    out.push({ name: `${maxWanted} SSE streams: event delivery p99 added ≤ 5 ms vs bare proxy`, measured: full ? `${f(added)} ms (${f(sw.p99ms)} vs ${f(sb?.p99ms)} ms)` : `only ${sw.opened} streams open`, holds: full && Number.isFinite(added) ? added <= 5 : false });
+  }
+  return out;
+}
+
+export function renderReport(report: Report, targets: readonly { key: TargetKey; label: string }[]): string {
+  const s = summarize(report, targets);
+  const get = (k: TargetKey): Summary | undefined => s.find((x) => x.key === k);
+  const m = report.machine;
+  const st = report.settings;
+  const L: string[] = [];
+  L.push('# mcp-warden benchmark (issue 9)', '');
+  L.push(`Run ${report.startedAt}, ${f(report.elapsedSeconds, 0)} s. ${st.seconds} s per target after a ${st.warmup} s warm-up, ${st.repeats} repeat(s), medians; ${st.connections} connections, ${st.threads} threads; targets back to back in each repeat. Sources measured: \`${st.src}\`.`, '');
+  L.push('## Machine', '');
+  L.push(`- ${m.cores} cores, ${m.cpu}; Node ${m.node}; load generator ${m.loadgen}`);
+  L.push(`- nginx ${m.nginx ?? 'not installed'}, HAProxy ${m.haproxy ?? 'not installed'} (both ${st.peerWorkers} worker/thread, like Node's one event loop); jose ${m.jose}, undici ${m.undici}, http-proxy-3 ${m.httpProxy3}`);
+  L.push(`- load average before start ${m.loadBefore.map((x) => x.toFixed(2)).join(' / ')}; CPU busy in the second before start ${pct(m.busyBefore)}`);
+  if (m.busyWarning !== undefined) L.push(`- **WARNING: ${m.busyWarning}** — numbers are less reliable.`);
+  L.push('');
+  L.push('## Throughput and latency', '');
+  L.push('| target | req/s | p50 ms | p99 ms | × direct | × bare proxy | × nginx | × HAProxy | CPU s / 10k req | CPU cores used | errors |');
+  L.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  for (const x of s) {
+    L.push(`| ${x.label} | ${f(x.rps, 0)} | ${f(x.p50ms)} | ${f(x.p99ms)} | ${ratio(x.rps, get('direct')?.rps)} | ${ratio(x.rps, get('bare')?.rps)} | ${ratio(x.rps, get('nginx')?.rps)} | ${ratio(x.rps, get('haproxy')?.rps)} | ${f(x.cpuPer10k)} | ${f(x.cpuShare)} | ${x.bad} |`);
+  }
+  L.push('', `Per-repeat req/s: ${s.map((x) => `${x.key} ${x.runs.map((r) => r.toFixed(0)).join('/')}`).join('; ')}. CPU is that target's own process (direct: the upstream; nginx: master + worker), from /proc.`);
+  const disturbed = report.runs.filter((r) => r.foreignCores > 0.05);
+  if (disturbed.length > 0) L.push('', `**Other processes used CPU during ${disturbed.length} of ${report.runs.length} measured runs** (max ${f(Math.max(...disturbed.map((r) => r.foreignCores)))} cores, in ${disturbed.map((r) => `${r.key}#${r.repeat}`).join(', ')}); medians damp but do not remove this.`);
+  L.push('');
+  if (report.jose !== undefined) {
+    const cold = get('cold');
+    L.push('## Cold verify', '');
+    L.push(`- raw jose \`jwtVerify\` ES256 (same tokens, same claim options, separate process): **${f(report.jose.concurrent, 0)} ops/s** with ${st.connections} in flight (${f(report.jose.cpuSeconds / Math.max(1, Math.min(5, st.seconds)), 2)} cores busy), ${f(report.jose.serial, 0)} ops/s one at a time`);
+    if (cold !== undefined) L.push(`- mcp-warden with a new token on every request: ${f(cold.rps, 0)} req/s = **${ratio(cold.rps, report.jose.concurrent)}** raw jose (every request also mints an assertion for its new token)`);
+    const cc = report.coldCache.filter((c) => c.key === 'cold');
+    if (cc.length > 0) L.push(`- token cache during the cold runs: ${cc.map((c) => `${c.hits} hits / ${c.misses} misses`).join('; ')} (pool of ${st.coldTokens} distinct tokens, ≥ 2× the gateway's caches, cycled)`);
+    L.push('');
+  }
+  if (report.fixedRate.length > 0) {
+    const d = report.fixedRate.find((r) => r.key === 'direct');
+    L.push(`## Added latency below saturation (open loop, ${st.fixedRate} req/s, ${st.connections} connections, ${st.fixedSeconds} s)`, '');
+    L.push('| target | p50 ms | p99 ms | p99 added vs direct | errors |', '|---|---:|---:|---:|---:|');
+    for (const r of report.fixedRate) L.push(`| ${targets.find((t) => t.key === r.key)?.label ?? r.key} | ${f(r.p50ms)} | ${f(r.p99ms)} | ${d === undefined ? '–' : `${f(r.p99ms - d.p99ms)} ms`} | ${r.bad} |`);
+    L.push('');
+  }
+  if (report.streams.length > 0) {
+    L.push(`## SSE streams (one event per second each, ${st.sseSeconds} s measured per step)`, '');
+    L.push('| through | streams open | RSS MiB | RSS per stream KiB | JS heap per stream KiB | event p50 ms | event p99 ms | p99 added vs bare | proxy CPU cores | loop delay p99 client / upstream ms |', '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+    for (const r of report.streams) {
+      const b = report.streams.find((x) => x.key === 'bare' && x.wanted === r.wanted);
+      L.push(`| ${r.key === 'warden' ? 'mcp-warden' : 'bare proxy'} | ${r.opened} / ${r.wanted} | ${f(r.rssKiB / 1024, 1)} | ${f(r.perStreamKiB, 1)} | ${f(r.heapPerStreamKiB, 1)} | ${f(r.p50ms)} | ${f(r.p99ms)} | ${r.key === 'warden' && b !== undefined ? `${f(r.p99ms - b.p99ms)} ms` : '–'} | ${f(r.cpuShare)} | ${f(r.clientLoopP99ms, 1)} / ${f(r.upstreamLoopP99ms, 1)} |`);
+    }
+    L.push('', 'Each stream is its own connection with its own token (1,000 subjects, so a few streams per identity). RSS per stream = (RSS with the streams open − RSS before, both after a forced GC) ÷ streams. Latency = client receive time − upstream send time (CLOCK_MONOTONIC); a high event-loop delay in the client or the upstream (last column) means they, not the proxy, bound it.', '');
+  }
+  L.push('## Targets of issue 9', '');
+  L.push('| target | measured | holds |', '|---|---|---|');
+  for (const v of verdicts(report, s)) L.push(`| ${v.name} | ${v.measured} | ${v.holds === undefined ? 'not measured' : v.holds ? '**yes**' : '**no**'} |`);
+  L.push('');
+  for (const p of report.profiles) {
+    L.push(`## CPU profile: mcp-warden ${p.key === 'warm' ? 'warm cache' : 'cold verify'} (${f(p.rps, 0)} req/s under the profiler, main thread ${pct(p.summary.busyShare)} busy)`, '');
+    L.push(`By area (self time): ${p.summary.areas.map((a) => `${a.name} ${pct(a.share)}`).join(', ')}.`, '');
+    L.push('| function (self time) | share |', '|---|---:|');
+    for (const fn of p.summary.functions) L.push(`| \`${fn.name}\` | ${pct(fn.share)} |`);
+    L.push('');
+  }
+  if (report.skipped.length > 0) {
+    L.push('## Skipped', '');
+    for (const k of report.skipped) L.push(`- ${k.key}: ${k.why}`);
+    L.push('');
+  }
+  L.push('## Sanity checks (before measuring)', '');
+  for (const c of report.sanity) L.push(`- ${c.ok ? 'ok' : 'FAILED'}: ${c.what} (${c.detail})`);
+  L.push('');
+  L.push('## Method', '');
+  L.push('- Every target gets the same request: `POST` a JSON-RPC `tools/call` (`search`) with `Authorization: Bearer <ES256 JWT>`; the upstream is a minimal node:http MCP server in its own process.');
+  L.push('- mcp-warden runs in its own process through `startFromFile` (the `serve` code path), one upstream with required scope and two per-tool rules (the called tool matches one), identity assertion minted and forwarded, one audit line per request to stdout (/dev/null).');
+  L.push('- HAProxy checks `alg`, `iss`, `aud`, `exp`, `scope` (jwt_header_query / jwt_payload_query) and the ES256 signature (`jwt_verify` with the PEM public key) on every request; it has no verified-token cache. nginx proxies only (access_log off).');
+  L.push('- In every repeat the cold runs come before the warm ones, so warm always meets a full token cache (10,000 entries), as a gateway serving many clients would; the profiles below follow the same order.');
+  L.push('- Cold verify: every request takes the next token of a pool of distinct tokens, each thread its own slice, so no token is seen again before far more than the token cache (10,000) and the assertion cache (10,000) have turned over; the token-cache hit counter above confirms it.');
+  for (const n of report.notes) L.push(`- ${n}`);
+  L.push('');
+  return L.join('\n');
+}

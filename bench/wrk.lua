@@ -1,0 +1,58 @@
+-- wrk script for the mcp-warden bench: the same MCP tools/call POST to every target.
+-- WRK_TOKEN        one bearer token on every request (wrk pre-builds the request: fastest path)
+-- WRK_TOKENS_FILE  one token per line; every request takes the next one (thread t takes lines t, t+n, ...)
+-- WRK_THREADS      the -t value, to split the token file between threads
+-- WRK_OFFSET       where in its slice each thread starts (run.ts moves it on after every run, so a
+--                  measured run never reuses the tokens its warm-up just had verified)
+-- done() prints one line "WRKJSON {...}" that run.ts parses.
+
+local body = '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search","arguments":{"q":"bench"}}}'
+local token = os.getenv("WRK_TOKEN")
+local tokens_file = os.getenv("WRK_TOKENS_FILE")
+local nthreads = tonumber(os.getenv("WRK_THREADS") or "1")
+local offset = tonumber(os.getenv("WRK_OFFSET") or "0")
+
+wrk.method = "POST"
+wrk.body = body
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Accept"] = "application/json, text/event-stream"
+wrk.headers["MCP-Protocol-Version"] = "2025-06-18"
+if token ~= nil and token ~= "" then
+  wrk.headers["Authorization"] = "Bearer " .. token
+end
+
+local next_tid = 0
+function setup(thread)
+  thread:set("tid", next_tid)
+  next_tid = next_tid + 1
+end
+
+if tokens_file ~= nil and tokens_file ~= "" then
+  local mine = {}
+  local idx = 0
+  local headers = {}
+
+  function init(args)
+    local i = 0
+    for line in io.lines(tokens_file) do
+      if i % nthreads == tid then mine[#mine + 1] = line end
+      i = i + 1
+    end
+    for k, v in pairs(wrk.headers) do headers[k] = v end
+    idx = offset % #mine
+  end
+
+  function request()
+    idx = idx % #mine + 1
+    headers["Authorization"] = "Bearer " .. mine[idx]
+    return wrk.format("POST", nil, headers, body)
+  end
+end
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'WRKJSON {"requests":%d,"duration_us":%d,"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d,"p50_us":%d,"p99_us":%d,"max_us":%d}\n',
+    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(99), latency.max))
+end

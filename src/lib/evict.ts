@@ -1,0 +1,13 @@
+/**
+ * Makes room in an insertion-ordered Map bounded at `max`: drops the oldest entries, a sixteenth of
+ * `max` beyond what is needed, in one pass. Deleting the first key one insert at a time makes every
+ * keys().next() walk the holes left at the front (7.7 µs per insert at 10,000 entries).
+ */
+export function evictOldest<K, V>(map: Map<K, V>, max: number, incoming = 0): void {
+  if (map.size + incoming <= max) return;
+  let excess = map.size + incoming - max + (max >> 4);
+  for (const oldest of map.keys()) {
+    if (excess-- <= 0) break;
+    map.delete(oldest);
+  }
+}
