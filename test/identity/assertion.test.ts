@@ -80,7 +80,7 @@ async function gatewayJwks(): Promise<JSONWebKeySet> {
 }
 
 describe('the identity assertion', () => {
-  it('an MCP server using the verify helper sees sub, scope and client_id, across a second plain proxy hop', async () => {
+  it('SC-175 an MCP server using the verify helper sees sub, scope, client_id and only the listed claims, across a second plain proxy hop', async () => {
     const token = await idp.token(AUD, { sub: 'alice', client_id: 'desk-app', scope: 'mcp:tools files:read', email: 'alice@example.com', groups: ['sre'], roles: ['admin'] });
     const client = new Client({ name: 'e2e', version: '1.0.0' });
     await client.connect(new StreamableHTTPClientTransport(new URL(`${gw.url}/mcp`), { requestInit: { headers: { authorization: `Bearer ${token}` } } }));
