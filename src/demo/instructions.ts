@@ -30,10 +30,6 @@ mcp-warden demo is running (Ctrl-C stops all three):
      -d '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami","arguments":{}}}'
    Without the token: 401 with resource_metadata; admin_reset without mcp:demo:admin: 403 naming the scope.
 
-   Or with the MCP Inspector CLI:
-   npx @modelcontextprotocol/inspector --cli ${mcp} --transport http \\
-     --header "Authorization: Bearer $TOKEN" --method tools/list
-
 4. Drill the failure scenarios against this running demo:
    node bin/mcp-warden.js rehearse --config config/demo.yaml
 `;
