@@ -5,9 +5,9 @@ export type { Logger };
 // Redaction is declared once (pino habit). The gateway never puts a token in a log object; these paths
 // are the second line of defence for anything that might carry one.
 const REDACT = [
-  'authorization', '*.authorization', 'headers.authorization', 'req.headers.authorization', 'req.headers.cookie',
-  'cookie', '*.cookie', 'token', '*.token', 'assertion', '*.assertion', 'clientSecret', '*.clientSecret',
-];
+  'authorization', 'cookie', 'token', 'assertion', 'clientSecret',
+  'headers.authorization', 'headers.cookie', 'req.headers.authorization', 'req.headers.cookie', 'introspection.clientSecret',
+]; // explicit paths only: wildcard paths are re-walked on every line (3.6 % of the warm-path profile)
 
 export function createLogger(options: { level?: string; destination?: DestinationStream } = {}): Logger {
   return pino(
