@@ -1,11 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
-import { connect } from 'node:net';
 import { createLocalJWKSet, generateKeyPair, jwtVerify, SignJWT, type CryptoKey, type JWTVerifyGetKey } from 'jose';
 import { TestIdp } from '../helpers/idp.ts';
 import { TestUpstream, type Received } from '../helpers/upstream.ts';
 import { AUD, PUBLIC_URL, startGateway, twoUpstreamConfig, type StartedGateway } from '../helpers/gateway.ts';
 import { RPC } from '../helpers/rpc.ts';
+import { rawExchange, sendExact, type RawReply, type Reply } from '../helpers/wire.ts';
 
 // Where a credential may come from (RFC 6750 §2.1: exactly one Authorization: Bearer header) and what
 // the upstream receives: the gateway's own signed assertion, never the caller's credentials.
@@ -39,28 +38,7 @@ afterAll(async () => {
   await idp?.close();
 });
 
-interface Reply {
-  readonly status: number;
-  readonly headers: IncomingHttpHeaders;
-  readonly text: string;
-}
-
-/** One HTTP/1.1 request with headers exactly as given (order, case and duplicates kept). */
-function send(method: string, path: string, headers: readonly (readonly [string, string])[], body?: string): Promise<Reply> {
-  const flat: string[] = ['Host', 'gw.test'];
-  for (const [name, value] of headers) flat.push(name, value);
-  if (body !== undefined) flat.push('Content-Length', String(Buffer.byteLength(body)));
-  return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: '127.0.0.1', port, method, path, headers: flat, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
+const send = (method: string, path: string, headers: readonly (readonly [string, string])[], body?: string): Promise<Reply> => sendExact(port, method, path, headers, body);
 
 const postRpc = (headers: readonly (readonly [string, string])[], path = '/mcp'): Promise<Reply> =>
   send('POST', path, [['Content-Type', 'application/json'], ...headers], RPC);
@@ -99,44 +77,7 @@ async function evilToken(claims: Record<string, unknown> = {}): Promise<string> 
     .sign(evilKey);
 }
 
-interface RawReply {
-  readonly text: string;
-  readonly status: number;
-  readonly headers: ReadonlyMap<string, readonly string[]>;
-  readonly body: string;
-  /** The server ended the connection (rather than the client giving up after maxMs). */
-  readonly closedByServer: boolean;
-}
-
-/** Raw bytes to the gateway; collects the answer until the server closes or maxMs passes. */
-function raw(payload: string, maxMs = 3_000): Promise<RawReply> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(port, '127.0.0.1');
-    const chunks: Buffer[] = [];
-    let done = false;
-    const finish = (closedByServer: boolean): void => {
-      if (done) return;
-      done = true;
-      clearTimeout(hard);
-      socket.destroy();
-      const text = Buffer.concat(chunks).toString('latin1');
-      const [head = '', ...rest] = text.split('\r\n\r\n');
-      const headers = new Map<string, string[]>();
-      for (const line of head.split('\r\n').slice(1)) {
-        const i = line.indexOf(':');
-        const name = line.slice(0, i).toLowerCase();
-        headers.set(name, [...(headers.get(name) ?? []), line.slice(i + 1).trim()]);
-      }
-      resolve({ text, status: Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0), headers, body: rest.join('\r\n\r\n'), closedByServer });
-    };
-    const hard = setTimeout(() => finish(false), maxMs);
-    socket.on('connect', () => socket.write(payload, 'latin1'));
-    socket.on('data', (d: Buffer) => chunks.push(d));
-    socket.on('end', () => finish(true));
-    socket.on('close', () => finish(true));
-    socket.on('error', (err) => (chunks.length > 0 ? finish(true) : reject(err)));
-  });
-}
+const raw = (payload: string, maxMs = 3_000): Promise<RawReply> => rawExchange(port, payload, maxMs);
 
 const rawPost = (headerLines: string, body = RPC): string =>
   `POST /mcp HTTP/1.1\r\nHost: gw.test\r\nContent-Type: application/json\r\n${headerLines}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;

@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { connect } from 'node:net';
 import { TestIdp } from '../helpers/idp.ts';
 import { TestUpstream } from '../helpers/upstream.ts';
 import { AUD, PUBLIC_URL, startGateway, twoUpstreamConfig, type StartedGateway } from '../helpers/gateway.ts';
 import { RPC } from '../helpers/rpc.ts';
+import { sendExact, type Reply } from '../helpers/wire.ts';
 
 // Two upstreams: /mcp → <upstream>/echo and /other-mcp → <upstream>/echo/other. Every token here is
 // valid for /mcp only; no path spelling may carry it to the other upstream. The gateway refuses paths
@@ -28,28 +28,7 @@ afterAll(async () => {
   await idp?.close();
 });
 
-interface Reply {
-  readonly status: number;
-  readonly headers: IncomingHttpHeaders;
-  readonly text: string;
-}
-
-/** One request with the request-target exactly as given (Node's client does not normalise the path). */
-function send(method: string, path: string, headers: readonly (readonly [string, string])[], body?: string): Promise<Reply> {
-  const flat: string[] = ['Host', 'gw.test'];
-  for (const [name, value] of headers) flat.push(name, value);
-  if (body !== undefined) flat.push('Content-Length', String(Buffer.byteLength(body)));
-  return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: '127.0.0.1', port, method, path, headers: flat, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
+const send = (method: string, path: string, headers: readonly (readonly [string, string])[], body?: string): Promise<Reply> => sendExact(port, method, path, headers, body);
 
 async function postWithToken(path: string): Promise<Reply> {
   const token = await idp.token(AUD);

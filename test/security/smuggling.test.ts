@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connect } from 'node:net';
 import { TestIdp } from '../helpers/idp.ts';
 import { TestUpstream } from '../helpers/upstream.ts';
 import { AUD, startGateway, twoUpstreamConfig, type StartedGateway } from '../helpers/gateway.ts';
+import { rawExchange, type RawReply } from '../helpers/wire.ts';
 import { RPC } from '../helpers/rpc.ts';
 
 // Request framing the gateway and its upstream could disagree on. Node's http client normalises these
@@ -25,36 +25,7 @@ afterAll(async () => {
   await idp?.close();
 });
 
-interface RawReply {
-  readonly text: string;
-  /** Status lines of every response on the connection, in order. */
-  readonly statuses: readonly number[];
-  readonly closedByServer: boolean;
-}
-
-/** Raw bytes to the gateway; collects every answer until the server closes or maxMs passes. */
-function raw(payload: string, maxMs = 3_000): Promise<RawReply> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(port, '127.0.0.1');
-    const chunks: Buffer[] = [];
-    let done = false;
-    const finish = (closedByServer: boolean): void => {
-      if (done) return;
-      done = true;
-      clearTimeout(hard);
-      socket.destroy();
-      const text = Buffer.concat(chunks).toString('latin1');
-      const statuses = [...text.matchAll(/(?:^|\r\n)HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]));
-      resolve({ text, statuses, closedByServer });
-    };
-    const hard = setTimeout(() => finish(false), maxMs);
-    socket.on('connect', () => socket.write(payload, 'latin1'));
-    socket.on('data', (d: Buffer) => chunks.push(d));
-    socket.on('end', () => finish(true));
-    socket.on('close', () => finish(true));
-    socket.on('error', (err) => (chunks.length > 0 ? finish(true) : reject(err)));
-  });
-}
+const raw = (payload: string, maxMs = 3_000): Promise<RawReply> => rawExchange(port, payload, maxMs);
 
 /** A request to another upstream, hidden in a body: it must never reach any upstream. */
 const SMUGGLED = 'POST /other-mcp HTTP/1.1\r\nHost: gw.test\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}';

@@ -1,0 +1,72 @@
+import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { connect } from 'node:net';
+
+export interface Reply {
+  readonly status: number;
+  readonly headers: IncomingHttpHeaders;
+  readonly text: string;
+}
+
+/**
+ * One HTTP/1.1 request with the request-target and headers exactly as given (order, case, duplicates
+ * kept; Node's client does not normalise the path). Host is gw.test unless the test gives another.
+ */
+export function sendExact(port: number, method: string, path: string, headers: readonly (readonly [string, string])[], body?: string): Promise<Reply> {
+  const flat: string[] = ['Host', 'gw.test'];
+  for (const [name, value] of headers) flat.push(name, value);
+  if (body !== undefined) flat.push('Content-Length', String(Buffer.byteLength(body)));
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: '127.0.0.1', port, method, path, headers: flat, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+export interface RawReply {
+  readonly text: string;
+  /** Status of the first response. */
+  readonly status: number;
+  /** Status lines of every response on the connection, in order. */
+  readonly statuses: readonly number[];
+  /** Headers of the first response, lower-cased names. */
+  readonly headers: ReadonlyMap<string, readonly string[]>;
+  readonly body: string;
+  /** The server ended the connection (rather than the client giving up after maxMs). */
+  readonly closedByServer: boolean;
+}
+
+/** Raw bytes to the gateway, for what Node's client would normalise away; collects every answer until the server closes or maxMs passes. */
+export function rawExchange(port: number, payload: string, maxMs = 3_000): Promise<RawReply> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    let done = false;
+    const finish = (closedByServer: boolean): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(hard);
+      socket.destroy();
+      const text = Buffer.concat(chunks).toString('latin1');
+      const [head = '', ...rest] = text.split('\r\n\r\n');
+      const headers = new Map<string, string[]>();
+      for (const line of head.split('\r\n').slice(1)) {
+        const i = line.indexOf(':');
+        const name = line.slice(0, i).toLowerCase();
+        headers.set(name, [...(headers.get(name) ?? []), line.slice(i + 1).trim()]);
+      }
+      const statuses = [...text.matchAll(/(?:^|\r\n)HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]));
+      resolve({ text, status: Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0), statuses, headers, body: rest.join('\r\n\r\n'), closedByServer });
+    };
+    const hard = setTimeout(() => finish(false), maxMs);
+    socket.on('connect', () => socket.write(payload, 'latin1'));
+    socket.on('data', (d: Buffer) => chunks.push(d));
+    socket.on('end', () => finish(true));
+    socket.on('close', () => finish(true));
+    socket.on('error', (err) => (chunks.length > 0 ? finish(true) : reject(err)));
+  });
+}
