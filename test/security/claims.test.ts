@@ -1,0 +1,198 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { TestIdp } from '../helpers/idp.ts';
+import { TestUpstream } from '../helpers/upstream.ts';
+import { MCP_POST_HEADERS, RPC } from '../helpers/rpc.ts';
+import { AUD, AUD_OTHER, PUBLIC_URL, startGateway, twoUpstreamConfig, type StartedGateway } from '../helpers/gateway.ts';
+import { reasons, type Reason } from '../../src/reasons.ts';
+
+// security-cases.md, category claims (SC-045..067). Every token here is genuinely signed by K1 (the
+// IdP's RS256 key, kid k1): only the claim under test is wrong. Upstreams: /mcp and /other-mcp (any
+// client), /typ-mcp (issuer requires typ at+jwt), /clients-mcp (only client test-client).
+
+const TOOLS_CALL = '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"whoami","arguments":{}}}';
+const AUD_TYP = `${PUBLIC_URL}/typ-mcp`;
+const AUD_CLIENTS = `${PUBLIC_URL}/clients-mcp`;
+
+let idp: TestIdp;
+let upstream: TestUpstream;
+let gw: StartedGateway;
+let gatewayKeys: JWTVerifyGetKey;
+const clock = Math.floor(Date.now() / 1000) * 1000;
+const nowS = (): number => Math.floor(clock / 1000);
+
+beforeAll(async () => {
+  idp = await TestIdp.start();
+  upstream = await TestUpstream.start();
+  const config = twoUpstreamConfig({ issuer: idp.issuer, jwksUri: idp.jwksUri }, upstream.url);
+  (config['issuers'] as unknown[]).push({ name: 'idp-at', issuer: idp.issuer, jwksUri: idp.jwksUri, algorithms: ['RS256'], typ: 'at+jwt' });
+  (config['upstreams'] as unknown[]).push(
+    { name: 'typ', path: '/typ-mcp', target: `${upstream.url}/echo/typ`, issuers: ['idp-at'], scopes: ['mcp:tools'] },
+    { name: 'clients', path: '/clients-mcp', target: `${upstream.url}/echo/clients`, issuers: ['idp'], scopes: ['mcp:tools'], clients: ['test-client'] },
+  );
+  gw = await startGateway(config, { now: () => clock });
+  gatewayKeys = createLocalJWKSet((await (await fetch(`${gw.url}/.well-known/jwks.json`)).json()) as Parameters<typeof createLocalJWKSet>[0]);
+});
+afterAll(async () => {
+  await gw?.close();
+  await upstream?.close();
+  await idp?.close();
+});
+beforeEach(() => upstream.reset());
+
+/** GOOD claims (security-cases.md) for `aud`, with the claim under test changed; `undefined` removes a claim. */
+const claims = (extra: Record<string, unknown> = {}, aud: unknown = AUD): JWTPayload =>
+  ({ iss: idp.issuer, aud, sub: 'alice', client_id: 'test-client', scope: 'mcp:tools', iat: nowS(), exp: nowS() + 300, jti: `j-${Math.random()}`, ...extra }) as JWTPayload;
+const signed = (extra: Record<string, unknown> = {}, aud: unknown = AUD, header: Record<string, unknown> = {}): Promise<string> =>
+  idp.sign(claims(extra, aud), { header });
+
+const prm = (path: string): string => `${PUBLIC_URL}/.well-known/oauth-protected-resource${path}`;
+const challenge = (reason: Reason, path: string): string =>
+  `Bearer resource_metadata="${prm(path)}", error="invalid_token", error_description="${reasons[reason].description}", scope="mcp:tools"`;
+
+async function post(token: string, path = '/mcp', body = RPC): Promise<{ status: number; challenge: string | null; body: unknown }> {
+  const res = await fetch(gw.url + path, { method: 'POST', headers: { ...MCP_POST_HEADERS, authorization: `Bearer ${token}` }, body });
+  return { status: res.status, challenge: res.headers.get('www-authenticate'), body: JSON.parse(await res.text()) as unknown };
+}
+/** 401 invalid_token with the exact challenge and reason, and not one byte at the upstream socket. */
+async function expectRefused(token: string, reason: Reason, path = '/mcp'): Promise<void> {
+  const r = await post(token, path);
+  expect(r.status, `${reason}: ${JSON.stringify(r.body)}`).toBe(401);
+  expect(r.challenge).toBe(challenge(reason, path));
+  expect(r.body).toEqual({ error: 'invalid_token', error_description: reasons[reason].description, reason });
+  expect(upstream.received).toHaveLength(0);
+  expect(upstream.bytes).toBe(0);
+}
+/** Positive control: 200; the upstream got exactly one assertion, signed by the gateway for its own audience, and no token. */
+async function expectForwarded(token: string, path = '/mcp'): Promise<JWTPayload> {
+  upstream.reset();
+  const r = await post(token, path);
+  expect(r.status, JSON.stringify(r.body)).toBe(200);
+  expect(upstream.received).toHaveLength(1);
+  const seen = upstream.received[0]?.headers;
+  expect(seen?.has('authorization')).toBe(false);
+  expect(seen?.get('x-mcp-identity')).toHaveLength(1);
+  const assertion = seen?.get('x-mcp-identity')?.[0] as string;
+  expect(assertion).not.toContain(token);
+  const { payload } = await jwtVerify(assertion, gatewayKeys, { issuer: PUBLIC_URL, audience: PUBLIC_URL + path, typ: 'mcp-identity+jwt', currentDate: new Date(clock) });
+  return payload;
+}
+
+describe('claims (RFC 7519 §4.1, RFC 9068 §2.2 and §4)', () => {
+  it('SC-045 refuses a K1-signed token from another issuer (iss https://evil.test, and near misses of the real one)', async () => {
+    const host = new URL(idp.issuer);
+    for (const iss of ['https://evil.test', `${idp.issuer}/`, idp.issuer.toUpperCase(), `http://localhost:${host.port}`, `https://${host.host}`, ` ${idp.issuer}`]) {
+      await expectRefused(await signed({ iss }), 'iss_unknown');
+    }
+  });
+
+  it('SC-047 refuses a K1-signed token with no iss (nor a null or array iss)', async () => {
+    for (const iss of [undefined, null, [idp.issuer], '']) await expectRefused(await signed({ iss }), 'iss_unknown');
+  });
+
+  it('SC-048 refuses a K1-signed token with no aud (nor a null or empty one)', async () => {
+    for (const aud of [undefined, null, [], '']) await expectRefused(await signed({ aud }), 'aud_mismatch');
+  });
+
+  it('SC-049 refuses at /mcp a token for the other MCP server on this gateway, which it accepts at that server', async () => {
+    const token = await signed({}, AUD_OTHER);
+    await expectRefused(token, 'aud_mismatch');
+    const assertion = await expectForwarded(token, '/other-mcp');
+    expect(assertion.aud).toBe(AUD_OTHER);
+  });
+
+  it('SC-050 refuses aud prefix, suffix, query, case and trailing-slash look-alikes of the resource (exact match)', async () => {
+    for (const aud of [`${AUD}/evil`, `${AUD}x`, `${AUD}?x`, `${PUBLIC_URL}/MCP`, `${AUD}/`, 'https://GW.TEST/mcp', `${AUD} `, 'https://gw.test', 'https://gw.test:443/mcp']) {
+      await expectRefused(await signed({}, aud), 'aud_mismatch');
+    }
+  });
+
+  it('SC-051 accepts an aud array containing the resource among others; the assertion aud is the upstream alone', async () => {
+    const assertion = await expectForwarded(await signed({}, ['https://other.test', AUD]));
+    expect(assertion.aud).toBe(AUD);
+    expect(assertion.sub).toBe('alice');
+  });
+
+  it('SC-054 refuses a K1-signed token with no exp (jose alone would accept it)', async () => {
+    await expectRefused(await signed({ exp: undefined }), 'claims_invalid');
+  });
+
+  it('SC-055 refuses an exp that is not a NumericDate ("9999999999", true, [1], null)', async () => {
+    for (const exp of ['9999999999', true, [1], null, { n: 9999999999 }]) await expectRefused(await signed({ exp }), 'claims_invalid');
+  });
+
+  it('SC-058 refuses nbf ten minutes ahead (beyond the 30 s skew)', async () => {
+    await expectRefused(await signed({ nbf: nowS() + 600 }), 'token_not_yet_valid');
+  });
+
+  it('SC-060 refuses a missing, empty or null sub: no assertion is ever minted without a subject', async () => {
+    for (const sub of [undefined, '', null]) await expectRefused(await signed({ sub }), 'claims_invalid');
+  });
+
+  it('SC-061 refuses a sub that is not a string ({"id":"admin"}, ["alice","admin"], 123)', async () => {
+    for (const sub of [{ id: 'admin' }, ['alice', 'admin'], 123, true]) await expectRefused(await signed({ sub }), 'claims_invalid');
+  });
+
+  it('SC-062 answers tools/call with scope "openid profile" with 403 insufficient_scope naming mcp:tools; nothing forwarded', async () => {
+    const r = await post(await signed({ scope: 'openid profile' }), '/mcp', TOOLS_CALL);
+    expect(r.status).toBe(403);
+    expect(r.challenge).toBe(`Bearer resource_metadata="${prm('/mcp')}", error="insufficient_scope", error_description="${reasons.insufficient_scope.description}", scope="mcp:tools"`);
+    expect(r.body).toEqual({ error: 'insufficient_scope', error_description: reasons.insufficient_scope.description, reason: 'insufficient_scope' });
+    expect(upstream.received).toHaveLength(0);
+    expect(upstream.bytes).toBe(0);
+  });
+
+  it('SC-063 answers scope look-alikes of mcp:tools with 403 (space-delimited, exact, case-sensitive tokens)', async () => {
+    const lookAlikes: Record<string, unknown>[] = [
+      { scope: 'mcp:toolsadmin' }, { scope: 'xmcp:tools' }, { scope: 'mcp:tools:read' }, { scope: 'MCP:TOOLS' }, { scope: 'mcp:tools\u00a0' },
+      { scope: 'mcp:tools,openid' }, { scope: 'openid\tmcp:tools' }, { scope: 'mcp:*' }, { scope: 'openid', scp: ['MCP:TOOLS'] },
+    ];
+    for (const extra of lookAlikes) {
+      const r = await post(await signed(extra), '/mcp', TOOLS_CALL);
+      expect(r.status, JSON.stringify(extra)).toBe(403);
+      expect(r.challenge).toBe(`Bearer resource_metadata="${prm('/mcp')}", error="insufficient_scope", error_description="${reasons.insufficient_scope.description}", scope="mcp:tools"`);
+      expect(r.body).toMatchObject({ reason: 'insufficient_scope' });
+    }
+    expect(upstream.received).toHaveLength(0);
+    expect(upstream.bytes).toBe(0);
+  });
+
+  it('SC-065 refuses an OIDC ID token (typ JWT, aud = client_id, nonce) replayed where at+jwt is required', async () => {
+    const idToken = { nonce: 'n-0S6_WzA2Mj', azp: 'test-client', auth_time: nowS() - 10 };
+    await expectRefused(await signed(idToken, 'test-client', { typ: 'JWT' }), 'typ_invalid', '/typ-mcp');
+    // Even with the resource as its audience, an ID token is not an access token (RFC 8725 §3.11).
+    await expectRefused(await signed(idToken, AUD_TYP, { typ: 'JWT' }), 'typ_invalid', '/typ-mcp');
+    for (const typ of [undefined, 'jwt', 'application/jwt', 'at+jwt+x', 'dpop+jwt']) {
+      await expectRefused(await signed({}, AUD_TYP, typ === undefined ? {} : { typ }), 'typ_invalid', '/typ-mcp');
+    }
+  });
+
+  it('SC-066 accepts typ at+jwt in its media-type and mixed-case forms (positive control)', async () => {
+    for (const typ of ['at+jwt', 'application/at+jwt', 'AT+JWT', 'Application/AT+JWT']) {
+      const token = await signed({}, AUD_TYP, { typ });
+      expect(decodeProtectedHeader(token).typ).toBe(typ);
+      const assertion = await expectForwarded(token, '/typ-mcp');
+      expect(assertion.sub).toBe('alice');
+    }
+  });
+
+  it('SC-067 answers a client not on the upstream\'s allowed list with 403; nothing forwarded', async () => {
+    const cases: Record<string, unknown>[] = [
+      { client_id: 'rogue-client' },
+      { client_id: undefined, azp: 'rogue-client' },
+      { client_id: 'rogue-client', azp: 'test-client' }, // client_id wins: azp cannot vouch for another client
+      { client_id: undefined }, // no client at all
+      { client_id: 'TEST-CLIENT' },
+    ];
+    for (const extra of cases) {
+      const r = await post(await signed(extra, AUD_CLIENTS), '/clients-mcp');
+      expect(r.status, JSON.stringify(extra)).toBe(403);
+      expect(r.challenge).toBeNull();
+      expect(r.body).toEqual({ error: 'forbidden', error_description: reasons.client_not_allowed.description, reason: 'client_not_allowed' });
+    }
+    expect(upstream.received).toHaveLength(0);
+    expect(upstream.bytes).toBe(0);
+    const assertion = await expectForwarded(await signed({}, AUD_CLIENTS), '/clients-mcp');
+    expect(assertion['client_id']).toBe('test-client');
+  });
+});

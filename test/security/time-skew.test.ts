@@ -1,0 +1,137 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createLocalJWKSet, decodeJwt, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { TestIdp } from '../helpers/idp.ts';
+import { TestUpstream } from '../helpers/upstream.ts';
+import { MCP_POST_HEADERS, RPC } from '../helpers/rpc.ts';
+import { PUBLIC_URL, startGateway, type StartedGateway } from '../helpers/gateway.ts';
+import { reasons, type Reason } from '../../src/reasons.ts';
+
+// security-cases.md, category time-skew (SC-070..075). The gateway runs on an injected clock and every
+// token's iat/exp/nbf is written relative to it, so each boundary is tested to the second, never by
+// racing the wall clock. Upstreams: /mcp (skew S = 30 s), /zero-mcp (skew 0), /age-mcp (maxTokenAge
+// 24 h, skew 30 s), /slow-mcp (skew 0, upstream path /slow).
+
+const S = 30;
+const DAY = 86_400;
+
+let idp: TestIdp;
+let upstream: TestUpstream;
+let gw: StartedGateway;
+let gatewayKeys: JWTVerifyGetKey;
+let clock = Math.floor(Date.now() / 1000) * 1000;
+const nowS = (): number => Math.floor(clock / 1000);
+
+beforeAll(async () => {
+  idp = await TestIdp.start();
+  upstream = await TestUpstream.start();
+  const issuer = (name: string, extra: Record<string, unknown>): Record<string, unknown> =>
+    ({ name, issuer: idp.issuer, jwksUri: idp.jwksUri, algorithms: ['RS256'], ...extra });
+  const route = (name: string, issuerName: string, target = `${upstream.url}/echo/${name}`): Record<string, unknown> =>
+    ({ name, path: name === 'mcp' ? '/mcp' : `/${name}-mcp`, target, issuers: [issuerName], scopes: ['mcp:tools'] });
+  gw = await startGateway({
+    listen: { host: '127.0.0.1', port: 0 },
+    admin: { host: '127.0.0.1', port: 0 },
+    publicUrl: PUBLIC_URL,
+    issuers: [issuer('skew', { clockSkewSeconds: S }), issuer('zero', { clockSkewSeconds: 0 }), issuer('age', { clockSkewSeconds: S, maxTokenAgeSeconds: DAY })],
+    upstreams: [route('mcp', 'skew'), route('zero', 'zero'), route('age', 'age'), route('slow', 'zero', `${upstream.url}/slow`)],
+    identity: { signingKeyFile: 'gateway.jwk' },
+  }, { now: () => clock });
+  gatewayKeys = createLocalJWKSet((await (await fetch(`${gw.url}/.well-known/jwks.json`)).json()) as Parameters<typeof createLocalJWKSet>[0]);
+});
+afterAll(async () => {
+  await gw?.close();
+  await upstream?.close();
+  await idp?.close();
+});
+beforeEach(() => upstream.reset());
+
+const aud = (path: string): string => PUBLIC_URL + path;
+/** A GOOD token for `path` with its time claims set relative to the gateway's clock. */
+const token = (path: string, times: { iat?: number; exp?: number; nbf?: number }): Promise<string> =>
+  idp.sign({ iss: idp.issuer, aud: aud(path), sub: 'alice', client_id: 'test-client', scope: 'mcp:tools', iat: nowS(), exp: nowS() + 300, jti: `j-${Math.random()}`, ...times });
+const challenge = (reason: Reason, path: string): string =>
+  `Bearer resource_metadata="${PUBLIC_URL}/.well-known/oauth-protected-resource${path}", error="invalid_token", error_description="${reasons[reason].description}", scope="mcp:tools"`;
+
+async function post(jwt: string, path: string): Promise<{ status: number; challenge: string | null; body: unknown }> {
+  const res = await fetch(gw.url + path, { method: 'POST', headers: { ...MCP_POST_HEADERS, authorization: `Bearer ${jwt}` }, body: RPC });
+  return { status: res.status, challenge: res.headers.get('www-authenticate'), body: JSON.parse(await res.text()) as unknown };
+}
+/** 401 invalid_token with the exact challenge and reason, and not one byte at the upstream socket. */
+async function expectRefused(jwt: string, reason: Reason, path: string): Promise<void> {
+  upstream.reset();
+  const r = await post(jwt, path);
+  expect(r.status, `${reason}: ${JSON.stringify(r.body)}`).toBe(401);
+  expect(r.challenge).toBe(challenge(reason, path));
+  expect(r.body).toEqual({ error: 'invalid_token', error_description: reasons[reason].description, reason });
+  expect(upstream.received).toHaveLength(0);
+  expect(upstream.bytes).toBe(0);
+}
+/** Positive control: 200; the upstream got exactly one gateway assertion for its audience, and no token. */
+async function expectForwarded(jwt: string, path: string): Promise<JWTPayload> {
+  upstream.reset();
+  const r = await post(jwt, path);
+  expect(r.status, JSON.stringify(r.body)).toBe(200);
+  expect(upstream.received).toHaveLength(1);
+  const seen = upstream.received[0]?.headers;
+  expect(seen?.has('authorization')).toBe(false);
+  expect(seen?.get('x-mcp-identity')).toHaveLength(1);
+  const { payload } = await jwtVerify(seen?.get('x-mcp-identity')?.[0] as string, gatewayKeys, { issuer: PUBLIC_URL, audience: aud(path), currentDate: new Date(clock) });
+  expect(payload.sub).toBe('alice');
+  return payload;
+}
+
+describe('time skew (RFC 7519 §4.1.4-4.1.6, on an injected clock)', () => {
+  it('SC-070 refuses exp = now exactly when the tolerance is 0 ("on or after exp MUST NOT be accepted")', async () => {
+    await expectRefused(await token('/zero-mcp', { exp: nowS() }), 'token_expired', '/zero-mcp');
+    await expectRefused(await token('/zero-mcp', { exp: nowS() - 1 }), 'token_expired', '/zero-mcp');
+    // One second later is still valid: the boundary is exactly at exp.
+    await expectForwarded(await token('/zero-mcp', { exp: nowS() + 1 }), '/zero-mcp');
+  });
+
+  it('SC-071 with skew S = 30 s accepts exp = now - (S-1) and refuses exp = now - S and now - (S+1)', async () => {
+    await expectForwarded(await token('/mcp', { exp: nowS() - (S - 1) }), '/mcp');
+    await expectRefused(await token('/mcp', { exp: nowS() - S }), 'token_expired', '/mcp');
+    await expectRefused(await token('/mcp', { exp: nowS() - (S + 1) }), 'token_expired', '/mcp');
+  });
+
+  it('SC-072 with skew S = 30 s accepts nbf = now, now + (S-1) and now + S, and refuses nbf = now + (S+1)', async () => {
+    await expectForwarded(await token('/mcp', { nbf: nowS() }), '/mcp');
+    await expectForwarded(await token('/mcp', { nbf: nowS() + (S - 1) }), '/mcp');
+    await expectForwarded(await token('/mcp', { nbf: nowS() + S }), '/mcp');
+    await expectRefused(await token('/mcp', { nbf: nowS() + (S + 1) }), 'token_not_yet_valid', '/mcp');
+  });
+
+  it('SC-073 refuses a token issued 30 days ago though exp is a day ahead (maxTokenAge 24 h), and one without iat', async () => {
+    await expectRefused(await token('/age-mcp', { iat: nowS() - 30 * DAY, exp: nowS() + DAY }), 'token_too_old', '/age-mcp');
+    // The age boundary, with the issuer's 30 s skew: 24 h + S old is accepted, one second more is not.
+    await expectForwarded(await token('/age-mcp', { iat: nowS() - DAY - S, exp: nowS() + DAY }), '/age-mcp');
+    await expectRefused(await token('/age-mcp', { iat: nowS() - DAY - S - 1, exp: nowS() + DAY }), 'token_too_old', '/age-mcp');
+    // Without iat a token cannot prove its age.
+    await expectRefused(await token('/age-mcp', { iat: undefined, exp: nowS() + DAY }), 'claims_invalid', '/age-mcp');
+  });
+
+  it('SC-075 admits a token that expires while the upstream is still answering; the assertion never outlives the token', async () => {
+    // Documented behaviour: the token is validated when the request is admitted. A non-streaming answer
+    // that arrives after the token's exp is still delivered (only SSE streams are cut at exp). The
+    // upstream itself only ever sees an assertion whose exp is no later than the token's.
+    upstream.slowMs = 600;
+    const exp = nowS() + 2;
+    const jwt = await token('/slow-mcp', { exp });
+    const answered = post(jwt, '/slow-mcp');
+    for (let i = 0; i < 200 && upstream.received.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(upstream.received).toHaveLength(1); // admitted and forwarded; the answer is still pending
+    clock += 5_000; // the upstream "takes 5 s": by the gateway's clock the token is now expired
+    const r = await answered;
+    expect(r.status).toBe(200);
+    expect(r.body).toEqual({});
+    expect(upstream.received).toHaveLength(1);
+    const seen = upstream.received[0]?.headers;
+    expect(seen?.has('authorization')).toBe(false);
+    expect(seen?.get('x-mcp-identity')).toHaveLength(1);
+    const assertion = decodeJwt(seen?.get('x-mcp-identity')?.[0] as string);
+    expect(assertion.exp).toBeLessThanOrEqual(exp);
+    expect(assertion['orig_exp']).toBe(exp);
+    // The same token presented now, after its exp, is refused: admission is where expiry is judged.
+    await expectRefused(jwt, 'token_expired', '/slow-mcp');
+  });
+});
