@@ -24,8 +24,9 @@ export interface MinterOptions {
 
 /**
  * Signs the verified identity for one upstream: iss = the gateway, aud = that upstream only, a lifetime of
- * seconds never beyond the client token's exp. Cached per (token, upstream) until half its lifetime has
- * passed, so the hot path rarely signs.
+ * seconds never beyond the client token's exp — except for a token accepted within the issuer's clock
+ * skew after its exp, whose assertion lives 1 s (orig_exp always carries the token's own exp).
+ * Cached per (token, upstream) until half its lifetime has passed, so the hot path rarely signs.
  */
 export function createAssertionMinter(options: MinterOptions): AssertionMinter {
   const cache = new Map<string, { jwt: string; reuseUntilMs: number }>();

@@ -153,11 +153,19 @@ function streamSse(f: ForwardRequest, response: Dispatcher.ResponseData, transfo
       tail.end(finalEvent !== undefined && tail.atBoundary ? finalEvent : undefined);
       f.abort.abort();
     };
-    const timer = setTimeout(() => {
-      end();
-      sse.onExpired();
-    }, Math.max(0, sse.endAfterMs));
-    timer.unref();
+    // setTimeout fires at once for delays past 2^31-1 ms (~24.8 days): re-arm until the real deadline.
+    const deadline = Date.now() + Math.max(0, sse.endAfterMs);
+    let timer: NodeJS.Timeout;
+    const arm = (): void => {
+      const left = deadline - Date.now();
+      timer = setTimeout(() => {
+        if (Date.now() < deadline) return arm();
+        end();
+        sse.onExpired();
+      }, Math.min(Math.max(0, left), 2 ** 31 - 1));
+      timer.unref();
+    };
+    arm();
     const unregister = sse.registry.add(f.upstream.name, sse.identity, end);
     const fail = (): void => {
       if (!ended) f.res.destroy();

@@ -90,3 +90,23 @@ describe('Expect: 100-continue', () => {
     expect(statusOf(whole)).toBe(100);
   });
 });
+
+describe('stream lifetime', () => {
+  it('keeps a stream open for a token valid longer than setTimeout can wait (over 24.8 days)', async () => {
+    const token = await idp.token(AUD, { exp: Math.floor(Date.now() / 1000) + 30 * 86_400 });
+    upstream.sseEvents = 2;
+    upstream.sseClosed = 0;
+    let release: () => void = () => undefined;
+    upstream.sseGate = (i) => (i === 1 ? new Promise<void>((r) => (release = r)) : Promise.resolve());
+    const res = await request(gw.url + '/mcp', { method: 'GET', headers: { authorization: `Bearer ${token}`, accept: 'text/event-stream' } });
+    const events = res.body[Symbol.asyncIterator]();
+    await events.next();
+    await new Promise((r) => setTimeout(r, 300));
+    expect(upstream.sseClosed).toBe(0); // an overflowed timer would have ended it within a millisecond
+    release();
+    let text = '';
+    for (let r = await events.next(); !r.done; r = await events.next()) text += String(r.value);
+    expect(text).toContain('"n":1');
+    upstream.sseGate = undefined;
+  });
+});
