@@ -1,9 +1,10 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import type { Transform } from 'node:stream';
+import { Readable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Pool, errors as undiciErrors, type Dispatcher } from 'undici';
 import type { UpstreamConfig } from '../config/compile.ts';
 import type { Reason } from '../reasons.ts';
+import { exchange, type Exchange } from './exchange.ts';
 import { clientResponseHeaders } from './headers.ts';
 import { SseTail, type StreamRegistry } from './stream.ts';
 
@@ -89,61 +90,82 @@ export type ForwardOutcome =
 
 export async function forward(f: ForwardRequest): Promise<ForwardOutcome> {
   const started = performance.now();
-  let response: Dispatcher.ResponseData;
+  let response: Exchange;
   try {
-    response = await f.dispatcher.request({
+    response = await exchange(f.dispatcher, {
       origin: f.upstream.target.origin,
       path: f.path,
       method: f.req.method as Dispatcher.HttpMethod,
       headers: f.headers,
       body: f.body ?? null,
-      signal: f.abort.signal,
       headersTimeout: f.upstream.timeoutMs,
       // SSE streams are long-lived by design; they end with the token or the client instead.
       bodyTimeout: 0,
-    });
+    }, f.abort.signal);
   } catch (err) {
     return { kind: 'failed', reason: upstreamReason(err), headersSent: false };
   }
   const upstreamMs = performance.now() - started;
-  response.body.on('error', () => undefined);
+  const status = response.statusCode;
   const headers = clientResponseHeaders(response.headers);
   if (f.responseHeaders !== undefined) Object.assign(headers, f.responseHeaders);
-  const plan = f.onResponse?.(response.statusCode, headers);
+  const plan = f.onResponse?.(status, headers);
+  const body = response.body;
 
   if (plan?.rewrite !== undefined) {
-    const body = await readAll(response.body, plan.rewrite.maxBytes);
-    const rewritten = body === undefined ? undefined : plan.rewrite.apply(body);
-    if (rewritten === undefined) return { kind: 'failed', reason: 'upstream_unavailable', headersSent: false };
+    const whole = body.kind === 'whole' ? body.buffer : await readAll(body.stream, plan.rewrite.maxBytes);
+    const rewritten = whole === undefined || whole.length > plan.rewrite.maxBytes ? undefined : plan.rewrite.apply(whole);
+    if (rewritten === undefined) return broken(f);
     headers['content-length'] = String(rewritten.length);
-    f.res.writeHead(response.statusCode, headers);
+    f.res.writeHead(status, headers);
     f.res.end(rewritten);
-    return { kind: 'done', status: response.statusCode, upstreamMs };
+    return { kind: 'done', status, upstreamMs };
+  }
+  if (body.kind === 'whole' && plan === undefined) {
+    // The usual JSON-RPC answer, complete before anything reached the client: headers and body leave in one write.
+    // A chunked answer now has a known length (never on 204/304, which carry no body).
+    if (headers['content-length'] === undefined && status !== 204 && status !== 304) headers['content-length'] = String(body.buffer.length);
+    f.res.writeHead(status, headers);
+    f.res.end(body.buffer);
+    return new Promise((resolve) => {
+      const done = (): void => resolve(f.res.writableFinished ? { kind: 'done', status, upstreamMs } : { kind: 'failed', reason: 'upstream_unavailable', headersSent: true });
+      if (f.res.closed) done();
+      else f.res.once('close', done);
+    });
   }
 
+  const stream = body.kind === 'stream' ? body.stream : Readable.from([body.buffer], { objectMode: false });
+  stream.on('error', () => undefined);
   if (plan?.transform !== undefined) delete headers['content-length'];
-  f.res.writeHead(response.statusCode, headers);
-  // Headers go out now, so an SSE client sees the stream open before the first event.
-  f.res.flushHeaders();
-  if (plan?.sse !== undefined) return streamSse(f, response, plan.transform, plan.sse, upstreamMs);
+  f.res.writeHead(status, headers);
+  if (plan?.sse !== undefined) {
+    // Headers go out now, so an SSE client sees the stream open before the first event.
+    f.res.flushHeaders();
+    return streamSse(f, stream, status, plan.transform, plan.sse, upstreamMs);
+  }
   if (plan?.transform !== undefined) {
     try {
-      await pipeline(response.body, plan.transform, f.res);
+      await pipeline(stream, plan.transform, f.res);
     } catch {
       return { kind: 'failed', reason: 'upstream_unavailable', headersSent: true };
     }
-    return { kind: 'done', status: response.statusCode, upstreamMs };
+    return { kind: 'done', status, upstreamMs };
   }
-  return pipeBody(f, response, upstreamMs);
+  return pipeBody(f, stream, status, upstreamMs);
+}
+
+/** The upstream answer is unusable: 502 when the client is still there, nothing otherwise. */
+function broken(f: ForwardRequest): ForwardOutcome {
+  return { kind: 'failed', reason: 'upstream_unavailable', headersSent: f.res.destroyed || f.res.headersSent };
 }
 
 /**
  * SSE: piped by hand (backpressure via pipe) so the gateway can end the stream cleanly, at an event
  * boundary: when the token that opened it expires, or on shutdown with a final event.
  */
-function streamSse(f: ForwardRequest, response: Dispatcher.ResponseData, transform: Transform | undefined, sse: NonNullable<ResponsePlan['sse']>, upstreamMs: number): Promise<ForwardOutcome> {
+function streamSse(f: ForwardRequest, body: Readable, status: number, transform: Transform | undefined, sse: NonNullable<ResponsePlan['sse']>, upstreamMs: number): Promise<ForwardOutcome> {
   return new Promise((resolve) => {
-    const source = transform === undefined ? response.body : response.body.pipe(transform);
+    const source = transform === undefined ? body : body.pipe(transform);
     const tail = new SseTail();
     let ended = false;
     const end = (finalEvent?: string): void => {
@@ -170,7 +192,7 @@ function streamSse(f: ForwardRequest, response: Dispatcher.ResponseData, transfo
     const fail = (): void => {
       if (!ended) f.res.destroy();
     };
-    response.body.on('error', fail);
+    body.on('error', fail);
     transform?.on('error', fail);
     source.on('end', () => {
       ended = true;
@@ -180,12 +202,12 @@ function streamSse(f: ForwardRequest, response: Dispatcher.ResponseData, transfo
       clearTimeout(timer);
       unregister();
       if (!ended) f.abort.abort();
-      resolve(f.res.writableFinished ? { kind: 'done', status: response.statusCode, upstreamMs } : { kind: 'failed', reason: 'upstream_unavailable', headersSent: true });
+      resolve(f.res.writableFinished ? { kind: 'done', status, upstreamMs } : { kind: 'failed', reason: 'upstream_unavailable', headersSent: true });
     });
   });
 }
 
-async function readAll(body: Dispatcher.ResponseData['body'], maxBytes: number): Promise<Buffer | undefined> {
+async function readAll(body: Readable, maxBytes: number): Promise<Buffer | undefined> {
   const chunks: Buffer[] = [];
   let size = 0;
   try {
@@ -210,9 +232,8 @@ function upstreamReason(err: unknown): Reason {
 }
 
 /** Plain body: pipe() with backpressure, without stream/promises' per-call AbortController and DOMException. */
-function pipeBody(f: ForwardRequest, response: Dispatcher.ResponseData, upstreamMs: number): Promise<ForwardOutcome> {
+function pipeBody(f: ForwardRequest, body: Readable, status: number, upstreamMs: number): Promise<ForwardOutcome> {
   return new Promise((resolve) => {
-    const body = response.body;
     const fail = (): void => {
       body.destroy();
       f.res.destroy();
@@ -220,7 +241,7 @@ function pipeBody(f: ForwardRequest, response: Dispatcher.ResponseData, upstream
     body.once('error', fail);
     f.res.once('close', () => {
       if (!f.res.writableFinished) body.destroy();
-      resolve(f.res.writableFinished ? { kind: 'done', status: response.statusCode, upstreamMs } : { kind: 'failed', reason: 'upstream_unavailable', headersSent: true });
+      resolve(f.res.writableFinished ? { kind: 'done', status, upstreamMs } : { kind: 'failed', reason: 'upstream_unavailable', headersSent: true });
     });
     body.pipe(f.res);
   });

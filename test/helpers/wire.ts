@@ -59,7 +59,7 @@ export function rawExchange(port: number, payload: string, maxMs = 3_000): Promi
         const name = line.slice(0, i).toLowerCase();
         headers.set(name, [...(headers.get(name) ?? []), line.slice(i + 1).trim()]);
       }
-      const statuses = [...text.matchAll(/(?:^|\r\n)HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]));
+      const statuses = statusLines(text);
       resolve({ text, status: Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0), statuses, headers, body: rest.join('\r\n\r\n'), closedByServer });
     };
     const hard = setTimeout(() => finish(false), maxMs);
@@ -69,4 +69,30 @@ export function rawExchange(port: number, payload: string, maxMs = 3_000): Promi
     socket.on('close', () => finish(true));
     socket.on('error', (err) => (chunks.length > 0 ? finish(true) : reject(err)));
   });
+}
+
+/** Status codes of the responses in a byte stream, each framed by its Content-Length or chunked coding. */
+function statusLines(text: string): number[] {
+  const out: number[] = [];
+  let at = 0;
+  while (at < text.length) {
+    const m = /^HTTP\/1\.1 (\d{3}) /.exec(text.slice(at, at + 13));
+    const headEnd = text.indexOf('\r\n\r\n', at);
+    if (m === null || headEnd < 0) break;
+    out.push(Number(m[1]));
+    const head = text.slice(at, headEnd).toLowerCase();
+    at = headEnd + 4;
+    const length = /\r\ncontent-length: *(\d+)/.exec(head);
+    if (/\r\ntransfer-encoding: *chunked/.test(head)) {
+      for (;;) {
+        const lineEnd = text.indexOf('\r\n', at);
+        if (lineEnd < 0) return out;
+        const size = parseInt(text.slice(at, lineEnd), 16);
+        at = lineEnd + 2 + size + 2;
+        if (size === 0 || Number.isNaN(size)) break;
+      }
+    } else if (length !== null) at += Number(length[1]);
+    else if (!/^HTTP\/1\.1 (?:1\d\d|204|304) /.test(text.slice(headEnd - head.length, headEnd))) break;
+  }
+  return out;
 }

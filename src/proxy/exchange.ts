@@ -1,0 +1,106 @@
+import { Readable } from 'node:stream';
+import type { Dispatcher } from 'undici';
+
+// One upstream request/response through undici's dispatch handler API rather than its request() API.
+// request() wraps every response body in a Readable; the usual JSON-RPC answer is small, so it is
+// collected straight into a Buffer here and later leaves in one write with the response headers, with
+// no stream machinery. SSE and large or unknown-type bodies arrive as a Readable with backpressure.
+
+/** Small bodies (declared length, or JSON of unknown length up to this size) are collected whole. */
+export const WHOLE_BODY_BYTES = 64 * 1024;
+
+export interface Exchange {
+  readonly statusCode: number;
+  readonly headers: Record<string, string | string[] | undefined>;
+  readonly body: { readonly kind: 'whole'; readonly buffer: Buffer } | { readonly kind: 'stream'; readonly stream: Readable };
+}
+
+type Controller = Parameters<NonNullable<Dispatcher.DispatchHandler['onRequestStart']>>[0];
+const JSON_TYPE = /^application\/json\s*(?:;|$)/i;
+const SSE_TYPE = /^text\/event-stream/i;
+
+/**
+ * Resolves once the body is complete (collected bodies) or once the headers are in (streamed bodies).
+ * Rejects with undici's error, or the signal's reason, before that: a collected body that breaks off
+ * never reached the client, so it becomes a clean 502.
+ */
+export function exchange(dispatcher: Dispatcher, options: Dispatcher.DispatchOptions, signal: AbortSignal): Promise<Exchange> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason);
+    let controller: Controller | undefined;
+    let statusCode = 0;
+    let headers: Exchange['headers'] = {};
+    // Exactly one sink at a time: collecting (chunks) until done or too large, then possibly a stream.
+    let chunks: Buffer[] | undefined;
+    let size = 0;
+    let declared = NaN;
+    let stream: Readable | undefined;
+    let ended = false;
+
+    const onAbort = (): void => controller?.abort(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    const settled = (): void => signal.removeEventListener('abort', onAbort);
+
+    const toStream = (c: Controller): Readable => {
+      const s = new Readable({
+        read: () => c.resume(),
+        destroy: (err, cb) => {
+          // The consumer left before the end (client gone, stream ended by the gateway): stop the upstream.
+          if (!ended && !c.aborted) c.abort(err ?? signal.reason);
+          cb(err);
+        },
+      });
+      stream = s;
+      resolve({ statusCode, headers, body: { kind: 'stream', stream: s } });
+      return s;
+    };
+
+    const handler: Dispatcher.DispatchHandler = {
+      onRequestStart(c) {
+        controller = c;
+        if (signal.aborted) c.abort(signal.reason);
+      },
+      onResponseStart(c, status, h) {
+        statusCode = status;
+        headers = h;
+        declared = Number(h['content-length'] ?? NaN);
+        const type = String(h['content-type'] ?? '');
+        const small = declared <= WHOLE_BODY_BYTES || (Number.isNaN(declared) && JSON_TYPE.test(type));
+        if (small && !SSE_TYPE.test(type)) chunks = [];
+        else toStream(c);
+      },
+      onResponseData(c, chunk) {
+        if (chunks !== undefined) {
+          size += chunk.length;
+          // More than it declared: broken framing, none of it is used.
+          if (size > declared) return c.abort(new Error('body longer than content-length'));
+          chunks.push(chunk);
+          if (size <= WHOLE_BODY_BYTES) return;
+          // JSON of unknown length that turns out large: streamed from here, its start first.
+          const s = toStream(c);
+          for (const part of chunks) s.push(part);
+          chunks = undefined;
+          c.pause();
+          return;
+        }
+        if (stream !== undefined && !stream.push(chunk)) c.pause();
+      },
+      onResponseEnd() {
+        ended = true;
+        settled();
+        if (chunks !== undefined) {
+          if (!Number.isNaN(declared) && size !== declared) return reject(new Error('body shorter than content-length'));
+          resolve({ statusCode, headers, body: { kind: 'whole', buffer: chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size) } });
+        }
+        stream?.push(null);
+      },
+      onResponseError(_c, err) {
+        settled();
+        // Before a stream exists nothing was handed out: reject (no-op once resolved otherwise).
+        if (stream === undefined) return reject(err);
+        if (!stream.destroyed) stream.destroy(err);
+      },
+    };
+    dispatcher.dispatch(options, handler);
+  });
+}
