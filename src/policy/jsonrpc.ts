@@ -27,17 +27,44 @@ function rpcDeny(reason: Reason, id: string | number | null = null): Denial {
 }
 
 /** Reads at most maxBytes of the request body: 413 as soon as the cap is passed (SC-153). */
-export async function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer | Denial> {
+export function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer | Denial> {
   const declared = Number(req.headers['content-length'] ?? NaN);
-  if (declared > maxBytes) return deny('body_too_large');
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > maxBytes) return deny('body_too_large');
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks, size);
+  if (declared > maxBytes) return Promise.resolve(deny('body_too_large'));
+  // Events rather than for-await: no async iterator per request on the hot path.
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size <= maxBytes) return void chunks.push(chunk);
+      cleanup();
+      // Stop reading: the rest of an oversized body is never buffered.
+      req.pause();
+      resolve(deny('body_too_large'));
+    };
+    const onEnd = (): void => {
+      cleanup();
+      resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size));
+    };
+    const onError = (err: Error): void => {
+      cleanup();
+      reject(err);
+    };
+    const onClose = (): void => {
+      cleanup();
+      if (!req.complete) reject(new Error('request aborted'));
+    };
+    const cleanup = (): void => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+      req.off('close', onClose);
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
+    req.on('close', onClose);
+  });
 }
 
 /** The protocol version this request speaks; undefined = unsupported (400). */

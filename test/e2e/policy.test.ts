@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Readable } from 'node:stream';
 import { request } from 'undici';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -151,6 +152,13 @@ describe('per-tool policy through the gateway', () => {
     expect(res.status).toBe(413);
     expect(JSON.parse(res.text).reason).toBe('body_too_large');
     expect(sse.bytes).toBe(0);
+    // Without a declared length (chunked): refused once the cap is passed, the connection then closed.
+    const chunked = await request(gw.url + '/mcp', { method: 'POST', headers: { ...HEADERS, authorization: `Bearer ${token}` }, body: Readable.from([big.slice(0, 1024 * 1024), big.slice(1024 * 1024)]) });
+    expect(chunked.statusCode).toBe(413);
+    expect(chunked.headers['connection']).toBe('close');
+    expect(JSON.parse(await chunked.body.text()).reason).toBe('body_too_large');
+    expect(sse.bytes).toBe(0);
+    expect((await rpc('/mcp', token, call(1, 'search'))).status).toBe(200);
   });
 
   it('SC-159 huge batches and deep nesting are refused quickly, without crashing', async () => {
