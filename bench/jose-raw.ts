@@ -1,10 +1,15 @@
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { importJWK, jwtVerify, type CryptoKey, type JWK } from 'jose';
 import { announceReady, serveIpc } from './ipc.ts';
 
 // Raw jose jwtVerify (ES256) in its own process, on the same tokens and key the gateway sees, with the
 // same claim options: the ceiling for the gateway's cold-verify path. Measured with `concurrency`
 // verifications in flight (WebCrypto runs them on libuv's thread pool, as in the gateway) and serially.
+// `stage` measures the gateway's own verify stage the same way, in the same process and on the same
+// tokens: its authenticate() (cache lookup, issuer and algorithm selection, jose, our claim checks),
+// alone and followed by minting the identity assertion, without HTTP around them.
 
 serveIpc({
   run: async (arg) => {
@@ -32,6 +37,46 @@ serveIpc({
     const cpu = process.cpuUsage(cpu0);
     const serial = await measure(1, Math.max(1, seconds / 2) * 1000);
     return { concurrent, serial, cpuSeconds: (cpu.user + cpu.system) / 1e6 };
+  },
+  stage: async (arg) => {
+    const { tokensFile, configFile, srcDir, seconds, concurrency } = arg as { tokensFile: string; configFile: string; srcDir: string; seconds: number; concurrency: number };
+    const tokens = readFileSync(tokensFile, 'utf8').split('\n').filter((t) => t !== '');
+    const load = async <T>(rel: string): Promise<T> => (await import(pathToFileURL(join(srcDir, rel)).href)) as T;
+    const { loadConfig } = await load<typeof import('../src/config/compile.ts')>('config/compile.ts');
+    const { IssuerKeys } = await load<typeof import('../src/auth/keys.ts')>('auth/keys.ts');
+    const { TokenCache } = await load<typeof import('../src/auth/token-cache.ts')>('auth/token-cache.ts');
+    const { createAuthenticator } = await load<typeof import('../src/auth/verify.ts')>('auth/verify.ts');
+    const { createIntrospector } = await load<typeof import('../src/auth/introspect.ts')>('auth/introspect.ts');
+    const { loadGatewayKeys } = await load<typeof import('../src/identity/keys.ts')>('identity/keys.ts');
+    const { createAssertionMinter } = await load<typeof import('../src/identity/assertion.ts')>('identity/assertion.ts');
+    const config = loadConfig(configFile);
+    const now = (): number => Date.now();
+    const keys = new Map(config.issuers.map((i) => [i.name, new IssuerKeys(i, { now })] as const));
+    const authenticate = createAuthenticator({ keys, cache: new TokenCache(config.limits.tokenCacheEntries), introspect: createIntrospector(now), now });
+    const gatewayKeys = await loadGatewayKeys(config.identity.signingKeyFile, config.file);
+    const mint = createAssertionMinter({ keys: gatewayKeys, issuer: config.publicUrl.origin, ttlSeconds: config.identity.ttlSeconds, now, maxEntries: config.limits.tokenCacheEntries });
+    const upstream = config.upstreams[0] as (typeof config.upstreams)[number];
+    // Every token is seen once per phase (the pool is larger than the caches), as in the cold runs.
+    let i = 0;
+    const measure = async (withMint: boolean, ms: number): Promise<number> => {
+      let ops = 0;
+      const end = performance.now() + ms;
+      const loop = async (): Promise<void> => {
+        while (performance.now() < end) {
+          const p = await authenticate(tokens[i++ % tokens.length] as string, upstream);
+          if ('reason' in p) throw new Error(`stage refused a bench token: ${p.reason}`);
+          if (withMint) await mint(p, upstream);
+          ops++;
+        }
+      };
+      const t0 = performance.now();
+      await Promise.all(Array.from({ length: concurrency }, loop));
+      return ops / ((performance.now() - t0) / 1000);
+    };
+    await measure(true, 500); // warm-up, and the JWKS fetched
+    const verify = await measure(false, seconds * 1000);
+    const verifyAndMint = await measure(true, seconds * 1000);
+    return { verify, verifyAndMint };
   },
   exit: () => setImmediate(() => process.exit(0)),
 });
