@@ -171,8 +171,8 @@ function streamSse(f: ForwardRequest, body: Readable, status: number, transform:
     const end = (finalEvent?: string): void => {
       if (ended) return;
       ended = true;
-      source.unpipe(tail);
-      tail.end(finalEvent !== undefined && tail.atBoundary ? finalEvent : undefined);
+      source.unpipe(f.res);
+      f.res.end(finalEvent !== undefined && tail.atBoundary ? finalEvent : undefined);
       f.abort.abort();
     };
     // setTimeout fires at once for delays past 2^31-1 ms (~24.8 days): re-arm until the real deadline.
@@ -197,7 +197,9 @@ function streamSse(f: ForwardRequest, body: Readable, status: number, transform:
     source.on('end', () => {
       ended = true;
     });
-    source.pipe(tail).pipe(f.res);
+    // Every chunk pipe() hands to the client passes the tail first (same 'data' event), no extra stream.
+    source.on('data', (chunk: Buffer | string) => tail.saw(chunk));
+    source.pipe(f.res);
     f.res.once('close', () => {
       clearTimeout(timer);
       unregister();

@@ -1,20 +1,18 @@
-import { Transform, type TransformCallback } from 'node:stream';
-
 /**
- * Passes SSE bytes through untouched while remembering whether the stream currently stands at an
- * event boundary, so the gateway can add a final event without cutting one of the upstream's in two.
+ * Remembers whether the bytes sent so far stand at an SSE event boundary, so the gateway can add a
+ * final event without cutting one of the upstream's in two. Not a stream of its own: one per open SSE
+ * stream, so it is kept to a four-character string.
  */
-export class SseTail extends Transform {
+export class SseTail {
   #tail = '\n\n';
 
   get atBoundary(): boolean {
     return this.#tail.endsWith('\n\n') || this.#tail.endsWith('\r\n\r\n') || this.#tail.endsWith('\r\r');
   }
 
-  override _transform(chunk: Buffer | string, _enc: BufferEncoding, cb: TransformCallback): void {
-    const text = typeof chunk === 'string' ? chunk : chunk.toString('latin1');
+  saw(chunk: Buffer | string): void {
+    const text = typeof chunk === 'string' ? chunk.slice(-4) : chunk.subarray(-4).toString('latin1');
     this.#tail = (this.#tail + text).slice(-4);
-    cb(null, chunk);
   }
 }
 

@@ -1,12 +1,15 @@
 // npm run soak -- --minutes N: mixed valid and invalid traffic, SSE streams, a signing-key rotation
 // and a key-fetch outage window, through a real gateway process on loopback. Reports requests by
 // outcome, valid requests refused outside the outage window and invalid requests forwarded (both
-// must be 0), and the gateway's RSS at start and end (growth must stay under 10 %). The gateway runs
-// with a container-sized heap (SOAK_NODE_FLAGS, default --max-old-space-size=96, as a memory limit
-// would impose): with the default multi-GiB heap of a large machine V8 grows lazily and RSS would
-// measure the collector's patience rather than a leak.
+// must be 0), and the gateway's RSS at start and end (growth must stay under 10 %).
+//
+// The gateway runs as it would in the Helm chart's pod: in a memory cgroup with the chart's limit
+// (SOAK_MEMORY_MIB, default 256), from which Node sizes its heap, young generation included. On a large
+// machine without that limit V8 lets the young generation grow to 128 MiB under a burst (the outage's
+// fast 503s), a one-off step that says nothing about leaks. Without a writable cgroup (not root), V8
+// flags approximate the same sizing (SOAK_NODE_FLAGS overrides either).
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -40,7 +43,16 @@ writeFileSync(configFile, stringify({
   // Small bounded caches fill within the first minute, so RSS growth after that can only be a leak.
   limits: { tokenCacheEntries: 1_000 },
 }));
-const gateway = spawn(process.execPath, [...(process.env['SOAK_NODE_FLAGS'] ?? '--max-old-space-size=96').split(' ').filter(Boolean), 'bin/mcp-warden.js', 'serve', '--config', configFile], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, MCP_WARDEN_LOG_LEVEL: 'warn', MALLOC_ARENA_MAX: process.env['MALLOC_ARENA_MAX'] ?? '2' } });
+const memoryMiB = Number(process.env['SOAK_MEMORY_MIB'] ?? 256);
+const cgroup = process.env['SOAK_NODE_FLAGS'] === undefined ? memoryCgroup(memoryMiB) : undefined;
+const nodeFlags = (process.env['SOAK_NODE_FLAGS'] ?? (cgroup === undefined ? '--max-old-space-size=192 --max-semi-space-size=4' : '')).split(' ').filter(Boolean);
+const gatewayArgs = [...nodeFlags, 'bin/mcp-warden.js', 'serve', '--config', configFile];
+const gatewayEnv = { ...process.env, MCP_WARDEN_LOG_LEVEL: 'warn' };
+// In the cgroup: a shell joins it, then becomes the gateway (exec), so only the gateway is inside.
+const gateway = cgroup === undefined
+  ? spawn(process.execPath, gatewayArgs, { stdio: ['ignore', 'ignore', 'inherit'], env: gatewayEnv })
+  : spawn('/bin/sh', ['-c', 'echo $$ > "$0" && exec "$@"', cgroup.procs, process.execPath, ...gatewayArgs], { stdio: ['ignore', 'ignore', 'inherit'], env: gatewayEnv });
+process.stdout.write(cgroup === undefined ? `gateway without a memory cgroup, node ${nodeFlags.join(' ') || '(no flags)'}\n` : `gateway in a ${memoryMiB} MiB memory cgroup (the Helm chart's limit)${nodeFlags.length > 0 ? `, node ${nodeFlags.join(' ')}` : ''}\n`);
 const base = `http://127.0.0.1:${port}`;
 for (let i = 0; i < 100; i++) {
   const ok = await request(`http://127.0.0.1:${adminPort}/readyz`).then(async (r) => (await r.body.dump(), r.statusCode === 200), () => false);
@@ -126,17 +138,21 @@ const scenario = (async () => {
   idp.fault = { kind: 'ok' };
   outage.end = Date.now() + 3_000;
 })();
-// RSS and V8 heap every 30 s: a leak grows steadily, a settling process flattens.
-const series: { atS: number; rssMiB: number; heapMiB: number; externalMiB: number }[] = [];
+// RSS and V8 heap every SOAK_SAMPLE_SECONDS (30): a leak grows steadily, a settling process flattens.
+// Heap used is live JS objects; heap committed (old + new space) is what V8 holds from the OS for them.
+const SAMPLE_MS = Number(process.env['SOAK_SAMPLE_SECONDS'] ?? 30) * 1000;
+const series: { atS: number; rssMiB: number; heapMiB: number; committedMiB: number; newSpaceMiB: number; externalMiB: number }[] = [];
 const gauge = (text: string, name: string): number => Number(new RegExp(`^${name} (\\S+)`, 'm').exec(text)?.[1] ?? 0) / 2 ** 20;
 const sampler = setInterval(() => {
   void request(`http://127.0.0.1:${adminPort}/metrics`).then((r) => r.body.text(), () => '').then((text) => series.push({
     atS: Math.round((Date.now() - started) / 1000),
     rssMiB: rss() / 2 ** 20,
     heapMiB: gauge(text, 'mcp_warden_nodejs_heap_size_used_bytes'),
+    committedMiB: gauge(text, 'mcp_warden_nodejs_heap_size_total_bytes'),
+    newSpaceMiB: gauge(text, 'mcp_warden_nodejs_heap_space_size_total_bytes\\{space="new"\\}'),
     externalMiB: gauge(text, 'mcp_warden_nodejs_external_memory_bytes'),
   }));
-}, 30_000);
+}, SAMPLE_MS);
 const workers = Array.from({ length: concurrency }, async () => {
   while (Date.now() - started < durationMs) await one();
 });
@@ -146,6 +162,7 @@ clearInterval(sampler);
 
 gateway.kill('SIGTERM');
 await new Promise((r) => gateway.once('exit', r));
+cgroup?.remove();
 await upstream.close();
 await idp.close();
 
@@ -154,11 +171,39 @@ const growth = (rssEnd - rssStart) / rssStart;
 process.stdout.write(`soak: ${values.minutes} min, ${total} requests, concurrency ${concurrency}\n`);
 for (const [k, v] of [...counts].sort()) process.stdout.write(`  ${k.padEnd(20)} ${v}\n`);
 process.stdout.write(`valid refused outside the outage window: ${validRefusedOutside}\ninvalid forwarded to the upstream: ${invalidForwarded}\n`);
-process.stdout.write(`RSS / heap used / external every 30 s (MiB): ${series.map((p) => `${p.atS}s ${p.rssMiB.toFixed(0)}/${p.heapMiB.toFixed(0)}/${p.externalMiB.toFixed(0)}`).join(', ')}\n`);
+process.stdout.write(`RSS / heap used / heap committed / new space / external every ${SAMPLE_MS / 1000} s (MiB): ${series.map((p) => `${p.atS}s ${[p.rssMiB, p.heapMiB, p.committedMiB, p.newSpaceMiB, p.externalMiB].map((v) => v.toFixed(0)).join('/')}`).join(', ')}\n`);
 process.stdout.write(`gateway RSS: ${(rssStart / 2 ** 20).toFixed(1)} MiB at start, ${(rssEnd / 2 ** 20).toFixed(1)} MiB at end (${(growth * 100).toFixed(1)} %)\n`);
 const ok = validRefusedOutside === 0 && invalidForwarded === 0 && growth < 0.1;
 process.stdout.write(ok ? 'soak: PASS\n' : 'soak: FAIL\n');
 process.exit(ok ? 0 : 1);
+
+/** A memory cgroup (v2, else v1) limited to mib MiB, when this process may create one; undefined otherwise. */
+function memoryCgroup(mib: number): { procs: string; remove: () => void } | undefined {
+  const name = `mcp-warden-soak-${process.pid}`;
+  const v2 = existsSync('/sys/fs/cgroup/cgroup.controllers');
+  const dir = v2 ? join('/sys/fs/cgroup', name) : join('/sys/fs/cgroup/memory', name);
+  try {
+    mkdirSync(dir);
+    writeFileSync(join(dir, v2 ? 'memory.max' : 'memory.limit_in_bytes'), String(mib * 2 ** 20));
+    return {
+      procs: join(dir, 'cgroup.procs'),
+      remove: () => {
+        try {
+          rmdirSync(dir);
+        } catch {
+          // still busy: the kernel removes nothing while a process is inside; left for the next boot
+        }
+      },
+    };
+  } catch {
+    try {
+      rmdirSync(dir);
+    } catch {
+      // never created
+    }
+    return undefined;
+  }
+}
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
