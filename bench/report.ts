@@ -51,7 +51,7 @@ export interface Report {
   runs: RunRow[];
   jose: { concurrent: number; serial: number; cpuSeconds: number } | undefined;
   /** The gateway's verify stage without HTTP (same tokens, same process as raw jose). */
-  stage: { verify: number; verifyAndMint: number } | undefined;
+  stage: { verify: number; verifyAndMint: number; jose: number; verifyRatio: number; mintRatio: number; rounds: number } | undefined;
   fixedRate: { key: TargetKey; requests: number; bad: number; p50ms: number; p99ms: number }[];
   coldCache: { key: TargetKey; repeat: number; hits: number; misses: number }[];
   profiles: { key: 'warm' | 'cold'; rps: number; summary: ProfileSummary }[];
@@ -127,7 +127,10 @@ export function verdicts(report: Report, s: readonly Summary[]): Verdict[] {
   pairedV('warm cache ≥ 0.90 × bare proxy req/s', 'warm', 'bare', 0.9);
   pairedV('warm cache ≥ 1.0 × HAProxy jwt_verify req/s', 'warm', 'haproxy', 1.0);
   v('cold verify ≥ 0.8 × raw jose jwtVerify ops/s (whole request through the proxy)', cold?.rps, report.jose?.concurrent, 0.8);
-  v('cold verify ≥ 0.8 × raw jose jwtVerify ops/s (verify stage alone, no HTTP)', report.stage?.verify, report.jose?.concurrent, 0.8);
+  if (report.stage !== undefined) {
+    const st = report.stage;
+    out.push({ name: 'cold verify ≥ 0.8 × raw jose jwtVerify ops/s (verify stage alone, no HTTP)', measured: `${st.verifyRatio.toFixed(2)}× median of ${st.rounds} alternating rounds (${f(st.verify, 0)} vs ${f(st.jose, 0)} ops/s)`, holds: st.verifyRatio >= 0.8 });
+  }
   if (warm !== undefined && direct !== undefined) {
     const added = warm.p99ms - direct.p99ms;
     out.push({ name: 'p99 added vs direct ≤ 2 ms at 50 connections (saturating load)', measured: `${f(added)} ms (${f(warm.p99ms)} vs ${f(direct.p99ms)} ms)`, holds: added <= 2 });
@@ -179,8 +182,8 @@ export function renderReport(report: Report, targets: readonly { key: TargetKey;
     L.push('## Cold verify', '');
     L.push(`- raw jose \`jwtVerify\` ES256 (same tokens, same claim options, separate process): **${f(report.jose.concurrent, 0)} ops/s** with ${st.connections} in flight (${f(report.jose.cpuSeconds / Math.max(1, Math.min(5, st.seconds)), 2)} cores busy), ${f(report.jose.serial, 0)} ops/s one at a time`);
     if (report.stage !== undefined) {
-      L.push(`- mcp-warden's verify stage alone (its \`authenticate()\`: cache lookup, issuer/algorithm selection, jose, its own claim checks; same process, tokens and concurrency, no HTTP): **${f(report.stage.verify, 0)} ops/s = ${ratio(report.stage.verify, report.jose.concurrent)}** raw jose`);
-      L.push(`- verify stage + minting the identity assertion for the new token: ${f(report.stage.verifyAndMint, 0)} ops/s = ${ratio(report.stage.verifyAndMint, report.jose.concurrent)} raw jose`);
+      L.push(`- mcp-warden's verify stage alone (its \`authenticate()\`: cache lookup, issuer/algorithm selection, jose, its own claim checks; no HTTP), in one-second slices alternating with raw jose in one process on the same tokens: **${f(report.stage.verify, 0)} ops/s, ${report.stage.verifyRatio.toFixed(2)}×** raw jose (${f(report.stage.jose, 0)} ops/s in those slices; median of ${report.stage.rounds} rounds' ratios)`);
+      L.push(`- verify stage + minting the identity assertion for the new token: ${f(report.stage.verifyAndMint, 0)} ops/s, ${report.stage.mintRatio.toFixed(2)}× raw jose`);
     }
     if (cold !== undefined) L.push(`- mcp-warden with a new token on every request, through HTTP: ${f(cold.rps, 0)} req/s = **${ratio(cold.rps, report.jose.concurrent)}** raw jose (every request also mints an assertion for its new token and is proxied; the warm path, with no crypto at all, is the ceiling here)`);
     const cc = report.coldCache.filter((c) => c.key === 'cold');

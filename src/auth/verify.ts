@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { decodeJwt, decodeProtectedHeader, errors, jwtVerify, type JWTPayload, type ProtectedHeaderParameters } from 'jose';
 import type { IssuerConfig, UpstreamConfig } from '../config/compile.ts';
 import { deny, type Denial, type Reason } from '../reasons.ts';
@@ -25,7 +25,7 @@ export interface AuthenticatorDeps {
  */
 export function createAuthenticator(deps: AuthenticatorDeps): Authenticator {
   return async function authenticate(token, upstream) {
-    const tokenHash = createHash('sha256').update(token).digest('hex');
+    const tokenHash = hash('sha256', token, 'hex');
     const cacheKey = tokenHash + '|' + upstream.name;
     const nowMs = deps.now();
     const cached = deps.cache.get(cacheKey, nowMs);
