@@ -18,6 +18,8 @@ export interface ProfileSummary {
   readonly busyShare: number;
   readonly functions: readonly { readonly name: string; readonly share: number }[];
   readonly areas: readonly { readonly name: string; readonly share: number }[];
+  /** Self time in mcp-warden's own sources (src/), as a share of busy time. */
+  readonly srcShare: number;
 }
 
 function area(url: string, fn: string): string {
@@ -66,5 +68,7 @@ export function summarizeProfile(file: string, top = 15): ProfileSummary {
   const busy = total - idle;
   const rank = (m: Map<string, number>, k: number): { name: string; share: number }[] =>
     [...m].sort((a, b) => b[1] - a[1]).slice(0, k).map(([name, us]) => ({ name, share: busy === 0 ? 0 : us / busy }));
-  return { busyShare: total === 0 ? 0 : busy / total, functions: rank(fns, top), areas: rank(areas, 12) };
+  let src = 0;
+  for (const [a, us] of areas) if (a.startsWith('src/')) src += us;
+  return { busyShare: total === 0 ? 0 : busy / total, functions: rank(fns, top), areas: rank(areas, 12), srcShare: busy === 0 ? 0 : src / busy };
 }

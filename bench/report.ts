@@ -210,6 +210,8 @@ export function renderReport(report: Report, targets: readonly { key: TargetKey;
   L.push('| target | measured | holds |', '|---|---|---|');
   for (const v of verdicts(report, s)) L.push(`| ${v.name} | ${v.measured} | ${v.holds === undefined ? 'not measured' : v.holds ? '**yes**' : '**no**'} |`);
   L.push('');
+  const bounds = boundsOf(report, s);
+  if (bounds.length > 0) L.push('## What bounds the targets, from this run', '', ...bounds.map((b) => `- ${b}`), '');
   for (const p of report.profiles) {
     L.push(`## CPU profile: mcp-warden ${p.key === 'warm' ? 'warm cache' : 'cold verify'} (${f(p.rps, 0)} req/s under the profiler, main thread ${pct(p.summary.busyShare)} busy)`, '');
     L.push(`By area (self time): ${p.summary.areas.map((a) => `${a.name} ${pct(a.share)}`).join(', ')}.`, '');
@@ -234,4 +236,26 @@ export function renderReport(report: Report, targets: readonly { key: TargetKey;
   for (const n of report.notes) L.push(`- ${n}`);
   L.push('');
   return L.join('\n');
+}
+
+/** The measured facts that bound each target, so a "no" above comes with its reason from the same run. */
+function boundsOf(report: Report, s: readonly Summary[]): string[] {
+  const get = (k: TargetKey): Summary | undefined => s.find((x) => x.key === k);
+  const bare = get('bare');
+  const haproxy = get('haproxy');
+  const warm = get('warm');
+  const direct = get('direct');
+  const out: string[] = [];
+  const warmProfile = report.profiles.find((p) => p.key === 'warm');
+  if (warmProfile !== undefined) out.push(`Warm path: mcp-warden's own code (src/) is ${pct(warmProfile.summary.srcShare)} of the gateway's busy CPU (self time); the rest is Node's HTTP server, undici, socket writes and GC, the same machinery the bare proxy runs.`);
+  if (bare !== undefined && haproxy !== undefined) out.push(`HAProxy: a bare Node proxy with no auth at all costs ${f(bare.cpuPer10k / haproxy.cpuPer10k)}× HAProxy's CPU per request (${f(bare.cpuPer10k)} vs ${f(haproxy.cpuPer10k)} s/10k) and HAProxy verifies an ES256 signature on each; on one event loop, matching HAProxy needs a Node HTTP stack cheaper than Node's own.`);
+  if (report.jose !== undefined && warm !== undefined) out.push(`Cold verify through HTTP: the ceiling is the warm path, which does no crypto at all: ${f(warm.rps, 0)} req/s = ${ratio(warm.rps, report.jose.concurrent)} raw jose. ECDSA verification runs on the main thread in this Node (the cold profile's \`run\`/\`SignJob\` under webcrypto's jobPromise), so it adds to the proxy's own work instead of overlapping it.`);
+  const fb = report.fixedRate.find((r) => r.key === 'bare');
+  const fd = report.fixedRate.find((r) => r.key === 'direct');
+  if (fb !== undefined && fd !== undefined) out.push(`p99 at a fixed rate: the bare proxy adds ${f(fb.p99ms - fd.p99ms)} ms to direct's p99 in the same run; at saturation (50 connections, closed loop) any proxy adds its queueing time (bare: ${bare === undefined || direct === undefined ? '–' : f(bare.p99ms - direct.p99ms)} ms).`);
+  const maxWanted = Math.max(0, ...report.streams.map((r) => r.wanted));
+  const sb = report.streams.find((r) => r.key === 'bare' && r.wanted === maxWanted);
+  const sw = report.streams.find((r) => r.key === 'warden' && r.wanted === maxWanted);
+  if (sb !== undefined && sw !== undefined) out.push(`SSE memory: the bare proxy holds ${f(sb.perStreamKiB, 1)} KiB RSS per stream (${f(sb.heapPerStreamKiB, 1)} KiB of it JS heap), mcp-warden ${f(sw.perStreamKiB, 1)} (${f(sw.heapPerStreamKiB, 1)}): two sockets, Node's request/response objects and the upstream client per stream already pass 40 KiB before any gateway state.`);
+  return out;
 }
