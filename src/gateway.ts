@@ -114,7 +114,7 @@ export async function createGateway(initial: Config, options: GatewayOptions = {
   let inflight = 0;
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     inflight++;
-    res.once('close', () => inflight--);
+    res.on('close', () => inflight--);
     void (state as State).handle(req, res);
   };
 

@@ -50,9 +50,13 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
     const traceparent = req.headers['traceparent'];
     const record = newRecord(requestId, req.method ?? '', deps.now(), typeof traceparent === 'string' && traceparent.length <= 128 ? traceparent : undefined);
     res.setHeader('x-request-id', requestId);
-    res.once('close', () => {
+    // One 'close' listener per request ('close' fires once): the audit record, then, for a forwarded
+    // request the client left early, the end of the upstream exchange.
+    let abort: AbortController | undefined;
+    res.on('close', () => {
       record.status ??= res.statusCode;
       deps.onRecord(record);
+      if (abort !== undefined && !res.writableFinished) abort.abort();
     });
     let upstream: UpstreamConfig | undefined;
     let tokenPresented = false;
@@ -157,10 +161,7 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
       // A listing we may have to filter must arrive readable, not compressed.
       if (listings.size > 0) delete headers['accept-encoding'];
 
-      const abort = new AbortController();
-      res.once('close', () => {
-        if (!res.writableFinished) abort.abort();
-      });
+      abort = new AbortController();
       record.outcome = 'allow';
       record.gatewaySeconds = (performance.now() - record.perfStart) / 1000;
       const bound = upstream;

@@ -130,7 +130,7 @@ export async function forward(f: ForwardRequest): Promise<ForwardOutcome> {
     return new Promise((resolve) => {
       const done = (): void => resolve(f.res.writableFinished ? { kind: 'done', status, upstreamMs } : { kind: 'failed', reason: 'upstream_unavailable', headersSent: true });
       if (f.res.closed) done();
-      else f.res.once('close', done);
+      else f.res.on('close', done);
     });
   }
 
@@ -200,7 +200,7 @@ function streamSse(f: ForwardRequest, body: Readable, status: number, transform:
     // Every chunk pipe() hands to the client passes the tail first (same 'data' event), no extra stream.
     source.on('data', (chunk: Buffer | string) => tail.saw(chunk));
     source.pipe(f.res);
-    f.res.once('close', () => {
+    f.res.on('close', () => {
       clearTimeout(timer);
       unregister();
       if (!ended) f.abort.abort();
@@ -241,7 +241,7 @@ function pipeBody(f: ForwardRequest, body: Readable, status: number, upstreamMs:
       f.res.destroy();
     };
     body.once('error', fail);
-    f.res.once('close', () => {
+    f.res.on('close', () => {
       if (!f.res.writableFinished) body.destroy();
       resolve(f.res.writableFinished ? { kind: 'done', status, upstreamMs } : { kind: 'failed', reason: 'upstream_unavailable', headersSent: true });
     });
