@@ -1,39 +1,22 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
-import { TestIdp } from '../helpers/idp.ts';
-import { TestUpstream } from '../helpers/upstream.ts';
-import { AUD, AUD_OTHER, startGateway, twoUpstreamConfig, type StartedGateway } from '../helpers/gateway.ts';
+import { AUD, AUD_OTHER } from '../helpers/gateway.ts';
+import { useGatewayFixture } from '../helpers/fixture.ts';
 
-let idp: TestIdp;
-let upstream: TestUpstream;
-let gw: StartedGateway;
-
-beforeAll(async () => {
-  idp = await TestIdp.start();
-  upstream = await TestUpstream.start();
-  gw = await startGateway(twoUpstreamConfig({ issuer: idp.issuer, jwksUri: idp.jwksUri }, upstream.url, {
-    mcp: { target: `${upstream.url}/mcp` },
-    other: { target: `${upstream.url}/mcp` },
-  }));
-});
-afterAll(async () => {
-  await gw?.close();
-  await upstream?.close();
-  await idp?.close();
-});
+const fx = useGatewayFixture({ overrides: (upstreamUrl) => ({ mcp: { target: `${upstreamUrl}/mcp` }, other: { target: `${upstreamUrl}/mcp` } }) });
 
 async function connectClient(path: string, token: string): Promise<Client> {
   const client = new Client({ name: 'e2e', version: '1.0.0' });
-  const transport = new StreamableHTTPClientTransport(new URL(gw.url + path), { requestInit: { headers: { authorization: `Bearer ${token}` } } });
+  const transport = new StreamableHTTPClientTransport(new URL(fx.gw.url + path), { requestInit: { headers: { authorization: `Bearer ${token}` } } });
   await client.connect(transport);
   return client;
 }
 
 describe('an MCP SDK client through the gateway', () => {
   it('calls a tool on upstream A with a token for A; the upstream sees the assertion, never the token', async () => {
-    const token = await idp.token(AUD, { sub: 'alice' });
+    const token = await fx.idp.token(AUD, { sub: 'alice' });
     const client = await connectClient('/mcp', token);
     const tools = await client.listTools();
     expect(tools.tools.map((t) => t.name)).toContain('whoami');
@@ -48,16 +31,16 @@ describe('an MCP SDK client through the gateway', () => {
     expect(claims.sub).toBe('alice');
     expect(claims.aud).toBe(AUD);
     await client.close();
-    for (const r of upstream.received) expect(r.headers.has('authorization')).toBe(false);
+    for (const r of fx.upstream.received) expect(r.headers.has('authorization')).toBe(false);
   });
 
   it('refuses the same token at upstream B (audience) and upstream B receives nothing', async () => {
-    const token = await idp.token(AUD, { sub: 'alice' });
-    upstream.reset();
+    const token = await fx.idp.token(AUD, { sub: 'alice' });
+    fx.upstream.reset();
     await expect(connectClient('/other-mcp', token)).rejects.toThrow();
-    expect(upstream.received).toHaveLength(0);
-    expect(upstream.bytes).toBe(0);
-    const res = await fetch(gw.url + '/other-mcp', {
+    expect(fx.upstream.received).toHaveLength(0);
+    expect(fx.upstream.bytes).toBe(0);
+    const res = await fetch(fx.gw.url + '/other-mcp', {
       method: 'POST',
       headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
       body: '{"jsonrpc":"2.0","id":1,"method":"tools/list"}',
@@ -67,9 +50,9 @@ describe('an MCP SDK client through the gateway', () => {
       'Bearer resource_metadata="https://gw.test/.well-known/oauth-protected-resource/other-mcp", error="invalid_token", error_description="the token audience is not this resource", scope="mcp:tools"',
     );
     expect(await res.json()).toEqual({ error: 'invalid_token', error_description: 'the token audience is not this resource', reason: 'aud_mismatch' });
-    expect(upstream.bytes).toBe(0);
+    expect(fx.upstream.bytes).toBe(0);
     // and a token for B works at B
-    const tokenB = await idp.token(AUD_OTHER);
+    const tokenB = await fx.idp.token(AUD_OTHER);
     const client = await connectClient('/other-mcp', tokenB);
     expect((await client.listTools()).tools.length).toBeGreaterThan(0);
     await client.close();

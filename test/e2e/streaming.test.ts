@@ -1,33 +1,19 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { request } from 'undici';
-import { TestIdp } from '../helpers/idp.ts';
-import { TestUpstream } from '../helpers/upstream.ts';
-import { AUD, startGateway, twoUpstreamConfig, type StartedGateway } from '../helpers/gateway.ts';
+import { AUD } from '../helpers/gateway.ts';
+import { useGatewayFixture } from '../helpers/fixture.ts';
 
-let idp: TestIdp;
-let upstream: TestUpstream;
-let gw: StartedGateway;
-
-beforeAll(async () => {
-  idp = await TestIdp.start();
-  upstream = await TestUpstream.start();
-  gw = await startGateway(twoUpstreamConfig({ issuer: idp.issuer, jwksUri: idp.jwksUri }, upstream.url, { mcp: { target: `${upstream.url}/sse` } }));
-});
-afterAll(async () => {
-  await gw?.close();
-  await upstream?.close();
-  await idp?.close();
-});
+const fx = useGatewayFixture({ overrides: (upstreamUrl) => ({ mcp: { target: `${upstreamUrl}/sse` } }) });
 
 describe('SSE through the gateway', () => {
   it('delivers each of 100 events before the upstream sends the next (no buffering)', async () => {
-    const token = await idp.token(AUD);
+    const token = await fx.idp.token(AUD);
     // The upstream may send event i+1 only once the client has received event i. If anything in the
     // gateway buffered, the client would never see event i and the gate would time out.
     const received: number[] = [];
     const waiters = new Map<number, () => void>();
-    upstream.sseEvents = 100;
-    upstream.sseGate = (i) => {
+    fx.upstream.sseEvents = 100;
+    fx.upstream.sseGate = (i) => {
       if (i === 0) return Promise.resolve();
       return new Promise<void>((resolve, reject) => {
         if (received.includes(i - 1)) return resolve();
@@ -38,7 +24,7 @@ describe('SSE through the gateway', () => {
         });
       });
     };
-    const res = await request(gw.url + '/mcp', { method: 'GET', headers: { authorization: `Bearer ${token}`, accept: 'text/event-stream' } });
+    const res = await request(fx.gw.url + '/mcp', { method: 'GET', headers: { authorization: `Bearer ${token}`, accept: 'text/event-stream' } });
     expect(res.statusCode).toBe(200);
     expect(res.headers['content-type']).toBe('text/event-stream');
     let buffer = '';
@@ -54,25 +40,25 @@ describe('SSE through the gateway', () => {
       }
     }
     expect(received).toEqual(Array.from({ length: 100 }, (_, i) => i));
-    upstream.sseGate = undefined;
+    fx.upstream.sseGate = undefined;
   });
 
   it('tears down the upstream stream when the client goes away', async () => {
-    const token = await idp.token(AUD);
-    upstream.sseEvents = 3;
-    upstream.sseClosed = 0;
+    const token = await fx.idp.token(AUD);
+    fx.upstream.sseEvents = 3;
+    fx.upstream.sseClosed = 0;
     // Event 1 is never released: only a client abort can end this stream.
-    upstream.sseGate = (i) => (i === 1 ? new Promise<void>(() => undefined) : Promise.resolve());
+    fx.upstream.sseGate = (i) => (i === 1 ? new Promise<void>(() => undefined) : Promise.resolve());
     const controller = new AbortController();
-    const res = await request(gw.url + '/mcp', { method: 'GET', headers: { authorization: `Bearer ${token}`, accept: 'text/event-stream' }, signal: controller.signal });
+    const res = await request(fx.gw.url + '/mcp', { method: 'GET', headers: { authorization: `Bearer ${token}`, accept: 'text/event-stream' }, signal: controller.signal });
     const first = await res.body[Symbol.asyncIterator]().next();
     expect(String(first.value)).toContain('"n":0');
-    expect(upstream.sseClosed).toBe(0);
+    expect(fx.upstream.sseClosed).toBe(0);
     controller.abort();
     const deadline = Date.now() + 3_000;
-    while (upstream.sseClosed === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    expect(upstream.sseClosed).toBe(1);
-    upstream.sseGate = undefined;
+    while (fx.upstream.sseClosed === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(fx.upstream.sseClosed).toBe(1);
+    fx.upstream.sseGate = undefined;
   });
 });
 
@@ -80,9 +66,9 @@ describe('Expect: 100-continue', () => {
   it('answers 100 Continue once the caller is authenticated, then reads and forwards the body', async () => {
     const { rawRequest, statusOf } = await import('../helpers/raw.ts');
     const body = '{"jsonrpc":"2.0","id":1,"method":"tools/list"}';
-    const port = Number(new URL(gw.url).port);
+    const port = Number(new URL(fx.gw.url).port);
     // Headers only: a client that waits for 100 Continue would hang if the gateway read the body first.
-    const head = `POST /other-mcp HTTP/1.1\r\nHost: gw.test\r\nAuthorization: Bearer ${await idp.token('https://gw.test/other-mcp')}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nExpect: 100-continue\r\n\r\n`;
+    const head = `POST /other-mcp HTTP/1.1\r\nHost: gw.test\r\nAuthorization: Bearer ${await fx.idp.token('https://gw.test/other-mcp')}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nExpect: 100-continue\r\n\r\n`;
     const first = await rawRequest(port, head, 300, 2_000);
     expect(first.startsWith('HTTP/1.1 100 Continue')).toBe(true);
     const whole = await rawRequest(port, head + body, 300, 3_000);
@@ -93,20 +79,20 @@ describe('Expect: 100-continue', () => {
 
 describe('stream lifetime', () => {
   it('keeps a stream open for a token valid longer than setTimeout can wait (over 24.8 days)', async () => {
-    const token = await idp.token(AUD, { exp: Math.floor(Date.now() / 1000) + 30 * 86_400 });
-    upstream.sseEvents = 2;
-    upstream.sseClosed = 0;
+    const token = await fx.idp.token(AUD, { exp: Math.floor(Date.now() / 1000) + 30 * 86_400 });
+    fx.upstream.sseEvents = 2;
+    fx.upstream.sseClosed = 0;
     let release: () => void = () => undefined;
-    upstream.sseGate = (i) => (i === 1 ? new Promise<void>((r) => (release = r)) : Promise.resolve());
-    const res = await request(gw.url + '/mcp', { method: 'GET', headers: { authorization: `Bearer ${token}`, accept: 'text/event-stream' } });
+    fx.upstream.sseGate = (i) => (i === 1 ? new Promise<void>((r) => (release = r)) : Promise.resolve());
+    const res = await request(fx.gw.url + '/mcp', { method: 'GET', headers: { authorization: `Bearer ${token}`, accept: 'text/event-stream' } });
     const events = res.body[Symbol.asyncIterator]();
     await events.next();
     await new Promise((r) => setTimeout(r, 300));
-    expect(upstream.sseClosed).toBe(0); // an overflowed timer would have ended it within a millisecond
+    expect(fx.upstream.sseClosed).toBe(0); // an overflowed timer would have ended it within a millisecond
     release();
     let text = '';
     for (let r = await events.next(); !r.done; r = await events.next()) text += String(r.value);
     expect(text).toContain('"n":1');
-    upstream.sseGate = undefined;
+    fx.upstream.sseGate = undefined;
   });
 });

@@ -52,15 +52,8 @@ export function rawExchange(port: number, payload: string, maxMs = 3_000): Promi
       clearTimeout(hard);
       socket.destroy();
       const text = Buffer.concat(chunks).toString('latin1');
-      const [head = '', ...rest] = text.split('\r\n\r\n');
-      const headers = new Map<string, string[]>();
-      for (const line of head.split('\r\n').slice(1)) {
-        const i = line.indexOf(':');
-        const name = line.slice(0, i).toLowerCase();
-        headers.set(name, [...(headers.get(name) ?? []), line.slice(i + 1).trim()]);
-      }
       const statuses = statusLines(text);
-      resolve({ text, status: Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0), statuses, headers, body: rest.join('\r\n\r\n'), closedByServer });
+      resolve({ ...parseFirstResponse(text), statuses, closedByServer });
     };
     const hard = setTimeout(() => finish(false), maxMs);
     socket.on('connect', () => socket.write(payload, 'latin1'));
@@ -69,6 +62,18 @@ export function rawExchange(port: number, payload: string, maxMs = 3_000): Promi
     socket.on('close', () => finish(true));
     socket.on('error', (err) => (chunks.length > 0 ? finish(true) : reject(err)));
   });
+}
+
+/** Status, lower-cased headers and body of the first response in raw bytes read as latin1. */
+export function parseFirstResponse(text: string): { text: string; status: number; headers: Map<string, string[]>; body: string } {
+  const [head = '', ...rest] = text.split('\r\n\r\n');
+  const headers = new Map<string, string[]>();
+  for (const line of head.split('\r\n').slice(1)) {
+    const i = line.indexOf(':');
+    const name = line.slice(0, i).toLowerCase();
+    headers.set(name, [...(headers.get(name) ?? []), line.slice(i + 1).trim()]);
+  }
+  return { text, status: Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0), headers, body: rest.join('\r\n\r\n') };
 }
 
 /** Status codes of the responses in a byte stream, each framed by its Content-Length or chunked coding. */

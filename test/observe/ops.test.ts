@@ -1,35 +1,23 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpsServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { Agent, request } from 'undici';
 import { stringify, parse } from 'yaml';
 import { TestIdp } from '../helpers/idp.ts';
-import { TestUpstream } from '../helpers/upstream.ts';
 import { RPC } from '../helpers/rpc.ts';
 import { makePki } from '../helpers/certs.ts';
 import { AUD, AUD_OTHER, startGateway, twoUpstreamConfig, type StartedGateway } from '../helpers/gateway.ts';
+import { useGatewayFixture } from '../helpers/fixture.ts';
 
-let idp: TestIdp;
-let upstream: TestUpstream;
-let gw: StartedGateway;
-beforeAll(async () => {
-  idp = await TestIdp.start();
-  upstream = await TestUpstream.start();
-  gw = await startGateway(twoUpstreamConfig({ issuer: idp.issuer, jwksUri: idp.jwksUri }, upstream.url, { other: { target: `${upstream.url}/sse` } }));
-});
-afterAll(async () => {
-  await gw?.close();
-  await upstream?.close();
-  await idp?.close();
-});
+const fx = useGatewayFixture({ overrides: (upstreamUrl) => ({ other: { target: `${upstreamUrl}/sse` } }) });
 
 async function post(token: string, path = '/mcp', headers: Record<string, string> = {}): Promise<{ status: number; headers: Record<string, unknown> }> {
-  const res = await request(gw.url + path, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', ...headers }, body: RPC });
+  const res = await request(fx.gw.url + path, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', ...headers }, body: RPC });
   await res.body.dump();
   return { status: res.statusCode, headers: res.headers };
 }
-async function metrics(g: StartedGateway = gw): Promise<string> {
+async function metrics(g: StartedGateway = fx.gw): Promise<string> {
   const res = await request(g.adminUrl + '/metrics');
   expect(res.statusCode).toBe(200);
   return res.body.text();
@@ -41,10 +29,10 @@ function metric(text: string, line: string): number | undefined {
 
 describe('metrics', () => {
   it('counts allowed and denied requests with bounded labels, key state, cache and both duration phases', async () => {
-    const good = await idp.token(AUD, { sub: 'metric-subject' });
+    const good = await fx.idp.token(AUD, { sub: 'metric-subject' });
     expect((await post(good)).status).toBe(200);
     expect((await post(good)).status).toBe(200);
-    expect((await post(await idp.token(AUD_OTHER), '/mcp')).status).toBe(401);
+    expect((await post(await fx.idp.token(AUD_OTHER), '/mcp')).status).toBe(401);
     const text = await metrics();
     expect(metric(text, 'mcp_warden_requests_total{upstream="mcp",method="tools/list",outcome="allow",reason="none"}')).toBe(2);
     expect(metric(text, 'mcp_warden_requests_total{upstream="mcp",method="none",outcome="deny",reason="aud_mismatch"}')).toBe(1);
@@ -66,7 +54,7 @@ describe('metrics', () => {
   it('counts JWKS failures and the refusals they cause', async () => {
     const down = await TestIdp.start();
     down.fault = { kind: 'status', status: 500 };
-    const g = await startGateway(twoUpstreamConfig({ issuer: down.issuer, jwksUri: down.jwksUri }, upstream.url));
+    const g = await startGateway(twoUpstreamConfig({ issuer: down.issuer, jwksUri: down.jwksUri }, fx.upstream.url));
     try {
       const res = await request(g.url + '/mcp', { method: 'POST', headers: { authorization: `Bearer ${await down.token(AUD)}`, 'content-type': 'application/json' }, body: RPC });
       expect(res.statusCode).toBe(503);
@@ -81,10 +69,10 @@ describe('metrics', () => {
   });
 
   it('tracks open SSE streams per upstream', async () => {
-    upstream.sseEvents = 2;
+    fx.upstream.sseEvents = 2;
     let release: () => void = () => undefined;
-    upstream.sseGate = (i) => (i === 1 ? new Promise<void>((r) => (release = r)) : Promise.resolve());
-    const res = await request(gw.url + '/other-mcp', { method: 'GET', headers: { authorization: `Bearer ${await idp.token(AUD_OTHER)}`, accept: 'text/event-stream' } });
+    fx.upstream.sseGate = (i) => (i === 1 ? new Promise<void>((r) => (release = r)) : Promise.resolve());
+    const res = await request(fx.gw.url + '/other-mcp', { method: 'GET', headers: { authorization: `Bearer ${await fx.idp.token(AUD_OTHER)}`, accept: 'text/event-stream' } });
     const events = res.body[Symbol.asyncIterator]();
     await events.next();
     expect(metric(await metrics(), 'mcp_warden_active_streams{upstream="other"}')).toBe(1);
@@ -92,38 +80,38 @@ describe('metrics', () => {
     while (!(await events.next()).done);
     await new Promise((r) => setTimeout(r, 50));
     expect(metric(await metrics(), 'mcp_warden_active_streams{upstream="other"}')).toBe(0);
-    upstream.sseGate = undefined;
+    fx.upstream.sseGate = undefined;
   });
 });
 
 describe('logs', () => {
   it('one audit line per decision with request id and traceparent; no token, cookie or assertion anywhere', async () => {
-    const token = await idp.token(AUD, { sub: 'log-subject' });
+    const token = await fx.idp.token(AUD, { sub: 'log-subject' });
     const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
     const ok = await post(token, '/mcp', { 'x-request-id': 'req-123', traceparent, cookie: 'session=secret-cookie' });
     expect(ok.headers['x-request-id']).toBe('req-123');
-    expect(upstream.last()?.headers.get('traceparent')).toEqual([traceparent]);
-    expect(upstream.last()?.headers.has('cookie')).toBe(false);
-    expect(upstream.last()?.headers.get('x-request-id')).toEqual(['req-123']);
-    const generated = await post(await idp.token(AUD_OTHER), '/mcp');
+    expect(fx.upstream.last()?.headers.get('traceparent')).toEqual([traceparent]);
+    expect(fx.upstream.last()?.headers.has('cookie')).toBe(false);
+    expect(fx.upstream.last()?.headers.get('x-request-id')).toEqual(['req-123']);
+    const generated = await post(await fx.idp.token(AUD_OTHER), '/mcp');
     expect(String(generated.headers['x-request-id'])).toMatch(/^[0-9a-f-]{36}$/);
-    const lines = gw.logs.map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = fx.gw.logs.map((l) => JSON.parse(l) as Record<string, unknown>);
     const line = lines.find((l) => l['requestId'] === 'req-123');
     expect(lines.filter((l) => l['requestId'] === 'req-123' && l['event'] === 'decision')).toHaveLength(1);
     expect(line).toMatchObject({ event: 'decision', decision: 'allow', upstream: 'mcp', sub: 'log-subject', clientId: 'test-client', rpcMethod: 'tools/list', traceparent, status: 200 });
     expect(lines.find((l) => l['requestId'] === String(generated.headers['x-request-id']))).toMatchObject({ decision: 'deny', reason: 'aud_mismatch' });
-    const all = gw.logs.join('\n');
-    const assertion = upstream.received.find((r) => r.headers.get('x-request-id')?.[0] === 'req-123')?.headers.get('x-mcp-identity')?.[0] as string;
+    const all = fx.gw.logs.join('\n');
+    const assertion = fx.upstream.received.find((r) => r.headers.get('x-request-id')?.[0] === 'req-123')?.headers.get('x-mcp-identity')?.[0] as string;
     for (const secret of [token, token.split('.')[2] as string, 'secret-cookie', assertion, assertion.split('.')[2] as string]) expect(all).not.toContain(secret);
   });
 });
 
 describe('hot reload', () => {
   it('applies a good new policy atomically; a bad one keeps the old policy serving and counts the failure', async () => {
-    const g = await startGateway(twoUpstreamConfig({ issuer: idp.issuer, jwksUri: idp.jwksUri }, upstream.url));
+    const g = await startGateway(twoUpstreamConfig({ issuer: fx.idp.issuer, jwksUri: fx.idp.jwksUri }, fx.upstream.url));
     try {
       const call = async (): Promise<number> => {
-        const res = await request(g.url + '/mcp', { method: 'POST', headers: { authorization: `Bearer ${await idp.token(AUD, { scope: 'mcp:tools' })}`, 'content-type': 'application/json' }, body: RPC });
+        const res = await request(g.url + '/mcp', { method: 'POST', headers: { authorization: `Bearer ${await fx.idp.token(AUD, { scope: 'mcp:tools' })}`, 'content-type': 'application/json' }, body: RPC });
         await res.body.dump();
         return res.statusCode;
       };
@@ -150,10 +138,10 @@ describe('hot reload', () => {
 
 describe('graceful shutdown', () => {
   it('ends an open SSE stream with a final event at an event boundary, then stops', async () => {
-    const g = await startGateway(twoUpstreamConfig({ issuer: idp.issuer, jwksUri: idp.jwksUri }, upstream.url, { other: { target: `${upstream.url}/sse` } }));
-    upstream.sseEvents = 10;
-    upstream.sseGate = (i) => (i >= 2 ? new Promise<void>(() => undefined) : Promise.resolve());
-    const res = await request(g.url + '/other-mcp', { method: 'GET', headers: { authorization: `Bearer ${await idp.token(AUD_OTHER)}`, accept: 'text/event-stream' } });
+    const g = await startGateway(twoUpstreamConfig({ issuer: fx.idp.issuer, jwksUri: fx.idp.jwksUri }, fx.upstream.url, { other: { target: `${fx.upstream.url}/sse` } }));
+    fx.upstream.sseEvents = 10;
+    fx.upstream.sseGate = (i) => (i >= 2 ? new Promise<void>(() => undefined) : Promise.resolve());
+    const res = await request(g.url + '/other-mcp', { method: 'GET', headers: { authorization: `Bearer ${await fx.idp.token(AUD_OTHER)}`, accept: 'text/event-stream' } });
     const reader = res.body[Symbol.asyncIterator]();
     let text = String((await reader.next()).value);
     const stopping = g.gateway.shutdown(2_000);
@@ -162,20 +150,20 @@ describe('graceful shutdown', () => {
     expect(text).toMatch(/data: \{"n":0\}\n\n(id: 1\ndata: \{"n":1\}\n\n)?event: shutdown\nretry: 1000\ndata: \{"reason":"gateway shutting down"\}\n\n$/);
     expect(g.gateway.ready()).toBe(false);
     await expect(request(g.url + '/mcp', { method: 'GET' })).rejects.toThrow();
-    upstream.sseGate = undefined;
+    fx.upstream.sseGate = undefined;
   });
 });
 
 describe('TLS', () => {
   const pki = makePki();
   it('serves the traffic listener over TLS', async () => {
-    const g = await startGateway(twoUpstreamConfig({ issuer: idp.issuer, jwksUri: idp.jwksUri }, upstream.url, {
+    const g = await startGateway(twoUpstreamConfig({ issuer: fx.idp.issuer, jwksUri: fx.idp.jwksUri }, fx.upstream.url, {
       root: { listen: { host: '127.0.0.1', port: 0, tls: { certFile: pki.serverCert, keyFile: pki.serverKey } } },
     }));
     try {
       const dispatcher = new Agent({ connect: { ca: readFileSync(pki.ca) } });
       const url = g.url.replace('http:', 'https:');
-      const res = await request(url + '/mcp', { method: 'POST', dispatcher, headers: { authorization: `Bearer ${await idp.token(AUD)}`, 'content-type': 'application/json' }, body: RPC });
+      const res = await request(url + '/mcp', { method: 'POST', dispatcher, headers: { authorization: `Bearer ${await fx.idp.token(AUD)}`, 'content-type': 'application/json' }, body: RPC });
       expect(res.statusCode).toBe(200);
       await res.body.dump();
       await dispatcher.close();
@@ -193,16 +181,16 @@ describe('TLS', () => {
     });
     await new Promise<void>((r) => tlsUpstream.listen(0, '127.0.0.1', r));
     const target = `https://127.0.0.1:${(tlsUpstream.address() as AddressInfo).port}/mcp`;
-    const g = await startGateway(twoUpstreamConfig({ issuer: idp.issuer, jwksUri: idp.jwksUri }, upstream.url, {
+    const g = await startGateway(twoUpstreamConfig({ issuer: fx.idp.issuer, jwksUri: fx.idp.jwksUri }, fx.upstream.url, {
       mcp: { target, tls: { caFile: pki.ca, certFile: pki.clientCert, keyFile: pki.clientKey } },
       other: { target, tls: { caFile: pki.ca } },
     }));
     try {
-      const mtls = await request(g.url + '/mcp', { method: 'POST', headers: { authorization: `Bearer ${await idp.token(AUD)}`, 'content-type': 'application/json' }, body: RPC });
+      const mtls = await request(g.url + '/mcp', { method: 'POST', headers: { authorization: `Bearer ${await fx.idp.token(AUD)}`, 'content-type': 'application/json' }, body: RPC });
       expect(mtls.statusCode).toBe(200);
       await mtls.body.dump();
       expect(seen).toEqual(['client']);
-      const noCert = await request(g.url + '/other-mcp', { method: 'POST', headers: { authorization: `Bearer ${await idp.token(AUD_OTHER)}`, 'content-type': 'application/json' }, body: RPC });
+      const noCert = await request(g.url + '/other-mcp', { method: 'POST', headers: { authorization: `Bearer ${await fx.idp.token(AUD_OTHER)}`, 'content-type': 'application/json' }, body: RPC });
       expect(noCert.statusCode).toBe(502);
       await noCert.body.dump();
     } finally {

@@ -1,9 +1,8 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
-import { TestIdp } from '../helpers/idp.ts';
-import { TestUpstream } from '../helpers/upstream.ts';
+import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { decodeProtectedHeader, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import { MCP_POST_HEADERS, RPC } from '../helpers/rpc.ts';
-import { AUD, AUD_OTHER, PUBLIC_URL, startGateway, twoUpstreamConfig, type StartedGateway } from '../helpers/gateway.ts';
+import { AUD, AUD_OTHER, PUBLIC_URL } from '../helpers/gateway.ts';
+import { gatewayKeySet, useGatewayFixture } from '../helpers/fixture.ts';
 import { reasons, type Reason } from '../../src/reasons.ts';
 
 // security-cases.md, category claims (SC-045..067). Every token here is genuinely signed by K1 (the
@@ -14,44 +13,38 @@ const TOOLS_CALL = '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"nam
 const AUD_TYP = `${PUBLIC_URL}/typ-mcp`;
 const AUD_CLIENTS = `${PUBLIC_URL}/clients-mcp`;
 
-let idp: TestIdp;
-let upstream: TestUpstream;
-let gw: StartedGateway;
 let gatewayKeys: JWTVerifyGetKey;
 const clock = Math.floor(Date.now() / 1000) * 1000;
 const nowS = (): number => Math.floor(clock / 1000);
 
+const fx = useGatewayFixture({
+  config: (config, idp, upstream) => {
+    (config['issuers'] as unknown[]).push({ name: 'idp-at', issuer: idp.issuer, jwksUri: idp.jwksUri, algorithms: ['RS256'], typ: 'at+jwt' });
+    (config['upstreams'] as unknown[]).push(
+      { name: 'typ', path: '/typ-mcp', target: `${upstream.url}/echo/typ`, issuers: ['idp-at'], scopes: ['mcp:tools'] },
+      { name: 'clients', path: '/clients-mcp', target: `${upstream.url}/echo/clients`, issuers: ['idp'], scopes: ['mcp:tools'], clients: ['test-client'] },
+    );
+    return config;
+  },
+  now: () => clock,
+});
 beforeAll(async () => {
-  idp = await TestIdp.start();
-  upstream = await TestUpstream.start();
-  const config = twoUpstreamConfig({ issuer: idp.issuer, jwksUri: idp.jwksUri }, upstream.url);
-  (config['issuers'] as unknown[]).push({ name: 'idp-at', issuer: idp.issuer, jwksUri: idp.jwksUri, algorithms: ['RS256'], typ: 'at+jwt' });
-  (config['upstreams'] as unknown[]).push(
-    { name: 'typ', path: '/typ-mcp', target: `${upstream.url}/echo/typ`, issuers: ['idp-at'], scopes: ['mcp:tools'] },
-    { name: 'clients', path: '/clients-mcp', target: `${upstream.url}/echo/clients`, issuers: ['idp'], scopes: ['mcp:tools'], clients: ['test-client'] },
-  );
-  gw = await startGateway(config, { now: () => clock });
-  gatewayKeys = createLocalJWKSet((await (await fetch(`${gw.url}/.well-known/jwks.json`)).json()) as Parameters<typeof createLocalJWKSet>[0]);
+  gatewayKeys = await gatewayKeySet(fx.gw);
 });
-afterAll(async () => {
-  await gw?.close();
-  await upstream?.close();
-  await idp?.close();
-});
-beforeEach(() => upstream.reset());
+beforeEach(() => fx.upstream.reset());
 
 /** GOOD claims (security-cases.md) for `aud`, with the claim under test changed; `undefined` removes a claim. */
 const claims = (extra: Record<string, unknown> = {}, aud: unknown = AUD): JWTPayload =>
-  ({ iss: idp.issuer, aud, sub: 'alice', client_id: 'test-client', scope: 'mcp:tools', iat: nowS(), exp: nowS() + 300, jti: `j-${Math.random()}`, ...extra }) as JWTPayload;
+  ({ iss: fx.idp.issuer, aud, sub: 'alice', client_id: 'test-client', scope: 'mcp:tools', iat: nowS(), exp: nowS() + 300, jti: `j-${Math.random()}`, ...extra }) as JWTPayload;
 const signed = (extra: Record<string, unknown> = {}, aud: unknown = AUD, header: Record<string, unknown> = {}): Promise<string> =>
-  idp.sign(claims(extra, aud), { header });
+  fx.idp.sign(claims(extra, aud), { header });
 
 const prm = (path: string): string => `${PUBLIC_URL}/.well-known/oauth-protected-resource${path}`;
 const challenge = (reason: Reason, path: string): string =>
   `Bearer resource_metadata="${prm(path)}", error="invalid_token", error_description="${reasons[reason].description}", scope="mcp:tools"`;
 
 async function post(token: string, path = '/mcp', body = RPC): Promise<{ status: number; challenge: string | null; body: unknown }> {
-  const res = await fetch(gw.url + path, { method: 'POST', headers: { ...MCP_POST_HEADERS, authorization: `Bearer ${token}` }, body });
+  const res = await fetch(fx.gw.url + path, { method: 'POST', headers: { ...MCP_POST_HEADERS, authorization: `Bearer ${token}` }, body });
   return { status: res.status, challenge: res.headers.get('www-authenticate'), body: JSON.parse(await res.text()) as unknown };
 }
 /** 401 invalid_token with the exact challenge and reason, and not one byte at the upstream socket. */
@@ -60,16 +53,16 @@ async function expectRefused(token: string, reason: Reason, path = '/mcp'): Prom
   expect(r.status, `${reason}: ${JSON.stringify(r.body)}`).toBe(401);
   expect(r.challenge).toBe(challenge(reason, path));
   expect(r.body).toEqual({ error: 'invalid_token', error_description: reasons[reason].description, reason });
-  expect(upstream.received).toHaveLength(0);
-  expect(upstream.bytes).toBe(0);
+  expect(fx.upstream.received).toHaveLength(0);
+  expect(fx.upstream.bytes).toBe(0);
 }
 /** Positive control: 200; the upstream got exactly one assertion, signed by the gateway for its own audience, and no token. */
 async function expectForwarded(token: string, path = '/mcp'): Promise<JWTPayload> {
-  upstream.reset();
+  fx.upstream.reset();
   const r = await post(token, path);
   expect(r.status, JSON.stringify(r.body)).toBe(200);
-  expect(upstream.received).toHaveLength(1);
-  const seen = upstream.received[0]?.headers;
+  expect(fx.upstream.received).toHaveLength(1);
+  const seen = fx.upstream.received[0]?.headers;
   expect(seen?.has('authorization')).toBe(false);
   expect(seen?.get('x-mcp-identity')).toHaveLength(1);
   const assertion = seen?.get('x-mcp-identity')?.[0] as string;
@@ -80,14 +73,14 @@ async function expectForwarded(token: string, path = '/mcp'): Promise<JWTPayload
 
 describe('claims (RFC 7519 §4.1, RFC 9068 §2.2 and §4)', () => {
   it('SC-045 refuses a K1-signed token from another issuer (iss https://evil.test, and near misses of the real one)', async () => {
-    const host = new URL(idp.issuer);
-    for (const iss of ['https://evil.test', `${idp.issuer}/`, idp.issuer.toUpperCase(), `http://localhost:${host.port}`, `https://${host.host}`, ` ${idp.issuer}`]) {
+    const host = new URL(fx.idp.issuer);
+    for (const iss of ['https://evil.test', `${fx.idp.issuer}/`, fx.idp.issuer.toUpperCase(), `http://localhost:${host.port}`, `https://${host.host}`, ` ${fx.idp.issuer}`]) {
       await expectRefused(await signed({ iss }), 'iss_unknown');
     }
   });
 
   it('SC-047 refuses a K1-signed token with no iss (nor a null or array iss)', async () => {
-    for (const iss of [undefined, null, [idp.issuer], '']) await expectRefused(await signed({ iss }), 'iss_unknown');
+    for (const iss of [undefined, null, [fx.idp.issuer], '']) await expectRefused(await signed({ iss }), 'iss_unknown');
   });
 
   it('SC-048 refuses a K1-signed token with no aud (nor a null or empty one)', async () => {
@@ -138,8 +131,8 @@ describe('claims (RFC 7519 §4.1, RFC 9068 §2.2 and §4)', () => {
     expect(r.status).toBe(403);
     expect(r.challenge).toBe(`Bearer resource_metadata="${prm('/mcp')}", error="insufficient_scope", error_description="${reasons.insufficient_scope.description}", scope="mcp:tools"`);
     expect(r.body).toEqual({ error: 'insufficient_scope', error_description: reasons.insufficient_scope.description, reason: 'insufficient_scope' });
-    expect(upstream.received).toHaveLength(0);
-    expect(upstream.bytes).toBe(0);
+    expect(fx.upstream.received).toHaveLength(0);
+    expect(fx.upstream.bytes).toBe(0);
   });
 
   it('SC-063 answers scope look-alikes of mcp:tools with 403 (space-delimited, exact, case-sensitive tokens)', async () => {
@@ -153,8 +146,8 @@ describe('claims (RFC 7519 §4.1, RFC 9068 §2.2 and §4)', () => {
       expect(r.challenge).toBe(`Bearer resource_metadata="${prm('/mcp')}", error="insufficient_scope", error_description="${reasons.insufficient_scope.description}", scope="mcp:tools"`);
       expect(r.body).toMatchObject({ reason: 'insufficient_scope' });
     }
-    expect(upstream.received).toHaveLength(0);
-    expect(upstream.bytes).toBe(0);
+    expect(fx.upstream.received).toHaveLength(0);
+    expect(fx.upstream.bytes).toBe(0);
   });
 
   it('SC-065 refuses an OIDC ID token (typ JWT, aud = client_id, nonce) replayed where at+jwt is required', async () => {
@@ -190,8 +183,8 @@ describe('claims (RFC 7519 §4.1, RFC 9068 §2.2 and §4)', () => {
       expect(r.challenge).toBeNull();
       expect(r.body).toEqual({ error: 'forbidden', error_description: reasons.client_not_allowed.description, reason: 'client_not_allowed' });
     }
-    expect(upstream.received).toHaveLength(0);
-    expect(upstream.bytes).toBe(0);
+    expect(fx.upstream.received).toHaveLength(0);
+    expect(fx.upstream.bytes).toBe(0);
     const assertion = await expectForwarded(await signed({}, AUD_CLIENTS), '/clients-mcp');
     expect(assertion['client_id']).toBe('test-client');
   });

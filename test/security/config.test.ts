@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,6 +9,7 @@ import { ConfigError, type ConfigProblem } from '../../src/config/errors.ts';
 import { TestIdp } from '../helpers/idp.ts';
 import { TestUpstream } from '../helpers/upstream.ts';
 import { AUD, PUBLIC_URL, startGateway, twoUpstreamConfig, type StartedGateway } from '../helpers/gateway.ts';
+import { useGatewayFixture } from '../helpers/fixture.ts';
 import { RPC } from '../helpers/rpc.ts';
 
 // Unsafe configuration never starts: each case is checked through loadConfigText (the problem, its key
@@ -299,30 +300,18 @@ describe('the gateway signing key (SC-168)', () => {
 });
 
 describe('routes that are not configured (SC-170)', () => {
-  let idp: TestIdp;
-  let upstream: TestUpstream;
-  let gw: StartedGateway;
-  beforeAll(async () => {
-    idp = await TestIdp.start();
-    upstream = await TestUpstream.start();
-    gw = await startGateway(twoUpstreamConfig({ issuer: idp.issuer, jwksUri: idp.jwksUri }, upstream.url));
-  });
-  afterAll(async () => {
-    await gw?.close();
-    await upstream?.close();
-    await idp?.close();
-  });
+  const fx = useGatewayFixture();
 
   it('SC-170 answers an unconfigured route with 404 (with or without a token), and a route without a policy block does not load', async () => {
-    const good = await idp.token(AUD);
+    const good = await fx.idp.token(AUD);
     for (const path of ['/unconfigured', '/unconfigured/mcp', '/mcpx', '/other', '/.well-known/oauth-protected-resource/unconfigured', '/.well-known/openid-configuration']) {
       for (const authorization of [undefined, `Bearer ${good}`]) {
-        upstream.reset();
-        const res = await fetch(gw.url + path, { method: 'POST', headers: { 'content-type': 'application/json', ...(authorization === undefined ? {} : { authorization }) }, body: RPC });
+        fx.upstream.reset();
+        const res = await fetch(fx.gw.url + path, { method: 'POST', headers: { 'content-type': 'application/json', ...(authorization === undefined ? {} : { authorization }) }, body: RPC });
         expect({ path, status: res.status }).toEqual({ path, status: 404 });
         expect(res.headers.get('www-authenticate')).toBeNull();
         expect(await res.json()).toEqual({ error: 'not_found', error_description: 'not found', reason: 'route_unknown' });
-        expect(upstream.bytes).toBe(0);
+        expect(fx.upstream.bytes).toBe(0);
       }
     }
     // Every upstream must name its issuers: there is no route without a policy.

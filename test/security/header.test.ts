@@ -1,8 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { createLocalJWKSet, generateKeyPair, jwtVerify, SignJWT, type CryptoKey, type JWTVerifyGetKey } from 'jose';
-import { TestIdp } from '../helpers/idp.ts';
-import { TestUpstream, type Received } from '../helpers/upstream.ts';
-import { AUD, PUBLIC_URL, startGateway, twoUpstreamConfig, type StartedGateway } from '../helpers/gateway.ts';
+import type { Received } from '../helpers/upstream.ts';
+import { AUD, PUBLIC_URL } from '../helpers/gateway.ts';
+import { useGatewayFixture } from '../helpers/fixture.ts';
 import { RPC } from '../helpers/rpc.ts';
 import { rawExchange, sendExact, type RawReply, type Reply } from '../helpers/wire.ts';
 
@@ -15,30 +15,18 @@ const NO_ERROR_CHALLENGE = `Bearer resource_metadata="${PRM}", scope="mcp:tools"
 const challenge = (error: string, description: string): string =>
   `Bearer resource_metadata="${PRM}", error="${error}", error_description="${description}", scope="mcp:tools"`;
 
-let idp: TestIdp;
-let upstream: TestUpstream;
-let gw: StartedGateway;
-let port: number;
 let evilKey: CryptoKey;
 let gatewayKeys: JWTVerifyGetKey;
 
+const fx = useGatewayFixture();
 beforeAll(async () => {
-  idp = await TestIdp.start();
-  upstream = await TestUpstream.start();
-  gw = await startGateway(twoUpstreamConfig({ issuer: idp.issuer, jwksUri: idp.jwksUri }, upstream.url));
-  port = Number(new URL(gw.url).port);
   evilKey = (await generateKeyPair('RS256')).privateKey;
-  const jwks = await fetch(`${gw.url}/.well-known/jwks.json`);
+  const jwks = await fetch(`${fx.gw.url}/.well-known/jwks.json`);
   expect(jwks.status).toBe(200);
   gatewayKeys = createLocalJWKSet((await jwks.json()) as Parameters<typeof createLocalJWKSet>[0]);
 });
-afterAll(async () => {
-  await gw?.close();
-  await upstream?.close();
-  await idp?.close();
-});
 
-const send = (method: string, path: string, headers: readonly (readonly [string, string])[], body?: string): Promise<Reply> => sendExact(port, method, path, headers, body);
+const send = (method: string, path: string, headers: readonly (readonly [string, string])[], body?: string): Promise<Reply> => sendExact(fx.port, method, path, headers, body);
 
 const postRpc = (headers: readonly (readonly [string, string])[], path = '/mcp'): Promise<Reply> =>
   send('POST', path, [['Content-Type', 'application/json'], ...headers], RPC);
@@ -48,8 +36,8 @@ function expectRefused(reply: Reply, status: number, reason: string, wwwAuthenti
   expect(reply.status).toBe(status);
   expect(reply.headers['www-authenticate'] ?? null).toBe(wwwAuthenticate);
   expect(JSON.parse(reply.text)).toMatchObject({ reason });
-  expect(upstream.bytes).toBe(0);
-  expect(upstream.received).toHaveLength(0);
+  expect(fx.upstream.bytes).toBe(0);
+  expect(fx.upstream.received).toHaveLength(0);
 }
 
 /** What a positive control must show at the upstream: one gateway-signed assertion, no caller credential. */
@@ -72,36 +60,36 @@ async function expectOnlyGatewayAssertion(received: Received | undefined, sub: s
 /** A JWT the attacker signed: right iss/aud, claims of their choosing, the IdP's kid, EVIL's key. */
 async function evilToken(claims: Record<string, unknown> = {}): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
-  return new SignJWT({ iss: idp.issuer, aud: AUD, sub: 'admin', scope: 'mcp:tools', iat: now, exp: now + 300, ...claims })
+  return new SignJWT({ iss: fx.idp.issuer, aud: AUD, sub: 'admin', scope: 'mcp:tools', iat: now, exp: now + 300, ...claims })
     .setProtectedHeader({ alg: 'RS256', kid: 'k1' })
     .sign(evilKey);
 }
 
-const raw = (payload: string, maxMs = 3_000): Promise<RawReply> => rawExchange(port, payload, maxMs);
+const raw = (payload: string, maxMs = 3_000): Promise<RawReply> => rawExchange(fx.port, payload, maxMs);
 
 const rawPost = (headerLines: string, body = RPC): string =>
   `POST /mcp HTTP/1.1\r\nHost: gw.test\r\nContent-Type: application/json\r\n${headerLines}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
 
 describe('credential carriers and identity headers', () => {
   it('SC-018 refuses a bearer header folded onto a second line that forges the identity header (obs-fold, bare LF)', async () => {
-    const good = await idp.token(AUD);
+    const good = await fx.idp.token(AUD);
     for (const fold of [
       `Authorization: Bearer ${good}\r\n X-MCP-Identity: forged\r\n`,
       `Authorization: Bearer ${good}\r\n\tX-Identity-Assertion: forged\r\n`,
       `Authorization: Bearer ${good}\nX-MCP-Identity: forged\r\n`,
     ]) {
-      upstream.reset();
+      fx.upstream.reset();
       const reply = await raw(rawPost(fold));
       // RFC 9112 §5.2: the parser refuses obs-fold outright; nothing reaches the pipeline.
       expect(reply.status).toBe(400);
       expect(reply.closedByServer).toBe(true);
       expect(reply.headers.get('connection')).toEqual(['close']);
-      expect(upstream.bytes).toBe(0);
+      expect(fx.upstream.bytes).toBe(0);
     }
   });
 
   it('SC-091 refuses two Authorization headers in either order, whatever their case', async () => {
-    const good = await idp.token(AUD);
+    const good = await fx.idp.token(AUD);
     const evil = await evilToken();
     for (const pair of [
       `Authorization: Bearer ${good}\r\nAuthorization: Bearer ${evil}\r\n`,
@@ -109,44 +97,44 @@ describe('credential carriers and identity headers', () => {
       `Authorization: Bearer ${good}\r\nAuthorization: Bearer garbage\r\n`,
       `authorization: Bearer garbage\r\nAUTHORIZATION: Bearer ${good}\r\n`,
     ]) {
-      upstream.reset();
+      fx.upstream.reset();
       const reply = await raw(rawPost(pair));
       expect(reply.status).toBe(400);
       expect(reply.headers.get('www-authenticate')).toEqual([challenge('invalid_request', 'more than one credential was sent')]);
       expect(JSON.parse(reply.body)).toEqual({ error: 'invalid_request', error_description: 'more than one credential was sent', reason: 'token_duplicate' });
-      expect(upstream.bytes).toBe(0);
+      expect(fx.upstream.bytes).toBe(0);
     }
   });
 
   it('SC-092 accepts the Bearer scheme in any case (positive control): one gateway-signed assertion upstream', async () => {
     for (const [name, scheme] of [['authorization', 'bearer'], ['Authorization', 'BEARER'], ['AUTHORIZATION', 'bEaReR']] as const) {
-      const good = await idp.token(AUD);
-      upstream.reset();
+      const good = await fx.idp.token(AUD);
+      fx.upstream.reset();
       const reply = await postRpc([[name, `${scheme} ${good}`]]);
       expect(reply.status).toBe(200);
-      expect(upstream.received).toHaveLength(1);
-      expect(upstream.received[0]?.url).toBe('/echo');
-      await expectOnlyGatewayAssertion(upstream.received[0], 'alice', [good]);
+      expect(fx.upstream.received).toHaveLength(1);
+      expect(fx.upstream.received[0]?.url).toBe('/echo');
+      await expectOnlyGatewayAssertion(fx.upstream.received[0], 'alice', [good]);
     }
   });
 
   it('SC-094 refuses comma-joined credentials in one Authorization header', async () => {
-    const good = await idp.token(AUD);
-    const other = await idp.token(AUD, { sub: 'bob' });
+    const good = await fx.idp.token(AUD);
+    const other = await fx.idp.token(AUD, { sub: 'bob' });
     for (const value of [`Bearer ${good}, Bearer ${other}`, `Bearer ${good},Bearer ${other}`, `Bearer ${good} ${other}`]) {
-      upstream.reset();
+      fx.upstream.reset();
       expectRefused(await postRpc([['Authorization', value]]), 401, 'token_malformed', challenge('invalid_token', 'the bearer token is malformed'));
     }
   });
 
   it('SC-095 answers another scheme (Basic, DPoP, Token) as if no bearer token were sent', async () => {
-    const good = await idp.token(AUD);
+    const good = await fx.idp.token(AUD);
     for (const headers of [
       [['Authorization', 'Basic YWRtaW46YWRtaW4=']],
       [['Authorization', `DPoP ${good}`], ['DPoP', 'eyJhbGciOiJFUzI1NiJ9.e30.sig']],
       [['Authorization', `Token ${good}`]],
     ] as const) {
-      upstream.reset();
+      fx.upstream.reset();
       const reply = await postRpc(headers);
       expectRefused(reply, 401, 'token_missing', NO_ERROR_CHALLENGE);
       expect(JSON.parse(reply.text)).toMatchObject({ error_description: 'a bearer token is required' });
@@ -154,37 +142,37 @@ describe('credential carriers and identity headers', () => {
   });
 
   it('SC-096 refuses a token in the query string and never logs it', async () => {
-    const good = await idp.token(AUD);
+    const good = await fx.idp.token(AUD);
     for (const path of [`/mcp?access_token=${good}`, `/mcp?foo=1&access_token=${good}`]) {
-      upstream.reset();
+      fx.upstream.reset();
       expectRefused(await postRpc([], path), 401, 'token_missing', NO_ERROR_CHALLENGE);
     }
-    expect(gw.logs.join('')).not.toContain(good);
+    expect(fx.gw.logs.join('')).not.toContain(good);
   });
 
   it('SC-097 refuses a token in a form-encoded body', async () => {
-    const good = await idp.token(AUD);
-    upstream.reset();
+    const good = await fx.idp.token(AUD);
+    fx.upstream.reset();
     const reply = await send('POST', '/mcp', [['Content-Type', 'application/x-www-form-urlencoded']], `access_token=${good}`);
     expectRefused(reply, 401, 'token_missing', NO_ERROR_CHALLENGE);
   });
 
   it('SC-098 refuses a token in a cookie', async () => {
-    const good = await idp.token(AUD);
-    upstream.reset();
+    const good = await fx.idp.token(AUD);
+    fx.upstream.reset();
     expectRefused(await postRpc([['Cookie', `access_token=${good}; token=${good}`]]), 401, 'token_missing', NO_ERROR_CHALLENGE);
   });
 
   it('SC-099 refuses a token sent only as Proxy-Authorization', async () => {
-    const good = await idp.token(AUD);
-    upstream.reset();
+    const good = await fx.idp.token(AUD);
+    fx.upstream.reset();
     expectRefused(await postRpc([['Proxy-Authorization', `Bearer ${good}`]]), 401, 'token_missing', NO_ERROR_CHALLENGE);
   });
 
   it('SC-100 replaces a forged identity header with its own: the upstream sees exactly one assertion, for alice', async () => {
-    const good = await idp.token(AUD, { sub: 'alice' });
+    const good = await fx.idp.token(AUD, { sub: 'alice' });
     const forged = await evilToken({ sub: 'admin' });
-    upstream.reset();
+    fx.upstream.reset();
     const reply = await postRpc([
       ['X-MCP-Identity', forged],
       ['Authorization', `Bearer ${good}`],
@@ -193,16 +181,16 @@ describe('credential carriers and identity headers', () => {
       ['X-MCP-Subject', 'admin'],
     ]);
     expect(reply.status).toBe(200);
-    expect(upstream.received).toHaveLength(1);
-    const received = upstream.received[0] as Received;
+    expect(fx.upstream.received).toHaveLength(1);
+    const received = fx.upstream.received[0] as Received;
     await expectOnlyGatewayAssertion(received, 'alice', [good, forged]);
     expect(received.headers.has('x-mcp-subject')).toBe(false);
   });
 
   it('SC-100 drops forged identity and session headers spelt with underscores (CGI/WSGI upstreams read X_MCP_Identity as X-MCP-Identity)', async () => {
-    const good = await idp.token(AUD, { sub: 'alice' });
+    const good = await fx.idp.token(AUD, { sub: 'alice' });
     const forged = await evilToken({ sub: 'admin' });
-    upstream.reset();
+    fx.upstream.reset();
     const reply = await postRpc([
       ['Authorization', `Bearer ${good}`],
       ['X_MCP_Identity', forged],
@@ -215,8 +203,8 @@ describe('credential carriers and identity headers', () => {
       ['Mcp_Session_Id', 'someone-elses-session'],
     ]);
     expect(reply.status).toBe(200);
-    expect(upstream.received).toHaveLength(1);
-    const received = upstream.received[0] as Received;
+    expect(fx.upstream.received).toHaveLength(1);
+    const received = fx.upstream.received[0] as Received;
     const names = received.rawHeaders.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase().replace(/_/g, '-'));
     expect(names.filter((n) => n === 'x-mcp-identity')).toHaveLength(1);
     for (const n of ['x-identity-assertion', 'x-mcp-subject', 'proxy-authorization', 'mcp-session-id']) expect(names).not.toContain(n);
@@ -230,19 +218,19 @@ describe('credential carriers and identity headers', () => {
   it('SC-101 refuses a forged identity header without a token', async () => {
     const forged = await evilToken({ sub: 'admin' });
     for (const name of ['X-MCP-Identity', 'X-Identity-Assertion']) {
-      upstream.reset();
+      fx.upstream.reset();
       expectRefused(await postRpc([[name, forged]]), 401, 'token_missing', NO_ERROR_CHALLENGE);
     }
   });
 
   it('SC-102 a client naming the identity header in Connection cannot strip the gateway-added assertion', async () => {
     for (const connection of ['close, X-MCP-Identity', 'keep-alive, x-mcp-identity, X-Forwarded-For, X-Request-Id']) {
-      const good = await idp.token(AUD);
-      upstream.reset();
+      const good = await fx.idp.token(AUD);
+      fx.upstream.reset();
       const reply = await postRpc([['Authorization', `Bearer ${good}`], ['Connection', connection]]);
       expect(reply.status).toBe(200);
-      expect(upstream.received).toHaveLength(1);
-      const received = upstream.received[0] as Received;
+      expect(fx.upstream.received).toHaveLength(1);
+      const received = fx.upstream.received[0] as Received;
       await expectOnlyGatewayAssertion(received, 'alice', [good]);
       // The gateway's other own headers are added after the client's Connection list was applied too.
       expect(received.headers.get('x-forwarded-for')).toEqual(['127.0.0.1']);
@@ -251,32 +239,32 @@ describe('credential carriers and identity headers', () => {
   });
 
   it('SC-103 Connection: Authorization neither hides the token from the gateway nor passes it upstream', async () => {
-    const good = await idp.token(AUD);
-    upstream.reset();
+    const good = await fx.idp.token(AUD);
+    fx.upstream.reset();
     const reply = await postRpc([['Connection', 'Authorization'], ['Authorization', `Bearer ${good}`]]);
     expect(reply.status).toBe(200);
-    expect(upstream.received).toHaveLength(1);
-    await expectOnlyGatewayAssertion(upstream.received[0], 'alice', [good]);
+    expect(fx.upstream.received).toHaveLength(1);
+    await expectOnlyGatewayAssertion(fx.upstream.received[0], 'alice', [good]);
   });
 
   it('SC-104 never passes the caller’s Authorization, Cookie or Proxy-Authorization upstream: only the assertion', async () => {
-    const good = await idp.token(AUD);
-    upstream.reset();
+    const good = await fx.idp.token(AUD);
+    fx.upstream.reset();
     const reply = await postRpc([
       ['Authorization', `Bearer ${good}`],
       ['Cookie', `session=s3cr3t; access_token=${good}`],
       ['Proxy-Authorization', `Bearer ${good}`],
     ]);
     expect(reply.status).toBe(200);
-    expect(upstream.received).toHaveLength(1);
-    const received = upstream.received[0] as Received;
+    expect(fx.upstream.received).toHaveLength(1);
+    const received = fx.upstream.received[0] as Received;
     await expectOnlyGatewayAssertion(received, 'alice', [good, 's3cr3t']);
     expect(received.body).toBe(RPC);
   });
 
   it('SC-109 answers Expect: 100-continue with an invalid token by 401 alone, without reading the 10 MB body', async () => {
     const invalid = await evilToken();
-    upstream.reset();
+    fx.upstream.reset();
     const started = Date.now();
     const reply = await raw(`POST /mcp HTTP/1.1\r\nHost: gw.test\r\nAuthorization: Bearer ${invalid}\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: ${10 * 1024 * 1024}\r\n\r\n`);
     expect(reply.text.startsWith('HTTP/1.1 401 ')).toBe(true); // no "HTTP/1.1 100 Continue" before it
@@ -286,26 +274,26 @@ describe('credential carriers and identity headers', () => {
     expect(reply.headers.get('connection')).toEqual(['close']);
     expect(reply.closedByServer).toBe(true);
     expect(Date.now() - started).toBeLessThan(2_000);
-    expect(upstream.bytes).toBe(0);
+    expect(fx.upstream.bytes).toBe(0);
   });
 
   it('SC-183 never reads a scheme-less or mis-punctuated Authorization value as a token', async () => {
-    const good = await idp.token(AUD);
+    const good = await fx.idp.token(AUD);
     for (const value of [good, `Bearer:${good}`, `Bearer:  ${good}`, `${good} Bearer`]) {
-      upstream.reset();
+      fx.upstream.reset();
       expectRefused(await postRpc([['Authorization', value]]), 401, 'token_missing', NO_ERROR_CHALLENGE);
     }
   });
 
   it('SC-184 refuses a header token sent together with a query or form-body token, and never logs or forwards the second', async () => {
-    const alice = await idp.token(AUD, { sub: 'alice' });
-    const bob = await idp.token(AUD, { sub: 'bob' });
+    const alice = await fx.idp.token(AUD, { sub: 'alice' });
+    const bob = await fx.idp.token(AUD, { sub: 'bob' });
     const conflict = challenge('invalid_request', 'the token was sent by more than one method');
-    upstream.reset();
+    fx.upstream.reset();
     expectRefused(await postRpc([['Authorization', `Bearer ${alice}`]], `/mcp?access_token=${bob}`), 400, 'credentials_conflict', conflict);
-    upstream.reset();
+    fx.upstream.reset();
     const form = await send('POST', '/mcp', [['Authorization', `Bearer ${alice}`], ['Content-Type', 'application/x-www-form-urlencoded']], `access_token=${bob}`);
     expectRefused(form, 400, 'credentials_conflict', conflict);
-    expect(gw.logs.join('')).not.toContain(bob);
+    expect(fx.gw.logs.join('')).not.toContain(bob);
   });
 });

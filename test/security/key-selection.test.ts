@@ -5,10 +5,10 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import type { CryptoKey, JWK, JWTPayload } from 'jose';
-import { Recorder, TestIdp } from '../helpers/idp.ts';
-import { TestUpstream } from '../helpers/upstream.ts';
+import { Recorder } from '../helpers/idp.ts';
 import { MCP_POST_HEADERS, RPC } from '../helpers/rpc.ts';
-import { AUD, PUBLIC_URL, startGateway, twoUpstreamConfig, type StartedGateway } from '../helpers/gateway.ts';
+import { AUD, PUBLIC_URL } from '../helpers/gateway.ts';
+import { useGatewayFixture } from '../helpers/fixture.ts';
 import { reasons, type Reason } from '../../src/reasons.ts';
 
 // security-cases.md, category key-selection (SC-033..039): the key comes from the issuer's JWKS by kid,
@@ -18,40 +18,32 @@ import { reasons, type Reason } from '../../src/reasons.ts';
 const PRM = `${PUBLIC_URL}/.well-known/oauth-protected-resource/mcp`;
 const COOLDOWN = 30; // the issuer's jwks.cooldownSeconds (the default, stated explicitly)
 
-let idp: TestIdp;
-let upstream: TestUpstream;
 let attacker: Recorder;
-let gw: StartedGateway;
 let dir: string;
 let evil: KeyObject;
 let evilCertDer: string;
 let clock = Math.floor(Date.now() / 1000) * 1000;
 const nowS = (): number => Math.floor(clock / 1000);
 
+const fx = useGatewayFixture({ issuer: { jwks: { cooldownSeconds: COOLDOWN } }, now: () => clock });
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'mcp-warden-keysel-'));
   // EVIL: an RSA key and a self-signed certificate naming the IdP, as an attacker would present in x5c.
   execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'evil.key'), '-out', join(dir, 'evil.crt'), '-days', '1', '-subj', '/CN=127.0.0.1'], { stdio: 'ignore' });
   evil = createPrivateKey(readFileSync(join(dir, 'evil.key')));
   evilCertDer = new X509Certificate(readFileSync(join(dir, 'evil.crt'))).raw.toString('base64');
-  idp = await TestIdp.start();
-  upstream = await TestUpstream.start();
   attacker = await Recorder.start();
-  gw = await startGateway(twoUpstreamConfig({ issuer: idp.issuer, jwksUri: idp.jwksUri, jwks: { cooldownSeconds: COOLDOWN } }, upstream.url), { now: () => clock });
 });
 afterAll(async () => {
-  await gw?.close();
-  await upstream?.close();
   await attacker?.close();
-  await idp?.close();
   if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
 });
-beforeEach(() => upstream.reset());
+beforeEach(() => fx.upstream.reset());
 
 const b64 = (v: string | Buffer | object): string => Buffer.from(typeof v === 'string' || Buffer.isBuffer(v) ? v : JSON.stringify(v)).toString('base64url');
 const claims = (extra: JWTPayload = {}): JWTPayload =>
-  ({ iss: idp.issuer, aud: AUD, sub: 'admin', client_id: 'test-client', scope: 'mcp:tools', iat: nowS(), exp: nowS() + 300, jti: `j-${Math.random()}`, ...extra });
-const k1 = (): KeyObject => KeyObject.from((idp.keys.get('k1') as { privateKey: CryptoKey }).privateKey);
+  ({ iss: fx.idp.issuer, aud: AUD, sub: 'admin', client_id: 'test-client', scope: 'mcp:tools', iat: nowS(), exp: nowS() + 300, jti: `j-${Math.random()}`, ...extra });
+const k1 = (): KeyObject => KeyObject.from((fx.idp.keys.get('k1') as { privateKey: CryptoKey }).privateKey);
 /** RS256 over exactly this header and claims with `key`. */
 function rs256(header: object, key: KeyObject, payload: JWTPayload = claims()): string {
   const input = `${b64(header)}.${b64(payload)}`;
@@ -69,7 +61,7 @@ const challenge = (reason: Reason): string =>
   `Bearer resource_metadata="${PRM}", error="invalid_token", error_description="${reasons[reason].description}", scope="mcp:tools"`;
 
 async function post(token: string): Promise<{ status: number; challenge: string | null; body: unknown }> {
-  const res = await fetch(`${gw.url}/mcp`, { method: 'POST', headers: { ...MCP_POST_HEADERS, authorization: `Bearer ${token}` }, body: RPC });
+  const res = await fetch(`${fx.gw.url}/mcp`, { method: 'POST', headers: { ...MCP_POST_HEADERS, authorization: `Bearer ${token}` }, body: RPC });
   return { status: res.status, challenge: res.headers.get('www-authenticate'), body: JSON.parse(await res.text()) as unknown };
 }
 /** 401 invalid_token with the exact challenge and reason, and not one byte at the upstream socket. */
@@ -78,8 +70,8 @@ async function expectRefused(token: string, reason: Reason): Promise<void> {
   expect(r.status, `${reason}: ${JSON.stringify(r.body)}`).toBe(401);
   expect(r.challenge).toBe(challenge(reason));
   expect(r.body).toEqual({ error: 'invalid_token', error_description: reasons[reason].description, reason });
-  expect(upstream.received).toHaveLength(0);
-  expect(upstream.bytes).toBe(0);
+  expect(fx.upstream.received).toHaveLength(0);
+  expect(fx.upstream.bytes).toBe(0);
 }
 
 /**
@@ -132,9 +124,9 @@ describe('key selection (RFC 8725 §3.10: keys from the issuer JWKS by kid, neve
     const jku = `${attacker.url}/jwks.json`;
     await expectRefused(rs256({ alg: 'RS256', kid: 'k1', jku }, evil), 'signature_invalid');
     // An unknown kid makes the gateway refetch its own issuer's JWKS, never the jku.
-    const before = idp.jwksRequests;
+    const before = fx.idp.jwksRequests;
     await expectRefused(rs256({ alg: 'RS256', kid: 'attacker-kid', jku }, evil), 'key_unknown');
-    expect(idp.jwksRequests).toBe(before + 1);
+    expect(fx.idp.jwksRequests).toBe(before + 1);
     expect(attacker.requests).toBe(0);
   });
 
@@ -198,23 +190,23 @@ describe('key selection (RFC 8725 §3.10: keys from the issuer JWKS by kid, neve
 
   it('SC-038 refuses an unknown kid signed by EVIL, with at most one JWKS refetch per cooldown window', async () => {
     passCooldown();
-    const before = idp.jwksRequests;
+    const before = fx.idp.jwksRequests;
     for (let i = 0; i < 5; i++) await expectRefused(rs256({ alg: 'RS256', kid: i === 0 ? 'nope' : `nope-${i}` }, evil), 'key_unknown');
     await Promise.all(Array.from({ length: 10 }, (_, i) => expectRefused(rs256({ alg: 'RS256', kid: `burst-${i}` }, evil), 'key_unknown')));
-    expect(idp.jwksRequests - before).toBe(1);
+    expect(fx.idp.jwksRequests - before).toBe(1);
     clock += (COOLDOWN - 2) * 1000; // still inside the window opened by the refetch above
     await expectRefused(rs256({ alg: 'RS256', kid: 'nope-late' }, evil), 'key_unknown');
-    expect(idp.jwksRequests - before).toBe(1);
+    expect(fx.idp.jwksRequests - before).toBe(1);
     clock += 3_000; // the window has closed: one more refetch is allowed (key rotation must still work)
     await expectRefused(rs256({ alg: 'RS256', kid: 'nope-next-window' }, evil), 'key_unknown');
-    expect(idp.jwksRequests - before).toBe(2);
+    expect(fx.idp.jwksRequests - before).toBe(2);
   });
 
   it('SC-039 refuses a token naming the known kid k1 but signed by EVIL, without refetching the JWKS', async () => {
     passCooldown();
-    const before = idp.jwksRequests;
+    const before = fx.idp.jwksRequests;
     await expectRefused(rs256({ alg: 'RS256', kid: 'k1' }, evil), 'signature_invalid');
-    expect(idp.jwksRequests).toBe(before);
+    expect(fx.idp.jwksRequests).toBe(before);
     // k1 named with an algorithm of another family (ES256, EVIL's EC key): k1 is an RSA key, so no key matches.
     const evilEc = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
     const input = `${b64({ alg: 'ES256', kid: 'k1' })}.${b64(claims())}`;
@@ -222,7 +214,7 @@ describe('key selection (RFC 8725 §3.10: keys from the issuer JWKS by kid, neve
     // Control: the same header and claims signed by K1 pass.
     const r = await post(rs256({ alg: 'RS256', kid: 'k1' }, k1(), claims({ sub: 'alice' })));
     expect(r.status).toBe(200);
-    expect(upstream.received[0]?.headers.get('x-mcp-identity')).toHaveLength(1);
-    expect(upstream.received[0]?.headers.has('authorization')).toBe(false);
+    expect(fx.upstream.received[0]?.headers.get('x-mcp-identity')).toHaveLength(1);
+    expect(fx.upstream.received[0]?.headers.has('authorization')).toBe(false);
   });
 });

@@ -1,8 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { connect } from 'node:net';
-import { TestIdp } from '../helpers/idp.ts';
-import { TestUpstream } from '../helpers/upstream.ts';
-import { AUD, PUBLIC_URL, startGateway, twoUpstreamConfig, type StartedGateway } from '../helpers/gateway.ts';
+import { AUD, PUBLIC_URL } from '../helpers/gateway.ts';
+import { useGatewayFixture } from '../helpers/fixture.ts';
 import { RPC } from '../helpers/rpc.ts';
 import { sendExact, type Reply } from '../helpers/wire.ts';
 
@@ -11,34 +10,19 @@ import { sendExact, type Reply } from '../helpers/wire.ts';
 // it would have to normalise (400) rather than normalising them, so the path the policy saw is byte for
 // byte the path the upstream receives.
 
-let idp: TestIdp;
-let upstream: TestUpstream;
-let gw: StartedGateway;
-let port: number;
+const fx = useGatewayFixture();
 
-beforeAll(async () => {
-  idp = await TestIdp.start();
-  upstream = await TestUpstream.start();
-  gw = await startGateway(twoUpstreamConfig({ issuer: idp.issuer, jwksUri: idp.jwksUri }, upstream.url));
-  port = Number(new URL(gw.url).port);
-});
-afterAll(async () => {
-  await gw?.close();
-  await upstream?.close();
-  await idp?.close();
-});
-
-const send = (method: string, path: string, headers: readonly (readonly [string, string])[], body?: string): Promise<Reply> => sendExact(port, method, path, headers, body);
+const send = (method: string, path: string, headers: readonly (readonly [string, string])[], body?: string): Promise<Reply> => sendExact(fx.port, method, path, headers, body);
 
 async function postWithToken(path: string): Promise<Reply> {
-  const token = await idp.token(AUD);
+  const token = await fx.idp.token(AUD);
   return send('POST', path, [['Authorization', `Bearer ${token}`], ['Content-Type', 'application/json']], RPC);
 }
 
 /** Raw bytes (for what Node's client refuses to send); the status of the first answer. */
 function rawStatus(payload: Buffer | string, maxMs = 3_000): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
-    const socket = connect(port, '127.0.0.1');
+    const socket = connect(fx.port, '127.0.0.1');
     const chunks: Buffer[] = [];
     let done = false;
     const finish = (): void => {
@@ -63,14 +47,14 @@ function rawStatus(payload: Buffer | string, maxMs = 3_000): Promise<{ status: n
 }
 
 function expectNothingUpstream(): void {
-  expect(upstream.received.filter((r) => r.url.startsWith('/echo/other'))).toEqual([]);
-  expect(upstream.received).toEqual([]);
-  expect(upstream.bytes).toBe(0);
+  expect(fx.upstream.received.filter((r) => r.url.startsWith('/echo/other'))).toEqual([]);
+  expect(fx.upstream.received).toEqual([]);
+  expect(fx.upstream.bytes).toBe(0);
 }
 
 /** 400 path_invalid: decided before any route, so no challenge, and nothing forwarded anywhere. */
 async function expectPathRefused(path: string): Promise<void> {
-  upstream.reset();
+  fx.upstream.reset();
   const reply = await postWithToken(path);
   expect({ path, status: reply.status }).toEqual({ path, status: 400 });
   expect(reply.headers['www-authenticate']).toBeUndefined();
@@ -86,12 +70,12 @@ describe('path routing', () => {
   it('SC-117 refuses dot segments rather than normalising them; plain sub-paths reach the named upstream unchanged', async () => {
     for (const path of ['/mcp/../other-mcp', '/mcp/./../other-mcp', '/other-mcp/../mcp', '/mcp/.', '/mcp/..', '/mcp/./x']) await expectPathRefused(path);
     // Positive control: the path the router matched is the path the upstream receives.
-    upstream.reset();
+    fx.upstream.reset();
     const reply = await postWithToken('/mcp/sub/tools');
     expect(reply.status).toBe(200);
-    expect(upstream.received.map((r) => r.url)).toEqual(['/echo/sub/tools']);
+    expect(fx.upstream.received.map((r) => r.url)).toEqual(['/echo/sub/tools']);
     // And a token for /mcp is refused at /other-mcp itself (audience), before anything is forwarded.
-    upstream.reset();
+    fx.upstream.reset();
     const other = await postWithToken('/other-mcp');
     expect(other.status).toBe(401);
     expect(JSON.parse(other.text)).toMatchObject({ reason: 'aud_mismatch' });
@@ -102,12 +86,12 @@ describe('path routing', () => {
     // IIS, Symfony, Laminas and some proxies route on these instead of the request line: forwarded, they
     // would let a request the gateway routed and authorized as /mcp run as /echo/other upstream.
     const overrides = ['X-Original-URL', 'X-Rewrite-URL', 'X-Override-URL', 'X-Original-URI', 'X-Forwarded-Path', 'X-Forwarded-Prefix'];
-    const token = await idp.token(AUD);
-    upstream.reset();
+    const token = await fx.idp.token(AUD);
+    fx.upstream.reset();
     const reply = await send('POST', '/mcp', [['Authorization', `Bearer ${token}`], ['Content-Type', 'application/json'], ...overrides.map((h) => [h, '/echo/other'] as const)], RPC);
     expect(reply.status).toBe(200);
-    expect(upstream.received.map((r) => r.url)).toEqual(['/echo']);
-    const received = upstream.received[0];
+    expect(fx.upstream.received.map((r) => r.url)).toEqual(['/echo']);
+    const received = fx.upstream.received[0];
     for (const h of overrides) expect({ h, present: received?.headers.has(h.toLowerCase()) }).toEqual({ h, present: false });
     expect(received?.rawHeaders.join('\n')).not.toContain('/echo/other');
   });
@@ -123,9 +107,9 @@ describe('path routing', () => {
   it('SC-121 refuses overlong UTF-8, NUL and raw non-ASCII bytes in the path', async () => {
     for (const path of ['/mcp/%c0%ae%c0%ae/other-mcp', '/mcp%00', '/mcp%00/../other-mcp', '/mcp/%e0%80%ae', '/mcp/%ff']) await expectPathRefused(path);
     // Unencoded bytes (and a raw NUL) are written on the socket: Node's client will not send them.
-    const token = await idp.token(AUD);
+    const token = await fx.idp.token(AUD);
     for (const target of [Buffer.from('/mcp/\xc0\xae\xc0\xae/other-mcp', 'latin1'), Buffer.from('/mcp\x00/../other-mcp', 'latin1')]) {
-      upstream.reset();
+      fx.upstream.reset();
       const reply = await rawStatus(Buffer.concat([
         Buffer.from('POST '), target,
         Buffer.from(` HTTP/1.1\r\nHost: gw.test\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(RPC)}\r\n\r\n${RPC}`),
@@ -141,7 +125,7 @@ describe('path routing', () => {
 
   it('SC-125 routes case-sensitively: /MCP and /Mcp are unknown (404), never /mcp', async () => {
     for (const path of ['/MCP', '/Mcp', '/mCp/sub', '/OTHER-MCP']) {
-      upstream.reset();
+      fx.upstream.reset();
       const reply = await postWithToken(path);
       expect({ path, status: reply.status }).toEqual({ path, status: 404 });
       expect(reply.headers['www-authenticate']).toBeUndefined();
@@ -151,8 +135,8 @@ describe('path routing', () => {
   });
 
   it('SC-127 refuses CONNECT (also to the upstream’s own port), TRACE, an upgrade and a method with a NUL', async () => {
-    const token = await idp.token(AUD);
-    const upstreamPort = new URL(upstream.url).port;
+    const token = await fx.idp.token(AUD);
+    const upstreamPort = new URL(fx.upstream.url).port;
     for (const [request, status] of [
       ['CONNECT gw.test:443 HTTP/1.1\r\nHost: gw.test:443\r\n\r\n', 405],
       [`CONNECT 127.0.0.1:${upstreamPort} HTTP/1.1\r\nHost: 127.0.0.1:${upstreamPort}\r\nAuthorization: Bearer ${token}\r\n\r\n`, 405],
@@ -160,13 +144,13 @@ describe('path routing', () => {
       [`GET /mcp HTTP/1.1\r\nHost: gw.test\r\nAuthorization: Bearer ${token}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`, 400],
       ['GET\x00 /mcp HTTP/1.1\r\nHost: gw.test\r\n\r\n', 400],
     ] as const) {
-      upstream.reset();
+      fx.upstream.reset();
       const reply = await rawStatus(request);
       expect({ request: request.split('\r\n')[0], status: reply.status }).toEqual({ request: request.split('\r\n')[0], status });
       expectNothingUpstream();
     }
     // TRACE reaches the pipeline: it says which methods exist, and why it refused.
-    upstream.reset();
+    fx.upstream.reset();
     const trace = await send('TRACE', '/mcp', [['Authorization', `Bearer ${token}`]]);
     expect(trace.status).toBe(405);
     expect(trace.headers['allow']).toBe('GET, POST, DELETE, OPTIONS');
@@ -176,19 +160,19 @@ describe('path routing', () => {
 
   it('SC-127 forwards no method-override header: the upstream acts on the method the gateway allowed', async () => {
     const overrides = ['X-HTTP-Method-Override', 'X-HTTP-Method', 'X-Method-Override'];
-    const token = await idp.token(AUD);
-    upstream.reset();
+    const token = await fx.idp.token(AUD);
+    fx.upstream.reset();
     const reply = await send('POST', '/mcp', [['Authorization', `Bearer ${token}`], ['Content-Type', 'application/json'], ...overrides.map((h) => [h, 'TRACE'] as const)], RPC);
     expect(reply.status).toBe(200);
-    expect(upstream.received.map((r) => r.method)).toEqual(['POST']);
-    for (const h of overrides) expect({ h, present: upstream.received[0]?.headers.has(h.toLowerCase()) }).toEqual({ h, present: false });
+    expect(fx.upstream.received.map((r) => r.method)).toEqual(['POST']);
+    for (const h of overrides) expect({ h, present: fx.upstream.received[0]?.headers.has(h.toLowerCase()) }).toEqual({ h, present: false });
   });
 
   it('SC-128 answers CORS preflights itself: a foreign origin gets 403, an allowed one its own origin (never *), nothing forwarded', async () => {
     const preflight = (origin: string): Promise<Reply> => send('OPTIONS', '/mcp', [
       ['Origin', origin], ['Access-Control-Request-Method', 'POST'], ['Access-Control-Request-Headers', 'authorization, content-type'],
     ]);
-    upstream.reset();
+    fx.upstream.reset();
     const evil = await preflight('https://evil.test');
     expect(evil.status).toBe(403);
     expect(JSON.parse(evil.text)).toMatchObject({ reason: 'origin_forbidden' });
@@ -196,7 +180,7 @@ describe('path routing', () => {
     expect(evil.headers['access-control-allow-credentials']).toBeUndefined();
     expectNothingUpstream();
 
-    upstream.reset();
+    fx.upstream.reset();
     const own = await preflight(PUBLIC_URL);
     expect(own.status).toBe(204);
     expect(own.headers['access-control-allow-origin']).toBe(PUBLIC_URL);
@@ -205,8 +189,8 @@ describe('path routing', () => {
     expectNothingUpstream();
 
     // A real request from the foreign origin, with a valid token, is refused the same way (DNS rebinding).
-    upstream.reset();
-    const token = await idp.token(AUD);
+    fx.upstream.reset();
+    const token = await fx.idp.token(AUD);
     const post = await send('POST', '/mcp', [['Origin', 'https://evil.test'], ['Authorization', `Bearer ${token}`], ['Content-Type', 'application/json']], RPC);
     expect(post.status).toBe(403);
     expect(post.headers['access-control-allow-origin']).toBeUndefined();

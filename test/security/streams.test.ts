@@ -1,35 +1,23 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { request, type Dispatcher } from 'undici';
-import { TestIdp } from '../helpers/idp.ts';
-import { TestUpstream } from '../helpers/upstream.ts';
-import { AUD, startGateway, twoUpstreamConfig, type StartedGateway } from '../helpers/gateway.ts';
+import { AUD } from '../helpers/gateway.ts';
+import { useGatewayFixture } from '../helpers/fixture.ts';
 
-let idp: TestIdp;
-let upstream: TestUpstream;
-let gw: StartedGateway;
-beforeAll(async () => {
-  idp = await TestIdp.start();
-  upstream = await TestUpstream.start();
-  gw = await startGateway(twoUpstreamConfig({ issuer: idp.issuer, jwksUri: idp.jwksUri }, upstream.url, {
-    mcp: { target: `${upstream.url}/sse` },
-    root: { limits: { maxStreamsPerIdentity: 5 } },
-  }));
+const fx = useGatewayFixture({
+  overrides: (upstreamUrl) => ({ mcp: { target: `${upstreamUrl}/sse` }, root: { limits: { maxStreamsPerIdentity: 5 } } }),
 });
-afterAll(async () => {
-  upstream.sseGate = undefined;
-  await gw?.close();
-  await upstream?.close();
-  await idp?.close();
+afterAll(() => {
+  fx.upstream.sseGate = undefined;
 });
 
 const open = async (token: string): Promise<Dispatcher.ResponseData> =>
-  request(`${gw.url}/mcp`, { method: 'GET', headers: { authorization: `Bearer ${token}`, accept: 'text/event-stream' } });
+  request(`${fx.gw.url}/mcp`, { method: 'GET', headers: { authorization: `Bearer ${token}`, accept: 'text/event-stream' } });
 
 describe('stream limits', () => {
   it('SC-155 one identity gets 429 past its stream cap; other identities are unaffected; a closed stream frees a place', async () => {
-    upstream.sseEvents = 2;
-    upstream.sseGate = (i) => (i === 1 ? new Promise<void>(() => undefined) : Promise.resolve()); // streams stay open
-    const alice = await idp.token(AUD, { sub: 'alice' });
+    fx.upstream.sseEvents = 2;
+    fx.upstream.sseGate = (i) => (i === 1 ? new Promise<void>(() => undefined) : Promise.resolve()); // streams stay open
+    const alice = await fx.idp.token(AUD, { sub: 'alice' });
     const streams: Dispatcher.ResponseData[] = [];
     for (let i = 0; i < 5; i++) {
       const res = await open(alice);
@@ -37,15 +25,15 @@ describe('stream limits', () => {
       await res.body[Symbol.asyncIterator]().next();
       streams.push(res);
     }
-    const before = upstream.received.length;
+    const before = fx.upstream.received.length;
     const sixth = await open(alice);
     expect(sixth.statusCode).toBe(429);
     expect(sixth.headers['retry-after']).toBe('10');
     expect(JSON.parse(await sixth.body.text()).reason).toBe('too_many_streams');
-    expect(upstream.received.length).toBe(before); // refused before the upstream
+    expect(fx.upstream.received.length).toBe(before); // refused before the upstream
     // A refreshed token of the same identity counts against the same cap.
-    expect((await open(await idp.token(AUD, { sub: 'alice' }))).statusCode).toBe(429);
-    const bob = await open(await idp.token(AUD, { sub: 'bob' }));
+    expect((await open(await fx.idp.token(AUD, { sub: 'alice' }))).statusCode).toBe(429);
+    const bob = await open(await fx.idp.token(AUD, { sub: 'bob' }));
     expect(bob.statusCode).toBe(200);
     bob.body.destroy();
     streams.shift()?.body.destroy();

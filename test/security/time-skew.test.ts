@@ -1,9 +1,8 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createLocalJWKSet, decodeJwt, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
-import { TestIdp } from '../helpers/idp.ts';
-import { TestUpstream } from '../helpers/upstream.ts';
+import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { decodeJwt, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import { MCP_POST_HEADERS, RPC } from '../helpers/rpc.ts';
-import { PUBLIC_URL, startGateway, type StartedGateway } from '../helpers/gateway.ts';
+import { PUBLIC_URL } from '../helpers/gateway.ts';
+import { gatewayKeySet, useGatewayFixture } from '../helpers/fixture.ts';
 import { reasons, type Reason } from '../../src/reasons.ts';
 
 // security-cases.md, category time-skew (SC-070..075). The gateway runs on an injected clock and every
@@ -14,65 +13,60 @@ import { reasons, type Reason } from '../../src/reasons.ts';
 const S = 30;
 const DAY = 86_400;
 
-let idp: TestIdp;
-let upstream: TestUpstream;
-let gw: StartedGateway;
 let gatewayKeys: JWTVerifyGetKey;
 let clock = Math.floor(Date.now() / 1000) * 1000;
 const nowS = (): number => Math.floor(clock / 1000);
 
+const fx = useGatewayFixture({
+  config: (_base, idp, upstream) => {
+    const issuer = (name: string, extra: Record<string, unknown>): Record<string, unknown> =>
+      ({ name, issuer: idp.issuer, jwksUri: idp.jwksUri, algorithms: ['RS256'], ...extra });
+    const route = (name: string, issuerName: string, target = `${upstream.url}/echo/${name}`): Record<string, unknown> =>
+      ({ name, path: name === 'mcp' ? '/mcp' : `/${name}-mcp`, target, issuers: [issuerName], scopes: ['mcp:tools'] });
+    return {
+      listen: { host: '127.0.0.1', port: 0 },
+      admin: { host: '127.0.0.1', port: 0 },
+      publicUrl: PUBLIC_URL,
+      issuers: [issuer('skew', { clockSkewSeconds: S }), issuer('zero', { clockSkewSeconds: 0 }), issuer('age', { clockSkewSeconds: S, maxTokenAgeSeconds: DAY })],
+      upstreams: [route('mcp', 'skew'), route('zero', 'zero'), route('age', 'age'), route('slow', 'zero', `${upstream.url}/slow`)],
+      identity: { signingKeyFile: 'gateway.jwk' },
+    };
+  },
+  now: () => clock,
+});
 beforeAll(async () => {
-  idp = await TestIdp.start();
-  upstream = await TestUpstream.start();
-  const issuer = (name: string, extra: Record<string, unknown>): Record<string, unknown> =>
-    ({ name, issuer: idp.issuer, jwksUri: idp.jwksUri, algorithms: ['RS256'], ...extra });
-  const route = (name: string, issuerName: string, target = `${upstream.url}/echo/${name}`): Record<string, unknown> =>
-    ({ name, path: name === 'mcp' ? '/mcp' : `/${name}-mcp`, target, issuers: [issuerName], scopes: ['mcp:tools'] });
-  gw = await startGateway({
-    listen: { host: '127.0.0.1', port: 0 },
-    admin: { host: '127.0.0.1', port: 0 },
-    publicUrl: PUBLIC_URL,
-    issuers: [issuer('skew', { clockSkewSeconds: S }), issuer('zero', { clockSkewSeconds: 0 }), issuer('age', { clockSkewSeconds: S, maxTokenAgeSeconds: DAY })],
-    upstreams: [route('mcp', 'skew'), route('zero', 'zero'), route('age', 'age'), route('slow', 'zero', `${upstream.url}/slow`)],
-    identity: { signingKeyFile: 'gateway.jwk' },
-  }, { now: () => clock });
-  gatewayKeys = createLocalJWKSet((await (await fetch(`${gw.url}/.well-known/jwks.json`)).json()) as Parameters<typeof createLocalJWKSet>[0]);
+  gatewayKeys = await gatewayKeySet(fx.gw);
 });
-afterAll(async () => {
-  await gw?.close();
-  await upstream?.close();
-  await idp?.close();
-});
-beforeEach(() => upstream.reset());
+beforeEach(() => fx.upstream.reset());
 
 const aud = (path: string): string => PUBLIC_URL + path;
 /** A GOOD token for `path` with its time claims set relative to the gateway's clock. */
 const token = (path: string, times: { iat?: number; exp?: number; nbf?: number }): Promise<string> =>
-  idp.sign({ iss: idp.issuer, aud: aud(path), sub: 'alice', client_id: 'test-client', scope: 'mcp:tools', iat: nowS(), exp: nowS() + 300, jti: `j-${Math.random()}`, ...times });
+  fx.idp.sign({ iss: fx.idp.issuer, aud: aud(path), sub: 'alice', client_id: 'test-client', scope: 'mcp:tools', iat: nowS(), exp: nowS() + 300, jti: `j-${Math.random()}`, ...times });
 const challenge = (reason: Reason, path: string): string =>
   `Bearer resource_metadata="${PUBLIC_URL}/.well-known/oauth-protected-resource${path}", error="invalid_token", error_description="${reasons[reason].description}", scope="mcp:tools"`;
 
 async function post(jwt: string, path: string): Promise<{ status: number; challenge: string | null; body: unknown }> {
-  const res = await fetch(gw.url + path, { method: 'POST', headers: { ...MCP_POST_HEADERS, authorization: `Bearer ${jwt}` }, body: RPC });
+  const res = await fetch(fx.gw.url + path, { method: 'POST', headers: { ...MCP_POST_HEADERS, authorization: `Bearer ${jwt}` }, body: RPC });
   return { status: res.status, challenge: res.headers.get('www-authenticate'), body: JSON.parse(await res.text()) as unknown };
 }
 /** 401 invalid_token with the exact challenge and reason, and not one byte at the upstream socket. */
 async function expectRefused(jwt: string, reason: Reason, path: string): Promise<void> {
-  upstream.reset();
+  fx.upstream.reset();
   const r = await post(jwt, path);
   expect(r.status, `${reason}: ${JSON.stringify(r.body)}`).toBe(401);
   expect(r.challenge).toBe(challenge(reason, path));
   expect(r.body).toEqual({ error: 'invalid_token', error_description: reasons[reason].description, reason });
-  expect(upstream.received).toHaveLength(0);
-  expect(upstream.bytes).toBe(0);
+  expect(fx.upstream.received).toHaveLength(0);
+  expect(fx.upstream.bytes).toBe(0);
 }
 /** Positive control: 200; the upstream got exactly one gateway assertion for its audience, and no token. */
 async function expectForwarded(jwt: string, path: string): Promise<JWTPayload> {
-  upstream.reset();
+  fx.upstream.reset();
   const r = await post(jwt, path);
   expect(r.status, JSON.stringify(r.body)).toBe(200);
-  expect(upstream.received).toHaveLength(1);
-  const seen = upstream.received[0]?.headers;
+  expect(fx.upstream.received).toHaveLength(1);
+  const seen = fx.upstream.received[0]?.headers;
   expect(seen?.has('authorization')).toBe(false);
   expect(seen?.get('x-mcp-identity')).toHaveLength(1);
   const { payload } = await jwtVerify(seen?.get('x-mcp-identity')?.[0] as string, gatewayKeys, { issuer: PUBLIC_URL, audience: aud(path), currentDate: new Date(clock) });
@@ -114,18 +108,18 @@ describe('time skew (RFC 7519 §4.1.4-4.1.6, on an injected clock)', () => {
     // Documented behaviour: the token is validated when the request is admitted. A non-streaming answer
     // that arrives after the token's exp is still delivered (only SSE streams are cut at exp). The
     // upstream itself only ever sees an assertion whose exp is no later than the token's.
-    upstream.slowMs = 600;
+    fx.upstream.slowMs = 600;
     const exp = nowS() + 2;
     const jwt = await token('/slow-mcp', { exp });
     const answered = post(jwt, '/slow-mcp');
-    for (let i = 0; i < 200 && upstream.received.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 5));
-    expect(upstream.received).toHaveLength(1); // admitted and forwarded; the answer is still pending
+    for (let i = 0; i < 200 && fx.upstream.received.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(fx.upstream.received).toHaveLength(1); // admitted and forwarded; the answer is still pending
     clock += 5_000; // the upstream "takes 5 s": by the gateway's clock the token is now expired
     const r = await answered;
     expect(r.status).toBe(200);
     expect(r.body).toEqual({});
-    expect(upstream.received).toHaveLength(1);
-    const seen = upstream.received[0]?.headers;
+    expect(fx.upstream.received).toHaveLength(1);
+    const seen = fx.upstream.received[0]?.headers;
     expect(seen?.has('authorization')).toBe(false);
     expect(seen?.get('x-mcp-identity')).toHaveLength(1);
     const assertion = decodeJwt(seen?.get('x-mcp-identity')?.[0] as string);

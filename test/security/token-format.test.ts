@@ -1,11 +1,10 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { KeyObject, sign as nodeSign } from 'node:crypto';
-import { createLocalJWKSet, generateKeyPair, jwtVerify, SignJWT, type CryptoKey, type JWTPayload, type JWTVerifyGetKey } from 'jose';
-import { TestIdp } from '../helpers/idp.ts';
-import { TestUpstream } from '../helpers/upstream.ts';
+import { generateKeyPair, jwtVerify, SignJWT, type CryptoKey, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import { MCP_POST_HEADERS, RPC } from '../helpers/rpc.ts';
 import { rawRequest } from '../helpers/raw.ts';
-import { AUD, PUBLIC_URL, startGateway, twoUpstreamConfig, type StartedGateway } from '../helpers/gateway.ts';
+import { AUD, PUBLIC_URL } from '../helpers/gateway.ts';
+import { gatewayKeySet, useGatewayFixture } from '../helpers/fixture.ts';
 import { reasons, type Reason } from '../../src/reasons.ts';
 
 // security-cases.md, category token-format (SC-001..018): what a bearer value must look like before any
@@ -17,32 +16,22 @@ const INITIALIZE = '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"pro
 /** A kid the IdP does not publish: resolving it would force a JWKS refetch, so "no fetch" proves "no key lookup". */
 const PROBE_KID = 'probe-unknown-kid';
 
-let idp: TestIdp;
-let upstream: TestUpstream;
-let gw: StartedGateway;
 let gatewayKeys: JWTVerifyGetKey;
 let clock = Math.floor(Date.now() / 1000) * 1000;
 const nowS = (): number => Math.floor(clock / 1000);
 
+// cooldownSeconds 1: an unknown kid may force a refetch after every armKeyLookup().
+const fx = useGatewayFixture({ issuer: { jwks: { cooldownSeconds: 1 } }, now: () => clock });
 beforeAll(async () => {
-  idp = await TestIdp.start();
-  upstream = await TestUpstream.start();
-  // cooldownSeconds 1: an unknown kid may force a refetch after every armKeyLookup().
-  gw = await startGateway(twoUpstreamConfig({ issuer: idp.issuer, jwksUri: idp.jwksUri, jwks: { cooldownSeconds: 1 } }, upstream.url), { now: () => clock });
-  gatewayKeys = createLocalJWKSet((await (await fetch(`${gw.url}/.well-known/jwks.json`)).json()) as Parameters<typeof createLocalJWKSet>[0]);
+  gatewayKeys = await gatewayKeySet(fx.gw);
 });
-afterAll(async () => {
-  await gw?.close();
-  await upstream?.close();
-  await idp?.close();
-});
-beforeEach(() => upstream.reset());
+beforeEach(() => fx.upstream.reset());
 
 const b64 = (v: string | Buffer): string => Buffer.from(v).toString('base64url');
 const claims = (extra: JWTPayload = {}): JWTPayload =>
-  ({ iss: idp.issuer, aud: AUD, sub: 'alice', client_id: 'test-client', scope: 'mcp:tools', iat: nowS(), exp: nowS() + 300, jti: `j-${Math.random()}`, ...extra });
-const good = (extra: JWTPayload = {}): Promise<string> => idp.sign(claims(extra));
-const k1 = (): KeyObject => KeyObject.from((idp.keys.get('k1') as { privateKey: CryptoKey }).privateKey);
+  ({ iss: fx.idp.issuer, aud: AUD, sub: 'alice', client_id: 'test-client', scope: 'mcp:tools', iat: nowS(), exp: nowS() + 300, jti: `j-${Math.random()}`, ...extra });
+const good = (extra: JWTPayload = {}): Promise<string> => fx.idp.sign(claims(extra));
+const k1 = (): KeyObject => KeyObject.from((fx.idp.keys.get('k1') as { privateKey: CryptoKey }).privateKey);
 /** RS256 over exactly these header and payload bytes, with K1: a genuine signature on a hostile shape. */
 function signRaw(headerJson: string, payload: string | Buffer): string {
   const input = `${b64(headerJson)}.${b64(payload)}`;
@@ -59,7 +48,7 @@ interface Reply { readonly status: number; readonly challenge: string | null; re
 async function post(authorization: string | undefined, body = RPC): Promise<Reply> {
   const headers: Record<string, string> = { ...MCP_POST_HEADERS };
   if (authorization !== undefined) headers['authorization'] = authorization;
-  const res = await fetch(`${gw.url}/mcp`, { method: 'POST', headers, body });
+  const res = await fetch(`${fx.gw.url}/mcp`, { method: 'POST', headers, body });
   return { status: res.status, challenge: res.headers.get('www-authenticate'), body: JSON.parse(await res.text()) as unknown };
 }
 /** 401 invalid_token with the exact challenge and reason, and not one byte at the upstream socket. */
@@ -68,16 +57,16 @@ async function expectRefused(token: string, reason: Reason): Promise<void> {
   expect(r.status, `${reason}: ${JSON.stringify(r.body)}`).toBe(401);
   expect(r.challenge).toBe(challenge(reason));
   expect(r.body).toEqual({ error: 'invalid_token', error_description: reasons[reason].description, reason });
-  expect(upstream.received).toHaveLength(0);
-  expect(upstream.bytes).toBe(0);
+  expect(fx.upstream.received).toHaveLength(0);
+  expect(fx.upstream.bytes).toBe(0);
 }
 /** Positive control: 200, and the upstream got one gateway-signed assertion and no caller credential. */
 async function expectForwarded(token: string): Promise<JWTPayload> {
-  upstream.reset();
+  fx.upstream.reset();
   const r = await post(`Bearer ${token}`);
   expect(r.status, JSON.stringify(r.body)).toBe(200);
-  expect(upstream.received).toHaveLength(1);
-  const seen = upstream.received[0]?.headers;
+  expect(fx.upstream.received).toHaveLength(1);
+  const seen = fx.upstream.received[0]?.headers;
   expect(seen?.has('authorization')).toBe(false);
   expect(seen?.get('x-mcp-identity')).toHaveLength(1);
   const { payload } = await jwtVerify(seen?.get('x-mcp-identity')?.[0] as string, gatewayKeys, { issuer: PUBLIC_URL, audience: AUD, currentDate: new Date(clock) });
@@ -86,7 +75,7 @@ async function expectForwarded(token: string): Promise<JWTPayload> {
 
 interface RawReply { readonly status: number; readonly headers: ReadonlyMap<string, string>; readonly body: string }
 async function rawPost(headerLines: string, body = RPC): Promise<RawReply> {
-  const port = Number(new URL(gw.url).port);
+  const port = Number(new URL(fx.gw.url).port);
   const text = await rawRequest(port, `POST /mcp HTTP/1.1\r\nHost: gw.test\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\n${headerLines}Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
   const [head = '', ...rest] = text.split('\r\n\r\n');
   const headers = new Map<string, string>();
@@ -96,66 +85,66 @@ async function rawPost(headerLines: string, body = RPC): Promise<RawReply> {
 
 describe('token format (RFC 6750 §2.1, RFC 7515 §7.1, RFC 7519 §7.2)', () => {
   it('SC-001 answers a request without Authorization with 401, resource_metadata and no error code; nothing forwarded', async () => {
-    const before = idp.jwksRequests;
+    const before = fx.idp.jwksRequests;
     const r = await post(undefined, INITIALIZE);
     expect(r.status).toBe(401);
     expect(r.challenge).toBe(`Bearer resource_metadata="${PRM}", scope="mcp:tools"`);
     expect(r.body).toEqual({ error: 'unauthorized', error_description: reasons.token_missing.description, reason: 'token_missing' });
-    expect(upstream.received).toHaveLength(0);
-    expect(upstream.bytes).toBe(0);
-    expect(idp.jwksRequests).toBe(before);
+    expect(fx.upstream.received).toHaveLength(0);
+    expect(fx.upstream.bytes).toBe(0);
+    expect(fx.idp.jwksRequests).toBe(before);
   });
 
   it('SC-002 refuses "Bearer" with no token, and with only a trailing space, before any key lookup', async () => {
     armKeyLookup();
-    const before = idp.jwksRequests;
+    const before = fx.idp.jwksRequests;
     for (const line of ['Authorization: Bearer\r\n', 'Authorization: Bearer \r\n', 'Authorization: Bearer  \r\n']) {
       const r = await rawPost(line);
       expect(r.status, line).toBe(401);
       expect(r.headers.get('www-authenticate')).toBe(challenge('token_malformed'));
       expect((JSON.parse(r.body) as { reason: string }).reason).toBe('token_malformed');
     }
-    expect(upstream.bytes).toBe(0);
-    expect(idp.jwksRequests).toBe(before);
+    expect(fx.upstream.bytes).toBe(0);
+    expect(fx.idp.jwksRequests).toBe(before);
   });
 
   it('SC-003 refuses "Bearer not-a-jwt" without a JWKS fetch', async () => {
     armKeyLookup();
-    const before = idp.jwksRequests;
+    const before = fx.idp.jwksRequests;
     await expectRefused('not-a-jwt', 'token_malformed');
-    expect(idp.jwksRequests).toBe(before);
+    expect(fx.idp.jwksRequests).toBe(before);
   });
 
   it('SC-004 refuses a two-segment token (no signature segment) without a key lookup', async () => {
     armKeyLookup();
-    const before = idp.jwksRequests;
+    const before = fx.idp.jwksRequests;
     await expectRefused(`${b64(`{"alg":"RS256","kid":"${PROBE_KID}"}`)}.${b64(JSON.stringify(claims()))}`, 'token_malformed');
     await expectRefused(`${b64('{"alg":"RS256","kid":"k1"}')}.${b64(JSON.stringify(claims()))}`, 'token_malformed');
-    expect(idp.jwksRequests).toBe(before);
+    expect(fx.idp.jwksRequests).toBe(before);
     // Control: the same header with a signature segment does look the kid up (one refetch), so the
     // unchanged count above means the two-segment form never reached key selection.
     await expectRefused(signRaw(`{"alg":"RS256","kid":"${PROBE_KID}"}`, JSON.stringify(claims())), 'key_unknown');
-    expect(idp.jwksRequests).toBe(before + 1);
+    expect(fx.idp.jwksRequests).toBe(before + 1);
   });
 
   it('SC-005 refuses a four-segment token, even when its first three segments are a valid token', async () => {
     armKeyLookup();
-    const before = idp.jwksRequests;
+    const before = fx.idp.jwksRequests;
     const valid = await good();
     const [, , sig] = valid.split('.') as [string, string, string];
     await expectRefused(`${valid}.${sig}`, 'token_malformed');
     await expectRefused(`${signRaw(`{"alg":"RS256","kid":"${PROBE_KID}"}`, JSON.stringify(claims()))}.e30`, 'token_malformed');
-    expect(idp.jwksRequests).toBe(before);
+    expect(fx.idp.jwksRequests).toBe(before);
   });
 
   it('SC-006 refuses the JWS JSON serialisation of a valid token, raw and base64url-encoded', async () => {
     armKeyLookup();
-    const before = idp.jwksRequests;
+    const before = fx.idp.jwksRequests;
     const [h, p, s] = (await good()).split('.') as [string, string, string];
     const flattened = JSON.stringify({ protected: h, payload: p, signature: s });
     const general = JSON.stringify({ payload: p, signatures: [{ protected: h, signature: s }] });
     for (const carried of [flattened, general, b64(flattened), b64(general)]) await expectRefused(carried, 'token_malformed');
-    expect(idp.jwksRequests).toBe(before);
+    expect(fx.idp.jwksRequests).toBe(before);
   });
 
   it('SC-007 refuses a valid token re-spelt with padding or the standard base64 alphabet', async () => {
@@ -169,7 +158,7 @@ describe('token format (RFC 6750 §2.1, RFC 7515 §7.1, RFC 7519 §7.2)', () => 
     expect(s).toMatch(/[-_]/);
     const std = (seg: string): string => seg.replace(/-/g, '+').replace(/_/g, '/');
     await expectForwarded(valid);
-    upstream.reset();
+    fx.upstream.reset();
     for (const respelt of [`${h}=.${p}.${s}`, `${h}.${p}==.${s}`, `${h}.${p}.${s}=`, `${h}.${std(p)}.${s}`, `${h}.${p}.${std(s)}`, `${h}.${std(p)}.${std(s)}`]) {
       await expectRefused(respelt, 'token_malformed');
     }
@@ -256,8 +245,8 @@ describe('token format (RFC 6750 §2.1, RFC 7515 §7.1, RFC 7519 §7.2)', () => 
       expect(r.status).toBe(400);
       expect(r.headers.get('connection')).toBe('close');
     }
-    expect(upstream.received).toHaveLength(0);
-    expect(upstream.bytes).toBe(0);
+    expect(fx.upstream.received).toHaveLength(0);
+    expect(fx.upstream.bytes).toBe(0);
     // The same token on one line is accepted: the fold alone caused the refusal.
     await expectForwarded(token);
   });
