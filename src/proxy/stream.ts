@@ -1,20 +1,32 @@
 /**
  * Remembers whether the bytes sent so far stand at an SSE event boundary, so the gateway can add a
  * final event without cutting one of the upstream's in two. Not a stream of its own: one per open SSE
- * stream, so it is kept to a four-character string.
+ * stream, seeing every chunk, so it keeps the last four characters as a small integer (two bits each:
+ * LF, CR or other), with no allocation per chunk.
  */
 export class SseTail {
-  #tail = '\n\n';
+  // Oldest character in the high bits; starts as "\n\n" (a stream opens at a boundary).
+  #tail = (LF << 2) | LF;
 
   get atBoundary(): boolean {
-    return this.#tail.endsWith('\n\n') || this.#tail.endsWith('\r\n\r\n') || this.#tail.endsWith('\r\r');
+    const last2 = this.#tail & 0b1111;
+    return last2 === ((LF << 2) | LF) || last2 === ((CR << 2) | CR) || this.#tail === CRLF_CRLF;
   }
 
   saw(chunk: Buffer | string): void {
-    const text = typeof chunk === 'string' ? chunk.slice(-4) : chunk.subarray(-4).toString('latin1');
-    this.#tail = (this.#tail + text).slice(-4);
+    let t = this.#tail;
+    for (let i = Math.max(0, chunk.length - 4); i < chunk.length; i++) {
+      const c = typeof chunk === 'string' ? chunk.charCodeAt(i) : (chunk[i] as number);
+      t = ((t << 2) | (c === 10 ? LF : c === 13 ? CR : OTHER)) & 0xff;
+    }
+    this.#tail = t;
   }
 }
+
+const LF = 1;
+const CR = 2;
+const OTHER = 3;
+const CRLF_CRLF = (CR << 6) | (LF << 4) | (CR << 2) | LF;
 
 export type EndStream = (finalEvent?: string) => void;
 
