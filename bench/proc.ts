@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { createServer, connect, type AddressInfo } from 'node:net';
+import { startInside, type MemoryCgroup } from './cgroup.ts';
 
 // Every process the bench starts is registered here and stopped at the end, on error, on a signal and
 // (synchronously) on exit. Node children also exit by themselves when the IPC channel drops.
@@ -76,9 +77,13 @@ export class NodeChild {
     });
   }
 
-  static start(name: string, script: string, args: readonly string[], options: { execArgv?: readonly string[]; env?: NodeJS.ProcessEnv; readyTimeoutMs?: number; cwd?: string } = {}): Promise<NodeChild> {
+  /** cgroup: start inside that memory cgroup, so V8 sizes its heap for its limit. */
+  static start(name: string, script: string, args: readonly string[], options: { execArgv?: readonly string[]; env?: NodeJS.ProcessEnv; readyTimeoutMs?: number; cwd?: string; cgroup?: MemoryCgroup } = {}): Promise<NodeChild> {
     const stdio: StdioOptions = ['ignore', 'ignore', 'pipe', 'ipc'];
-    const child = spawn(process.execPath, [...(options.execArgv ?? []), script, ...args], { stdio, env: options.env ?? process.env, ...(options.cwd === undefined ? {} : { cwd: options.cwd }) });
+    const argv = [...(options.execArgv ?? []), script, ...args];
+    const spawnOptions = { stdio, env: options.env ?? process.env, ...(options.cwd === undefined ? {} : { cwd: options.cwd }) };
+    const [command, commandArgs] = options.cgroup === undefined ? [process.execPath, argv] : startInside(options.cgroup, process.execPath, argv);
+    const child = spawn(command, commandArgs, spawnOptions);
     register(child);
     const stderr: string[] = [];
     child.stderr?.on('data', (d: Buffer) => {

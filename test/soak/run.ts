@@ -3,13 +3,14 @@
 // outcome, valid requests refused outside the outage window and invalid requests forwarded (both
 // must be 0), and the gateway's RSS at start and end (growth must stay under 10 %).
 //
-// The gateway runs as it would in the Helm chart's pod: in a memory cgroup with the chart's limit
-// (SOAK_MEMORY_MIB, default 256), from which Node sizes its heap, young generation included. On a large
+// The gateway runs as it would in a pod: in a memory cgroup with the sidecar example's limit
+// (SOAK_MEMORY_MIB, default 256; the chart's default is 512), from which Node sizes its heap, young
+// generation included. On a large
 // machine without that limit V8 lets the young generation grow to 128 MiB under a burst (the outage's
 // fast 503s), a one-off step that says nothing about leaks. Without a writable cgroup (not root), V8
 // flags approximate the same sizing (SOAK_NODE_FLAGS overrides either).
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -19,6 +20,7 @@ import { stringify } from 'yaml';
 import { TestIdp } from '../helpers/idp.ts';
 import { TestUpstream } from '../helpers/upstream.ts';
 import { freePorts } from '../helpers/ports.ts';
+import { memoryCgroup, startInside } from '../../bench/cgroup.ts';
 
 const { values } = parseArgs({ options: { minutes: { type: 'string', default: '1' }, concurrency: { type: 'string', default: '16' } } });
 const durationMs = Number(values.minutes) * 60_000;
@@ -44,15 +46,13 @@ writeFileSync(configFile, stringify({
   limits: { tokenCacheEntries: 1_000 },
 }));
 const memoryMiB = Number(process.env['SOAK_MEMORY_MIB'] ?? 256);
-const cgroup = process.env['SOAK_NODE_FLAGS'] === undefined ? memoryCgroup(memoryMiB) : undefined;
+const cgroup = process.env['SOAK_NODE_FLAGS'] === undefined ? memoryCgroup('soak', memoryMiB) : undefined;
 const nodeFlags = (process.env['SOAK_NODE_FLAGS'] ?? (cgroup === undefined ? '--max-old-space-size=192 --max-semi-space-size=4' : '')).split(' ').filter(Boolean);
 const gatewayArgs = [...nodeFlags, 'bin/mcp-warden.js', 'serve', '--config', configFile];
 const gatewayEnv = { ...process.env, MCP_WARDEN_LOG_LEVEL: 'warn' };
-// In the cgroup: a shell joins it, then becomes the gateway (exec), so only the gateway is inside.
-const gateway = cgroup === undefined
-  ? spawn(process.execPath, gatewayArgs, { stdio: ['ignore', 'ignore', 'inherit'], env: gatewayEnv })
-  : spawn('/bin/sh', ['-c', 'echo $$ > "$0" && exec "$@"', cgroup.procs, process.execPath, ...gatewayArgs], { stdio: ['ignore', 'ignore', 'inherit'], env: gatewayEnv });
-process.stdout.write(cgroup === undefined ? `gateway without a memory cgroup, node ${nodeFlags.join(' ') || '(no flags)'}\n` : `gateway in a ${memoryMiB} MiB memory cgroup (the Helm chart's limit)${nodeFlags.length > 0 ? `, node ${nodeFlags.join(' ')}` : ''}\n`);
+const [command, commandArgs] = cgroup === undefined ? [process.execPath, gatewayArgs] : startInside(cgroup, process.execPath, gatewayArgs);
+const gateway = spawn(command, commandArgs, { stdio: ['ignore', 'ignore', 'inherit'], env: gatewayEnv });
+process.stdout.write(cgroup === undefined ? `gateway without a memory cgroup, node ${nodeFlags.join(' ') || '(no flags)'}\n` : `gateway in a ${memoryMiB} MiB memory cgroup (a pod's limit)${nodeFlags.length > 0 ? `, node ${nodeFlags.join(' ')}` : ''}\n`);
 const base = `http://127.0.0.1:${port}`;
 for (let i = 0; i < 100; i++) {
   const ok = await request(`http://127.0.0.1:${adminPort}/readyz`).then(async (r) => (await r.body.dump(), r.statusCode === 200), () => false);
@@ -176,34 +176,6 @@ process.stdout.write(`gateway RSS: ${(rssStart / 2 ** 20).toFixed(1)} MiB at sta
 const ok = validRefusedOutside === 0 && invalidForwarded === 0 && growth < 0.1;
 process.stdout.write(ok ? 'soak: PASS\n' : 'soak: FAIL\n');
 process.exit(ok ? 0 : 1);
-
-/** A memory cgroup (v2, else v1) limited to mib MiB, when this process may create one; undefined otherwise. */
-function memoryCgroup(mib: number): { procs: string; remove: () => void } | undefined {
-  const name = `mcp-warden-soak-${process.pid}`;
-  const v2 = existsSync('/sys/fs/cgroup/cgroup.controllers');
-  const dir = v2 ? join('/sys/fs/cgroup', name) : join('/sys/fs/cgroup/memory', name);
-  try {
-    mkdirSync(dir);
-    writeFileSync(join(dir, v2 ? 'memory.max' : 'memory.limit_in_bytes'), String(mib * 2 ** 20));
-    return {
-      procs: join(dir, 'cgroup.procs'),
-      remove: () => {
-        try {
-          rmdirSync(dir);
-        } catch {
-          // still busy: the kernel removes nothing while a process is inside; left for the next boot
-        }
-      },
-    };
-  } catch {
-    try {
-      rmdirSync(dir);
-    } catch {
-      // never created
-    }
-    return undefined;
-  }
-}
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
