@@ -292,6 +292,13 @@ describe('Helm chart: the Deployment', () => {
     expect(at(values, 'resources', 'requests', 'cpu')).toBeTypeOf('string');
   });
 
+  it('has the memory limit the bench holds 5,000 SSE streams under', () => {
+    // bench/run.ts runs each proxy's SSE phase in a memory cgroup of the chart's limit; the two move together.
+    const limit = String(at(values, 'resources', 'limits', 'memory'));
+    const benched = /num\('BENCH_SSE_MEMORY_MIB', (\d+)\)/.exec(read(ROOT, 'bench/run.ts'))?.[1];
+    expect(limit).toBe(`${benched}Mi`);
+  });
+
   it('starts serve with the config file the ConfigMap provides, as the image does', () => {
     const args = list(at(container, 'args'));
     const cmd: unknown = JSON.parse(/^CMD (.+)$/m.exec(read(ROOT, 'Dockerfile'))?.[1] ?? 'null');
