@@ -371,7 +371,7 @@ async function main(): Promise<void> {
     await gateway.stop();
 
     // ---- SSE streams through a fresh gateway, then through the bare proxy ----
-    if (STREAMS.length > 0 && SSE_SECONDS > 0 && fits('SSE streams', 2 * (15 + STREAMS.length * (SSE_SECONDS + 20) + (SSE_ROUNDS - 1) * (SSE_SECONDS + 25)))) {
+    if (STREAMS.length > 0 && SSE_SECONDS > 0 && fits('SSE streams', 2 * (10 + STREAMS.length * (SSE_SECONDS + 12)))) {
       // Each proxy in its own memory cgroup with a pod's limit: V8 sizes its heap from it at start-up,
       // as in the Helm chart's pod. Without one, this 24 GiB machine lets V8 grow either proxy's young
       // generation to 128 MiB under the stream burst, a GC setting rather than a cost per stream.
@@ -433,7 +433,7 @@ async function main(): Promise<void> {
       // moves with whatever else the 2 cores run, so the target uses the median of paired rounds.
       const most = Math.max(...STREAMS);
       const full = (k: 'bare' | 'warden'): boolean => report.streams.some((r) => r.key === k && r.wanted === most && r.opened >= most);
-      for (let round = 2; round <= SSE_ROUNDS && full('bare') && full('warden'); round++) {
+      for (let round = 2; round <= SSE_ROUNDS && full('bare') && full('warden') && fits(`SSE latency round ${round}`, 2 * (SSE_SECONDS + 15)); round++) {
         const got: Partial<Record<'bare' | 'warden', { p99ms: number; clientLoopP99ms: number }>> = {};
         for (const st of sseTargets) {
           const o = await client.call<{ total: number }>('open', { url: st.url, headers: sseHeaders, count: most, parallel: 200, timeoutMs: 10_000, maxFailures: 200 }, 120_000);
