@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { copyFileSync, mkdtempSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeJwt, decodeProtectedHeader, generateKeyPair, SignJWT } from 'jose';
@@ -121,10 +121,19 @@ async function expiredDrill(config: Config, issuer: IssuerConfig, a: UpstreamCon
     record('expired token', 'skip', 'needs the embedded issuer (or pass an expired token with --expired-token)');
     return;
   }
+  // The copy holds the issuer's private signing keys: it lives only as long as the drill.
   const dir = mkdtempSync(join(tmpdir(), 'mcp-warden-rehearse-'));
+  const removeCopy = (): void => rmSync(dir, { recursive: true, force: true });
   const keysFile = join(dir, 'keys.json');
-  copyFileSync(as.keysFile, keysFile);
-  const sibling = await startIssuer({ ...as, host: '127.0.0.1', port: 0, keysFile, accessTokenTtlSeconds: 1, registration: {}, clients: [] });
+  let sibling: Awaited<ReturnType<typeof startIssuer>>;
+  try {
+    copyFileSync(as.keysFile, keysFile);
+    sibling = await startIssuer({ ...as, host: '127.0.0.1', port: 0, keysFile, accessTokenTtlSeconds: 1, registration: {}, clients: [] });
+  } catch (err) {
+    removeCopy();
+    record('expired token', 'fail', (err as Error).message);
+    return;
+  }
   try {
     const client = await register(`${sibling.listenUrl}/reg`, a.scopes, undefined);
     if (typeof client === 'string') throw new Error(client);
@@ -137,6 +146,7 @@ async function expiredDrill(config: Config, issuer: IssuerConfig, a: UpstreamCon
     record('expired token', 'fail', (err as Error).message);
   } finally {
     await sibling.close();
+    removeCopy();
   }
 }
 

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Writable } from 'node:stream';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -37,6 +37,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await stack?.close();
+  if (configFile !== undefined) rmSync(dirname(configFile), { recursive: true, force: true });
 });
 
 describe('the one-command demo', () => {
@@ -58,8 +59,12 @@ describe('the one-command demo', () => {
     await sdk.close();
   });
 
-  it('rehearse passes every drill against the running demo (exit 0)', async () => {
+  it('rehearse passes every drill against the running demo (exit 0), leaving no copy of the issuer keys', async () => {
+    const copies = (): string[] => readdirSync(tmpdir()).filter((n) => n.startsWith('mcp-warden-rehearse-'));
+    const before = new Set(copies());
     const results = await rehearse(loadConfig(configFile));
+    // The expired-token drill copies the issuer's private keys for a sibling issuer; the copy must not outlive it.
+    expect(copies().filter((n) => !before.has(n))).toEqual([]);
     const failed = results.filter((r) => r.status !== 'pass');
     expect(failed).toEqual([]);
     expect(results.map((r) => r.drill)).toEqual([
