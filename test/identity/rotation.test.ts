@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
@@ -18,7 +18,8 @@ let upstream: TestUpstream;
 let gw: StartedGateway | undefined;
 let relay: Server;
 let relayUrl: string;
-const keyFile = join(mkdtempSync(join(tmpdir(), 'mcp-warden-keys-')), 'gateway.jwk');
+const keyDir = mkdtempSync(join(tmpdir(), 'mcp-warden-keys-'));
+const keyFile = join(keyDir, 'gateway.jwk');
 
 beforeAll(async () => {
   idp = await TestIdp.start();
@@ -37,6 +38,7 @@ afterAll(async () => {
   await new Promise<void>((r) => relay.close(() => r()));
   await upstream?.close();
   await idp?.close();
+  rmSync(keyDir, { recursive: true, force: true });
 });
 
 async function restart(): Promise<void> {

@@ -1,5 +1,6 @@
-import { describe, expect, it } from 'vitest';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { afterAll, describe, expect, it } from 'vitest';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { createServer as createHttpsServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { Agent, request } from 'undici';
@@ -151,11 +152,13 @@ describe('graceful shutdown', () => {
     expect(g.gateway.ready()).toBe(false);
     await expect(request(g.url + '/mcp', { method: 'GET' })).rejects.toThrow();
     fx.upstream.sseGate = undefined;
+    rmSync(dirname(g.configFile), { recursive: true, force: true }); // shut down already: no g.close()
   });
 });
 
 describe('TLS', () => {
   const pki = makePki();
+  afterAll(() => rmSync(pki.dir, { recursive: true, force: true }));
   it('serves the traffic listener over TLS', async () => {
     const g = await startGateway(twoUpstreamConfig({ issuer: fx.idp.issuer, jwksUri: fx.idp.jwksUri }, fx.upstream.url, {
       root: { listen: { host: '127.0.0.1', port: 0, tls: { certFile: pki.serverCert, keyFile: pki.serverKey } } },
