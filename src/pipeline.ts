@@ -17,6 +17,7 @@ import type { WellKnown } from './route/well-known.ts';
 import { deny, isDenial, type Denial } from './reasons.ts';
 import { sendDenial } from './respond.ts';
 import { newRecord, type RequestRecord } from './observe/record.ts';
+import { rawHeader } from './lib/raw-header.ts';
 
 export interface PipelineDeps {
   readonly config: Config;
@@ -235,19 +236,16 @@ function listingRequests(inspected: Inspected | undefined, upstream: UpstreamCon
 }
 
 function hostIsSound(req: IncomingMessage): boolean {
-  let hosts = 0;
-  const raw = req.rawHeaders;
-  for (let i = 0; i < raw.length; i += 2) if ((raw[i] as string).toLowerCase() === 'host') hosts++;
-  if (hosts > 1) return false;
+  if (rawHeader(req, 'host').count > 1) return false;
   const host = req.headers.host;
   return host === undefined || /^[A-Za-z0-9.\-:\[\]]+$/.test(host);
 }
 
 /** A header's value when it was sent exactly once; several copies make it malformed. */
 function singleHeader(req: IncomingMessage, name: string): string | undefined {
-  const values = req.headersDistinct[name];
-  if (values === undefined) return undefined;
-  return values.length === 1 ? values[0] : '\u0000';
+  const { count, value } = rawHeader(req, name);
+  if (count === 0) return undefined;
+  return count === 1 ? value : '\u0000';
 }
 
 /** Plain headers beside the assertion; values outside visible ASCII are percent-encoded. */

@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import { rawHeader } from '../lib/raw-header.ts';
 import { deny, type Denial } from '../reasons.ts';
 
 export interface BearerToken {
@@ -19,15 +20,7 @@ const B64TOKEN = /^[A-Za-z0-9\-._~+\/]+=*$/;
  */
 export function readBearer(req: IncomingMessage, query: URLSearchParams, maxTokenBytes: number, allowOpaque: boolean): BearerToken | Denial {
   // Node keeps only the first Authorization header in req.headers: count the raw ones (SC-091).
-  let count = 0;
-  let value: string | undefined;
-  const raw = req.rawHeaders;
-  for (let i = 0; i < raw.length; i += 2) {
-    if ((raw[i] as string).toLowerCase() === 'authorization') {
-      count++;
-      value = raw[i + 1];
-    }
-  }
+  const { count, value } = rawHeader(req, 'authorization');
   const queryToken = query.has('access_token');
   if (count > 1) return deny('token_duplicate');
   if (value === undefined) return deny('token_missing');
