@@ -63,6 +63,9 @@ export function exchange(dispatcher: Dispatcher, options: Dispatcher.DispatchOpt
       onResponseStart(c, status, h) {
         statusCode = status;
         headers = h;
+        // undici keeps the raw header Buffers (views of the socket chunk) on the controller for the whole
+        // response; parsed into h, they are not needed, and an SSE stream lives for hours.
+        c.rawHeaders = null;
         declared = Number(h['content-length'] ?? NaN);
         const type = String(h['content-type'] ?? '');
         const small = declared <= WHOLE_BODY_BYTES || (Number.isNaN(declared) && JSON_TYPE.test(type));
