@@ -8,7 +8,6 @@ import { join } from 'node:path';
 export interface MemoryCgroup {
   /** Write a pid here to move it in; `startInside` does it for a child before node starts. */
   readonly procs: string;
-  readonly mib: number;
   remove(): void;
 }
 
@@ -28,7 +27,7 @@ export function memoryCgroup(purpose: string, mib: number): MemoryCgroup | undef
   try {
     mkdirSync(dir);
     writeFileSync(join(dir, v2 ? 'memory.max' : 'memory.limit_in_bytes'), String(mib * 2 ** 20));
-    return { procs: join(dir, 'cgroup.procs'), mib, remove: () => removeDir(dir) };
+    return { procs: join(dir, 'cgroup.procs'), remove: () => removeDir(dir) };
   } catch {
     removeDir(dir);
     return undefined;

@@ -5,9 +5,8 @@
 //
 // The gateway runs as it would in a pod: in a memory cgroup with the sidecar example's limit
 // (SOAK_MEMORY_MIB, default 256; the chart's default is 512), from which Node sizes its heap, young
-// generation included. On a large
-// machine without that limit V8 lets the young generation grow to 128 MiB under a burst (the outage's
-// fast 503s), a one-off step that says nothing about leaks. Without a writable cgroup (not root), V8
+// generation included. On a large machine without that limit V8 lets the young generation grow to
+// 128 MiB under a burst (the outage's fast 503s), a one-off step that says nothing about leaks. Without a writable cgroup (not root), V8
 // flags approximate the same sizing (SOAK_NODE_FLAGS overrides either).
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
