@@ -44,6 +44,10 @@ export type Reason =
 
 type OAuthError = 'invalid_request' | 'invalid_token' | 'insufficient_scope';
 
+/**
+ * Everything a denial does, in one row: nothing outside this table decides a status, a challenge, a
+ * JSON-RPC code, an audit outcome or an extra header for a reason.
+ */
 export interface ReasonInfo {
   readonly status: number;
   /** RFC 6750 §3.1 error code for the Bearer challenge; undefined = no error attribute (or no challenge). */
@@ -52,10 +56,37 @@ export interface ReasonInfo {
   readonly challenge: boolean;
   /** Generic text: never derived from the token, never from internals (SC-179). */
   readonly description: string;
+  /** The `error` member of a plain JSON answer: the OAuth code, else a name for the status. */
+  readonly error: string;
+  /** JSON-RPC 2.0 §5.1 code when the answer is a JSON-RPC error (the body was read). */
+  readonly rpcCode: number;
+  /** Audit outcome: a refusal of the caller, or the gateway/upstream failing. */
+  readonly outcome: 'deny' | 'error';
+  /** Extra response headers this reason always carries (Retry-After, Allow). */
+  readonly headers: Readonly<Record<string, string>>;
 }
 
-const r = (status: number, oauthError: OAuthError | undefined, challenge: boolean, description: string): ReasonInfo =>
-  Object.freeze({ status, oauthError, challenge, description });
+interface Extra {
+  readonly rpcCode?: number;
+  readonly outcome?: 'deny' | 'error';
+  readonly headers?: Readonly<Record<string, string>>;
+}
+
+// JSON-RPC 2.0 §5.1: -32600 Invalid Request unless the row says otherwise.
+const INVALID_REQUEST = -32600;
+// -32003 is the MCP ecosystem's "forbidden" for calls the policy refuses.
+const FORBIDDEN = -32003;
+
+const r = (status: number, oauthError: OAuthError | undefined, challenge: boolean, description: string, extra: Extra = {}): ReasonInfo =>
+  Object.freeze({
+    status, oauthError, challenge, description,
+    error: oauthError ?? errorName(status),
+    rpcCode: extra.rpcCode ?? INVALID_REQUEST,
+    outcome: extra.outcome ?? 'deny',
+    headers: Object.freeze({ ...extra.headers }),
+  });
+
+const RETRY_SOON = { 'retry-after': '5' };
 
 export const reasons: Readonly<Record<Reason, ReasonInfo>> = Object.freeze({
   token_missing: r(401, undefined, true, 'a bearer token is required'),
@@ -74,17 +105,17 @@ export const reasons: Readonly<Record<Reason, ReasonInfo>> = Object.freeze({
   aud_mismatch: r(401, 'invalid_token', true, 'the token audience is not this resource'),
   claims_invalid: r(401, 'invalid_token', true, 'the token claims are invalid'),
   token_inactive: r(401, 'invalid_token', true, 'the token is not active'),
-  jwks_unavailable: r(503, undefined, false, 'signing keys are unavailable; try again later'),
-  introspection_unavailable: r(503, undefined, false, 'token introspection is unavailable; try again later'),
-  insufficient_scope: r(403, 'insufficient_scope', true, 'the token lacks a required scope'),
+  jwks_unavailable: r(503, undefined, false, 'signing keys are unavailable; try again later', { headers: RETRY_SOON }),
+  introspection_unavailable: r(503, undefined, false, 'token introspection is unavailable; try again later', { headers: RETRY_SOON }),
+  insufficient_scope: r(403, 'insufficient_scope', true, 'the token lacks a required scope', { rpcCode: FORBIDDEN }),
   client_not_allowed: r(403, undefined, false, 'this client is not allowed for this resource'),
-  too_many_streams: r(429, undefined, false, 'too many open streams for this identity'),
+  too_many_streams: r(429, undefined, false, 'too many open streams for this identity', { headers: { 'retry-after': '10' } }),
   session_invalid: r(400, undefined, false, 'invalid session id'),
   // For another identity's session, the same answer as for an unknown one (MCP: 404 → re-initialize).
   session_unknown: r(404, undefined, false, 'session not found'),
-  policy_denied: r(403, undefined, false, 'the policy does not allow this call'),
+  policy_denied: r(403, undefined, false, 'the policy does not allow this call', { rpcCode: FORBIDDEN }),
   body_too_large: r(413, undefined, false, 'the request body is too large'),
-  body_invalid: r(400, undefined, false, 'the request body is not valid JSON'),
+  body_invalid: r(400, undefined, false, 'the request body is not valid JSON', { rpcCode: -32700 }),
   rpc_invalid: r(400, undefined, false, 'the request body is not a valid JSON-RPC message'),
   batch_not_allowed: r(400, undefined, false, 'JSON-RPC batches are not part of this protocol version'),
   protocol_version_unsupported: r(400, undefined, false, 'unsupported MCP-Protocol-Version'),
@@ -94,11 +125,40 @@ export const reasons: Readonly<Record<Reason, ReasonInfo>> = Object.freeze({
   host_invalid: r(400, undefined, false, 'invalid host header'),
   path_invalid: r(400, undefined, false, 'invalid request path'),
   route_unknown: r(404, undefined, false, 'not found'),
-  method_not_allowed: r(405, undefined, false, 'method not allowed'),
-  upstream_unavailable: r(502, undefined, false, 'the upstream server is unavailable'),
-  upstream_timeout: r(504, undefined, false, 'the upstream server did not answer in time'),
-  internal_error: r(500, undefined, false, 'internal error'),
+  method_not_allowed: r(405, undefined, false, 'method not allowed', { headers: { allow: 'GET, POST, DELETE, OPTIONS' } }),
+  upstream_unavailable: r(502, undefined, false, 'the upstream server is unavailable', { outcome: 'error' }),
+  upstream_timeout: r(504, undefined, false, 'the upstream server did not answer in time', { outcome: 'error' }),
+  internal_error: r(500, undefined, false, 'internal error', { outcome: 'error' }),
 });
+
+function errorName(status: number): string {
+  switch (status) {
+    case 400:
+      return 'invalid_request';
+    case 401:
+      return 'unauthorized';
+    case 403:
+      return 'forbidden';
+    case 404:
+      return 'not_found';
+    case 405:
+      return 'method_not_allowed';
+    case 413:
+      return 'payload_too_large';
+    case 415:
+      return 'unsupported_media_type';
+    case 429:
+      return 'too_many_requests';
+    case 502:
+      return 'bad_gateway';
+    case 503:
+      return 'temporarily_unavailable';
+    case 504:
+      return 'gateway_timeout';
+    default:
+      return 'server_error';
+  }
+}
 
 /** A typed refusal produced by any stage; one place (respond.ts) turns it into an HTTP response. */
 export interface Denial {

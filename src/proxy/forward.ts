@@ -3,6 +3,7 @@ import { Readable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Pool, errors as undiciErrors, type Dispatcher } from 'undici';
 import type { UpstreamConfig } from '../config/compile.ts';
+import type { Principal } from '../auth/principal.ts';
 import type { Reason } from '../reasons.ts';
 import { exchange, type Exchange } from './exchange.ts';
 import { clientResponseHeaders } from './headers.ts';
@@ -63,8 +64,8 @@ export interface ResponsePlan {
     readonly endAfterMs: number;
     readonly onExpired: () => void;
     readonly registry: StreamRegistry;
-    /** Whose stream it is (issuer, subject, client), for the per-identity cap. */
-    readonly identity: string;
+    /** Whose stream it is, for the per-identity cap. */
+    readonly principal: Principal;
   };
 }
 
@@ -79,17 +80,16 @@ export interface ForwardRequest {
   readonly body: Buffer | IncomingMessage | undefined;
   readonly abort: AbortController;
   /** Extra response headers from the gateway (CORS, request id). */
-  readonly responseHeaders?: Record<string, string>;
+  readonly responseHeaders?: Readonly<Record<string, string>>;
   /** Rewrites upstream response headers and chooses the body treatment. */
   readonly onResponse?: (status: number, headers: OutgoingHttpHeaders) => ResponsePlan | undefined;
 }
 
 export type ForwardOutcome =
-  | { readonly kind: 'done'; readonly status: number; readonly upstreamMs: number }
+  | { readonly kind: 'done'; readonly status: number }
   | { readonly kind: 'failed'; readonly reason: Reason; readonly headersSent: boolean };
 
 export async function forward(f: ForwardRequest): Promise<ForwardOutcome> {
-  const started = performance.now();
   let response: Exchange;
   try {
     response = await exchange(f.dispatcher, {
@@ -105,7 +105,6 @@ export async function forward(f: ForwardRequest): Promise<ForwardOutcome> {
   } catch (err) {
     return { kind: 'failed', reason: upstreamReason(err), headersSent: false };
   }
-  const upstreamMs = performance.now() - started;
   const status = response.statusCode;
   const headers = clientResponseHeaders(response.headers);
   if (f.responseHeaders !== undefined) Object.assign(headers, f.responseHeaders);
@@ -119,7 +118,7 @@ export async function forward(f: ForwardRequest): Promise<ForwardOutcome> {
     headers['content-length'] = String(rewritten.length);
     f.res.writeHead(status, headers);
     f.res.end(rewritten);
-    return { kind: 'done', status, upstreamMs };
+    return { kind: 'done', status };
   }
   if (body.kind === 'whole' && plan === undefined) {
     // The usual JSON-RPC answer, complete before anything reached the client: headers and body leave in one write.
@@ -128,7 +127,7 @@ export async function forward(f: ForwardRequest): Promise<ForwardOutcome> {
     f.res.writeHead(status, headers);
     f.res.end(body.buffer);
     return new Promise((resolve) => {
-      const done = (): void => resolve(f.res.writableFinished ? { kind: 'done', status, upstreamMs } : { kind: 'failed', reason: 'upstream_unavailable', headersSent: true });
+      const done = (): void => resolve(f.res.writableFinished ? { kind: 'done', status } : { kind: 'failed', reason: 'upstream_unavailable', headersSent: true });
       if (f.res.closed) done();
       else f.res.on('close', done);
     });
@@ -141,7 +140,7 @@ export async function forward(f: ForwardRequest): Promise<ForwardOutcome> {
   if (plan?.sse !== undefined) {
     // Headers go out now, so an SSE client sees the stream open before the first event.
     f.res.flushHeaders();
-    return streamSse(f, stream, status, plan.transform, plan.sse, upstreamMs);
+    return streamSse(f, stream, status, plan.transform, plan.sse);
   }
   if (plan?.transform !== undefined) {
     try {
@@ -149,9 +148,9 @@ export async function forward(f: ForwardRequest): Promise<ForwardOutcome> {
     } catch {
       return { kind: 'failed', reason: 'upstream_unavailable', headersSent: true };
     }
-    return { kind: 'done', status, upstreamMs };
+    return { kind: 'done', status };
   }
-  return pipeBody(f, stream, status, upstreamMs);
+  return pipeBody(f, stream, status);
 }
 
 /** The upstream answer is unusable: 502 when the client is still there, nothing otherwise. */
@@ -163,7 +162,7 @@ function broken(f: ForwardRequest): ForwardOutcome {
  * SSE: piped by hand (backpressure via pipe) so the gateway can end the stream cleanly, at an event
  * boundary: when the token that opened it expires, or on shutdown with a final event.
  */
-function streamSse(f: ForwardRequest, body: Readable, status: number, transform: Transform | undefined, sse: NonNullable<ResponsePlan['sse']>, upstreamMs: number): Promise<ForwardOutcome> {
+function streamSse(f: ForwardRequest, body: Readable, status: number, transform: Transform | undefined, sse: NonNullable<ResponsePlan['sse']>): Promise<ForwardOutcome> {
   return new Promise((resolve) => {
     const source = transform === undefined ? body : body.pipe(transform);
     const tail = new SseTail();
@@ -188,7 +187,7 @@ function streamSse(f: ForwardRequest, body: Readable, status: number, transform:
       timer.unref();
     };
     arm();
-    const unregister = sse.registry.add(f.upstream.name, sse.identity, end);
+    const unregister = sse.registry.add(f.upstream.name, sse.principal, end);
     const fail = (): void => {
       if (!ended) f.res.destroy();
     };
@@ -204,7 +203,7 @@ function streamSse(f: ForwardRequest, body: Readable, status: number, transform:
       clearTimeout(timer);
       unregister();
       if (!ended) f.abort.abort();
-      resolve(f.res.writableFinished ? { kind: 'done', status, upstreamMs } : { kind: 'failed', reason: 'upstream_unavailable', headersSent: true });
+      resolve(f.res.writableFinished ? { kind: 'done', status } : { kind: 'failed', reason: 'upstream_unavailable', headersSent: true });
     });
   });
 }
@@ -234,7 +233,7 @@ function upstreamReason(err: unknown): Reason {
 }
 
 /** Plain body: pipe() with backpressure, without stream/promises' per-call AbortController and DOMException. */
-function pipeBody(f: ForwardRequest, body: Readable, status: number, upstreamMs: number): Promise<ForwardOutcome> {
+function pipeBody(f: ForwardRequest, body: Readable, status: number): Promise<ForwardOutcome> {
   return new Promise((resolve) => {
     const fail = (): void => {
       body.destroy();
@@ -243,7 +242,7 @@ function pipeBody(f: ForwardRequest, body: Readable, status: number, upstreamMs:
     body.once('error', fail);
     f.res.on('close', () => {
       if (!f.res.writableFinished) body.destroy();
-      resolve(f.res.writableFinished ? { kind: 'done', status, upstreamMs } : { kind: 'failed', reason: 'upstream_unavailable', headersSent: true });
+      resolve(f.res.writableFinished ? { kind: 'done', status } : { kind: 'failed', reason: 'upstream_unavailable', headersSent: true });
     });
     body.pipe(f.res);
   });

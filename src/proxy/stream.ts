@@ -1,3 +1,5 @@
+import type { Principal } from '../auth/principal.ts';
+
 /**
  * Remembers whether the bytes sent so far stand at an SSE event boundary, so the gateway can add a
  * final event without cutting one of the upstream's in two. Not a stream of its own: one per open SSE
@@ -30,6 +32,11 @@ const CRLF_CRLF = (CR << 6) | (LF << 4) | (CR << 2) | LF;
 
 export type EndStream = (finalEvent?: string) => void;
 
+/** Whose stream it is: issuer, subject and client together. */
+function identityKey(p: Principal): string {
+  return `${p.iss}\u0000${p.sub}\u0000${p.clientId ?? ''}`;
+}
+
 /**
  * Open SSE streams, so that shutdown can end each with a final event, metrics can count them, and one
  * identity cannot hold more than its share (SC-155).
@@ -43,28 +50,25 @@ export class StreamRegistry {
     this.#onChange = onChange;
   }
 
-  add(upstream: string, identity: string, end: EndStream): () => void {
+  add(upstream: string, principal: Principal, end: EndStream): () => void {
+    const identity = identityKey(principal);
     this.#streams.add(end);
-    this.#perIdentity.set(identity, this.countFor(identity) + 1);
+    this.#perIdentity.set(identity, (this.#perIdentity.get(identity) ?? 0) + 1);
     this.#onChange?.(upstream, 1);
     let removed = false;
     return () => {
       if (removed) return;
       removed = true;
       this.#streams.delete(end);
-      const left = this.countFor(identity) - 1;
+      const left = (this.#perIdentity.get(identity) ?? 0) - 1;
       if (left <= 0) this.#perIdentity.delete(identity);
       else this.#perIdentity.set(identity, left);
       this.#onChange?.(upstream, -1);
     };
   }
 
-  countFor(identity: string): number {
-    return this.#perIdentity.get(identity) ?? 0;
-  }
-
-  get size(): number {
-    return this.#streams.size;
+  countFor(principal: Principal): number {
+    return this.#perIdentity.get(identityKey(principal)) ?? 0;
   }
 
   endAll(finalEvent: string): void {

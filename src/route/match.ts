@@ -1,7 +1,7 @@
 import type { UpstreamConfig } from '../config/compile.ts';
 
 export type RouteResult =
-  | { readonly kind: 'upstream'; readonly upstream: UpstreamConfig; readonly upstreamPath: string; readonly query: URLSearchParams; readonly rawQuery: string }
+  | { readonly kind: 'upstream'; readonly upstream: UpstreamConfig; readonly upstreamPath: string; readonly query: URLSearchParams }
   | { readonly kind: 'invalid' }
   | { readonly kind: 'unknown' };
 
@@ -36,7 +36,7 @@ export function createRouter(upstreams: readonly UpstreamConfig[]): Router {
         const rest = path.slice(upstream.path.length);
         const base = upstream.target.pathname === '/' ? '' : upstream.target.pathname.replace(/\/$/, '');
         const upstreamPath = (base + rest || '/') + (rawQuery === '' ? '' : '?' + rawQuery);
-        return { kind: 'upstream', upstream, upstreamPath, query: new URLSearchParams(rawQuery), rawQuery };
+        return { kind: 'upstream', upstream, upstreamPath, query: new URLSearchParams(rawQuery) };
       }
     }
     return { kind: 'unknown' };

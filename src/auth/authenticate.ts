@@ -1,0 +1,31 @@
+import type { Config } from '../config/compile.ts';
+import type { RequestContext } from '../observe/context.ts';
+import { deny, isDenial } from '../reasons.ts';
+import type { Admitted } from '../route/admission.ts';
+import type { Step } from '../stage.ts';
+import { readBearer } from './bearer.ts';
+import type { Principal } from './principal.ts';
+import type { Authenticator } from './verify.ts';
+
+export type Authentication = (ctx: RequestContext, admitted: Admitted) => Promise<Step<Principal>>;
+
+const FORM_TYPE = /^application\/x-www-form-urlencoded\b/i;
+
+/** The authenticate stage: exactly one bearer credential, verified for this upstream's audience. */
+export function createAuthentication(config: Config, authenticator: Authenticator): Authentication {
+  const opaqueFor = new Set(config.upstreams.filter((u) => u.issuers.some((i) => i.introspection !== undefined)).map((u) => u.name));
+  return async function authenticate(ctx, { upstream, query }) {
+    const { req } = ctx;
+    const bearer = readBearer(req, query, config.limits.maxTokenBytes, opaqueFor.has(upstream.name));
+    ctx.tokenPresented = req.headers.authorization !== undefined;
+    if (isDenial(bearer)) return bearer;
+    // RFC 6750 §2.2 form-encoded body tokens are not supported; beside a header token they are a second method.
+    if (FORM_TYPE.test(req.headers['content-type'] ?? '')) return deny('credentials_conflict');
+    const principal = await authenticator(bearer.token, upstream);
+    if (isDenial(principal)) return principal;
+    ctx.record.iss = principal.iss;
+    ctx.record.sub = principal.sub;
+    ctx.record.clientId = principal.clientId;
+    return principal;
+  };
+}

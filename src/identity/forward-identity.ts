@@ -1,0 +1,61 @@
+import type { Principal } from '../auth/principal.ts';
+import type { Config } from '../config/compile.ts';
+import { rawHeader } from '../lib/raw-header.ts';
+import type { RequestContext } from '../observe/context.ts';
+import { deny } from '../reasons.ts';
+import type { Admitted } from '../route/admission.ts';
+import type { Step } from '../stage.ts';
+import type { AssertionMinter } from './assertion.ts';
+import { upstreamRequestHeaders } from './request-headers.ts';
+import type { SessionBinder } from './session.ts';
+
+/** The request headers the upstream receives: the client's allowed ones, then the gateway's own. */
+export interface Outbound {
+  readonly headers: Record<string, string | string[]>;
+}
+
+export type IdentityForwarding = (ctx: RequestContext, admitted: Admitted, principal: Principal) => Promise<Step<Outbound>>;
+
+/**
+ * The forward-identity stage: the session the client presents must be its own; the client's
+ * credentials and identity-looking headers are dropped; the signed assertion and the forwarding
+ * headers are added last, so a client can never set or strip them.
+ */
+export function createIdentityForwarding(config: Config, sessions: SessionBinder, mintAssertion: AssertionMinter): IdentityForwarding {
+  const assertionHeader = config.identity.header.toLowerCase();
+  const forwardedProto = config.publicUrl.protocol.slice(0, -1);
+  const forwardedHost = config.publicUrl.host;
+  return async function forwardIdentity(ctx, { upstream }, principal) {
+    const { req } = ctx;
+    const session = sessions.check(singleHeader(rawHeader(req, 'mcp-session-id')), principal, upstream);
+    if (session.kind === 'malformed') return deny('session_invalid');
+    if (session.kind === 'foreign') return deny('session_unknown');
+
+    const assertion = await mintAssertion(principal, upstream);
+    const headers = upstreamRequestHeaders(req, config.identity.header);
+    delete headers['mcp-session-id'];
+    if (session.kind === 'bound') headers['mcp-session-id'] = session.upstreamId;
+    headers[assertionHeader] = assertion;
+    if (upstream.identity.informationalHeaders) Object.assign(headers, informationalHeaders(principal));
+    headers['x-request-id'] = ctx.requestId;
+    headers['x-forwarded-proto'] = forwardedProto;
+    headers['x-forwarded-host'] = forwardedHost;
+    const remote = req.socket.remoteAddress;
+    if (remote !== undefined) headers['x-forwarded-for'] = remote;
+    return { headers };
+  };
+}
+
+/** A header's value when it was sent exactly once; several copies make it malformed. */
+function singleHeader(found: { readonly count: number; readonly value: string | undefined }): string | undefined {
+  if (found.count === 0) return undefined;
+  return found.count === 1 ? found.value : '\u0000';
+}
+
+/** Plain headers beside the assertion; values outside visible ASCII are percent-encoded. */
+function informationalHeaders(p: Principal): Record<string, string> {
+  const safe = (v: string): string => (/^[\x20-\x7e]*$/.test(v) ? v : encodeURIComponent(v));
+  const out: Record<string, string> = { 'x-mcp-subject': safe(p.sub), 'x-mcp-scopes': safe([...p.scopes].join(' ')) };
+  if (p.clientId !== undefined) out['x-mcp-client-id'] = safe(p.clientId);
+  return out;
+}

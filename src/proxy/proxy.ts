@@ -1,0 +1,44 @@
+import type { Principal } from '../auth/principal.ts';
+import type { Outbound } from '../identity/forward-identity.ts';
+import type { RequestContext } from '../observe/context.ts';
+import type { Judged } from '../policy/authorize.ts';
+import { deny } from '../reasons.ts';
+import type { Admitted } from '../route/admission.ts';
+import { ANSWERED, type Step } from '../stage.ts';
+import { forward, type Pools } from './forward.ts';
+import { createResponsePlanning, listingRequests, type PlannerDeps } from './plan.ts';
+
+export type Proxy = (ctx: RequestContext, admitted: Admitted, principal: Principal, judged: Judged, outbound: Outbound) => Promise<Step<never>>;
+
+/** The proxy stage: the judged request goes to the upstream's pool; its answer streams back as planned. */
+export function createProxy(deps: PlannerDeps & { readonly pools: Pools }): Proxy {
+  const planFor = createResponsePlanning(deps);
+  return async function proxy(ctx, { upstream, upstreamPath }, principal, { inspected }, { headers }) {
+    const { req, res, record } = ctx;
+    const listings = listingRequests(inspected, upstream);
+    // A listing we may have to filter must arrive readable, not compressed.
+    if (listings.size > 0) delete headers['accept-encoding'];
+    const plan = planFor(record, principal, upstream, listings);
+    ctx.abort = new AbortController();
+    record.outcome = 'allow';
+    const gatewayMs = performance.now() - record.perfStart;
+    record.gatewaySeconds = gatewayMs / 1000;
+    const outcome = await forward({
+      req, res, upstream, dispatcher: deps.pools.get(upstream), path: upstreamPath, headers,
+      body: inspected?.body ?? (hasBody(req) ? req : undefined), abort: ctx.abort,
+      ...(ctx.cors === undefined ? {} : { responseHeaders: ctx.cors }),
+      onResponse: (status, h) => {
+        record.upstreamMs = performance.now() - record.perfStart - gatewayMs;
+        return plan(status, h);
+      },
+    });
+    if (outcome.kind === 'done') return ANSWERED;
+    if (!outcome.headersSent) return deny(outcome.reason);
+    record.reason = outcome.reason;
+    return ANSWERED;
+  };
+}
+
+function hasBody(req: RequestContext['req']): boolean {
+  return req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
+}
