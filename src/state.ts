@@ -1,0 +1,93 @@
+import { readFileSync } from 'node:fs';
+import type { Config, IssuerConfig } from './config/compile.ts';
+import { ConfigError } from './config/errors.ts';
+import { IssuerKeys } from './auth/keys.ts';
+import { TokenCache } from './auth/token-cache.ts';
+import { createAuthenticator } from './auth/verify.ts';
+import { createIntrospector } from './auth/introspect.ts';
+import { createAssertionMinter } from './identity/assertion.ts';
+import { loadGatewayKeys } from './identity/keys.ts';
+import { createSessionBinder } from './identity/session.ts';
+import { auditRecord } from './observe/audit.ts';
+import type { Logger } from './observe/log.ts';
+import type { Metrics } from './observe/metrics.ts';
+import { createPipeline, type Handler } from './pipeline.ts';
+import { createPools, type Pools } from './proxy/forward.ts';
+import type { StreamRegistry } from './proxy/stream.ts';
+import { createRouter } from './route/match.ts';
+import { createWellKnown } from './route/well-known.ts';
+
+/** Everything built from one Config; requests take the state current when they arrive. */
+export interface State {
+  readonly config: Config;
+  readonly handle: Handler;
+  readonly issuerKeys: ReadonlyMap<string, IssuerKeys>;
+  readonly pools: Pools;
+  readonly cache: TokenCache;
+}
+
+/** What outlives a reload: the clock, logs, metrics, open streams, and the state now serving. */
+export interface Shared {
+  readonly now: () => number;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  readonly streams: StreamRegistry;
+  readonly current: () => State;
+}
+
+/** Builds everything once from a validated Config (STYLE rule 2); requests only run closures. */
+export async function buildState(config: Config, previous: State | undefined, shared: Shared): Promise<State> {
+  const { now, logger, metrics, streams } = shared;
+  const gatewayKeys = await loadGatewayKeys(config.identity.signingKeyFile, config.file, config.identity.signingKeyFileLine);
+  const cache = new TokenCache(config.limits.tokenCacheEntries);
+  const issuerKeys = new Map<string, IssuerKeys>();
+  for (const issuer of config.issuers) {
+    if (issuer.introspection !== undefined) continue; // validated at its introspection endpoint, no JWKS
+    issuerKeys.set(issuer.name, carriedKeys(issuer, previous) ?? newIssuerKeys(issuer, shared));
+  }
+  let pools: Pools;
+  try {
+    pools = createPools(config.upstreams, (path) => readFileSync(path));
+  } catch (err) {
+    throw new ConfigError([{ file: config.file, line: undefined, key: 'upstreams.tls', message: `cannot read a TLS file (${(err as NodeJS.ErrnoException).code ?? 'error'})` }]);
+  }
+  const handle = createPipeline({
+    config,
+    router: createRouter(config.upstreams),
+    wellKnown: createWellKnown(config, gatewayKeys.publicJwks),
+    authenticate: createAuthenticator({ keys: issuerKeys, cache, introspect: createIntrospector(now, (name, result) => metrics.jwksFetch(name, `introspection_${result}`)), now }),
+    sessions: createSessionBinder(gatewayKeys.sessionSecrets),
+    mintAssertion: createAssertionMinter({ keys: gatewayKeys, issuer: config.publicUrl.origin, ttlSeconds: config.identity.ttlSeconds, now, maxEntries: config.limits.tokenCacheEntries }),
+    pools,
+    now,
+    streams,
+    onRecord: (record) => {
+      auditRecord(logger, record, now);
+      metrics.observe(record, record.gatewaySeconds, record.upstreamMs === undefined ? undefined : record.upstreamMs / 1000);
+    },
+    onStreamExpired: (record) => logger.info({ event: 'stream_closed', requestId: record.requestId, upstream: record.upstream, sub: record.sub, clientId: record.clientId, reason: 'token_expired' }, 'stream ended: token expired'),
+  });
+  return { config, handle, issuerKeys, pools, cache };
+}
+
+/** An unchanged issuer keeps its key cache across a reload; a changed one starts afresh. */
+function carriedKeys(issuer: IssuerConfig, previous: State | undefined): IssuerKeys | undefined {
+  const old = previous?.issuerKeys.get(issuer.name);
+  if (old === undefined) return undefined;
+  return JSON.stringify(previous?.config.issuers.find((i) => i.name === issuer.name)) === JSON.stringify(issuer) ? old : undefined;
+}
+
+function newIssuerKeys(issuer: IssuerConfig, shared: Shared): IssuerKeys {
+  const { now, logger, metrics } = shared;
+  let lastResult: string | undefined;
+  return new IssuerKeys(issuer, {
+    now,
+    onKeysRemoved: (name, kids) => shared.current().cache.dropKeys(name, kids),
+    onFetch: (name, result) => {
+      metrics.jwksFetch(name, result);
+      // Logged on change only: an outage is one line, not one per retry.
+      if (lastResult !== result) logger[result === 'ok' ? 'info' : 'warn']({ event: 'jwks_fetch', issuer: name, result }, result === 'ok' ? 'signing keys fetched' : 'signing key fetch failed');
+      lastResult = result;
+    },
+  });
+}
