@@ -122,8 +122,8 @@ async function keysCommand(args: readonly string[]): Promise<number> {
     case 'promote':
     case 'retire':
       if (values.kid === undefined) return usage();
-      if (sub === 'promote') promoteKey(file, values.kid);
-      else retireKey(file, values.kid);
+      if (sub === 'promote') await promoteKey(file, values.kid);
+      else await retireKey(file, values.kid);
       process.stdout.write(`${sub}d ${values.kid} in ${file}\n`);
       return 0;
     case 'list':

@@ -1,4 +1,4 @@
-import { readFileSync, renameSync, writeFileSync, chmodSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import type { JWK } from 'jose';
 import { generateGatewayJwk, writeKeyFile, type GatewayAlg } from './keys.ts';
 
@@ -12,39 +12,32 @@ function read(file: string): JWK[] {
   return Array.isArray(parsed.keys) ? parsed.keys : [parsed];
 }
 
-function write(file: string, keys: readonly JWK[]): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  writeFileSync(tmp, JSON.stringify({ keys }, null, 2) + '\n', { mode: 0o600 });
-  chmodSync(tmp, 0o600);
-  renameSync(tmp, file); // atomic: a reload never sees half a file
-}
-
 export async function generateKeyFile(file: string, alg: GatewayAlg): Promise<string> {
   const jwk = await generateGatewayJwk(alg);
-  writeKeyFile(file, jwk);
+  await writeKeyFile(file, jwk, true);
   return jwk.kid as string;
 }
 
 export async function addKey(file: string, alg: GatewayAlg): Promise<string> {
   const keys = read(file);
   const jwk = await generateGatewayJwk(alg);
-  write(file, [...keys, jwk]);
+  await writeKeyFile(file, { keys: [...keys, jwk] });
   return jwk.kid as string;
 }
 
-export function promoteKey(file: string, kid: string): void {
+export async function promoteKey(file: string, kid: string): Promise<void> {
   const keys = read(file);
   const key = keys.find((k) => k.kid === kid);
   if (key === undefined) throw new Error(`no key ${kid} in ${file}`);
-  write(file, [key, ...keys.filter((k) => k !== key)]);
+  await writeKeyFile(file, { keys: [key, ...keys.filter((k) => k !== key)] });
 }
 
-export function retireKey(file: string, kid: string): void {
+export async function retireKey(file: string, kid: string): Promise<void> {
   const keys = read(file);
   if (keys[0]?.kid === kid) throw new Error(`${kid} is the signing key: promote another key first`);
   const rest = keys.filter((k) => k.kid !== kid);
   if (rest.length === keys.length) throw new Error(`no key ${kid} in ${file}`);
-  write(file, rest);
+  await writeKeyFile(file, { keys: rest });
 }
 
 export function listKeys(file: string): { kid: string; alg: string; signing: boolean }[] {

@@ -1,8 +1,8 @@
 import { hkdfSync } from 'node:crypto';
-import { chmodSync, lstatSync, mkdirSync, openSync, readFileSync, statSync, writeSync, closeSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { lstatSync, readFileSync, statSync } from 'node:fs';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK } from 'jose';
 import { ConfigError } from '../config/errors.ts';
+import { privateModeProblem, writePrivateFile } from '../lib/private-file.ts';
 
 export type GatewayAlg = 'EdDSA' | 'ES256';
 
@@ -27,16 +27,9 @@ export async function generateGatewayJwk(alg: GatewayAlg = 'EdDSA'): Promise<JWK
   return jwk;
 }
 
-/** Writes a key file readable by its owner only (0600), refusing to overwrite. */
-export function writeKeyFile(file: string, content: unknown): void {
-  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-  const fd = openSync(file, 'wx', 0o600);
-  try {
-    writeSync(fd, JSON.stringify(content, null, 2) + '\n');
-  } finally {
-    closeSync(fd);
-  }
-  chmodSync(file, 0o600);
+/** Writes a gateway key file, one JWK or a set (lib/private-file.ts: 0600, atomic); `exclusive` refuses to replace one. */
+export async function writeKeyFile(file: string, content: JWK | { readonly keys: readonly JWK[] }, exclusive = false): Promise<void> {
+  await writePrivateFile(file, JSON.stringify(content, null, 2) + '\n', { exclusive });
 }
 
 /**
@@ -52,13 +45,14 @@ export async function loadGatewayKeys(file: string, configFile: string, line?: n
   let text: string;
   try {
     const st = statSync(file);
-    if ((st.mode & 0o007) !== 0) fail('is accessible to other users; chmod 600 it');
+    const unsafe = privateModeProblem(st.mode);
+    if (unsafe !== undefined) fail(unsafe);
     text = readFileSync(file, 'utf8');
   } catch (err) {
     if (err instanceof ConfigError) throw err;
     if (code(err) !== 'ENOENT') fail(`cannot read (${code(err)})`);
     try {
-      writeKeyFile(file, await generateGatewayJwk());
+      await writeKeyFile(file, await generateGatewayJwk(), true);
       text = readFileSync(file, 'utf8');
     } catch (created) {
       // e.g. a dangling symlink where a Kubernetes Secret should have been mounted

@@ -1,12 +1,11 @@
 // The issuer's private keys on disk: a JWKS whose keys also carry their rotation dates
 // (`activeAtMs`, `retireAtMs`, extra JWK members that RFC 7517 §4 says readers ignore).
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { readFile, stat } from 'node:fs/promises';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK } from 'jose';
 import type { PrivateJwk } from 'oidc-provider';
 import { z } from 'zod';
 import { ConfigError } from '../config/errors.ts';
+import { privateModeProblem, writePrivateFile } from '../lib/private-file.ts';
 import type { KeyRecord } from './key-schedule.ts';
 import type { SigningAlg } from './types.ts';
 
@@ -34,10 +33,8 @@ export async function readKeysFile(file: string, alg: SigningAlg): Promise<reado
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw error;
   }
-  // Private signing keys: any access beyond the owner's is refused, not silently tightened.
-  if ((mode & 0o077) !== 0) {
-    throw problem(file, `is accessible to group or others (mode ${(mode & 0o777).toString(8)}); chmod 600 it`);
-  }
+  const unsafe = privateModeProblem(mode);
+  if (unsafe !== undefined) throw problem(file, unsafe);
   let parsed: z.infer<typeof fileSchema>;
   try {
     parsed = fileSchema.parse(JSON.parse(await readFile(file, 'utf8')));
@@ -59,24 +56,10 @@ export async function readKeysFile(file: string, alg: SigningAlg): Promise<reado
   return records;
 }
 
-/** Replaces the keys file atomically; the file is created 0600 and never exists with wider access. */
+/** Replaces the keys file atomically (lib/private-file.ts). */
 export async function writeKeysFile(file: string, records: readonly KeyRecord[]): Promise<void> {
-  await mkdir(dirname(file), { recursive: true, mode: 0o700 });
   const keys = records.map((r) => ({ ...r.jwk, activeAtMs: r.activeAtMs, retireAtMs: r.retireAtMs }));
-  const temporary = `${file}.${randomBytes(6).toString('hex')}.tmp`;
-  const handle = await open(temporary, 'wx', 0o600);
-  try {
-    await handle.writeFile(`${JSON.stringify({ keys }, null, 2)}\n`);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  try {
-    await rename(temporary, file);
-  } catch (error) {
-    await rm(temporary, { force: true });
-    throw error;
-  }
+  await writePrivateFile(file, `${JSON.stringify({ keys }, null, 2)}\n`);
 }
 
 /** A fresh signing key; its kid is the RFC 7638 thumbprint. */

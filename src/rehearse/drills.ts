@@ -118,7 +118,7 @@ export async function liveDrills(config: Config, options: LiveOptions, record: R
 async function expiredDrill(config: Config, issuer: IssuerConfig, a: UpstreamConfig, url: string, record: Record): Promise<void> {
   const as = config.authorizationServer;
   if (as === undefined || as.issuer !== issuer.issuer) {
-    record('expired token', 'skip', 'needs the embedded issuer (or pass an expired token with --expired-token)');
+    record('expired token', 'skip', 'needs the embedded issuer: only its keys can sign a token that really expires');
     return;
   }
   // The copy holds the issuer's private signing keys: it lives only as long as the drill.

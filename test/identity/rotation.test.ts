@@ -71,13 +71,13 @@ describe('gateway key rotation', () => {
     expect(published.keys.every((k) => k.d === undefined)).toBe(true);
 
     await new Promise((r) => setTimeout(r, 250)); // the upstream's key cache has turned over
-    promoteKey(keyFile, second);
+    await promoteKey(keyFile, second);
     await restart();
     expect(await callAndVerify()).toBe(second);
 
-    retireKey(keyFile, first?.kid as string);
+    await retireKey(keyFile, first?.kid as string);
     await restart();
     expect(await callAndVerify()).toBe(second);
-    expect(() => retireKey(keyFile, second)).toThrow(/signing key/);
+    await expect(retireKey(keyFile, second)).rejects.toThrow(/signing key/);
   });
 });
