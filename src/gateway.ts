@@ -7,7 +7,7 @@ import { createAdminServer } from './observe/admin.ts';
 import { createLogger, type Logger } from './observe/log.ts';
 import { createMetrics, type Metrics } from './observe/metrics.ts';
 import { StreamRegistry } from './proxy/stream.ts';
-import { createTrafficListener } from './route/listener.ts';
+import { createTrafficListener, type TrafficListener } from './route/listener.ts';
 import { buildState, type Shared, type State } from './state.ts';
 
 export interface GatewayOptions {
@@ -36,95 +36,122 @@ const SHUTDOWN_EVENT = 'event: shutdown\nretry: 1000\ndata: {"reason":"gateway s
 
 /** Wires the listeners to the state built from the current Config; reload swaps that state whole. */
 export async function createGateway(initial: Config, options: GatewayOptions = {}): Promise<Gateway> {
-  const now = options.now ?? Date.now;
   const logger = options.logger ?? createLogger();
-  // Assigned below, before any listener, scrape or key callback can run.
-  let serving: State;
+  // Metrics and key callbacks read the gateway once it exists; before that there is nothing to report.
+  let gateway: RunningGateway | undefined;
   const metrics = createMetrics({
-    keys: () => [...serving.issuerKeys.values()].map((k) => k.status()),
-    tokenCache: () => ({ hits: serving.cache.hits, misses: serving.cache.misses }),
+    keys: () => [...(gateway?.issuerKeys.values() ?? [])].map((k) => k.status()),
+    tokenCache: () => gateway?.tokenCacheStats() ?? { hits: 0, misses: 0 },
   });
   const streams = new StreamRegistry((upstream, delta) => (delta === 1 ? metrics.streamOpened(upstream) : metrics.streamClosed(upstream)));
-  const shared: Shared = { now, logger, metrics, streams, current: () => serving };
-  serving = await buildState(initial, undefined, shared);
+  const shared: Shared = { now: options.now ?? Date.now, logger, metrics, streams, current: () => gateway?.serving };
+  gateway = new RunningGateway(initial, await buildState(initial, undefined, shared), shared);
+  return gateway;
+}
 
-  let inflight = 0;
-  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
-    inflight++;
-    res.on('close', () => inflight--);
-    void serving.handle(req, res);
-  };
-  const traffic = createTrafficListener(initial, onRequest, logger);
-  let draining = false;
-  const ready = (): boolean => !draining && [...serving.issuerKeys.values()].every((k) => k.status().usable);
-  const admin = createAdminServer({
-    ready,
-    readiness: () => ({ draining, issuers: [...serving.issuerKeys.values()].map((k) => k.status()).map(({ lastError: _e, ...s }) => s) }),
-    metrics,
-  });
+class RunningGateway implements Gateway {
+  readonly metrics: Metrics;
+  readonly #initial: Config;
+  readonly #shared: Shared;
+  readonly #traffic: TrafficListener;
+  readonly #admin: Server;
+  #serving: State;
+  #inflight = 0;
+  #draining = false;
 
-  const swap = async (next: Config): Promise<void> => {
-    const current = serving;
+  constructor(initial: Config, state: State, shared: Shared) {
+    this.#initial = initial;
+    this.#serving = state;
+    this.#shared = shared;
+    this.metrics = shared.metrics;
+    this.#traffic = createTrafficListener(initial, (req, res) => this.#onRequest(req, res), shared.logger);
+    this.#admin = createAdminServer({
+      ready: () => this.ready(),
+      readiness: () => ({ draining: this.#draining, issuers: [...this.#serving.issuerKeys.values()].map((k) => k.status()).map(({ lastError: _e, ...s }) => s) }),
+      metrics: shared.metrics,
+    });
+  }
+
+  get serving(): State {
+    return this.#serving;
+  }
+
+  tokenCacheStats(): { readonly hits: number; readonly misses: number } {
+    return { hits: this.#serving.cache.hits, misses: this.#serving.cache.misses };
+  }
+
+  get config(): Config {
+    return this.#serving.config;
+  }
+
+  get issuerKeys(): ReadonlyMap<string, IssuerKeys> {
+    return this.#serving.issuerKeys;
+  }
+
+  ready(): boolean {
+    return !this.#draining && [...this.#serving.issuerKeys.values()].every((k) => k.status().usable);
+  }
+
+  #onRequest(req: IncomingMessage, res: ServerResponse): void {
+    this.#inflight++;
+    res.on('close', () => this.#inflight--);
+    void this.#serving.handle(req, res);
+  }
+
+  async listen(): Promise<{ readonly traffic: AddressInfo; readonly admin: AddressInfo }> {
+    // Key fetches start now; a failing IdP leaves the gateway up but not ready, refusing requests.
+    await Promise.all([...this.#serving.issuerKeys.values()].map((k) => k.start()));
+    const traffic = await listenOn(this.#traffic.server, this.#initial.listen.host, this.#initial.listen.port);
+    const admin = await listenOn(this.#admin, this.#initial.admin.host, this.#initial.admin.port);
+    return { traffic, admin };
+  }
+
+  async reload(load: () => Config): Promise<void> {
+    try {
+      const next = load();
+      await this.#swap(next);
+      this.metrics.configReload('success');
+      this.#shared.logger.info({ event: 'config_reloaded', upstreams: next.upstreams.length, issuers: next.issuers.length }, 'configuration reloaded');
+    } catch (err) {
+      this.metrics.configReload('failure');
+      this.#shared.logger.error({ event: 'config_reload_failed', error: err instanceof ConfigError ? err.message : 'reload failed' }, 'configuration reload failed; the previous configuration keeps serving');
+      throw err;
+    }
+  }
+
+  async #swap(next: Config): Promise<void> {
+    const current = this.#serving;
     const fixed = (c: Config): string => JSON.stringify([c.listen.host, c.listen.port, c.admin.host, c.admin.port]);
     if (fixed(next) !== fixed(current.config)) {
       throw new ConfigError([{ file: next.file, line: undefined, key: 'listen', message: 'listener addresses change only with a restart' }]);
     }
-    const built = await buildState(next, current, shared);
+    const built = await buildState(next, current, this.#shared);
     await Promise.all([...built.issuerKeys.values()].filter((k) => current.issuerKeys.get(k.name) !== k).map((k) => k.start()));
     // The swap: requests that already started finish on the old state.
-    serving = built;
+    this.#serving = built;
     for (const [name, keys] of current.issuerKeys) if (built.issuerKeys.get(name) !== keys) keys.stop();
     void current.pools.close();
-  };
+  }
 
-  const gateway: Gateway = {
-    get config() {
-      return serving.config;
-    },
-    get issuerKeys() {
-      return serving.issuerKeys;
-    },
-    metrics,
-    ready,
-    async listen() {
-      // Key fetches start now; a failing IdP leaves the gateway up but not ready, refusing requests.
-      await Promise.all([...serving.issuerKeys.values()].map((k) => k.start()));
-      const t = await listenOn(traffic.server, initial.listen.host, initial.listen.port);
-      const a = await listenOn(admin, initial.admin.host, initial.admin.port);
-      return { traffic: t, admin: a };
-    },
-    async reload(load) {
-      try {
-        const next = load();
-        await swap(next);
-        metrics.configReload('success');
-        logger.info({ event: 'config_reloaded', upstreams: next.upstreams.length, issuers: next.issuers.length }, 'configuration reloaded');
-      } catch (err) {
-        metrics.configReload('failure');
-        logger.error({ event: 'config_reload_failed', error: err instanceof ConfigError ? err.message : 'reload failed' }, 'configuration reload failed; the previous configuration keeps serving');
-        throw err;
-      }
-    },
-    async shutdown(graceMs = serving.config.limits.shutdownGraceMs) {
-      draining = true;
-      const closed = closeServer(traffic.server);
-      traffic.server.closeIdleConnections();
-      streams.endAll(SHUTDOWN_EVENT);
-      const deadline = Date.now() + graceMs;
-      while (inflight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
-      await gateway.close();
-      await closed;
-    },
-    async close() {
-      traffic.stop();
-      for (const k of serving.issuerKeys.values()) k.stop();
-      traffic.server.closeAllConnections();
-      admin.closeAllConnections();
-      await Promise.all([closeServer(traffic.server), closeServer(admin)]);
-      await serving.pools.close();
-    },
-  };
-  return gateway;
+  async shutdown(graceMs = this.#serving.config.limits.shutdownGraceMs): Promise<void> {
+    this.#draining = true;
+    const closed = closeServer(this.#traffic.server);
+    this.#traffic.server.closeIdleConnections();
+    this.#shared.streams.endAll(SHUTDOWN_EVENT);
+    const deadline = Date.now() + graceMs;
+    while (this.#inflight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+    await this.close();
+    await closed;
+  }
+
+  async close(): Promise<void> {
+    this.#traffic.stop();
+    for (const k of this.#serving.issuerKeys.values()) k.stop();
+    this.#traffic.server.closeAllConnections();
+    this.#admin.closeAllConnections();
+    await Promise.all([closeServer(this.#traffic.server), closeServer(this.#admin)]);
+    await this.#serving.pools.close();
+  }
 }
 
 function listenOn(server: Server, host: string, port: number): Promise<AddressInfo> {

@@ -32,7 +32,7 @@ export interface Shared {
   readonly logger: Logger;
   readonly metrics: Metrics;
   readonly streams: StreamRegistry;
-  readonly current: () => State;
+  readonly current: () => State | undefined;
 }
 
 /** Builds everything once from a validated Config (STYLE rule 2); requests only run closures. */
@@ -82,7 +82,7 @@ function newIssuerKeys(issuer: IssuerConfig, shared: Shared): IssuerKeys {
   let lastResult: string | undefined;
   return new IssuerKeys(issuer, {
     now,
-    onKeysRemoved: (name, kids) => shared.current().cache.dropKeys(name, kids),
+    onKeysRemoved: (name, kids) => shared.current()?.cache.dropKeys(name, kids),
     onFetch: (name, result) => {
       metrics.jwksFetch(name, result);
       // Logged on change only: an outage is one line, not one per retry.
