@@ -35,6 +35,10 @@ export type Reason =
   | 'session_unknown'
   | 'origin_forbidden'
   | 'host_invalid'
+  | 'http_version_unsupported'
+  | 'header_duplicate'
+  | 'transfer_coding_unsupported'
+  | 'body_not_allowed'
   | 'path_invalid'
   | 'route_unknown'
   | 'method_not_allowed'
@@ -87,6 +91,7 @@ const r = (status: number, oauthError: OAuthError | undefined, challenge: boolea
   });
 
 const RETRY_SOON = { 'retry-after': '5' };
+const CLOSE = { connection: 'close' };
 
 export const reasons: Readonly<Record<Reason, ReasonInfo>> = Object.freeze({
   token_missing: r(401, undefined, true, 'a bearer token is required'),
@@ -123,6 +128,13 @@ export const reasons: Readonly<Record<Reason, ReasonInfo>> = Object.freeze({
   media_type_unsupported: r(415, undefined, false, 'the request body must be application/json'),
   origin_forbidden: r(403, undefined, false, 'origin not allowed'),
   host_invalid: r(400, undefined, false, 'invalid host header'),
+  // Framing refusals end the connection: where the next request starts is no longer certain.
+  http_version_unsupported: r(400, undefined, false, 'the request line must name HTTP/1.0 or HTTP/1.1', { headers: CLOSE }),
+  header_duplicate: r(400, undefined, false, 'a header that must appear once was repeated', { headers: CLOSE }),
+  // RFC 9112 §6.1 allows 501 for an unknown coding; 400 keeps one answer whether Node's parser or this
+  // check sees the framing first.
+  transfer_coding_unsupported: r(400, undefined, false, 'only the chunked transfer coding is accepted', { headers: CLOSE }),
+  body_not_allowed: r(400, undefined, false, 'GET and DELETE requests carry no body', { headers: CLOSE }),
   path_invalid: r(400, undefined, false, 'invalid request path'),
   route_unknown: r(404, undefined, false, 'not found'),
   method_not_allowed: r(405, undefined, false, 'method not allowed', { headers: { allow: 'GET, POST, DELETE, OPTIONS' } }),

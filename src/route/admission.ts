@@ -3,6 +3,7 @@ import { rawHeader } from '../lib/raw-header.ts';
 import type { RequestContext } from '../observe/context.ts';
 import { deny } from '../reasons.ts';
 import { ANSWERED, type Step } from '../stage.ts';
+import { framingProblem } from './framing.ts';
 import type { Router } from './match.ts';
 import type { WellKnown } from './well-known.ts';
 
@@ -21,7 +22,7 @@ const HOST = /^[A-Za-z0-9.\-:\[\]]+$/;
 
 /**
  * HTTP admission, before any credential is looked at: Host, public documents, route, Origin, CORS
- * preflight, method. The CORS answers are built once per allowed origin.
+ * preflight, method, framing. The CORS answers are built once per allowed origin.
  */
 export function createAdmission(upstreams: readonly UpstreamConfig[], router: Router, wellKnown: WellKnown): Admission {
   const corsByUpstream = new Map<string, ReadonlyMap<string, Readonly<Record<string, string>>>>();
@@ -57,6 +58,8 @@ export function createAdmission(upstreams: readonly UpstreamConfig[], router: Ro
       return ANSWERED;
     }
     if (!FORWARDED_METHODS.has(req.method ?? '')) return deny('method_not_allowed');
+    const framing = framingProblem(req);
+    if (framing !== undefined) return framing;
     return { upstream, upstreamPath: routed.upstreamPath, query: routed.query };
   };
 }

@@ -3,6 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:https';
 import type { Config } from '../config/compile.ts';
 import type { Logger } from '../observe/log.ts';
+import { isClosing, oneRequestAtATime } from './connection.ts';
 
 export interface TrafficListener {
   readonly server: Server;
@@ -12,9 +13,11 @@ export interface TrafficListener {
 
 /**
  * The traffic listener, hardened: the strict HTTP parser, bounded header and request times, no
- * CONNECT or upgrades, parser errors answered without a body, and TLS certificates renewed in place.
+ * CONNECT or upgrades, parser errors answered without a body, one request at a time per connection,
+ * and TLS certificates renewed in place.
  */
-export function createTrafficListener(config: Config, onRequest: (req: IncomingMessage, res: ServerResponse) => void, logger: Logger): TrafficListener {
+export function createTrafficListener(config: Config, handle: (req: IncomingMessage, res: ServerResponse) => void, logger: Logger): TrafficListener {
+  const onRequest = oneRequestAtATime(handle);
   const tls = config.listen.tls;
   const options = {
     // Smuggling defences (SC-110/111): never the lenient parser; bounded header and request times (SC-156).
@@ -61,7 +64,7 @@ function harden(server: Server, onRequest: (req: IncomingMessage, res: ServerRes
   server.on('connect', (_req, socket) => socket.end('HTTP/1.1 405 Method Not Allowed\r\nconnection: close\r\ncontent-length: 0\r\n\r\n'));
   server.on('upgrade', (_req, socket) => socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n'));
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
-    if (!socket.writable) return void socket.destroy();
+    if (!socket.writable || isClosing(socket)) return void socket.destroy();
     // What the parser refused: headers too large (SC-150), too slow (SC-156), or malformed (SC-110/111).
     const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
     socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
