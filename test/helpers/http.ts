@@ -22,7 +22,7 @@ export async function postTo(url: string, token: string | undefined, options: Po
 
 export interface McpReply {
   readonly status: number;
-  /** WWW-Authenticate, repeated fields joined as RFC 9110 §5.3 allows; null when absent. */
+  /** WWW-Authenticate (see challengeOf). */
   readonly challenge: string | null;
   /** The answer's JSON body (every answer the gateway gives to these requests is JSON). */
   readonly body: unknown;
@@ -31,10 +31,11 @@ export interface McpReply {
 /** A Streamable HTTP POST (JSON and SSE accepted) with a bearer token to `path` of the gateway at `baseUrl`. */
 export async function postMcp(baseUrl: string, token: string | undefined, path = '/mcp', body = RPC): Promise<McpReply> {
   const reply = await postTo(baseUrl + path, token, { headers: MCP_POST_HEADERS, body });
-  const challenge = reply.headers['www-authenticate'];
-  return {
-    status: reply.status,
-    challenge: Array.isArray(challenge) ? challenge.join(', ') : (challenge ?? null),
-    body: JSON.parse(reply.text) as unknown,
-  };
+  return { status: reply.status, challenge: challengeOf(reply), body: JSON.parse(reply.text) as unknown };
+}
+
+/** WWW-Authenticate as one string, repeated fields joined as RFC 9110 §5.3 allows; null when absent. */
+export function challengeOf(reply: Reply): string | null {
+  const value = reply.headers['www-authenticate'];
+  return Array.isArray(value) ? value.join(', ') : (value ?? null);
 }
