@@ -1,18 +1,16 @@
 import { describe, expect, it } from 'vitest';
-import { loadConfigText, type UpstreamConfig } from '../../src/config/compile.ts';
+import type { UpstreamConfig } from '../../src/config/compile.ts';
 import { decide, decideAll, type Call } from '../../src/policy/decide.ts';
 import type { Principal } from '../../src/auth/principal.ts';
 import type { Reason } from '../../src/reasons.ts';
+import { compileUpstreams, principal as who } from '../helpers/policy.ts';
 
 // decide(principal, upstream, call) is pure (STYLE rule 7): no gateway, no clock, no I/O. Three
 // upstreams compiled from YAML exactly as the gateway compiles them:
 // - strict: default deny, two required scopes, rules that shadow each other on purpose;
 // - open: default allow, with one deny glob and one scoped prompt rule;
 // - clients: a client allow-list (RFC 9068 client_id).
-const config = loadConfigText(`
-publicUrl: https://gw.test
-issuers: [{ name: idp, issuer: https://idp.test, algorithms: [ES256] }]
-upstreams:
+const [strict, open, clients] = compileUpstreams(`
   - name: strict
     path: /strict/mcp
     target: http://127.0.0.1:3001/mcp
@@ -51,13 +49,7 @@ upstreams:
     issuers: [idp]
     scopes: [mcp:c]
     clients: [app-1, app-2]
-identity: { signingKeyFile: /dev/null }
-`);
-const [strict, open, clients] = config.upstreams as [UpstreamConfig, UpstreamConfig, UpstreamConfig];
-
-function who(scopes: string, claims: Record<string, unknown> = {}, clientId = 'app-1'): Principal {
-  return { issuerName: 'idp', iss: 'https://idp.test', sub: 'alice', clientId, scopes: new Set(scopes.split(' ').filter(Boolean)), exp: 0, jti: undefined, tokenHash: 'h', claims };
-}
+`) as [UpstreamConfig, UpstreamConfig, UpstreamConfig];
 const tool = (name: string | undefined): Call => ({ kind: 'rpc', method: 'tools/call', name });
 const prompt = (name: string): Call => ({ kind: 'rpc', method: 'prompts/get', name });
 const read = (uri: string | undefined): Call => ({ kind: 'rpc', method: 'resources/read', uri });
