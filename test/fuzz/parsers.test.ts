@@ -3,8 +3,9 @@ import fc from 'fast-check';
 import type { IncomingMessage } from 'node:http';
 import { readBearer } from '../../src/auth/bearer.ts';
 import { createRouter, isSafePath } from '../../src/route/match.ts';
-import { loadConfigText, type UpstreamConfig } from '../../src/config/compile.ts';
+import type { UpstreamConfig } from '../../src/config/compile.ts';
 import { RUNS, TIMEOUT_MS } from './runs.ts';
+import { compileUpstreams } from '../helpers/policy.ts';
 
 function fakeReq(rawHeaders: string[]): IncomingMessage {
   // readBearer reads rawHeaders only: the raw form is what the HTTP parser hands us.
@@ -36,16 +37,11 @@ describe('fuzz: Authorization header parser', () => {
   }, TIMEOUT_MS);
 });
 
-const config = loadConfigText(`
-publicUrl: https://gw.test
-issuers: [{ name: idp, issuer: https://idp.test, algorithms: [ES256] }]
-upstreams:
+const route = createRouter(compileUpstreams(`
   - { name: mcp, path: /mcp, target: http://127.0.0.1:1/mcp, issuers: [idp] }
   - { name: other, path: /other-mcp, target: http://127.0.0.1:2/x, issuers: [idp] }
   - { name: deep, path: /a/b/mcp, target: http://127.0.0.1:3/, issuers: [idp] }
-identity: { signingKeyFile: /dev/null }
-`);
-const route = createRouter(config.upstreams);
+`));
 
 describe('fuzz: path normaliser and router', () => {
   it('never routes a path to an upstream whose prefix it does not literally carry, nor a path with tricks', () => {

@@ -1,18 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import type { IncomingMessage } from 'node:http';
-import { loadConfigText, type UpstreamConfig } from '../../src/config/compile.ts';
+import type { UpstreamConfig } from '../../src/config/compile.ts';
 import { decide, decideAll } from '../../src/policy/decide.ts';
 import { inspect } from '../../src/policy/jsonrpc.ts';
 import { createSseFilter, filterMessage } from '../../src/policy/filter.ts';
 import type { Principal } from '../../src/auth/principal.ts';
 import { isDenial } from '../../src/reasons.ts';
 import { RUNS, TIMEOUT_MS } from './runs.ts';
+import { compileUpstreams } from '../helpers/policy.ts';
 
-const upstream = loadConfigText(`
-publicUrl: https://gw.test
-issuers: [{ name: idp, issuer: https://idp.test, algorithms: [ES256] }]
-upstreams:
+const upstream = compileUpstreams(`
   - name: mcp
     path: /mcp
     target: http://127.0.0.1:1/mcp
@@ -20,8 +18,7 @@ upstreams:
     default: deny
     tools: [{ name: search }, { name: "read_*" }, { name: "delete_*", scopes: [admin] }]
     rules: [{ method: tools/list }]
-identity: { signingKeyFile: /dev/null }
-`).upstreams[0] as UpstreamConfig;
+`)[0] as UpstreamConfig;
 const principal: Principal = { issuerName: 'idp', iss: 'https://idp.test', sub: 's', clientId: 'c', scopes: new Set(), exp: 0, jti: undefined, tokenHash: 'h', claims: {} };
 const toolName = fc.constantFrom('search', 'read_file', 'read_', 'delete_repo', 'admin_reset', 'Search', 'search ', 'x');
 const allowed = (name: string): boolean => decide(principal, upstream, { kind: 'rpc', method: 'tools/call', name }).kind === 'allow';

@@ -38,13 +38,23 @@ export interface RawReply {
   readonly body: string;
   /** The server ended the connection (rather than the client giving up after maxMs). */
   readonly closedByServer: boolean;
+  /** From connecting to the end of the exchange. */
+  readonly ms: number;
+  /** Filler body bytes the client managed to hand to the socket before the server closed it. */
+  readonly bodyBytesWritten: number;
 }
 
-/** Raw bytes to the gateway, for what Node's client would normalise away; collects every answer until the server closes or maxMs passes. */
-export function rawExchange(port: number, payload: string, maxMs = 3_000): Promise<RawReply> {
+/**
+ * Raw bytes to the gateway, for what Node's client would normalise away; then, when `bodyBytes` is
+ * given, up to that many bytes of filler body in 64 KB chunks (with backpressure). Collects every
+ * answer until the server closes or maxMs passes.
+ */
+export function rawExchange(port: number, payload: string, maxMs = 3_000, bodyBytes = 0): Promise<RawReply> {
   return new Promise((resolve, reject) => {
+    const started = Date.now();
     const socket = connect(port, '127.0.0.1');
     const chunks: Buffer[] = [];
+    let written = 0;
     let done = false;
     const finish = (closedByServer: boolean): void => {
       if (done) return;
@@ -52,15 +62,28 @@ export function rawExchange(port: number, payload: string, maxMs = 3_000): Promi
       clearTimeout(hard);
       socket.destroy();
       const text = Buffer.concat(chunks).toString('latin1');
-      const statuses = statusLines(text);
-      resolve({ ...parseFirstResponse(text), statuses, closedByServer });
+      resolve({ ...parseFirstResponse(text), statuses: statusLines(text), closedByServer, ms: Date.now() - started, bodyBytesWritten: written });
     };
     const hard = setTimeout(() => finish(false), maxMs);
-    socket.on('connect', () => socket.write(payload, 'latin1'));
+    const chunk = Buffer.alloc(64 * 1024, 0x20);
+    const pump = (): void => {
+      while (written < bodyBytes && !socket.destroyed) {
+        written += chunk.length;
+        if (!socket.write(chunk)) {
+          socket.once('drain', pump);
+          return;
+        }
+      }
+    };
+    socket.on('connect', () => {
+      socket.write(payload, 'latin1');
+      pump();
+    });
     socket.on('data', (d: Buffer) => chunks.push(d));
     socket.on('end', () => finish(true));
     socket.on('close', () => finish(true));
-    socket.on('error', (err) => (chunks.length > 0 ? finish(true) : reject(err)));
+    // EPIPE/ECONNRESET while still sending body: the server closed on us, which is the point.
+    socket.on('error', (err) => (chunks.length > 0 || written > 0 ? finish(true) : reject(err)));
   });
 }
 

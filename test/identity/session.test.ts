@@ -6,6 +6,8 @@ import { decodeJwt } from 'jose';
 import { TestIdp } from '../helpers/idp.ts';
 import { TestUpstream } from '../helpers/upstream.ts';
 import { AUD, startGateway, twoUpstreamConfig, type StartedGateway } from '../helpers/gateway.ts';
+import { postTo } from '../helpers/http.ts';
+import type { Reply } from '../helpers/wire.ts';
 
 let idp: TestIdp;
 let upstream: TestUpstream;
@@ -22,12 +24,8 @@ afterAll(async () => {
 });
 
 const MCP_HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-06-18' };
-async function post(token: string | undefined, sessionId: string, body: unknown): Promise<{ status: number; text: string }> {
-  const headers: Record<string, string> = { ...MCP_HEADERS, 'mcp-session-id': sessionId };
-  if (token !== undefined) headers['authorization'] = `Bearer ${token}`;
-  const res = await request(`${gw.url}/mcp`, { method: 'POST', headers, body: JSON.stringify(body) });
-  return { status: res.statusCode, text: await res.body.text() };
-}
+const post = (token: string | undefined, sessionId: string, body: unknown): Promise<Reply> =>
+  postTo(`${gw.url}/mcp`, token, { headers: { ...MCP_HEADERS, 'mcp-session-id': sessionId }, body: JSON.stringify(body) });
 
 /**
  * Requests that reached the upstream other than alice's own (her SDK client keeps a GET stream and

@@ -1,7 +1,7 @@
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startIssuer, type RunningIssuer } from '../../src/issuer/index.ts';
-import { FILES, followAuthorization, freePort, pkcePair, postForm, RESOURCES, startLoopbackIssuer, tempDir } from './support.ts';
+import type { RunningIssuer } from '../../src/issuer/index.ts';
+import { FILES, followAuthorization, pkcePair, postForm, startHttpsIssuer, startLoopbackIssuer, tempDir } from './support.ts';
 
 const REDIRECT_URI = 'http://127.0.0.1:53682/callback';
 const APP = {
@@ -110,17 +110,7 @@ describe('interaction on a non-loopback issuer', () => {
 
   beforeAll(async () => {
     dir = await tempDir();
-    const port = await freePort();
-    issuer = await startIssuer({
-      issuer: 'https://issuer.example.test',
-      host: '127.0.0.1',
-      port,
-      keysFile: `${dir.dir}/keys.json`,
-      resources: RESOURCES,
-      registration: { initialAccessToken: 'iat-0123456789abcdef0123456789abcdef' },
-      clients: [APP],
-    });
-    local = `http://127.0.0.1:${port}`;
+    ({ issuer, local } = await startHttpsIssuer(`${dir.dir}/keys.json`, { clients: [APP] }));
   });
   afterAll(async () => {
     await issuer.close();

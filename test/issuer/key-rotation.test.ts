@@ -2,9 +2,8 @@ import { chmod, readFile, stat, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ConfigError } from '../../src/config/errors.ts';
 import type { RunningIssuer } from '../../src/issuer/index.ts';
-import { clientCredentials, FILES, startLoopbackIssuer, tempDir } from './support.ts';
+import { clientCredentials, FILES, startLoopbackIssuer, startupRefusal, tempDir } from './support.ts';
 
 async function jwks(issuer: RunningIssuer): Promise<JSONWebKeySet> {
   return (await (await fetch(issuer.jwksUri)).json()) as JSONWebKeySet;
@@ -143,15 +142,7 @@ describe('keys file protection', () => {
     const issuer = await startLoopbackIssuer(file);
     await issuer.close();
     await chmod(file, 0o644);
-    const error: unknown = await startLoopbackIssuer(file).then(
-      async (running) => {
-        await running.close();
-        return undefined;
-      },
-      (e: unknown) => e,
-    );
-    expect(error).toBeInstanceOf(ConfigError);
-    expect((error as Error).message).toMatch(/mode 644.*chmod 600/);
+    expect(await startupRefusal(startLoopbackIssuer(file))).toMatch(/mode 644.*chmod 600/);
   });
 
   it('refuses a keys file made for another algorithm', async () => {

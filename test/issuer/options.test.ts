@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ConfigError } from '../../src/config/errors.ts';
 import { startIssuer, type IssuerOptions } from '../../src/issuer/index.ts';
-import { RESOURCES, tempDir } from './support.ts';
+import { RESOURCES, startupRefusal, tempDir } from './support.ts';
 
 describe('issuer start-up refusals', () => {
   let dir: Awaited<ReturnType<typeof tempDir>>;
@@ -14,17 +13,7 @@ describe('issuer start-up refusals', () => {
 
   const base = (): IssuerOptions => ({ host: '127.0.0.1', port: 0, keysFile: `${dir.dir}/keys.json`, resources: RESOURCES });
 
-  async function refusal(options: IssuerOptions): Promise<string> {
-    const error: unknown = await startIssuer(options).then(
-      async (running) => {
-        await running.close();
-        return undefined;
-      },
-      (e: unknown) => e,
-    );
-    expect(error).toBeInstanceOf(ConfigError);
-    return (error as ConfigError).message;
-  }
+  const refusal = (options: IssuerOptions): Promise<string> => startupRefusal(startIssuer(options));
 
   it('requires an initial access token when the issuer is not loopback', async () => {
     expect(await refusal({ ...base(), issuer: 'https://issuer.example.test' })).toMatch(/registration\.initialAccessToken: is required/);

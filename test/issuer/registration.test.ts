@@ -1,7 +1,7 @@
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startIssuer, type RunningIssuer } from '../../src/issuer/index.ts';
-import { clientCredentials, FILES, freePort, RESOURCES, startLoopbackIssuer, tempDir } from './support.ts';
+import type { RunningIssuer } from '../../src/issuer/index.ts';
+import { clientCredentials, FILES, INITIAL_ACCESS_TOKEN, startHttpsIssuer, startLoopbackIssuer, tempDir } from './support.ts';
 
 const WORKLOAD_METADATA = {
   grant_types: ['client_credentials'],
@@ -20,22 +20,12 @@ describe('RFC 7591 dynamic client registration', () => {
   let open: RunningIssuer;
   let gated: RunningIssuer;
   let gatedLocal: string;
-  const initialAccessToken = 'iat-0123456789abcdef0123456789abcdef';
+  const initialAccessToken = INITIAL_ACCESS_TOKEN;
 
   beforeAll(async () => {
     dir = await tempDir();
     open = await startLoopbackIssuer(`${dir.dir}/open.json`);
-    // An https issuer behind a TLS terminator; the test talks to its plain-http listener.
-    const port = await freePort();
-    gated = await startIssuer({
-      issuer: 'https://issuer.example.test',
-      host: '127.0.0.1',
-      port,
-      keysFile: `${dir.dir}/gated.json`,
-      resources: RESOURCES,
-      registration: { initialAccessToken },
-    });
-    gatedLocal = `http://127.0.0.1:${port}`;
+    ({ issuer: gated, local: gatedLocal } = await startHttpsIssuer(`${dir.dir}/gated.json`));
   });
   afterAll(async () => {
     await open.close();

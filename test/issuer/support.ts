@@ -2,10 +2,12 @@
 // cookie-carrying user agent that follows the authorization-code redirects.
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { expect } from 'vitest';
+import { ConfigError } from '../../src/config/errors.ts';
 import { startIssuer, type IssuerOptions, type RunningIssuer } from '../../src/issuer/index.ts';
+import { freePort } from '../helpers/ports.ts';
 
 export const FILES = 'http://127.0.0.1:8080/files/mcp';
 export const NOTES = 'http://127.0.0.1:8080/notes/mcp';
@@ -30,6 +32,39 @@ export function startLoopbackIssuer(keysFile: string, overrides: Partial<IssuerO
     clients: [{ ...WORKLOAD, grant_types: ['client_credentials'], scope: 'mcp:files mcp:notes' }],
     ...overrides,
   });
+}
+
+export const INITIAL_ACCESS_TOKEN = 'iat-0123456789abcdef0123456789abcdef';
+
+/**
+ * An https issuer (as behind a TLS terminator) whose registration needs INITIAL_ACCESS_TOKEN; the
+ * tests talk to its plain-http listener at `local`.
+ */
+export async function startHttpsIssuer(keysFile: string, overrides: Partial<IssuerOptions> = {}): Promise<{ readonly issuer: RunningIssuer; readonly local: string }> {
+  const port = await freePort();
+  const issuer = await startIssuer({
+    issuer: 'https://issuer.example.test',
+    host: '127.0.0.1',
+    port,
+    keysFile,
+    resources: RESOURCES,
+    registration: { initialAccessToken: INITIAL_ACCESS_TOKEN },
+    ...overrides,
+  });
+  return { issuer, local: `http://127.0.0.1:${port}` };
+}
+
+/** The ConfigError message a start-up is refused with (an issuer that starts after all is closed, and fails the test). */
+export async function startupRefusal(starting: Promise<RunningIssuer>): Promise<string> {
+  const error: unknown = await starting.then(
+    async (running) => {
+      await running.close();
+      return undefined;
+    },
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(ConfigError);
+  return (error as ConfigError).message;
 }
 
 export interface TokenResponse {
@@ -93,15 +128,3 @@ export async function followAuthorization(start: URL, redirectUri: string, base?
   throw new Error('more than 10 redirects');
 }
 
-/** A port that was free a moment ago, for issuers whose URL does not reveal where they listen. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}

@@ -10,14 +10,12 @@ import { RPC } from '../helpers/rpc.ts';
 import { makePki } from '../helpers/certs.ts';
 import { AUD, AUD_OTHER, startGateway, twoUpstreamConfig, type StartedGateway } from '../helpers/gateway.ts';
 import { useGatewayFixture } from '../helpers/fixture.ts';
+import { postTo } from '../helpers/http.ts';
+import type { Reply } from '../helpers/wire.ts';
 
 const fx = useGatewayFixture({ overrides: (upstreamUrl) => ({ other: { target: `${upstreamUrl}/sse` } }) });
 
-async function post(token: string, path = '/mcp', headers: Record<string, string> = {}): Promise<{ status: number; headers: Record<string, unknown> }> {
-  const res = await request(fx.gw.url + path, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', ...headers }, body: RPC });
-  await res.body.dump();
-  return { status: res.statusCode, headers: res.headers };
-}
+const post = (token: string, path = '/mcp', headers: Record<string, string> = {}): Promise<Reply> => postTo(fx.gw.url + path, token, { headers });
 async function metrics(g: StartedGateway = fx.gw): Promise<string> {
   const res = await request(g.adminUrl + '/metrics');
   expect(res.statusCode).toBe(200);

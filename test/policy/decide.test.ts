@@ -1,12 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { loadConfigText, type UpstreamConfig } from '../../src/config/compile.ts';
+import type { UpstreamConfig } from '../../src/config/compile.ts';
 import { decide, type Call } from '../../src/policy/decide.ts';
 import type { Principal } from '../../src/auth/principal.ts';
+import { compileUpstreams, principal } from '../helpers/policy.ts';
 
-const config = loadConfigText(`
-publicUrl: https://gw.test
-issuers: [{ name: idp, issuer: https://idp.test, algorithms: [ES256] }]
-upstreams:
+const [files, open] = compileUpstreams(`
   - name: files
     path: /files/mcp
     target: http://127.0.0.1:3001/mcp
@@ -27,14 +25,7 @@ upstreams:
     target: http://127.0.0.1:3002/mcp
     issuers: [idp]
     scopes: []
-identity: { signingKeyFile: /dev/null }
-`);
-const files = config.upstreams[0] as UpstreamConfig;
-const open = config.upstreams[1] as UpstreamConfig;
-
-function principal(scopes: string, claims: Record<string, unknown> = {}): Principal {
-  return { issuerName: 'idp', iss: 'https://idp.test', sub: 'alice', clientId: 'c', scopes: new Set(scopes.split(' ').filter(Boolean)), exp: 0, jti: undefined, tokenHash: 'h', claims };
-}
+`) as [UpstreamConfig, UpstreamConfig];
 const rpc = (method: string, name?: string, uri?: string): Call => ({ kind: 'rpc', method, name, uri });
 
 describe('decide(principal, upstream, call): the policy as a table', () => {
@@ -74,12 +65,7 @@ describe('decide(principal, upstream, call): the policy as a table', () => {
   }
 
   it('client allow-list (SC-067): a client not listed is refused even with every scope', () => {
-    const restricted = loadConfigText(`
-publicUrl: https://gw.test
-issuers: [{ name: idp, issuer: https://idp.test, algorithms: [ES256] }]
-upstreams: [{ name: u, path: /mcp, target: http://127.0.0.1:1/, issuers: [idp], clients: [ok-client] }]
-identity: { signingKeyFile: /dev/null }
-`).upstreams[0] as UpstreamConfig;
+    const restricted = compileUpstreams('  - { name: u, path: /mcp, target: http://127.0.0.1:1/, issuers: [idp], clients: [ok-client] }')[0] as UpstreamConfig;
     expect(decide({ ...principal(''), clientId: 'rogue-client' }, restricted, { kind: 'http' })).toMatchObject({ reason: 'client_not_allowed' });
     expect(decide({ ...principal(''), clientId: undefined }, restricted, { kind: 'http' })).toMatchObject({ reason: 'client_not_allowed' });
     expect(decide({ ...principal(''), clientId: 'ok-client' }, restricted, { kind: 'http' }).kind).toBe('allow');

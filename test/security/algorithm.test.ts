@@ -3,15 +3,14 @@ import { constants, createHmac, createPublicKey, generateKeyPairSync, KeyObject,
 import { decodeJwt, generateKeyPair, SignJWT, type CryptoKey, type JWK, type JWTPayload } from 'jose';
 import { TestIdp } from '../helpers/idp.ts';
 import { TestUpstream } from '../helpers/upstream.ts';
-import { MCP_POST_HEADERS, RPC } from '../helpers/rpc.ts';
-import { AUD, PUBLIC_URL, startGateway, twoUpstreamConfig, type StartedGateway } from '../helpers/gateway.ts';
-import { reasons, type Reason } from '../../src/reasons.ts';
+import { AUD, startGateway, twoUpstreamConfig, type StartedGateway } from '../helpers/gateway.ts';
+import { bearerProbe } from '../helpers/refused.ts';
+import type { Reason } from '../../src/reasons.ts';
 
 // security-cases.md, category algorithm (SC-019..032). The issuer allows RS256 and ES256 only
 // (RFC 8725 §3.1). K1 = the IdP's RS256 key (kid k1); e1 = its ES256 key; the IdP also publishes an
 // Ed25519 key (ed1) and RSA keys of 1024 and 512 bits, none of which the gateway may ever use.
 
-const PRM = `${PUBLIC_URL}/.well-known/oauth-protected-resource/mcp`;
 /** The order of the P-256 group: r = s = n is as degenerate as r = s = 0. */
 const P256_N = Buffer.from('FFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551', 'hex');
 
@@ -63,22 +62,14 @@ const rs256 = (key: KeyObject) => (input: Buffer): Buffer => nodeSign('sha256', 
 function armKeyLookup(): void {
   clock += 2_000;
 }
-const challenge = (reason: Reason): string =>
-  `Bearer resource_metadata="${PRM}", error="invalid_token", error_description="${reasons[reason].description}", scope="mcp:tools"`;
-
-async function post(token: string): Promise<{ status: number; challenge: string | null; body: unknown }> {
-  const res = await fetch(`${gw.url}/mcp`, { method: 'POST', headers: { ...MCP_POST_HEADERS, authorization: `Bearer ${token}` }, body: RPC });
-  return { status: res.status, challenge: res.headers.get('www-authenticate'), body: JSON.parse(await res.text()) as unknown };
-}
-/** 401 invalid_token with the exact challenge and reason, and not one byte at the upstream socket. */
-async function expectRefused(token: string, reason: Reason): Promise<void> {
-  const r = await post(token);
-  expect(r.status, `${reason}: ${JSON.stringify(r.body)}`).toBe(401);
-  expect(r.challenge).toBe(challenge(reason));
-  expect(r.body).toEqual({ error: 'invalid_token', error_description: reasons[reason].description, reason });
-  expect(upstream.received).toHaveLength(0);
-  expect(upstream.bytes).toBe(0);
-}
+const { post, expectRefused } = bearerProbe({
+  get gw() {
+    return gw;
+  },
+  get upstream() {
+    return upstream;
+  },
+});
 
 describe('algorithm (RFC 8725 §3.1: the issuer allow-list, never the token, picks the algorithm)', () => {
   it('SC-019 refuses alg:none with an empty signature (trailing dot), before any key lookup', async () => {

@@ -1,9 +1,9 @@
-import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { decodeProtectedHeader, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
-import { MCP_POST_HEADERS, RPC } from '../helpers/rpc.ts';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { decodeProtectedHeader, type JWTPayload } from 'jose';
 import { AUD, AUD_OTHER, PUBLIC_URL } from '../helpers/gateway.ts';
-import { gatewayKeySet, useGatewayFixture } from '../helpers/fixture.ts';
-import { reasons, type Reason } from '../../src/reasons.ts';
+import { useGatewayFixture } from '../helpers/fixture.ts';
+import { bearerProbe, expectNothingForwarded } from '../helpers/refused.ts';
+import { reasons } from '../../src/reasons.ts';
 
 // security-cases.md, category claims (SC-045..067). Every token here is genuinely signed by K1 (the
 // IdP's RS256 key, kid k1): only the claim under test is wrong. Upstreams: /mcp and /other-mcp (any
@@ -13,7 +13,6 @@ const TOOLS_CALL = '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"nam
 const AUD_TYP = `${PUBLIC_URL}/typ-mcp`;
 const AUD_CLIENTS = `${PUBLIC_URL}/clients-mcp`;
 
-let gatewayKeys: JWTVerifyGetKey;
 const clock = Math.floor(Date.now() / 1000) * 1000;
 const nowS = (): number => Math.floor(clock / 1000);
 
@@ -28,9 +27,6 @@ const fx = useGatewayFixture({
   },
   now: () => clock,
 });
-beforeAll(async () => {
-  gatewayKeys = await gatewayKeySet(fx.gw);
-});
 beforeEach(() => fx.upstream.reset());
 
 /** GOOD claims (security-cases.md) for `aud`, with the claim under test changed; `undefined` removes a claim. */
@@ -40,36 +36,7 @@ const signed = (extra: Record<string, unknown> = {}, aud: unknown = AUD, header:
   fx.idp.sign(claims(extra, aud), { header });
 
 const prm = (path: string): string => `${PUBLIC_URL}/.well-known/oauth-protected-resource${path}`;
-const challenge = (reason: Reason, path: string): string =>
-  `Bearer resource_metadata="${prm(path)}", error="invalid_token", error_description="${reasons[reason].description}", scope="mcp:tools"`;
-
-async function post(token: string, path = '/mcp', body = RPC): Promise<{ status: number; challenge: string | null; body: unknown }> {
-  const res = await fetch(fx.gw.url + path, { method: 'POST', headers: { ...MCP_POST_HEADERS, authorization: `Bearer ${token}` }, body });
-  return { status: res.status, challenge: res.headers.get('www-authenticate'), body: JSON.parse(await res.text()) as unknown };
-}
-/** 401 invalid_token with the exact challenge and reason, and not one byte at the upstream socket. */
-async function expectRefused(token: string, reason: Reason, path = '/mcp'): Promise<void> {
-  const r = await post(token, path);
-  expect(r.status, `${reason}: ${JSON.stringify(r.body)}`).toBe(401);
-  expect(r.challenge).toBe(challenge(reason, path));
-  expect(r.body).toEqual({ error: 'invalid_token', error_description: reasons[reason].description, reason });
-  expect(fx.upstream.received).toHaveLength(0);
-  expect(fx.upstream.bytes).toBe(0);
-}
-/** Positive control: 200; the upstream got exactly one assertion, signed by the gateway for its own audience, and no token. */
-async function expectForwarded(token: string, path = '/mcp'): Promise<JWTPayload> {
-  fx.upstream.reset();
-  const r = await post(token, path);
-  expect(r.status, JSON.stringify(r.body)).toBe(200);
-  expect(fx.upstream.received).toHaveLength(1);
-  const seen = fx.upstream.received[0]?.headers;
-  expect(seen?.has('authorization')).toBe(false);
-  expect(seen?.get('x-mcp-identity')).toHaveLength(1);
-  const assertion = seen?.get('x-mcp-identity')?.[0] as string;
-  expect(assertion).not.toContain(token);
-  const { payload } = await jwtVerify(assertion, gatewayKeys, { issuer: PUBLIC_URL, audience: PUBLIC_URL + path, typ: 'mcp-identity+jwt', currentDate: new Date(clock) });
-  return payload;
-}
+const { post, expectRefused, expectForwarded } = bearerProbe(fx, { now: () => clock });
 
 describe('claims (RFC 7519 §4.1, RFC 9068 §2.2 and §4)', () => {
   it('SC-045 refuses a K1-signed token from another issuer (iss https://evil.test, and near misses of the real one)', async () => {
@@ -131,8 +98,7 @@ describe('claims (RFC 7519 §4.1, RFC 9068 §2.2 and §4)', () => {
     expect(r.status).toBe(403);
     expect(r.challenge).toBe(`Bearer resource_metadata="${prm('/mcp')}", error="insufficient_scope", error_description="${reasons.insufficient_scope.description}", scope="mcp:tools"`);
     expect(r.body).toEqual({ error: 'insufficient_scope', error_description: reasons.insufficient_scope.description, reason: 'insufficient_scope' });
-    expect(fx.upstream.received).toHaveLength(0);
-    expect(fx.upstream.bytes).toBe(0);
+    expectNothingForwarded(fx.upstream);
   });
 
   it('SC-063 answers scope look-alikes of mcp:tools with 403 (space-delimited, exact, case-sensitive tokens)', async () => {
@@ -146,8 +112,7 @@ describe('claims (RFC 7519 §4.1, RFC 9068 §2.2 and §4)', () => {
       expect(r.challenge).toBe(`Bearer resource_metadata="${prm('/mcp')}", error="insufficient_scope", error_description="${reasons.insufficient_scope.description}", scope="mcp:tools"`);
       expect(r.body).toMatchObject({ reason: 'insufficient_scope' });
     }
-    expect(fx.upstream.received).toHaveLength(0);
-    expect(fx.upstream.bytes).toBe(0);
+    expectNothingForwarded(fx.upstream);
   });
 
   it('SC-065 refuses an OIDC ID token (typ JWT, aud = client_id, nonce) replayed where at+jwt is required', async () => {
@@ -183,8 +148,7 @@ describe('claims (RFC 7519 §4.1, RFC 9068 §2.2 and §4)', () => {
       expect(r.challenge).toBeNull();
       expect(r.body).toEqual({ error: 'forbidden', error_description: reasons.client_not_allowed.description, reason: 'client_not_allowed' });
     }
-    expect(fx.upstream.received).toHaveLength(0);
-    expect(fx.upstream.bytes).toBe(0);
+    expectNothingForwarded(fx.upstream);
     const assertion = await expectForwarded(await signed({}, AUD_CLIENTS), '/clients-mcp');
     expect(assertion['client_id']).toBe('test-client');
   });

@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServer } from 'node:net';
-import { request } from 'undici';
 import { TestIdp } from '../helpers/idp.ts';
 import { TestUpstream } from '../helpers/upstream.ts';
 import { AUD, startGateway, twoUpstreamConfig, type StartedGateway } from '../helpers/gateway.ts';
+import { postTo } from '../helpers/http.ts';
+import type { Reply } from '../helpers/wire.ts';
 
 let idp: TestIdp;
 let upstream: TestUpstream;
@@ -16,12 +17,7 @@ afterAll(async () => {
   await idp?.close();
 });
 
-async function post(g: StartedGateway, token: string | undefined, path = '/mcp'): Promise<{ status: number; text: string; headers: Record<string, unknown> }> {
-  const headers: Record<string, string> = { 'content-type': 'application/json' };
-  if (token !== undefined) headers['authorization'] = `Bearer ${token}`;
-  const res = await request(g.url + path, { method: 'POST', headers, body: '{"jsonrpc":"2.0","id":1,"method":"tools/list"}' });
-  return { status: res.statusCode, text: await res.body.text(), headers: res.headers };
-}
+const post = (g: StartedGateway, token: string | undefined, path = '/mcp'): Promise<Reply> => postTo(g.url + path, token);
 
 describe('fail closed', () => {
   it('SC-177 a JWK that cannot be imported refuses the token (401), the process stays up, a good key still works', async () => {

@@ -3,6 +3,7 @@ import { createLocalJWKSet, generateKeyPair, jwtVerify, SignJWT, type CryptoKey,
 import type { Received } from '../helpers/upstream.ts';
 import { AUD, PUBLIC_URL } from '../helpers/gateway.ts';
 import { useGatewayFixture } from '../helpers/fixture.ts';
+import { expectRefusedReply } from '../helpers/refused.ts';
 import { RPC } from '../helpers/rpc.ts';
 import { rawExchange, sendExact, type RawReply, type Reply } from '../helpers/wire.ts';
 
@@ -30,15 +31,6 @@ const send = (method: string, path: string, headers: readonly (readonly [string,
 
 const postRpc = (headers: readonly (readonly [string, string])[], path = '/mcp'): Promise<Reply> =>
   send('POST', path, [['Content-Type', 'application/json'], ...headers], RPC);
-
-/** A refusal: status, exact challenge (null = none), the reason, and nothing at the upstream socket. */
-function expectRefused(reply: Reply, status: number, reason: string, wwwAuthenticate: string | null): void {
-  expect(reply.status).toBe(status);
-  expect(reply.headers['www-authenticate'] ?? null).toBe(wwwAuthenticate);
-  expect(JSON.parse(reply.text)).toMatchObject({ reason });
-  expect(fx.upstream.bytes).toBe(0);
-  expect(fx.upstream.received).toHaveLength(0);
-}
 
 /** What a positive control must show at the upstream: one gateway-signed assertion, no caller credential. */
 async function expectOnlyGatewayAssertion(received: Received | undefined, sub: string, tokens: readonly string[]): Promise<void> {
@@ -123,7 +115,7 @@ describe('credential carriers and identity headers', () => {
     const other = await fx.idp.token(AUD, { sub: 'bob' });
     for (const value of [`Bearer ${good}, Bearer ${other}`, `Bearer ${good},Bearer ${other}`, `Bearer ${good} ${other}`]) {
       fx.upstream.reset();
-      expectRefused(await postRpc([['Authorization', value]]), 401, 'token_malformed', challenge('invalid_token', 'the bearer token is malformed'));
+      expectRefusedReply(fx.upstream, await postRpc([['Authorization', value]]), 401, 'token_malformed', challenge('invalid_token', 'the bearer token is malformed'));
     }
   });
 
@@ -136,7 +128,7 @@ describe('credential carriers and identity headers', () => {
     ] as const) {
       fx.upstream.reset();
       const reply = await postRpc(headers);
-      expectRefused(reply, 401, 'token_missing', NO_ERROR_CHALLENGE);
+      expectRefusedReply(fx.upstream, reply, 401, 'token_missing', NO_ERROR_CHALLENGE);
       expect(JSON.parse(reply.text)).toMatchObject({ error_description: 'a bearer token is required' });
     }
   });
@@ -145,7 +137,7 @@ describe('credential carriers and identity headers', () => {
     const good = await fx.idp.token(AUD);
     for (const path of [`/mcp?access_token=${good}`, `/mcp?foo=1&access_token=${good}`]) {
       fx.upstream.reset();
-      expectRefused(await postRpc([], path), 401, 'token_missing', NO_ERROR_CHALLENGE);
+      expectRefusedReply(fx.upstream, await postRpc([], path), 401, 'token_missing', NO_ERROR_CHALLENGE);
     }
     expect(fx.gw.logs.join('')).not.toContain(good);
   });
@@ -154,19 +146,19 @@ describe('credential carriers and identity headers', () => {
     const good = await fx.idp.token(AUD);
     fx.upstream.reset();
     const reply = await send('POST', '/mcp', [['Content-Type', 'application/x-www-form-urlencoded']], `access_token=${good}`);
-    expectRefused(reply, 401, 'token_missing', NO_ERROR_CHALLENGE);
+    expectRefusedReply(fx.upstream, reply, 401, 'token_missing', NO_ERROR_CHALLENGE);
   });
 
   it('SC-098 refuses a token in a cookie', async () => {
     const good = await fx.idp.token(AUD);
     fx.upstream.reset();
-    expectRefused(await postRpc([['Cookie', `access_token=${good}; token=${good}`]]), 401, 'token_missing', NO_ERROR_CHALLENGE);
+    expectRefusedReply(fx.upstream, await postRpc([['Cookie', `access_token=${good}; token=${good}`]]), 401, 'token_missing', NO_ERROR_CHALLENGE);
   });
 
   it('SC-099 refuses a token sent only as Proxy-Authorization', async () => {
     const good = await fx.idp.token(AUD);
     fx.upstream.reset();
-    expectRefused(await postRpc([['Proxy-Authorization', `Bearer ${good}`]]), 401, 'token_missing', NO_ERROR_CHALLENGE);
+    expectRefusedReply(fx.upstream, await postRpc([['Proxy-Authorization', `Bearer ${good}`]]), 401, 'token_missing', NO_ERROR_CHALLENGE);
   });
 
   it('SC-100 replaces a forged identity header with its own: the upstream sees exactly one assertion, for alice', async () => {
@@ -219,7 +211,7 @@ describe('credential carriers and identity headers', () => {
     const forged = await evilToken({ sub: 'admin' });
     for (const name of ['X-MCP-Identity', 'X-Identity-Assertion']) {
       fx.upstream.reset();
-      expectRefused(await postRpc([[name, forged]]), 401, 'token_missing', NO_ERROR_CHALLENGE);
+      expectRefusedReply(fx.upstream, await postRpc([[name, forged]]), 401, 'token_missing', NO_ERROR_CHALLENGE);
     }
   });
 
@@ -281,7 +273,7 @@ describe('credential carriers and identity headers', () => {
     const good = await fx.idp.token(AUD);
     for (const value of [good, `Bearer:${good}`, `Bearer:  ${good}`, `${good} Bearer`]) {
       fx.upstream.reset();
-      expectRefused(await postRpc([['Authorization', value]]), 401, 'token_missing', NO_ERROR_CHALLENGE);
+      expectRefusedReply(fx.upstream, await postRpc([['Authorization', value]]), 401, 'token_missing', NO_ERROR_CHALLENGE);
     }
   });
 
@@ -290,10 +282,10 @@ describe('credential carriers and identity headers', () => {
     const bob = await fx.idp.token(AUD, { sub: 'bob' });
     const conflict = challenge('invalid_request', 'the token was sent by more than one method');
     fx.upstream.reset();
-    expectRefused(await postRpc([['Authorization', `Bearer ${alice}`]], `/mcp?access_token=${bob}`), 400, 'credentials_conflict', conflict);
+    expectRefusedReply(fx.upstream, await postRpc([['Authorization', `Bearer ${alice}`]], `/mcp?access_token=${bob}`), 400, 'credentials_conflict', conflict);
     fx.upstream.reset();
     const form = await send('POST', '/mcp', [['Authorization', `Bearer ${alice}`], ['Content-Type', 'application/x-www-form-urlencoded']], `access_token=${bob}`);
-    expectRefused(form, 400, 'credentials_conflict', conflict);
+    expectRefusedReply(fx.upstream, form, 400, 'credentials_conflict', conflict);
     expect(fx.gw.logs.join('')).not.toContain(bob);
   });
 });

@@ -6,16 +6,15 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import type { CryptoKey, JWK, JWTPayload } from 'jose';
 import { Recorder } from '../helpers/idp.ts';
-import { MCP_POST_HEADERS, RPC } from '../helpers/rpc.ts';
-import { AUD, PUBLIC_URL } from '../helpers/gateway.ts';
+import { AUD } from '../helpers/gateway.ts';
 import { useGatewayFixture } from '../helpers/fixture.ts';
-import { reasons, type Reason } from '../../src/reasons.ts';
+import { bearerProbe } from '../helpers/refused.ts';
+import type { Reason } from '../../src/reasons.ts';
 
 // security-cases.md, category key-selection (SC-033..039): the key comes from the issuer's JWKS by kid,
 // and from nowhere else (RFC 8725 §3.10). K1 = the IdP's RS256 key (kid k1); EVIL = an RSA key with a
 // self-signed certificate, made here and never published by the IdP.
 
-const PRM = `${PUBLIC_URL}/.well-known/oauth-protected-resource/mcp`;
 const COOLDOWN = 30; // the issuer's jwks.cooldownSeconds (the default, stated explicitly)
 
 let attacker: Recorder;
@@ -57,22 +56,7 @@ function hs256(header: object, secret: string | Buffer): string {
 function passCooldown(): void {
   clock += (COOLDOWN + 1) * 1000;
 }
-const challenge = (reason: Reason): string =>
-  `Bearer resource_metadata="${PRM}", error="invalid_token", error_description="${reasons[reason].description}", scope="mcp:tools"`;
-
-async function post(token: string): Promise<{ status: number; challenge: string | null; body: unknown }> {
-  const res = await fetch(`${fx.gw.url}/mcp`, { method: 'POST', headers: { ...MCP_POST_HEADERS, authorization: `Bearer ${token}` }, body: RPC });
-  return { status: res.status, challenge: res.headers.get('www-authenticate'), body: JSON.parse(await res.text()) as unknown };
-}
-/** 401 invalid_token with the exact challenge and reason, and not one byte at the upstream socket. */
-async function expectRefused(token: string, reason: Reason): Promise<void> {
-  const r = await post(token);
-  expect(r.status, `${reason}: ${JSON.stringify(r.body)}`).toBe(401);
-  expect(r.challenge).toBe(challenge(reason));
-  expect(r.body).toEqual({ error: 'invalid_token', error_description: reasons[reason].description, reason });
-  expect(fx.upstream.received).toHaveLength(0);
-  expect(fx.upstream.bytes).toBe(0);
-}
+const { post, expectRefused } = bearerProbe(fx);
 
 /**
  * strace on this very process (the gateway runs in it), when the platform allows attaching. Attached once

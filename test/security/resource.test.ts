@@ -5,7 +5,8 @@ import { generateKeyPair, SignJWT, type CryptoKey } from 'jose';
 import { AUD, PUBLIC_URL, startGateway, twoUpstreamConfig, type StartedGateway } from '../helpers/gateway.ts';
 import { useGatewayFixture } from '../helpers/fixture.ts';
 import { RPC } from '../helpers/rpc.ts';
-import { parseFirstResponse } from '../helpers/wire.ts';
+import { rawExchange, type RawReply } from '../helpers/wire.ts';
+import { challengeOf, postTo } from '../helpers/http.ts';
 
 // Cheap refusals for expensive inputs: huge tokens and bodies, slow clients, unknown-kid floods, deep
 // JSON. Each must be refused without work proportional to the input and without reaching the upstream.
@@ -25,63 +26,13 @@ afterAll(async () => {
   for (const g of extraGateways) await g.close();
 });
 
-interface RawReply {
-  readonly text: string;
-  readonly status: number;
-  readonly headers: ReadonlyMap<string, readonly string[]>;
-  readonly body: string;
-  readonly closedByServer: boolean;
-  readonly ms: number;
-  /** Body bytes the client managed to hand to the socket before the server closed it. */
-  readonly bodyBytesWritten: number;
-}
-
-/**
- * Raw bytes to a gateway: the head, then optionally up to `bodyBytes` of body in 64 KB chunks (with
- * backpressure), until the server closes the connection or maxMs passes.
- */
-function raw(toPort: number, head: string, options: { bodyBytes?: number; maxMs?: number } = {}): Promise<RawReply> {
-  const maxMs = options.maxMs ?? 3_000;
-  return new Promise((resolve, reject) => {
-    const started = Date.now();
-    const socket = connect(toPort, '127.0.0.1');
-    const chunks: Buffer[] = [];
-    let written = 0;
-    let done = false;
-    const finish = (closedByServer: boolean): void => {
-      if (done) return;
-      done = true;
-      clearTimeout(hard);
-      socket.destroy();
-      resolve({ ...parseFirstResponse(Buffer.concat(chunks).toString('latin1')), closedByServer, ms: Date.now() - started, bodyBytesWritten: written });
-    };
-    const hard = setTimeout(() => finish(false), maxMs);
-    const chunk = Buffer.alloc(64 * 1024, 0x20);
-    const pump = (): void => {
-      while (written < (options.bodyBytes ?? 0) && !socket.destroyed) {
-        written += chunk.length;
-        if (!socket.write(chunk)) {
-          socket.once('drain', pump);
-          return;
-        }
-      }
-    };
-    socket.on('connect', () => {
-      socket.write(head, 'latin1');
-      pump();
-    });
-    socket.on('data', (d: Buffer) => chunks.push(d));
-    socket.on('end', () => finish(true));
-    socket.on('close', () => finish(true));
-    // EPIPE/ECONNRESET while still sending body: the server closed on us, which is the point.
-    socket.on('error', (err) => (chunks.length > 0 || written > 0 ? finish(true) : reject(err)));
-  });
-}
+const raw = (toPort: number, head: string, options: { bodyBytes?: number; maxMs?: number } = {}): Promise<RawReply> =>
+  rawExchange(toPort, head, options.maxMs, options.bodyBytes);
 
 async function post(token: string, body: string, headers: Record<string, string> = {}): Promise<{ status: number; json: unknown; ms: number; challenge: string | null }> {
   const started = Date.now();
-  const res = await fetch(fx.gw.url + '/mcp', { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', ...headers }, body });
-  return { status: res.status, json: await res.json(), ms: Date.now() - started, challenge: res.headers.get('www-authenticate') };
+  const res = await postTo(fx.gw.url + '/mcp', token, { headers, body });
+  return { status: res.status, json: JSON.parse(res.text) as unknown, ms: Date.now() - started, challenge: challengeOf(res) };
 }
 
 function b64url(value: unknown): string {

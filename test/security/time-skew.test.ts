@@ -1,9 +1,8 @@
-import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { decodeJwt, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
-import { MCP_POST_HEADERS, RPC } from '../helpers/rpc.ts';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { decodeJwt } from 'jose';
 import { PUBLIC_URL } from '../helpers/gateway.ts';
-import { gatewayKeySet, useGatewayFixture } from '../helpers/fixture.ts';
-import { reasons, type Reason } from '../../src/reasons.ts';
+import { useGatewayFixture } from '../helpers/fixture.ts';
+import { bearerProbe } from '../helpers/refused.ts';
 
 // security-cases.md, category time-skew (SC-070..075). The gateway runs on an injected clock and every
 // token's iat/exp/nbf is written relative to it, so each boundary is tested to the second, never by
@@ -13,7 +12,6 @@ import { reasons, type Reason } from '../../src/reasons.ts';
 const S = 30;
 const DAY = 86_400;
 
-let gatewayKeys: JWTVerifyGetKey;
 let clock = Math.floor(Date.now() / 1000) * 1000;
 const nowS = (): number => Math.floor(clock / 1000);
 
@@ -34,45 +32,13 @@ const fx = useGatewayFixture({
   },
   now: () => clock,
 });
-beforeAll(async () => {
-  gatewayKeys = await gatewayKeySet(fx.gw);
-});
 beforeEach(() => fx.upstream.reset());
 
 const aud = (path: string): string => PUBLIC_URL + path;
 /** A GOOD token for `path` with its time claims set relative to the gateway's clock. */
 const token = (path: string, times: { iat?: number; exp?: number; nbf?: number }): Promise<string> =>
   fx.idp.sign({ iss: fx.idp.issuer, aud: aud(path), sub: 'alice', client_id: 'test-client', scope: 'mcp:tools', iat: nowS(), exp: nowS() + 300, jti: `j-${Math.random()}`, ...times });
-const challenge = (reason: Reason, path: string): string =>
-  `Bearer resource_metadata="${PUBLIC_URL}/.well-known/oauth-protected-resource${path}", error="invalid_token", error_description="${reasons[reason].description}", scope="mcp:tools"`;
-
-async function post(jwt: string, path: string): Promise<{ status: number; challenge: string | null; body: unknown }> {
-  const res = await fetch(fx.gw.url + path, { method: 'POST', headers: { ...MCP_POST_HEADERS, authorization: `Bearer ${jwt}` }, body: RPC });
-  return { status: res.status, challenge: res.headers.get('www-authenticate'), body: JSON.parse(await res.text()) as unknown };
-}
-/** 401 invalid_token with the exact challenge and reason, and not one byte at the upstream socket. */
-async function expectRefused(jwt: string, reason: Reason, path: string): Promise<void> {
-  fx.upstream.reset();
-  const r = await post(jwt, path);
-  expect(r.status, `${reason}: ${JSON.stringify(r.body)}`).toBe(401);
-  expect(r.challenge).toBe(challenge(reason, path));
-  expect(r.body).toEqual({ error: 'invalid_token', error_description: reasons[reason].description, reason });
-  expect(fx.upstream.received).toHaveLength(0);
-  expect(fx.upstream.bytes).toBe(0);
-}
-/** Positive control: 200; the upstream got exactly one gateway assertion for its audience, and no token. */
-async function expectForwarded(jwt: string, path: string): Promise<JWTPayload> {
-  fx.upstream.reset();
-  const r = await post(jwt, path);
-  expect(r.status, JSON.stringify(r.body)).toBe(200);
-  expect(fx.upstream.received).toHaveLength(1);
-  const seen = fx.upstream.received[0]?.headers;
-  expect(seen?.has('authorization')).toBe(false);
-  expect(seen?.get('x-mcp-identity')).toHaveLength(1);
-  const { payload } = await jwtVerify(seen?.get('x-mcp-identity')?.[0] as string, gatewayKeys, { issuer: PUBLIC_URL, audience: aud(path), currentDate: new Date(clock) });
-  expect(payload.sub).toBe('alice');
-  return payload;
-}
+const { post, expectRefused, expectForwarded } = bearerProbe(fx, { now: () => clock, resetBeforeRefusal: true, sub: 'alice' });
 
 describe('time skew (RFC 7519 §4.1.4-4.1.6, on an injected clock)', () => {
   it('SC-070 refuses exp = now exactly when the tolerance is 0 ("on or after exp MUST NOT be accepted")', async () => {

@@ -1,11 +1,12 @@
-import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { KeyObject, sign as nodeSign } from 'node:crypto';
-import { generateKeyPair, jwtVerify, SignJWT, type CryptoKey, type JWTPayload, type JWTVerifyGetKey } from 'jose';
-import { MCP_POST_HEADERS, RPC } from '../helpers/rpc.ts';
+import { generateKeyPair, SignJWT, type CryptoKey, type JWTPayload } from 'jose';
+import { RPC } from '../helpers/rpc.ts';
 import { rawRequest } from '../helpers/raw.ts';
 import { AUD, PUBLIC_URL } from '../helpers/gateway.ts';
-import { gatewayKeySet, useGatewayFixture } from '../helpers/fixture.ts';
-import { reasons, type Reason } from '../../src/reasons.ts';
+import { useGatewayFixture } from '../helpers/fixture.ts';
+import { bearerProbe, expectNothingForwarded, invalidTokenChallenge } from '../helpers/refused.ts';
+import { reasons } from '../../src/reasons.ts';
 
 // security-cases.md, category token-format (SC-001..018): what a bearer value must look like before any
 // key is touched. K1 = the IdP's RS256 key (kid k1). Every hostile token that carries a signature is
@@ -16,15 +17,11 @@ const INITIALIZE = '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"pro
 /** A kid the IdP does not publish: resolving it would force a JWKS refetch, so "no fetch" proves "no key lookup". */
 const PROBE_KID = 'probe-unknown-kid';
 
-let gatewayKeys: JWTVerifyGetKey;
 let clock = Math.floor(Date.now() / 1000) * 1000;
 const nowS = (): number => Math.floor(clock / 1000);
 
 // cooldownSeconds 1: an unknown kid may force a refetch after every armKeyLookup().
 const fx = useGatewayFixture({ issuer: { jwks: { cooldownSeconds: 1 } }, now: () => clock });
-beforeAll(async () => {
-  gatewayKeys = await gatewayKeySet(fx.gw);
-});
 beforeEach(() => fx.upstream.reset());
 
 const b64 = (v: string | Buffer): string => Buffer.from(v).toString('base64url');
@@ -41,37 +38,7 @@ function signRaw(headerJson: string, payload: string | Buffer): string {
 function armKeyLookup(): void {
   clock += 2_000;
 }
-const challenge = (reason: Reason): string =>
-  `Bearer resource_metadata="${PRM}", error="invalid_token", error_description="${reasons[reason].description}", scope="mcp:tools"`;
-
-interface Reply { readonly status: number; readonly challenge: string | null; readonly body: unknown }
-async function post(authorization: string | undefined, body = RPC): Promise<Reply> {
-  const headers: Record<string, string> = { ...MCP_POST_HEADERS };
-  if (authorization !== undefined) headers['authorization'] = authorization;
-  const res = await fetch(`${fx.gw.url}/mcp`, { method: 'POST', headers, body });
-  return { status: res.status, challenge: res.headers.get('www-authenticate'), body: JSON.parse(await res.text()) as unknown };
-}
-/** 401 invalid_token with the exact challenge and reason, and not one byte at the upstream socket. */
-async function expectRefused(token: string, reason: Reason): Promise<void> {
-  const r = await post(`Bearer ${token}`);
-  expect(r.status, `${reason}: ${JSON.stringify(r.body)}`).toBe(401);
-  expect(r.challenge).toBe(challenge(reason));
-  expect(r.body).toEqual({ error: 'invalid_token', error_description: reasons[reason].description, reason });
-  expect(fx.upstream.received).toHaveLength(0);
-  expect(fx.upstream.bytes).toBe(0);
-}
-/** Positive control: 200, and the upstream got one gateway-signed assertion and no caller credential. */
-async function expectForwarded(token: string): Promise<JWTPayload> {
-  fx.upstream.reset();
-  const r = await post(`Bearer ${token}`);
-  expect(r.status, JSON.stringify(r.body)).toBe(200);
-  expect(fx.upstream.received).toHaveLength(1);
-  const seen = fx.upstream.received[0]?.headers;
-  expect(seen?.has('authorization')).toBe(false);
-  expect(seen?.get('x-mcp-identity')).toHaveLength(1);
-  const { payload } = await jwtVerify(seen?.get('x-mcp-identity')?.[0] as string, gatewayKeys, { issuer: PUBLIC_URL, audience: AUD, currentDate: new Date(clock) });
-  return payload;
-}
+const { post, expectRefused, expectForwarded } = bearerProbe(fx, { now: () => clock });
 
 interface RawReply { readonly status: number; readonly headers: ReadonlyMap<string, string>; readonly body: string }
 async function rawPost(headerLines: string, body = RPC): Promise<RawReply> {
@@ -86,12 +53,11 @@ async function rawPost(headerLines: string, body = RPC): Promise<RawReply> {
 describe('token format (RFC 6750 §2.1, RFC 7515 §7.1, RFC 7519 §7.2)', () => {
   it('SC-001 answers a request without Authorization with 401, resource_metadata and no error code; nothing forwarded', async () => {
     const before = fx.idp.jwksRequests;
-    const r = await post(undefined, INITIALIZE);
+    const r = await post(undefined, '/mcp', INITIALIZE);
     expect(r.status).toBe(401);
     expect(r.challenge).toBe(`Bearer resource_metadata="${PRM}", scope="mcp:tools"`);
     expect(r.body).toEqual({ error: 'unauthorized', error_description: reasons.token_missing.description, reason: 'token_missing' });
-    expect(fx.upstream.received).toHaveLength(0);
-    expect(fx.upstream.bytes).toBe(0);
+    expectNothingForwarded(fx.upstream);
     expect(fx.idp.jwksRequests).toBe(before);
   });
 
@@ -101,7 +67,7 @@ describe('token format (RFC 6750 §2.1, RFC 7515 §7.1, RFC 7519 §7.2)', () => 
     for (const line of ['Authorization: Bearer\r\n', 'Authorization: Bearer \r\n', 'Authorization: Bearer  \r\n']) {
       const r = await rawPost(line);
       expect(r.status, line).toBe(401);
-      expect(r.headers.get('www-authenticate')).toBe(challenge('token_malformed'));
+      expect(r.headers.get('www-authenticate')).toBe(invalidTokenChallenge('token_malformed'));
       expect((JSON.parse(r.body) as { reason: string }).reason).toBe('token_malformed');
     }
     expect(fx.upstream.bytes).toBe(0);
@@ -245,8 +211,7 @@ describe('token format (RFC 6750 §2.1, RFC 7515 §7.1, RFC 7519 §7.2)', () => 
       expect(r.status).toBe(400);
       expect(r.headers.get('connection')).toBe('close');
     }
-    expect(fx.upstream.received).toHaveLength(0);
-    expect(fx.upstream.bytes).toBe(0);
+    expectNothingForwarded(fx.upstream);
     // The same token on one line is accepted: the fold alone caused the refusal.
     await expectForwarded(token);
   });
