@@ -1,8 +1,7 @@
 import type { IssuerConfig, UpstreamConfig } from '../config/compile.ts';
 import { deny, type Denial } from '../reasons.ts';
 import { FetchFailed, fetchJson } from './fetch-json.ts';
-import type { Principal } from './principal.ts';
-import { scopesOf } from './verify.ts';
+import { principalFrom, type Principal } from './principal.ts';
 import { evictOldest } from '../lib/evict.ts';
 
 export interface Introspector {
@@ -70,12 +69,7 @@ function check(r: Record<string, unknown>, issuer: IssuerConfig, upstream: Upstr
   if (exp <= nowS - issuer.clockSkewSeconds) return deny('token_expired');
   const nbf = r['nbf'];
   if (nbf !== undefined && (typeof nbf !== 'number' || nbf > nowS + issuer.clockSkewSeconds)) return deny('token_not_yet_valid');
-  const sub = r['sub'] ?? r['username'];
-  if (typeof sub !== 'string' || sub === '') return deny('claims_invalid');
-  const clientId = r['client_id'];
-  if (clientId !== undefined && typeof clientId !== 'string') return deny('claims_invalid');
-  const scopes = scopesOf(r);
-  if (scopes === undefined) return deny('claims_invalid');
-  const jti = typeof r['jti'] === 'string' ? r['jti'] : undefined;
-  return Object.freeze({ issuerName: issuer.name, iss: issuer.issuer, sub, clientId, scopes, exp, jti, tokenHash, claims: Object.freeze({ ...r }) });
+  // §2.2: `username` names the resource owner when the answer has no `sub`.
+  const claims = r['sub'] === undefined && r['username'] !== undefined ? { ...r, sub: r['username'] } : r;
+  return principalFrom(claims, issuer, tokenHash) ?? deny('claims_invalid');
 }

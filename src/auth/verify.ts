@@ -3,7 +3,7 @@ import { decodeJwt, decodeProtectedHeader, errors, jwtVerify, type JWTPayload, t
 import type { IssuerConfig, UpstreamConfig } from '../config/compile.ts';
 import { deny, type Denial, type Reason } from '../reasons.ts';
 import { KeysUnavailable, KeyUnknown, type IssuerKeys } from './keys.ts';
-import type { Principal } from './principal.ts';
+import { principalFrom, type Principal } from './principal.ts';
 import type { TokenCache } from './token-cache.ts';
 import type { Introspector } from './introspect.ts';
 
@@ -71,7 +71,7 @@ export function createAuthenticator(deps: AuthenticatorDeps): Authenticator {
       return deny(reasonFor(err));
     }
 
-    const principal = toPrincipal(payload, issuer, tokenHash);
+    const principal = principalFrom(payload, issuer, tokenHash);
     if (principal === undefined) return deny('claims_invalid');
     deps.cache.set(cacheKey, principal, validUntilMs(payload, issuer), header.kid);
     return principal;
@@ -90,45 +90,6 @@ function verifyOptions(issuer: IssuerConfig, upstream: UpstreamConfig, nowMs: nu
     ...(issuer.typ === undefined ? {} : { typ: issuer.typ }),
     currentDate: new Date(nowMs),
   };
-}
-
-/** Claims jose does not type-check for us (RFC 7519 §4.1.2 StringOrURI, RFC 9068 §2.2). */
-function toPrincipal(payload: JWTPayload, issuer: IssuerConfig, tokenHash: string): Principal | undefined {
-  const { sub, exp, jti } = payload;
-  if (typeof sub !== 'string' || sub.length === 0 || sub.length > 1024) return undefined;
-  if (typeof exp !== 'number') return undefined;
-  if (jti !== undefined && typeof jti !== 'string') return undefined;
-  const clientId = payload['client_id'] ?? payload['azp'];
-  if (clientId !== undefined && (typeof clientId !== 'string' || clientId.length === 0)) return undefined;
-  const scopes = scopesOf(payload);
-  if (scopes === undefined) return undefined;
-  return Object.freeze({
-    issuerName: issuer.name,
-    iss: issuer.issuer,
-    sub,
-    clientId: clientId as string | undefined,
-    scopes,
-    exp,
-    jti,
-    tokenHash,
-    claims: Object.freeze({ ...payload }),
-  });
-}
-
-/** RFC 9068 §2.2.3 / RFC 6749 §3.3: `scope` is a space-delimited string; some IdPs send an `scp` array. */
-export function scopesOf(payload: JWTPayload): ReadonlySet<string> | undefined {
-  const out = new Set<string>();
-  const scope = payload['scope'];
-  if (scope !== undefined) {
-    if (typeof scope !== 'string') return undefined;
-    for (const s of scope.split(' ')) if (s !== '') out.add(s);
-  }
-  const scp = payload['scp'];
-  if (scp !== undefined) {
-    if (!Array.isArray(scp) || !scp.every((s) => typeof s === 'string')) return undefined;
-    for (const s of scp as string[]) if (s !== '') out.add(s);
-  }
-  return out;
 }
 
 function validUntilMs(payload: JWTPayload, issuer: IssuerConfig): number {

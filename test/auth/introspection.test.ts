@@ -95,6 +95,33 @@ describe('RFC 7662 introspection for opaque tokens', () => {
     expect(upstream.bytes).toBe(0);
   });
 
+  it('builds the principal with the same claim checks as a JWT: sub length, client_id, scope types, jti (nothing forwarded)', async () => {
+    const cases: [string, Record<string, unknown>][] = [
+      ['opaque-long-sub', active({ sub: 'a'.repeat(1025) })],
+      ['opaque-object-sub', active({ sub: { id: 'admin' } })],
+      ['opaque-empty-sub', active({ sub: '' })],
+      ['opaque-empty-client', active({ client_id: '' })],
+      ['opaque-number-client', active({ client_id: 7 })],
+      ['opaque-empty-azp', active({ client_id: undefined, azp: '' })],
+      ['opaque-array-scope', active({ scope: ['mcp:tools'] })],
+      ['opaque-string-scp', active({ scp: 'mcp:tools' })],
+      ['opaque-number-jti', active({ jti: 42 })],
+    ];
+    upstream.reset();
+    for (const [token, answer] of cases) {
+      answers.set(token, answer);
+      expect(await call(token), token).toEqual({ status: 401, reason: 'claims_invalid' });
+    }
+    expect(upstream.received).toHaveLength(0);
+    expect(upstream.bytes).toBe(0);
+    // Positive controls at the limits: a 1024-character sub, and username standing in for an absent sub.
+    answers.set('opaque-max-sub', active({ sub: 'a'.repeat(1024) }));
+    expect(await call('opaque-max-sub')).toEqual({ status: 200, reason: undefined });
+    answers.set('opaque-username', active({ sub: undefined, username: 'bob' }));
+    expect(await call('opaque-username')).toEqual({ status: 200, reason: undefined });
+    expect(decodeJwt(upstream.last()?.headers.get('x-mcp-identity')?.[0] as string)).toMatchObject({ sub: 'bob' });
+  });
+
   it('checks scopes from the introspection answer (403 without the upstream scope)', async () => {
     answers.set('opaque-noscope', active({ scope: 'openid' }));
     expect(await call('opaque-noscope')).toEqual({ status: 403, reason: 'insufficient_scope' });
