@@ -29,7 +29,7 @@ export function principalFrom(claims: Readonly<Record<string, unknown>>, issuer:
   // RFC 9068 §2.2 client_id; azp (OIDC) only when client_id is absent, so azp never vouches for another client.
   const clientId = claims['client_id'] ?? claims['azp'];
   if (clientId !== undefined && (typeof clientId !== 'string' || clientId.length === 0)) return undefined;
-  const scopes = scopesOf(claims);
+  const scopes = scopesOf(claims, issuer.scopeClaim);
   if (scopes === undefined) return undefined;
   return Object.freeze({
     issuerName: issuer.name,
@@ -44,18 +44,23 @@ export function principalFrom(claims: Readonly<Record<string, unknown>>, issuer:
   });
 }
 
-/** RFC 9068 §2.2.3 / RFC 6749 §3.3: `scope` is a space-delimited string; some IdPs send an `scp` array. */
-export function scopesOf(claims: Readonly<Record<string, unknown>>): ReadonlySet<string> | undefined {
+/**
+ * Scopes from the one claim the issuer names (config `scopeClaim`), never the union of two, so a token
+ * cannot add scopes through a claim its issuer does not use; the other claim is ignored.
+ * RFC 9068 §2.2.3 / RFC 6749 §3.3: `scope` is a space-delimited string. `scp` (not registered) is an
+ * array of strings or, as some IdPs send it, a space-delimited string.
+ */
+export function scopesOf(claims: Readonly<Record<string, unknown>>, claim: 'scope' | 'scp'): ReadonlySet<string> | undefined {
+  const value = claims[claim];
+  if (value === undefined) return new Set();
+  let list: readonly unknown[];
+  if (typeof value === 'string') list = value.split(' ');
+  else if (claim === 'scp' && Array.isArray(value)) list = value;
+  else return undefined;
   const out = new Set<string>();
-  const scope = claims['scope'];
-  if (scope !== undefined) {
-    if (typeof scope !== 'string') return undefined;
-    for (const s of scope.split(' ')) if (s !== '') out.add(s);
-  }
-  const scp = claims['scp'];
-  if (scp !== undefined) {
-    if (!Array.isArray(scp) || !scp.every((s) => typeof s === 'string')) return undefined;
-    for (const s of scp as string[]) if (s !== '') out.add(s);
+  for (const s of list) {
+    if (typeof s !== 'string') return undefined;
+    if (s !== '') out.add(s);
   }
   return out;
 }

@@ -5,6 +5,8 @@ import { deny, type Denial, type Reason } from '../reasons.ts';
 import { KeysUnavailable, KeyUnknown, type IssuerKeys } from './keys.ts';
 import { principalFrom, type Principal } from './principal.ts';
 import type { TokenCache } from './token-cache.ts';
+import { timeClaimsProblem } from './time-claims.ts';
+import { typAccepted } from './typ.ts';
 import type { Introspector } from './introspect.ts';
 
 export interface Authenticator {
@@ -55,12 +57,18 @@ export function createAuthenticator(deps: AuthenticatorDeps): Authenticator {
     // RFC 7515 §4.1.1: alg is a case-sensitive string; RFC 7797: JWTs never use b64:false (SC-011).
     if (typeof header.alg !== 'string' || header.b64 === false) return deny('token_malformed');
     if (header.kid !== undefined && (typeof header.kid !== 'string' || header.kid.length > 256)) return deny('token_malformed');
+    // RFC 8725 §3.11: a JWT of another explicit type (our own assertion, a logout or ID token) never
+    // authenticates, whatever the issuer; checked before any key fetch.
+    if (!typAccepted(header.typ, undefined)) return deny('typ_invalid');
     // RFC 8725 §3.8: the token's iss picks the issuer (and so the only JWKS) before any key is used.
     const issuer = upstream.issuers.find((i) => i.issuer === unverified.iss);
     if (issuer === undefined) return deny('iss_unknown');
     if (issuer.introspection !== undefined) return deps.introspect(token, tokenHash, issuer, upstream);
     // RFC 8725 §3.1: the issuer's allow-list, checked before any key fetch.
     if (!issuer.algorithms.includes(header.alg)) return deny('alg_not_allowed');
+    if (!typAccepted(header.typ, issuer.typ)) return deny('typ_invalid'); // RFC 9068 §4, when required
+    const timeProblem = timeClaimsProblem(unverified, issuer, Math.floor(nowMs / 1000));
+    if (timeProblem !== undefined) return deny(timeProblem);
     const keys = deps.keys.get(issuer.name);
     if (keys === undefined) return deny('internal_error');
 

@@ -1,4 +1,4 @@
-import { asymmetricAlgorithms, type RawConfig } from './schema.ts';
+import { asymmetricAlgorithms, DEFAULT_MAX_TOKEN_LIFETIME, type RawConfig } from './schema.ts';
 import type { ConfigProblem } from './errors.ts';
 import { isSecureOrLoopback, parseUrl, stripTrailingSlash } from './urls.ts';
 
@@ -54,6 +54,8 @@ export function lintConfig(raw: RawConfig, file: string, locate: (p: Path) => nu
     if (iss.jwks.cacheMaxAgeSeconds < 60) warn(at('jwks', 'cacheMaxAgeSeconds'), 'under a minute: the IdP is asked for keys very often');
     if (iss.jwks.cooldownSeconds < 5) warn(at('jwks', 'cooldownSeconds'), 'under 5 s: unknown-kid floods reach the IdP often');
     if (iss.clockSkewSeconds > 120) warn(at('clockSkewSeconds'), 'over two minutes of clock skew accepted');
+    if (iss.maxTokenLifetimeSeconds > DEFAULT_MAX_TOKEN_LIFETIME) warn(at('maxTokenLifetimeSeconds'), 'tokens living over 24 h are accepted: a stolen token stays usable that long');
+    if (iss.introspection !== undefined && iss.scopeClaim !== 'scope') err(at('scopeClaim'), 'introspection answers carry scope (RFC 7662 §2.2); scp applies to JWT issuers only');
   });
 
   const audiences = new Map<string, number>();
