@@ -123,6 +123,49 @@ describe('issuer discovery', () => {
   });
 });
 
+describe('discovered jwks_uri on another origin', () => {
+  let other: TestIdp | undefined;
+  afterEach(async () => {
+    await other?.close();
+    other = undefined;
+  });
+
+  it('refuses a discovered jwks_uri off the issuer\'s origin (another loopback port, scheme or host): no fetch there, 503, nothing forwarded', async () => {
+    clock = Date.now();
+    idp = await TestIdp.start();
+    other = await TestIdp.start();
+    upstream = await TestUpstream.start();
+    const port = new URL(idp.issuer).port;
+    for (const jwksUri of [other.jwksUri, `https://127.0.0.1:${port}/jwks`, `http://localhost:${port}/jwks`, 'https://evil.test/jwks', `http://user@127.0.0.1:${port}/jwks`]) {
+      idp.metadataJwksUri = jwksUri;
+      gw = await startGateway(twoUpstreamConfig({ issuer: idp.issuer }, upstream.url), { now: () => clock });
+      expect(idp.metadataRequests, jwksUri).toBeGreaterThan(0);
+      expect(await readyz()).toBe(503);
+      // A token signed by the other origin's key, claiming our issuer: the keys it names were never trusted.
+      const s = Math.floor(clock / 1000);
+      upstream.reset();
+      expect(await call(await other.token(AUD, { iss: idp.issuer, iat: s, exp: s + 300 })), jwksUri).toMatchObject({ status: 503, reason: 'jwks_unavailable' });
+      expect(upstream.received).toHaveLength(0);
+      expect(upstream.bytes).toBe(0);
+      await gw.close();
+    }
+    expect(other.jwksRequests).toBe(0);
+    expect(idp.jwksRequests).toBe(0);
+  });
+
+  it('uses a key set on another origin when the config names it as jwksUri (positive control)', async () => {
+    clock = Date.now();
+    idp = await TestIdp.start();
+    other = await TestIdp.start();
+    upstream = await TestUpstream.start();
+    gw = await startGateway(twoUpstreamConfig({ issuer: idp.issuer, jwksUri: other.jwksUri }, upstream.url), { now: () => clock });
+    const s = Math.floor(clock / 1000);
+    expect((await call(await other.token(AUD, { iss: idp.issuer, iat: s, exp: s + 300 }))).status).toBe(200);
+    expect(other.jwksRequests).toBe(1);
+    expect(idp.metadataRequests).toBe(0);
+  });
+});
+
 describe('several issuers on one upstream', () => {
   it('selects the issuer by iss before any key is used; a key of issuer B never verifies a token claiming issuer A', async () => {
     clock = Date.now();

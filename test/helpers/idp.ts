@@ -28,6 +28,8 @@ export class TestIdp {
   published = new Set<string>();
   fault: Fault = { kind: 'ok' };
   metadataIssuer: string | undefined;
+  /** The jwks_uri the metadata names (default: our own /jwks). */
+  metadataJwksUri: string | undefined;
   jwksRequests = 0;
   metadataRequests = 0;
   cacheControl: string | undefined;
@@ -91,7 +93,7 @@ export class TestIdp {
     const path = (req.url ?? '').split('?')[0];
     if (path === '/.well-known/oauth-authorization-server' || path === '/.well-known/openid-configuration') {
       this.metadataRequests++;
-      const body = JSON.stringify({ issuer: this.metadataIssuer ?? this.issuer, jwks_uri: this.jwksUri, token_endpoint: `${this.issuer}/token` });
+      const body = JSON.stringify({ issuer: this.metadataIssuer ?? this.issuer, jwks_uri: this.metadataJwksUri ?? this.jwksUri, token_endpoint: `${this.issuer}/token` });
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(body);
       return;
