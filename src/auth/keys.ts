@@ -108,6 +108,17 @@ export class IssuerKeys {
     return this.#usable(this.#deps.now());
   }
 
+  /**
+   * For a request that finds no usable keys (cold, or past the stale window): waits for the fetch in
+   * flight, such as the background retry after an outage, instead of refusing while it may be about to
+   * succeed; else makes one attempt (rate-limited while failing). Bounded by the fetch's own timeouts.
+   */
+  async recovered(): Promise<boolean> {
+    if (this.#inflight !== undefined) await this.#inflight;
+    else if (!this.#lastAttemptFailed || this.#deps.now() - this.#lastAttemptAt >= FAILED_RETRY_MS) await this.refresh();
+    return this.#usable(this.#deps.now());
+  }
+
   hasKid(kid: string): boolean {
     return this.#kids.has(kid);
   }
@@ -116,10 +127,8 @@ export class IssuerKeys {
   readonly resolve = async (header: JWSHeaderParameters, token: FlattenedJWSInput): Promise<CryptoKey> => {
     let now = this.#deps.now();
     if (!this.#usable(now)) {
-      // Cold or expired beyond the stale window: one fetch attempt (rate-limited while failing).
-      if (!this.#lastAttemptFailed || now - this.#lastAttemptAt >= FAILED_RETRY_MS) await this.refresh();
+      if (!(await this.recovered())) throw new KeysUnavailable();
       now = this.#deps.now();
-      if (!this.#usable(now)) throw new KeysUnavailable();
     } else if (now >= this.#refreshAt) {
       void this.refresh();
     }

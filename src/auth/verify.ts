@@ -32,8 +32,10 @@ export function createAuthenticator(deps: AuthenticatorDeps): Authenticator {
     const nowMs = deps.now();
     const cached = deps.cache.get(cacheKey, nowMs);
     if (cached !== undefined) {
-      // A verified token is only as good as its issuer's keys: past the stale window, fail closed too.
-      return deps.keys.get(cached.issuerName)?.usable() === true ? cached : deny('jwks_unavailable');
+      // A verified token is only as good as its issuer's keys: past the stale window, fail closed too
+      // (after waiting for a recovery fetch in flight, as an uncached token does).
+      const keys = deps.keys.get(cached.issuerName);
+      return keys !== undefined && (keys.usable() || (await keys.recovered())) ? cached : deny('jwks_unavailable');
     }
 
     if (!token.includes('.')) {

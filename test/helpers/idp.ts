@@ -6,6 +6,7 @@ export type Fault =
   | { readonly kind: 'ok' }
   | { readonly kind: 'status'; readonly status: number }
   | { readonly kind: 'hang' }
+  | { readonly kind: 'slow'; readonly ms: number }
   | { readonly kind: 'body'; readonly body: string; readonly contentType?: string }
   | { readonly kind: 'huge'; readonly bytes: number }
   | { readonly kind: 'redirect'; readonly location: string }
@@ -116,6 +117,9 @@ export class TestIdp {
         return;
       case 'hang':
         return; // socket accepted, no bytes: closed by close()
+      case 'slow': // a good answer that takes its time (a recovery fetch in flight)
+        setTimeout(() => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(this.jwks())), fault.ms).unref();
+        return;
       case 'body':
         res.writeHead(200, { 'content-type': fault.contentType ?? 'application/json' }).end(fault.body);
         return;
