@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import type { Config } from './config/compile.ts';
 import { ConfigError } from './config/errors.ts';
 import { IssuerKeys } from './auth/keys.ts';
+import { startKeys } from './auth/gateway-key.ts';
 import { TokenCache } from './auth/token-cache.ts';
 import { createAuthenticator } from './auth/verify.ts';
 import { createIntrospector } from './auth/introspect.ts';
@@ -73,10 +74,12 @@ export async function createGateway(initial: Config, options: GatewayOptions = {
       if (issuer.introspection !== undefined) continue; // validated at its introspection endpoint, no JWKS
       // An unchanged issuer keeps its key cache across a reload; a changed one starts afresh.
       const old = previous?.issuerKeys.get(issuer.name);
-      const same = old !== undefined && JSON.stringify(previous?.config.issuers.find((i) => i.name === issuer.name)) === JSON.stringify(issuer);
+      const same = old !== undefined && old.refuses(gatewayKeys.thumbprints) && JSON.stringify(previous?.config.issuers.find((i) => i.name === issuer.name)) === JSON.stringify(issuer);
       issuerKeys.set(issuer.name, same ? (old as IssuerKeys) : new IssuerKeys(issuer, {
         now,
         onKeysRemoved: (name, kids) => state?.cache.dropKeys(name, kids),
+        gatewayThumbprints: gatewayKeys.thumbprints,
+        onGatewayKey: (name, kids) => logger.error({ event: 'jwks_gateway_key', issuer: name, kids }, "issuer key set publishes the gateway's own signing key; those keys are dropped"),
         onFetch: (name, result) => {
           metrics.jwksFetch(name, result);
           // Logged on change only: an outage is one line, not one per retry.
@@ -186,7 +189,7 @@ export async function createGateway(initial: Config, options: GatewayOptions = {
     ready,
     async listen() {
       // Key fetches start now; a failing IdP leaves the gateway up but not ready, refusing requests.
-      await Promise.all([...(state as State).issuerKeys.values()].map((k) => k.start()));
+      await startKeys((state as State).issuerKeys.values(), (state as State).config);
       const t = await listenOn(traffic, initial.listen.host, initial.listen.port);
       const a = await listenOn(admin, initial.admin.host, initial.admin.port);
       return { traffic: t, admin: a };
@@ -199,7 +202,7 @@ export async function createGateway(initial: Config, options: GatewayOptions = {
           throw new ConfigError([{ file: next.file, line: undefined, key: 'listen', message: 'listener addresses change only with a restart' }]);
         }
         const built = await build(next, current);
-        await Promise.all([...built.issuerKeys.values()].filter((k) => !current.issuerKeys.has(k.name) || current.issuerKeys.get(k.name) !== k).map((k) => k.start()));
+        await startKeys([...built.issuerKeys.values()].filter((k) => !current.issuerKeys.has(k.name) || current.issuerKeys.get(k.name) !== k), next);
         // The swap: requests that already started finish on the old state.
         state = built;
         for (const [name, keys] of current.issuerKeys) if (built.issuerKeys.get(name) !== keys) keys.stop();

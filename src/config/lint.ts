@@ -40,6 +40,10 @@ export function lintConfig(raw: RawConfig, file: string, locate: (p: Path) => nu
     issuerNames.add(iss.name);
     checkRemoteUrl(iss.issuer, at('issuer'), err);
     if (iss.jwksUri !== undefined) checkRemoteUrl(iss.jwksUri, at('jwksUri'), err);
+    // The gateway's own key set as an issuer's: every assertion it signs would verify as an access token.
+    if (iss.jwksUri !== undefined && publicUrl !== undefined && parseUrl(iss.jwksUri)?.href === new URL('/.well-known/jwks.json', publicUrl).href) {
+      err(at('jwksUri'), "is the gateway's own key set (publicUrl + /.well-known/jwks.json)");
+    }
     if (iss.introspection !== undefined) checkRemoteUrl(iss.introspection.endpoint, at('introspection', 'endpoint'), err);
     if (iss.algorithms === undefined && iss.introspection === undefined) err(at('algorithms'), 'required: an explicit list of asymmetric algorithms (RFC 8725 §3.1)');
     if (iss.introspection !== undefined && iss.jwksUri !== undefined) err(at('jwksUri'), 'an introspection issuer validates tokens at its introspection endpoint; remove jwksUri');
