@@ -21,9 +21,9 @@ export interface AuthenticatorDeps {
 }
 
 /**
- * Token → Principal for one upstream. The checks run cheapest first (STYLE rule 6): syntax, header,
- * issuer selection and algorithm before any key is fetched; jose then verifies the signature and the
- * registered claims; our own checks for the claims jose leaves alone come last.
+ * Token → Principal for one upstream. The checks run cheapest first (STYLE rule 6): syntax, header
+ * (typ included), issuer selection, algorithm and the time claims before any key is fetched; jose then
+ * verifies the signature and the registered claims; principalFrom checks the claims jose leaves alone.
  */
 export function createAuthenticator(deps: AuthenticatorDeps): Authenticator {
   return async function authenticate(token, upstream) {
@@ -56,18 +56,14 @@ export function createAuthenticator(deps: AuthenticatorDeps): Authenticator {
     } catch {
       return deny('token_malformed'); // RFC 7519 §7.2 steps 1-10 (SC-004..009)
     }
-    // RFC 7515 §4.1.1: alg is a case-sensitive string; RFC 7797: JWTs never use b64:false (SC-011).
-    if (typeof header.alg !== 'string' || header.b64 === false) return deny('token_malformed');
-    if (header.kid !== undefined && (typeof header.kid !== 'string' || header.kid.length > 256)) return deny('token_malformed');
-    // RFC 8725 §3.11: a JWT of another explicit type (our own assertion, a logout or ID token) never
-    // authenticates, whatever the issuer; checked before any key fetch.
-    if (!typAccepted(header.typ, undefined)) return deny('typ_invalid');
+    const headerProblem = headerProblemOf(header);
+    if (headerProblem !== undefined) return deny(headerProblem);
     // RFC 8725 §3.8: the token's iss picks the issuer (and so the only JWKS) before any key is used.
     const issuer = upstream.issuers.find((i) => i.issuer === unverified.iss);
     if (issuer === undefined) return deny('iss_unknown');
     if (issuer.introspection !== undefined) return deps.introspect(token, tokenHash, issuer, upstream);
     // RFC 8725 §3.1: the issuer's allow-list, checked before any key fetch.
-    if (!issuer.algorithms.includes(header.alg)) return deny('alg_not_allowed');
+    if (!issuer.algorithms.includes(header.alg as string)) return deny('alg_not_allowed');
     if (!typAccepted(header.typ, issuer.typ)) return deny('typ_invalid'); // RFC 9068 §4, when required
     const timeProblem = timeClaimsProblem(unverified, issuer, Math.floor(nowMs / 1000));
     if (timeProblem !== undefined) return deny(timeProblem);
@@ -86,6 +82,17 @@ export function createAuthenticator(deps: AuthenticatorDeps): Authenticator {
     deps.cache.set(cacheKey, principal, validUntilMs(payload, issuer), header.kid);
     return principal;
   };
+}
+
+/** The protected header, judged before any issuer or key is looked at. */
+function headerProblemOf(header: ProtectedHeaderParameters): Reason | undefined {
+  // RFC 7515 §4.1.1: alg is a case-sensitive string; RFC 7797: JWTs never use b64:false (SC-011).
+  if (typeof header.alg !== 'string' || header.b64 === false) return 'token_malformed';
+  if (header.kid !== undefined && (typeof header.kid !== 'string' || header.kid.length > 256)) return 'token_malformed';
+  // RFC 8725 §3.11: a JWT of another explicit type (our own assertion, a logout or ID token) never
+  // authenticates, whatever the issuer.
+  if (!typAccepted(header.typ, undefined)) return 'typ_invalid';
+  return undefined;
 }
 
 function verifyOptions(issuer: IssuerConfig, upstream: UpstreamConfig, nowMs: number): Parameters<typeof jwtVerify>[2] {
