@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Config } from './config/compile.ts';
 import { ConfigError } from './config/errors.ts';
 import type { IssuerKeys } from './auth/keys.ts';
+import { startKeys } from './auth/gateway-key.ts';
 import { createAdminServer } from './observe/admin.ts';
 import { createLogger, type Logger } from './observe/log.ts';
 import { createMetrics, type Metrics } from './observe/metrics.ts';
@@ -100,7 +101,7 @@ class RunningGateway implements Gateway {
 
   async listen(): Promise<{ readonly traffic: AddressInfo; readonly admin: AddressInfo }> {
     // Key fetches start now; a failing IdP leaves the gateway up but not ready, refusing requests.
-    await Promise.all([...this.#serving.issuerKeys.values()].map((k) => k.start()));
+    await startKeys(this.#serving.issuerKeys.values(), this.#serving.config);
     const traffic = await listenOn(this.#traffic.server, this.#initial.listen.host, this.#initial.listen.port);
     const admin = await listenOn(this.#admin, this.#initial.admin.host, this.#initial.admin.port);
     return { traffic, admin };
@@ -126,7 +127,12 @@ class RunningGateway implements Gateway {
       throw new ConfigError([{ file: next.file, line: undefined, key: 'listen', message: 'listener addresses change only with a restart' }]);
     }
     const built = await buildState(next, current, this.#shared);
-    await Promise.all([...built.issuerKeys.values()].filter((k) => current.issuerKeys.get(k.name) !== k).map((k) => k.start()));
+    try {
+      await startKeys([...built.issuerKeys.values()].filter((k) => current.issuerKeys.get(k.name) !== k), next);
+    } catch (err) {
+      void built.pools.close();
+      throw err;
+    }
     // The swap: requests that already started finish on the old state.
     this.#serving = built;
     for (const [name, keys] of current.issuerKeys) if (built.issuerKeys.get(name) !== keys) keys.stop();

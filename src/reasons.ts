@@ -14,6 +14,7 @@ export type Reason =
   | 'token_expired'
   | 'token_not_yet_valid'
   | 'token_too_old'
+  | 'token_lifetime_exceeded'
   | 'typ_invalid'
   | 'aud_mismatch'
   | 'claims_invalid'
@@ -106,6 +107,7 @@ export const reasons: Readonly<Record<Reason, ReasonInfo>> = Object.freeze({
   token_expired: r(401, 'invalid_token', true, 'the token has expired'),
   token_not_yet_valid: r(401, 'invalid_token', true, 'the token is not yet valid'),
   token_too_old: r(401, 'invalid_token', true, 'the token was issued too long ago'),
+  token_lifetime_exceeded: r(401, 'invalid_token', true, 'the token lifetime exceeds the accepted maximum'),
   typ_invalid: r(401, 'invalid_token', true, 'the token is not an access token'),
   aud_mismatch: r(401, 'invalid_token', true, 'the token audience is not this resource'),
   claims_invalid: r(401, 'invalid_token', true, 'the token claims are invalid'),

@@ -43,7 +43,7 @@ export async function buildState(config: Config, previous: State | undefined, sh
   const issuerKeys = new Map<string, IssuerKeys>();
   for (const issuer of config.issuers) {
     if (issuer.introspection !== undefined) continue; // validated at its introspection endpoint, no JWKS
-    issuerKeys.set(issuer.name, carriedKeys(issuer, previous) ?? newIssuerKeys(issuer, shared));
+    issuerKeys.set(issuer.name, carriedKeys(issuer, previous, gatewayKeys.thumbprints) ?? newIssuerKeys(issuer, shared, gatewayKeys.thumbprints));
   }
   let pools: Pools;
   try {
@@ -70,19 +70,24 @@ export async function buildState(config: Config, previous: State | undefined, sh
   return { config, handle, issuerKeys, pools, cache };
 }
 
-/** An unchanged issuer keeps its key cache across a reload; a changed one starts afresh. */
-function carriedKeys(issuer: IssuerConfig, previous: State | undefined): IssuerKeys | undefined {
+/**
+ * An unchanged issuer keeps its key cache across a reload (if it was built to refuse the same gateway
+ * keys); a changed one starts afresh.
+ */
+function carriedKeys(issuer: IssuerConfig, previous: State | undefined, gatewayThumbprints: ReadonlySet<string>): IssuerKeys | undefined {
   const old = previous?.issuerKeys.get(issuer.name);
-  if (old === undefined) return undefined;
+  if (old === undefined || !old.refuses(gatewayThumbprints)) return undefined;
   return JSON.stringify(previous?.config.issuers.find((i) => i.name === issuer.name)) === JSON.stringify(issuer) ? old : undefined;
 }
 
-function newIssuerKeys(issuer: IssuerConfig, shared: Shared): IssuerKeys {
+function newIssuerKeys(issuer: IssuerConfig, shared: Shared, gatewayThumbprints: ReadonlySet<string>): IssuerKeys {
   const { now, logger, metrics } = shared;
   let lastResult: string | undefined;
   return new IssuerKeys(issuer, {
     now,
     onKeysRemoved: (name, kids) => shared.current()?.cache.dropKeys(name, kids),
+    gatewayThumbprints,
+    onGatewayKey: (name, kids) => logger.error({ event: 'jwks_gateway_key', issuer: name, kids }, "issuer key set publishes the gateway's own signing key; those keys are dropped"),
     onFetch: (name, result) => {
       metrics.jwksFetch(name, result);
       // Logged on change only: an outage is one line, not one per retry.

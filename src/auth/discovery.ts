@@ -1,10 +1,13 @@
 import type { IssuerConfig } from '../config/compile.ts';
-import { isSecureOrLoopback, parseUrl } from '../config/urls.ts';
+import { parseUrl } from '../config/urls.ts';
 import { FetchFailed, fetchJson } from './fetch-json.ts';
 
 /**
  * RFC 8414 §3 then OpenID Connect Discovery §4: the metadata's `issuer` must equal the configured issuer
- * exactly (RFC 8414 §3.3), and its jwks_uri must be https or loopback like a configured one.
+ * exactly (RFC 8414 §3.3), and its jwks_uri must be on the issuer's own origin: the document only
+ * proves what the issuer's origin says, and keys elsewhere (another host, scheme or port, another
+ * loopback port included) would let whoever answers there sign for this issuer. An IdP that publishes
+ * its keys on another origin is configured with an explicit jwksUri.
  */
 export async function discoverJwksUri(issuer: IssuerConfig): Promise<string> {
   const url = new URL(issuer.issuer);
@@ -21,7 +24,11 @@ export async function discoverJwksUri(issuer: IssuerConfig): Promise<string> {
       const meta = body as { issuer?: unknown; jwks_uri?: unknown };
       if (meta.issuer !== issuer.issuer) throw new FetchFailed('invalid_json', 'metadata issuer does not match the configured issuer');
       const jwksUri = typeof meta.jwks_uri === 'string' ? parseUrl(meta.jwks_uri) : undefined;
-      if (jwksUri === undefined || !isSecureOrLoopback(jwksUri)) throw new FetchFailed('invalid_json', 'metadata jwks_uri is missing or not https');
+      if (jwksUri === undefined) throw new FetchFailed('invalid_json', 'metadata jwks_uri is missing');
+      // The issuer itself is https or loopback (lint), so the same origin is too.
+      if (jwksUri.origin !== url.origin || jwksUri.username !== '' || jwksUri.password !== '') {
+        throw new FetchFailed('invalid_json', "metadata jwks_uri is not on the issuer's origin; name jwksUri in the config to use it");
+      }
       return jwksUri.href;
     } catch (err) {
       last = err;

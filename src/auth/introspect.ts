@@ -1,8 +1,8 @@
 import type { IssuerConfig, UpstreamConfig } from '../config/compile.ts';
 import { deny, type Denial } from '../reasons.ts';
 import { FetchFailed, fetchJson } from './fetch-json.ts';
-import type { Principal } from './principal.ts';
-import { scopesOf } from './verify.ts';
+import { principalFrom, type Principal } from './principal.ts';
+import { timeClaimsProblem } from './time-claims.ts';
 import { evictOldest } from '../lib/evict.ts';
 
 export interface Introspector {
@@ -47,7 +47,7 @@ export function createIntrospector(now: () => number, onResult?: (issuer: string
       nowMs = now();
       const exp = (body as { exp?: unknown }).exp;
       const ttlEnd = nowMs + cfg.cacheTtlSeconds * 1000;
-      response = { response: body as Record<string, unknown>, untilMs: typeof exp === 'number' ? Math.min(ttlEnd, exp * 1000) : nowMs };
+      response = { response: body as Record<string, unknown>, untilMs: typeof exp === 'number' && Number.isFinite(exp) ? Math.min(ttlEnd, exp * 1000) : nowMs };
       if (cfg.cacheTtlSeconds > 0 && response.untilMs > nowMs) {
         evictOldest(cache, 10_000, 1);
         cache.set(key, response);
@@ -65,17 +65,10 @@ function check(r: Record<string, unknown>, issuer: IssuerConfig, upstream: Upstr
   const auds = typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud : [];
   // MCP: the audience must be this upstream; an introspection answer without aud proves nothing.
   if (!auds.includes(upstream.audience)) return deny('aud_mismatch');
-  const exp = r['exp'];
-  if (typeof exp !== 'number') return deny('claims_invalid');
-  if (exp <= nowS - issuer.clockSkewSeconds) return deny('token_expired');
-  const nbf = r['nbf'];
-  if (nbf !== undefined && (typeof nbf !== 'number' || nbf > nowS + issuer.clockSkewSeconds)) return deny('token_not_yet_valid');
-  const sub = r['sub'] ?? r['username'];
-  if (typeof sub !== 'string' || sub === '') return deny('claims_invalid');
-  const clientId = r['client_id'];
-  if (clientId !== undefined && typeof clientId !== 'string') return deny('claims_invalid');
-  const scopes = scopesOf(r);
-  if (scopes === undefined) return deny('claims_invalid');
-  const jti = typeof r['jti'] === 'string' ? r['jti'] : undefined;
-  return Object.freeze({ issuerName: issuer.name, iss: issuer.issuer, sub, clientId, scopes, exp, jti, tokenHash, claims: Object.freeze({ ...r }) });
+  // The same time rules as a JWT: finite NumericDates, skew, iat not in the future, maximum lifetime.
+  const timeProblem = timeClaimsProblem(r, issuer, nowS);
+  if (timeProblem !== undefined) return deny(timeProblem);
+  // §2.2: `username` names the resource owner when the answer has no `sub`.
+  const claims = r['sub'] === undefined && r['username'] !== undefined ? { ...r, sub: r['username'] } : r;
+  return principalFrom(claims, issuer, tokenHash) ?? deny('claims_invalid');
 }

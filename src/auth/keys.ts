@@ -2,6 +2,7 @@ import { createLocalJWKSet, errors as joseErrors, type CryptoKey, type JSONWebKe
 import type { IssuerConfig } from '../config/compile.ts';
 import { discoverJwksUri } from './discovery.ts';
 import { FetchFailed, fetchJson } from './fetch-json.ts';
+import { GatewayKeyPublished, gatewayKeysIn } from './gateway-key.ts';
 
 /** No usable key set (cold start failed, or the stale window ran out): fail closed with 503. */
 export class KeysUnavailable extends Error {
@@ -33,6 +34,12 @@ export interface KeysDeps {
   readonly now: () => number;
   readonly onFetch?: (issuer: string, result: FetchResult) => void;
   readonly onKeysRemoved?: (issuer: string, kids: ReadonlySet<string>) => void;
+  /**
+   * RFC 7638 thumbprints of the gateway's own public keys. A key of the issuer's set with one of them
+   * never verifies a token: it is dropped at every fetch (onGatewayKey reports it), and start() fails.
+   */
+  readonly gatewayThumbprints?: ReadonlySet<string>;
+  readonly onGatewayKey?: (issuer: string, kids: readonly string[]) => void;
 }
 
 type Resolver = ReturnType<typeof createLocalJWKSet>;
@@ -62,6 +69,8 @@ export class IssuerKeys {
   #inflight: Promise<void> | undefined;
   #jwksUri: string | undefined;
   #timer: NodeJS.Timeout | undefined;
+  /** kids of the gateway's own keys found in the last fetched set. */
+  #gatewayKids: readonly string[] = [];
 
   constructor(config: IssuerConfig, deps: KeysDeps) {
     this.#config = config;
@@ -73,11 +82,24 @@ export class IssuerKeys {
     return this.#config.name;
   }
 
-  /** First fetch and the background refresh tick; the gateway starts even when this fails (not ready). */
-  start(): Promise<void> {
+  /**
+   * First fetch and the background refresh tick; the gateway starts even when the fetch fails (not
+   * ready), but never when the set publishes the gateway's own key (GatewayKeyPublished).
+   */
+  async start(): Promise<void> {
     this.#timer ??= setInterval(() => this.maintain(), 1_000);
     this.#timer.unref();
-    return this.refresh();
+    await this.refresh();
+    if (this.#gatewayKids.length > 0) {
+      this.stop();
+      throw new GatewayKeyPublished(this.#config.name, this.#gatewayKids);
+    }
+  }
+
+  /** Whether this cache was built to refuse exactly these gateway keys (reload reuses it only then). */
+  refuses(thumbprints: ReadonlySet<string>): boolean {
+    const own = this.#deps.gatewayThumbprints ?? new Set<string>();
+    return own.size === thumbprints.size && [...thumbprints].every((t) => own.has(t));
   }
 
   stop(): void {
@@ -108,6 +130,17 @@ export class IssuerKeys {
     return this.#usable(this.#deps.now());
   }
 
+  /**
+   * For a request that finds no usable keys (cold, or past the stale window): waits for the fetch in
+   * flight, such as the background retry after an outage, instead of refusing while it may be about to
+   * succeed; else makes one attempt (rate-limited while failing). Bounded by the fetch's own timeouts.
+   */
+  async recovered(): Promise<boolean> {
+    if (this.#inflight !== undefined) await this.#inflight;
+    else if (!this.#lastAttemptFailed || this.#deps.now() - this.#lastAttemptAt >= FAILED_RETRY_MS) await this.refresh();
+    return this.#usable(this.#deps.now());
+  }
+
   hasKid(kid: string): boolean {
     return this.#kids.has(kid);
   }
@@ -116,10 +149,8 @@ export class IssuerKeys {
   readonly resolve = async (header: JWSHeaderParameters, token: FlattenedJWSInput): Promise<CryptoKey> => {
     let now = this.#deps.now();
     if (!this.#usable(now)) {
-      // Cold or expired beyond the stale window: one fetch attempt (rate-limited while failing).
-      if (!this.#lastAttemptFailed || now - this.#lastAttemptAt >= FAILED_RETRY_MS) await this.refresh();
+      if (!(await this.recovered())) throw new KeysUnavailable();
       now = this.#deps.now();
-      if (!this.#usable(now)) throw new KeysUnavailable();
     } else if (now >= this.#refreshAt) {
       void this.refresh();
     }
@@ -161,11 +192,15 @@ export class IssuerKeys {
     try {
       this.#jwksUri ??= await discoverJwksUri(this.#config);
       const fetched = await fetchJson(this.#jwksUri, cfg.timeoutMs, cfg.maxBytes);
-      const keys = this.#usableKeys(fetched.body);
-      if (keys === undefined) {
+      const listed = this.#usableKeys(fetched.body);
+      if (listed === undefined) {
         result = 'invalid_shape';
         throw new FetchFailed('invalid_json', 'not a JWK Set');
       }
+      const own = await gatewayKeysIn(fetched.body, this.#deps.gatewayThumbprints);
+      this.#gatewayKids = own.kids;
+      if (own.kids.length > 0) this.#deps.onGatewayKey?.(this.#config.name, own.kids);
+      const keys = listed.filter((k) => !own.dropped.has(k));
       const now = this.#deps.now();
       const lifetime = effectiveMaxAge(fetched.maxAgeSeconds, cfg.cacheMaxAgeSeconds) * 1000;
       const kids = new Set(keys.map((k) => k.kid as string));
@@ -218,3 +253,4 @@ function effectiveMaxAge(serverSeconds: number | undefined, configured: number):
   if (serverSeconds === undefined) return configured;
   return Math.min(configured, Math.max(serverSeconds, Math.min(configured, 60)));
 }
+

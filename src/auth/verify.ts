@@ -3,8 +3,10 @@ import { decodeJwt, decodeProtectedHeader, errors, jwtVerify, type JWTPayload, t
 import type { IssuerConfig, UpstreamConfig } from '../config/compile.ts';
 import { deny, type Denial, type Reason } from '../reasons.ts';
 import { KeysUnavailable, KeyUnknown, type IssuerKeys } from './keys.ts';
-import type { Principal } from './principal.ts';
+import { principalFrom, type Principal } from './principal.ts';
 import type { TokenCache } from './token-cache.ts';
+import { timeClaimsProblem } from './time-claims.ts';
+import { typAccepted } from './typ.ts';
 import type { Introspector } from './introspect.ts';
 
 export interface Authenticator {
@@ -19,9 +21,9 @@ export interface AuthenticatorDeps {
 }
 
 /**
- * Token → Principal for one upstream. The checks run cheapest first (STYLE rule 6): syntax, header,
- * issuer selection and algorithm before any key is fetched; jose then verifies the signature and the
- * registered claims; our own checks for the claims jose leaves alone come last.
+ * Token → Principal for one upstream. The checks run cheapest first (STYLE rule 6): syntax, header
+ * (typ included), issuer selection, algorithm and the time claims before any key is fetched; jose then
+ * verifies the signature and the registered claims; principalFrom checks the claims jose leaves alone.
  */
 export function createAuthenticator(deps: AuthenticatorDeps): Authenticator {
   return async function authenticate(token, upstream) {
@@ -30,8 +32,10 @@ export function createAuthenticator(deps: AuthenticatorDeps): Authenticator {
     const nowMs = deps.now();
     const cached = deps.cache.get(cacheKey, nowMs);
     if (cached !== undefined) {
-      // A verified token is only as good as its issuer's keys: past the stale window, fail closed too.
-      return deps.keys.get(cached.issuerName)?.usable() === true ? cached : deny('jwks_unavailable');
+      // A verified token is only as good as its issuer's keys: past the stale window, fail closed too
+      // (after waiting for a recovery fetch in flight, as an uncached token does).
+      const keys = deps.keys.get(cached.issuerName);
+      return keys !== undefined && (keys.usable() || (await keys.recovered())) ? cached : deny('jwks_unavailable');
     }
 
     if (!token.includes('.')) {
@@ -52,15 +56,17 @@ export function createAuthenticator(deps: AuthenticatorDeps): Authenticator {
     } catch {
       return deny('token_malformed'); // RFC 7519 §7.2 steps 1-10 (SC-004..009)
     }
-    // RFC 7515 §4.1.1: alg is a case-sensitive string; RFC 7797: JWTs never use b64:false (SC-011).
-    if (typeof header.alg !== 'string' || header.b64 === false) return deny('token_malformed');
-    if (header.kid !== undefined && (typeof header.kid !== 'string' || header.kid.length > 256)) return deny('token_malformed');
+    const headerProblem = headerProblemOf(header);
+    if (headerProblem !== undefined) return deny(headerProblem);
     // RFC 8725 §3.8: the token's iss picks the issuer (and so the only JWKS) before any key is used.
     const issuer = upstream.issuers.find((i) => i.issuer === unverified.iss);
     if (issuer === undefined) return deny('iss_unknown');
     if (issuer.introspection !== undefined) return deps.introspect(token, tokenHash, issuer, upstream);
     // RFC 8725 §3.1: the issuer's allow-list, checked before any key fetch.
-    if (!issuer.algorithms.includes(header.alg)) return deny('alg_not_allowed');
+    if (!issuer.algorithms.includes(header.alg as string)) return deny('alg_not_allowed');
+    if (!typAccepted(header.typ, issuer.typ)) return deny('typ_invalid'); // RFC 9068 §4, when required
+    const timeProblem = timeClaimsProblem(unverified, issuer, Math.floor(nowMs / 1000));
+    if (timeProblem !== undefined) return deny(timeProblem);
     const keys = deps.keys.get(issuer.name);
     if (keys === undefined) return deny('internal_error');
 
@@ -71,11 +77,22 @@ export function createAuthenticator(deps: AuthenticatorDeps): Authenticator {
       return deny(reasonFor(err));
     }
 
-    const principal = toPrincipal(payload, issuer, tokenHash);
+    const principal = principalFrom(payload, issuer, tokenHash);
     if (principal === undefined) return deny('claims_invalid');
     deps.cache.set(cacheKey, principal, validUntilMs(payload, issuer), header.kid);
     return principal;
   };
+}
+
+/** The protected header, judged before any issuer or key is looked at. */
+function headerProblemOf(header: ProtectedHeaderParameters): Reason | undefined {
+  // RFC 7515 §4.1.1: alg is a case-sensitive string; RFC 7797: JWTs never use b64:false (SC-011).
+  if (typeof header.alg !== 'string' || header.b64 === false) return 'token_malformed';
+  if (header.kid !== undefined && (typeof header.kid !== 'string' || header.kid.length > 256)) return 'token_malformed';
+  // RFC 8725 §3.11: a JWT of another explicit type (our own assertion, a logout or ID token) never
+  // authenticates, whatever the issuer.
+  if (!typAccepted(header.typ, undefined)) return 'typ_invalid';
+  return undefined;
 }
 
 function verifyOptions(issuer: IssuerConfig, upstream: UpstreamConfig, nowMs: number): Parameters<typeof jwtVerify>[2] {
@@ -90,45 +107,6 @@ function verifyOptions(issuer: IssuerConfig, upstream: UpstreamConfig, nowMs: nu
     ...(issuer.typ === undefined ? {} : { typ: issuer.typ }),
     currentDate: new Date(nowMs),
   };
-}
-
-/** Claims jose does not type-check for us (RFC 7519 §4.1.2 StringOrURI, RFC 9068 §2.2). */
-function toPrincipal(payload: JWTPayload, issuer: IssuerConfig, tokenHash: string): Principal | undefined {
-  const { sub, exp, jti } = payload;
-  if (typeof sub !== 'string' || sub.length === 0 || sub.length > 1024) return undefined;
-  if (typeof exp !== 'number') return undefined;
-  if (jti !== undefined && typeof jti !== 'string') return undefined;
-  const clientId = payload['client_id'] ?? payload['azp'];
-  if (clientId !== undefined && (typeof clientId !== 'string' || clientId.length === 0)) return undefined;
-  const scopes = scopesOf(payload);
-  if (scopes === undefined) return undefined;
-  return Object.freeze({
-    issuerName: issuer.name,
-    iss: issuer.issuer,
-    sub,
-    clientId: clientId as string | undefined,
-    scopes,
-    exp,
-    jti,
-    tokenHash,
-    claims: Object.freeze({ ...payload }),
-  });
-}
-
-/** RFC 9068 §2.2.3 / RFC 6749 §3.3: `scope` is a space-delimited string; some IdPs send an `scp` array. */
-export function scopesOf(payload: JWTPayload): ReadonlySet<string> | undefined {
-  const out = new Set<string>();
-  const scope = payload['scope'];
-  if (scope !== undefined) {
-    if (typeof scope !== 'string') return undefined;
-    for (const s of scope.split(' ')) if (s !== '') out.add(s);
-  }
-  const scp = payload['scp'];
-  if (scp !== undefined) {
-    if (!Array.isArray(scp) || !scp.every((s) => typeof s === 'string')) return undefined;
-    for (const s of scp as string[]) if (s !== '') out.add(s);
-  }
-  return out;
 }
 
 function validUntilMs(payload: JWTPayload, issuer: IssuerConfig): number {

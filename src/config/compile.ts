@@ -13,7 +13,9 @@ export interface IssuerConfig {
   readonly algorithms: readonly string[];
   readonly clockSkewSeconds: number;
   readonly maxTokenAgeSeconds: number | undefined;
+  readonly maxTokenLifetimeSeconds: number;
   readonly typ: 'at+jwt' | undefined;
+  readonly scopeClaim: 'scope' | 'scp';
   readonly jwks: Readonly<RawIssuer['jwks']>;
   readonly introspection: Readonly<NonNullable<RawIssuer['introspection']>> | undefined;
 }
@@ -80,7 +82,9 @@ function compile(raw: RawConfig, file: string, warnings: readonly ConfigProblem[
     algorithms: Object.freeze([...(i.algorithms ?? [])]),
     clockSkewSeconds: i.clockSkewSeconds,
     maxTokenAgeSeconds: i.maxTokenAgeSeconds,
+    maxTokenLifetimeSeconds: i.maxTokenLifetimeSeconds,
     typ: i.typ,
+    scopeClaim: i.scopeClaim,
     jwks: Object.freeze({ ...i.jwks }),
     introspection: i.introspection === undefined ? undefined : Object.freeze({ ...i.introspection }),
   }));

@@ -1,4 +1,4 @@
-import { asymmetricAlgorithms, type RawConfig } from './schema.ts';
+import { asymmetricAlgorithms, DEFAULT_MAX_TOKEN_LIFETIME, type RawConfig } from './schema.ts';
 import type { ConfigProblem } from './errors.ts';
 import { isSecureOrLoopback, parseUrl, stripTrailingSlash } from './urls.ts';
 
@@ -40,6 +40,10 @@ export function lintConfig(raw: RawConfig, file: string, locate: (p: Path) => nu
     issuerNames.add(iss.name);
     checkRemoteUrl(iss.issuer, at('issuer'), err);
     if (iss.jwksUri !== undefined) checkRemoteUrl(iss.jwksUri, at('jwksUri'), err);
+    // The gateway's own key set as an issuer's: every assertion it signs would verify as an access token.
+    if (iss.jwksUri !== undefined && publicUrl !== undefined && parseUrl(iss.jwksUri)?.href === new URL('/.well-known/jwks.json', publicUrl).href) {
+      err(at('jwksUri'), "is the gateway's own key set (publicUrl + /.well-known/jwks.json)");
+    }
     if (iss.introspection !== undefined) checkRemoteUrl(iss.introspection.endpoint, at('introspection', 'endpoint'), err);
     if (iss.algorithms === undefined && iss.introspection === undefined) err(at('algorithms'), 'required: an explicit list of asymmetric algorithms (RFC 8725 §3.1)');
     if (iss.introspection !== undefined && iss.jwksUri !== undefined) err(at('jwksUri'), 'an introspection issuer validates tokens at its introspection endpoint; remove jwksUri');
@@ -54,6 +58,8 @@ export function lintConfig(raw: RawConfig, file: string, locate: (p: Path) => nu
     if (iss.jwks.cacheMaxAgeSeconds < 60) warn(at('jwks', 'cacheMaxAgeSeconds'), 'under a minute: the IdP is asked for keys very often');
     if (iss.jwks.cooldownSeconds < 5) warn(at('jwks', 'cooldownSeconds'), 'under 5 s: unknown-kid floods reach the IdP often');
     if (iss.clockSkewSeconds > 120) warn(at('clockSkewSeconds'), 'over two minutes of clock skew accepted');
+    if (iss.maxTokenLifetimeSeconds > DEFAULT_MAX_TOKEN_LIFETIME) warn(at('maxTokenLifetimeSeconds'), 'tokens living over 24 h are accepted: a stolen token stays usable that long');
+    if (iss.introspection !== undefined && iss.scopeClaim !== 'scope') err(at('scopeClaim'), 'introspection answers carry scope (RFC 7662 §2.2); scp applies to JWT issuers only');
   });
 
   const audiences = new Map<string, number>();

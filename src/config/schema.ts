@@ -9,6 +9,11 @@ const ASYMMETRIC_ALGORITHMS = [
 export type Algorithm = (typeof ASYMMETRIC_ALGORITHMS)[number];
 export const asymmetricAlgorithms: ReadonlySet<string> = new Set(ASYMMETRIC_ALGORITHMS);
 
+/** 24 h: the default ceiling on a token's lifetime, and the level above which validate warns. */
+export const DEFAULT_MAX_TOKEN_LIFETIME = 86_400;
+/** 7 days: maxTokenLifetimeSeconds may never be raised beyond this. */
+export const MAX_TOKEN_LIFETIME_CEILING = 7 * 86_400;
+
 const port = z.number().int().min(0).max(65535);
 const listener = z.strictObject({
   host: z.string().min(1).default('127.0.0.1'),
@@ -54,8 +59,14 @@ const issuer = z.strictObject({
   algorithms: z.array(z.string()).min(1).optional(),
   clockSkewSeconds: z.number().int().min(0).max(300).default(30),
   maxTokenAgeSeconds: z.number().int().min(1).max(30 * 86_400).optional(),
+  // Longest lifetime accepted (exp − iat, or exp − now without iat). Short-lived tokens are the
+  // mission; the hard ceiling keeps this from becoming an escape hatch (lint warns above the default).
+  maxTokenLifetimeSeconds: z.number().int().min(1).max(MAX_TOKEN_LIFETIME_CEILING).default(DEFAULT_MAX_TOKEN_LIFETIME),
   // RFC 9068 §2.1: when set, the JWS header typ must be at+jwt (or application/at+jwt).
   typ: z.literal('at+jwt').optional(),
+  // The one claim scopes are read from: RFC 9068 §2.2.3 `scope` (string), or `scp` (array or
+  // space-delimited string) for IdPs that use it. Never both: the other claim is ignored.
+  scopeClaim: z.enum(['scope', 'scp']).default('scope'),
   jwks: jwksOptions.prefault({}),
   introspection: introspection.optional(),
 });

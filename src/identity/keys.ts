@@ -15,6 +15,11 @@ export interface GatewayKeys {
    * file agrees without a shared store. The first mints; all verify, so sessions survive a rotation.
    */
   readonly sessionSecrets: readonly Buffer[];
+  /**
+   * RFC 7638 thumbprints of every public key in the file: no trusted issuer may publish one of them,
+   * or a token the gateway signed would verify as that issuer's access token.
+   */
+  readonly thumbprints: ReadonlySet<string>;
 }
 
 /** A new private JWK with a thumbprint kid (RFC 7638). */
@@ -69,6 +74,7 @@ export async function loadGatewayKeys(file: string, configFile: string, line?: n
   if (list.length === 0) fail('holds no key');
   const publicKeys: JWK[] = [];
   const sessionSecrets: Buffer[] = [];
+  const thumbprints = new Set<string>();
   let signer: GatewayKeys['signer'] | undefined;
   for (const [i, entry] of list.entries()) {
     const jwk = entry as JWK;
@@ -83,10 +89,11 @@ export async function loadGatewayKeys(file: string, configFile: string, line?: n
     }
     const { d: _d, ...pub } = jwk;
     publicKeys.push({ ...pub, kid, alg: alg as string, use: 'sig' });
+    thumbprints.add(await calculateJwkThumbprint(pub));
     if (i === 0) signer = { key, kid, alg: alg as GatewayAlg };
     sessionSecrets.push(Buffer.from(hkdfSync('sha256', Buffer.from(jwk.d as string, 'base64url'), 'mcp-warden', 'mcp-session-binding', 32)));
   }
-  return Object.freeze({ signer: signer as GatewayKeys['signer'], publicJwks: Object.freeze({ keys: Object.freeze(publicKeys) }), sessionSecrets: Object.freeze(sessionSecrets) });
+  return Object.freeze({ signer: signer as GatewayKeys['signer'], publicJwks: Object.freeze({ keys: Object.freeze(publicKeys) }), sessionSecrets: Object.freeze(sessionSecrets), thumbprints });
 }
 
 /** `validate`: the key file must be usable if it exists; an absent one is generated at first start. */

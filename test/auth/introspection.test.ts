@@ -8,7 +8,7 @@ import { AUD, startGateway, twoUpstreamConfig, type StartedGateway } from '../he
 import { RPC } from '../helpers/rpc.ts';
 
 const ISSUER = 'http://127.0.0.1:1/as'; // never contacted: introspection issuers have no JWKS
-let answers: Map<string, Record<string, unknown> | 'down'>;
+let answers: Map<string, Record<string, unknown> | 'down' | { raw: string }>;
 let calls: { authorization: string | undefined; body: string }[];
 let server: Server;
 let endpoint: string;
@@ -36,7 +36,7 @@ beforeAll(async () => {
         res.writeHead(500).end();
         return;
       }
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(answer));
+      res.writeHead(200, { 'content-type': 'application/json' }).end('raw' in answer ? answer.raw : JSON.stringify(answer));
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -93,6 +93,57 @@ describe('RFC 7662 introspection for opaque tokens', () => {
       expect(await call(token)).toEqual({ status: 401, reason });
     }
     expect(upstream.bytes).toBe(0);
+  });
+
+  it('builds the principal with the same claim checks as a JWT: sub length, client_id, scope types, jti (nothing forwarded)', async () => {
+    const cases: [string, Record<string, unknown>][] = [
+      ['opaque-long-sub', active({ sub: 'a'.repeat(1025) })],
+      ['opaque-object-sub', active({ sub: { id: 'admin' } })],
+      ['opaque-empty-sub', active({ sub: '' })],
+      ['opaque-empty-client', active({ client_id: '' })],
+      ['opaque-number-client', active({ client_id: 7 })],
+      ['opaque-empty-azp', active({ client_id: undefined, azp: '' })],
+      ['opaque-array-scope', active({ scope: ['mcp:tools'] })],
+      ['opaque-number-scope', active({ scope: 42 })],
+      ['opaque-number-jti', active({ jti: 42 })],
+    ];
+    upstream.reset();
+    for (const [token, answer] of cases) {
+      answers.set(token, answer);
+      expect(await call(token), token).toEqual({ status: 401, reason: 'claims_invalid' });
+    }
+    expect(upstream.received).toHaveLength(0);
+    expect(upstream.bytes).toBe(0);
+    // Positive controls at the limits: a 1024-character sub, and username standing in for an absent sub.
+    answers.set('opaque-max-sub', active({ sub: 'a'.repeat(1024) }));
+    expect(await call('opaque-max-sub')).toEqual({ status: 200, reason: undefined });
+    answers.set('opaque-username', active({ sub: undefined, username: 'bob' }));
+    expect(await call('opaque-username')).toEqual({ status: 200, reason: undefined });
+    expect(decodeJwt(upstream.last()?.headers.get('x-mcp-identity')?.[0] as string)).toMatchObject({ sub: 'bob' });
+  });
+
+  it('judges the time claims of an answer like a JWT: finite NumericDates, iat not ahead, at most 24 h of lifetime', async () => {
+    const n = nowS();
+    const raw = (times: string): { raw: string } => ({ raw: `{"active":true,"iss":"${ISSUER}","aud":"${AUD}","sub":"u","scope":"mcp:tools",${times}}` });
+    const cases: [string, Record<string, unknown> | { raw: string }, string][] = [
+      ['opaque-exp-inf', raw('"exp":1e309'), 'claims_invalid'],
+      ['opaque-exp-neg', raw('"exp":-1e309'), 'claims_invalid'],
+      ['opaque-nbf-neg', active({ nbf: -1 }), 'claims_invalid'],
+      ['opaque-iat-string', active({ iat: String(n) }), 'claims_invalid'],
+      ['opaque-iat-future', active({ iat: n + 31 }), 'token_not_yet_valid'],
+      ['opaque-long-life', active({ iat: n, exp: n + 86_401 }), 'token_lifetime_exceeded'],
+      ['opaque-no-iat-long', active({ exp: n + 86_400 + 31 }), 'token_lifetime_exceeded'],
+      ['opaque-exp-ms', active({ iat: n, exp: (n + 600) * 1000 }), 'token_lifetime_exceeded'],
+    ];
+    upstream.reset();
+    for (const [token, answer, reason] of cases) {
+      answers.set(token, answer);
+      expect(await call(token), token).toEqual({ status: 401, reason });
+    }
+    expect(upstream.received).toHaveLength(0);
+    expect(upstream.bytes).toBe(0);
+    answers.set('opaque-day', active({ iat: n, exp: n + 86_400 }));
+    expect(await call('opaque-day')).toEqual({ status: 200, reason: undefined });
   });
 
   it('checks scopes from the introspection answer (403 without the upstream scope)', async () => {

@@ -67,6 +67,44 @@ describe('key-fetch outage', () => {
     expect((await call(await tokenAt())).status).toBe(200);
   });
 
+  it('after an outage, requests arriving while the recovery fetch is in flight wait for it instead of getting 503', async () => {
+    clock = Date.now();
+    idp = await TestIdp.start();
+    upstream = await TestUpstream.start();
+    gw = await startGateway(twoUpstreamConfig({ issuer: idp.issuer, jwksUri: idp.jwksUri, jwks: { cacheMaxAgeSeconds: 10, staleIfErrorSeconds: 0, timeoutMs: 2_000 } }, upstream.url), { now: () => clock });
+    const keys = gw.gateway.issuerKeys.get('idp');
+    const cachedToken = await tokenAt();
+    expect((await call(cachedToken)).status).toBe(200);
+    idp.fault = { kind: 'status', status: 500 };
+    clock += 10_001;
+    await keys?.refresh(); // the outage: the last attempt failed just now, and the keys are past use
+    expect(keys?.usable()).toBe(false);
+
+    idp.fault = { kind: 'slow', ms: 400 };
+    const fetchesBefore = idp.jwksRequests;
+    const recovery = keys?.refresh(); // the background retry, in flight
+    upstream.reset();
+    const [fresh, cached] = await Promise.all([call(await tokenAt()), call(cachedToken)]);
+    expect(fresh).toMatchObject({ status: 200 });
+    expect(cached).toMatchObject({ status: 200 });
+    await recovery;
+    expect(idp.jwksRequests - fetchesBefore).toBe(1); // they waited for that fetch, not fetched again
+    expect(upstream.received).toHaveLength(2);
+
+    // The wait is bounded by the fetch timeout: a recovery fetch that hangs ends in 503, nothing forwarded.
+    idp.fault = { kind: 'status', status: 500 };
+    clock += 10_001;
+    await keys?.refresh();
+    idp.fault = { kind: 'hang' };
+    const hanging = keys?.refresh();
+    upstream.reset();
+    const started = Date.now();
+    expect(await call(await tokenAt())).toMatchObject({ status: 503, reason: 'jwks_unavailable' });
+    expect(Date.now() - started).toBeLessThan(4_000);
+    expect(upstream.bytes).toBe(0);
+    await hanging;
+  }, 15_000);
+
   it('staleIfErrorSeconds: 0 refuses as soon as the fresh lifetime ends without a successful refresh', async () => {
     clock = Date.now();
     idp = await TestIdp.start();
@@ -120,6 +158,49 @@ describe('issuer discovery', () => {
     expect(idp.jwksRequests).toBe(0);
     expect(await readyz()).toBe(503);
     expect((await call(await tokenAt())).reason).toBe('jwks_unavailable');
+  });
+});
+
+describe('discovered jwks_uri on another origin', () => {
+  let other: TestIdp | undefined;
+  afterEach(async () => {
+    await other?.close();
+    other = undefined;
+  });
+
+  it('refuses a discovered jwks_uri off the issuer\'s origin (another loopback port, scheme or host): no fetch there, 503, nothing forwarded', async () => {
+    clock = Date.now();
+    idp = await TestIdp.start();
+    other = await TestIdp.start();
+    upstream = await TestUpstream.start();
+    const port = new URL(idp.issuer).port;
+    for (const jwksUri of [other.jwksUri, `https://127.0.0.1:${port}/jwks`, `http://localhost:${port}/jwks`, 'https://evil.test/jwks', `http://user@127.0.0.1:${port}/jwks`]) {
+      idp.metadataJwksUri = jwksUri;
+      gw = await startGateway(twoUpstreamConfig({ issuer: idp.issuer }, upstream.url), { now: () => clock });
+      expect(idp.metadataRequests, jwksUri).toBeGreaterThan(0);
+      expect(await readyz()).toBe(503);
+      // A token signed by the other origin's key, claiming our issuer: the keys it names were never trusted.
+      const s = Math.floor(clock / 1000);
+      upstream.reset();
+      expect(await call(await other.token(AUD, { iss: idp.issuer, iat: s, exp: s + 300 })), jwksUri).toMatchObject({ status: 503, reason: 'jwks_unavailable' });
+      expect(upstream.received).toHaveLength(0);
+      expect(upstream.bytes).toBe(0);
+      await gw.close();
+    }
+    expect(other.jwksRequests).toBe(0);
+    expect(idp.jwksRequests).toBe(0);
+  });
+
+  it('uses a key set on another origin when the config names it as jwksUri (positive control)', async () => {
+    clock = Date.now();
+    idp = await TestIdp.start();
+    other = await TestIdp.start();
+    upstream = await TestUpstream.start();
+    gw = await startGateway(twoUpstreamConfig({ issuer: idp.issuer, jwksUri: other.jwksUri }, upstream.url), { now: () => clock });
+    const s = Math.floor(clock / 1000);
+    expect((await call(await other.token(AUD, { iss: idp.issuer, iat: s, exp: s + 300 }))).status).toBe(200);
+    expect(other.jwksRequests).toBe(1);
+    expect(idp.metadataRequests).toBe(0);
   });
 });
 

@@ -78,8 +78,17 @@ describe('Expect: 100-continue', () => {
 });
 
 describe('stream lifetime', () => {
-  it('keeps a stream open for a token valid longer than setTimeout can wait (over 24.8 days)', async () => {
-    const token = await fx.idp.token(AUD, { exp: Math.floor(Date.now() / 1000) + 30 * 86_400 });
+  it('refuses a token valid for 30 days before any stream opens; one at the 24 h maximum keeps its stream open', async () => {
+    // Streams end when their token expires; a token may not outlive maxTokenLifetimeSeconds (24 h here),
+    // so no stream's expiry timer comes near setTimeout's 24.8-day limit.
+    const s = Math.floor(Date.now() / 1000);
+    fx.upstream.reset();
+    const long = await request(fx.gw.url + '/mcp', { method: 'GET', headers: { authorization: `Bearer ${await fx.idp.token(AUD, { iat: s, exp: s + 30 * 86_400 })}`, accept: 'text/event-stream' } });
+    expect(long.statusCode).toBe(401);
+    expect(((await long.body.json()) as { reason: string }).reason).toBe('token_lifetime_exceeded');
+    expect(fx.upstream.received).toHaveLength(0);
+    expect(fx.upstream.bytes).toBe(0);
+    const token = await fx.idp.token(AUD, { iat: s, exp: s + 86_400 });
     fx.upstream.sseEvents = 2;
     fx.upstream.sseClosed = 0;
     let release: () => void = () => undefined;
@@ -88,7 +97,7 @@ describe('stream lifetime', () => {
     const events = res.body[Symbol.asyncIterator]();
     await events.next();
     await new Promise((r) => setTimeout(r, 300));
-    expect(fx.upstream.sseClosed).toBe(0); // an overflowed timer would have ended it within a millisecond
+    expect(fx.upstream.sseClosed).toBe(0);
     release();
     let text = '';
     for (let r = await events.next(); !r.done; r = await events.next()) text += String(r.value);

@@ -6,6 +6,7 @@ export type Fault =
   | { readonly kind: 'ok' }
   | { readonly kind: 'status'; readonly status: number }
   | { readonly kind: 'hang' }
+  | { readonly kind: 'slow'; readonly ms: number }
   | { readonly kind: 'body'; readonly body: string; readonly contentType?: string }
   | { readonly kind: 'huge'; readonly bytes: number }
   | { readonly kind: 'redirect'; readonly location: string }
@@ -28,6 +29,8 @@ export class TestIdp {
   published = new Set<string>();
   fault: Fault = { kind: 'ok' };
   metadataIssuer: string | undefined;
+  /** The jwks_uri the metadata names (default: our own /jwks). */
+  metadataJwksUri: string | undefined;
   jwksRequests = 0;
   metadataRequests = 0;
   cacheControl: string | undefined;
@@ -91,7 +94,7 @@ export class TestIdp {
     const path = (req.url ?? '').split('?')[0];
     if (path === '/.well-known/oauth-authorization-server' || path === '/.well-known/openid-configuration') {
       this.metadataRequests++;
-      const body = JSON.stringify({ issuer: this.metadataIssuer ?? this.issuer, jwks_uri: this.jwksUri, token_endpoint: `${this.issuer}/token` });
+      const body = JSON.stringify({ issuer: this.metadataIssuer ?? this.issuer, jwks_uri: this.metadataJwksUri ?? this.jwksUri, token_endpoint: `${this.issuer}/token` });
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(body);
       return;
@@ -114,6 +117,9 @@ export class TestIdp {
         return;
       case 'hang':
         return; // socket accepted, no bytes: closed by close()
+      case 'slow': // a good answer that takes its time (a recovery fetch in flight)
+        setTimeout(() => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(this.jwks())), fault.ms).unref();
+        return;
       case 'body':
         res.writeHead(200, { 'content-type': fault.contentType ?? 'application/json' }).end(fault.body);
         return;

@@ -4,24 +4,31 @@ import { AUD, AUD_OTHER, PUBLIC_URL } from '../helpers/gateway.ts';
 import { useGatewayFixture } from '../helpers/fixture.ts';
 import { bearerProbe, expectNothingForwarded } from '../helpers/refused.ts';
 import { reasons } from '../../src/reasons.ts';
+import { ASSERTION_TYP } from '../../src/identity/assertion.ts';
 
 // security-cases.md, category claims (SC-045..067). Every token here is genuinely signed by K1 (the
 // IdP's RS256 key, kid k1): only the claim under test is wrong. Upstreams: /mcp and /other-mcp (any
-// client), /typ-mcp (issuer requires typ at+jwt), /clients-mcp (only client test-client).
+// client), /typ-mcp (issuer requires typ at+jwt), /clients-mcp (only client test-client), /scp-mcp (issuer
+// with scopeClaim: scp).
 
 const TOOLS_CALL = '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"whoami","arguments":{}}}';
 const AUD_TYP = `${PUBLIC_URL}/typ-mcp`;
 const AUD_CLIENTS = `${PUBLIC_URL}/clients-mcp`;
+const AUD_SCP = `${PUBLIC_URL}/scp-mcp`;
 
 const clock = Math.floor(Date.now() / 1000) * 1000;
 const nowS = (): number => Math.floor(clock / 1000);
 
 const fx = useGatewayFixture({
   config: (config, idp, upstream) => {
-    (config['issuers'] as unknown[]).push({ name: 'idp-at', issuer: idp.issuer, jwksUri: idp.jwksUri, algorithms: ['RS256'], typ: 'at+jwt' });
+    (config['issuers'] as unknown[]).push(
+      { name: 'idp-at', issuer: idp.issuer, jwksUri: idp.jwksUri, algorithms: ['RS256'], typ: 'at+jwt' },
+      { name: 'idp-scp', issuer: idp.issuer, jwksUri: idp.jwksUri, algorithms: ['RS256'], scopeClaim: 'scp' },
+    );
     (config['upstreams'] as unknown[]).push(
       { name: 'typ', path: '/typ-mcp', target: `${upstream.url}/echo/typ`, issuers: ['idp-at'], scopes: ['mcp:tools'] },
       { name: 'clients', path: '/clients-mcp', target: `${upstream.url}/echo/clients`, issuers: ['idp'], scopes: ['mcp:tools'], clients: ['test-client'] },
+      { name: 'scp', path: '/scp-mcp', target: `${upstream.url}/echo/scp`, issuers: ['idp-scp'], scopes: ['mcp:tools'] },
     );
     return config;
   },
@@ -132,6 +139,53 @@ describe('claims (RFC 7519 §4.1, RFC 9068 §2.2 and §4)', () => {
       const assertion = await expectForwarded(token, '/typ-mcp');
       expect(assertion.sub).toBe('alice');
     }
+  });
+
+  it('refuses explicit non-access token types by default, before any key lookup (our own assertion, SET, logout, ID, DPoP proof)', async () => {
+    const before = fx.idp.jwksRequests;
+    const types: unknown[] = [ASSERTION_TYP, `application/${ASSERTION_TYP}`, 'secevent+jwt', 'logout+jwt', 'id+jwt', 'dpop+jwt', 'application/dpop+jwt', 'at+jwt+x', 'JOSE', 'JOSE+JSON', '', 'jwt ', 7, null, ['JWT']];
+    for (const typ of types) {
+      // An unknown kid would cost a JWKS refetch if the type were judged after the key lookup.
+      await expectRefused(await fx.idp.sign(claims(), { header: { typ, kid: `unknown-${Math.random()}` } }), 'typ_invalid');
+      await expectRefused(await signed({}, AUD, { typ }), 'typ_invalid');
+    }
+    expect(fx.idp.jwksRequests).toBe(before);
+    for (const typ of [undefined, 'JWT', 'jwt', 'application/jwt', 'at+jwt', 'application/AT+JWT']) {
+      await expectForwarded(await signed({}, AUD, typ === undefined ? {} : { typ }));
+    }
+  });
+
+  it('refuses the gateway\'s own identity assertion replayed as a bearer token (typ mcp-identity+jwt)', async () => {
+    await expectForwarded(await signed());
+    const assertion = fx.upstream.received[0]?.headers.get('x-mcp-identity')?.[0] as string;
+    expect(decodeProtectedHeader(assertion).typ).toBe(ASSERTION_TYP);
+    fx.upstream.reset();
+    await expectRefused(assertion, 'typ_invalid');
+  });
+
+  it('reads scopes from scope only on a default issuer: an scp claim adds nothing and is not even type-checked', async () => {
+    for (const extra of [{ scope: undefined, scp: ['mcp:tools'] }, { scope: 'openid', scp: ['mcp:tools'] }, { scope: undefined, scp: 'mcp:tools' }]) {
+      const r = await post(await signed(extra), '/mcp', TOOLS_CALL);
+      expect(r.status, JSON.stringify(extra)).toBe(403);
+      expect(r.body).toMatchObject({ reason: 'insufficient_scope' });
+    }
+    expect(fx.upstream.received).toHaveLength(0);
+    expect(fx.upstream.bytes).toBe(0);
+    const assertion = await expectForwarded(await signed({ scope: 'mcp:tools', scp: 5 }));
+    expect(assertion['scope']).toBe('mcp:tools');
+  });
+
+  it('reads scopes from scp only on an issuer with scopeClaim: scp (array or space-delimited string), never the union', async () => {
+    for (const extra of [{ scope: 'mcp:tools', scp: undefined }, { scope: 'mcp:tools', scp: ['openid'] }]) {
+      const r = await post(await signed(extra, AUD_SCP), '/scp-mcp', TOOLS_CALL);
+      expect(r.status, JSON.stringify(extra)).toBe(403);
+      expect(r.body).toMatchObject({ reason: 'insufficient_scope' });
+    }
+    for (const scp of [[1], 'mcp:tools'.length, { 0: 'mcp:tools' }, [['mcp:tools']]]) await expectRefused(await signed({ scope: undefined, scp }, AUD_SCP), 'claims_invalid', '/scp-mcp');
+    expect(fx.upstream.received).toHaveLength(0);
+    expect(fx.upstream.bytes).toBe(0);
+    expect((await expectForwarded(await signed({ scope: 'nothing', scp: ['mcp:tools', 'extra'] }, AUD_SCP), '/scp-mcp'))['scope']).toBe('mcp:tools extra');
+    expect((await expectForwarded(await signed({ scope: undefined, scp: 'mcp:tools  read' }, AUD_SCP), '/scp-mcp'))['scope']).toBe('mcp:tools read');
   });
 
   it('SC-067 answers a client not on the upstream\'s allowed list with 403; nothing forwarded', async () => {

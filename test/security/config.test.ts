@@ -207,6 +207,39 @@ describe('unsafe configuration refuses to start', () => {
   }, CLI_TIMEOUT);
 });
 
+describe('token claim settings', () => {
+  const issuer = (extra: string): string => `    issuer: https://idp.test\n    jwksUri: https://idp.test/jwks\n    algorithms: [RS256]\n${extra}`;
+
+  it('maxTokenLifetimeSeconds defaults to 24 h, may be lowered, warns above 24 h and never exceeds 7 days', () => {
+    expect(loadConfigText(yaml()).issuers[0]?.maxTokenLifetimeSeconds).toBe(86_400);
+    const lowered = loadConfigText(yaml({ issuer: issuer('    maxTokenLifetimeSeconds: 300') }));
+    expect(lowered.issuers[0]?.maxTokenLifetimeSeconds).toBe(300);
+    expect(lowered.warnings.map((w) => w.key)).not.toContain('issuers.0.maxTokenLifetimeSeconds');
+    const raised = loadConfigText(yaml({ issuer: issuer('    maxTokenLifetimeSeconds: 604800') }));
+    expect(raised.warnings.find((w) => w.key === 'issuers.0.maxTokenLifetimeSeconds')?.line).toBe(lineOf(yaml({ issuer: issuer('    maxTokenLifetimeSeconds: 604800') }), 'maxTokenLifetimeSeconds'));
+    for (const value of ['604801', '.inf', '0', '-1', '1.5', '"3600"']) {
+      expectRefused(yaml({ issuer: issuer(`    maxTokenLifetimeSeconds: ${value}`) }), 'issuers.0.maxTokenLifetimeSeconds', 'maxTokenLifetimeSeconds');
+    }
+  });
+
+  it('scopeClaim is scope (default) or scp, never both or another claim; scp is for JWT issuers only', () => {
+    expect(loadConfigText(yaml()).issuers[0]?.scopeClaim).toBe('scope');
+    expect(loadConfigText(yaml({ issuer: issuer('    scopeClaim: scp') })).issuers[0]?.scopeClaim).toBe('scp');
+    for (const value of ['both', '[scope, scp]', 'roles', 'SCP']) {
+      expectRefused(yaml({ issuer: issuer(`    scopeClaim: ${value}`) }), 'issuers.0.scopeClaim', 'scopeClaim');
+    }
+    const introspecting = '    issuer: https://idp.test\n    introspection:\n      endpoint: https://idp.test/introspect\n      clientId: gw\n      clientSecret: s\n    scopeClaim: scp';
+    expectRefused(yaml({ issuer: introspecting }), 'issuers.0.scopeClaim', 'scopeClaim', /introspection/);
+  });
+
+  it('validate prints the lifetime warning and exits 0', async () => {
+    const file = writeConfig(yaml({ issuer: issuer('    maxTokenLifetimeSeconds: 172800') }));
+    const { code, stderr } = await cli('validate', '--config', file);
+    expect(code, stderr).toBe(0);
+    expect(stderr).toContain(`warning: ${file}:${lineOf(readFileSync(file, 'utf8'), 'maxTokenLifetimeSeconds')}: issuers.0.maxTokenLifetimeSeconds: `);
+  }, CLI_TIMEOUT);
+});
+
 describe('the gateway signing key (SC-168)', () => {
   const keys = join(dir, 'keys');
   mkdirSync(keys, { mode: 0o700 });

@@ -1,5 +1,5 @@
 import { beforeEach, describe, expect, it } from 'vitest';
-import { decodeJwt } from 'jose';
+import { CompactSign, decodeJwt, type CryptoKey } from 'jose';
 import { PUBLIC_URL } from '../helpers/gateway.ts';
 import { useGatewayFixture } from '../helpers/fixture.ts';
 import { bearerProbe } from '../helpers/refused.ts';
@@ -7,7 +7,8 @@ import { bearerProbe } from '../helpers/refused.ts';
 // security-cases.md, category time-skew (SC-070..075). The gateway runs on an injected clock and every
 // token's iat/exp/nbf is written relative to it, so each boundary is tested to the second, never by
 // racing the wall clock. Upstreams: /mcp (skew S = 30 s), /zero-mcp (skew 0), /age-mcp (maxTokenAge
-// 24 h, skew 30 s), /slow-mcp (skew 0, upstream path /slow).
+// 24 h, skew 30 s, lifetime up to 3 days), /slow-mcp (skew 0, upstream path /slow), /short-mcp (skew 30 s,
+// maxTokenLifetimeSeconds 1 h); every other issuer has the default maximum lifetime of 24 h.
 
 const S = 30;
 const DAY = 86_400;
@@ -25,8 +26,8 @@ const fx = useGatewayFixture({
       listen: { host: '127.0.0.1', port: 0 },
       admin: { host: '127.0.0.1', port: 0 },
       publicUrl: PUBLIC_URL,
-      issuers: [issuer('skew', { clockSkewSeconds: S }), issuer('zero', { clockSkewSeconds: 0 }), issuer('age', { clockSkewSeconds: S, maxTokenAgeSeconds: DAY })],
-      upstreams: [route('mcp', 'skew'), route('zero', 'zero'), route('age', 'age'), route('slow', 'zero', `${upstream.url}/slow`)],
+      issuers: [issuer('skew', { clockSkewSeconds: S }), issuer('zero', { clockSkewSeconds: 0 }), issuer('age', { clockSkewSeconds: S, maxTokenAgeSeconds: DAY, maxTokenLifetimeSeconds: 3 * DAY }), issuer('short', { clockSkewSeconds: S, maxTokenLifetimeSeconds: 3_600 })],
+      upstreams: [route('mcp', 'skew'), route('zero', 'zero'), route('age', 'age'), route('slow', 'zero', `${upstream.url}/slow`), route('short', 'short')],
       identity: { signingKeyFile: 'gateway.jwk' },
     };
   },
@@ -39,6 +40,11 @@ const aud = (path: string): string => PUBLIC_URL + path;
 const token = (path: string, times: { iat?: number; exp?: number; nbf?: number }): Promise<string> =>
   fx.idp.sign({ iss: fx.idp.issuer, aud: aud(path), sub: 'alice', client_id: 'test-client', scope: 'mcp:tools', iat: nowS(), exp: nowS() + 300, jti: `j-${Math.random()}`, ...times });
 const { post, expectRefused, expectForwarded } = bearerProbe(fx, { now: () => clock, resetBeforeRefusal: true, sub: 'alice' });
+/** A K1-signed token whose payload is exactly `json` (JSON.stringify cannot spell 1e309 or -0). */
+const rawToken = (json: string): Promise<string> =>
+  new CompactSign(new TextEncoder().encode(json)).setProtectedHeader({ alg: 'RS256', kid: 'k1' }).sign(fx.idp.keys.get('k1')?.privateKey as CryptoKey);
+const goodJson = (path: string, times: string): string =>
+  `{"iss":${JSON.stringify(fx.idp.issuer)},"aud":${JSON.stringify(aud(path))},"sub":"alice","client_id":"test-client","scope":"mcp:tools",${times}}`;
 
 describe('time skew (RFC 7519 §4.1.4-4.1.6, on an injected clock)', () => {
   it('SC-070 refuses exp = now exactly when the tolerance is 0 ("on or after exp MUST NOT be accepted")', async () => {
@@ -68,6 +74,46 @@ describe('time skew (RFC 7519 §4.1.4-4.1.6, on an injected clock)', () => {
     await expectRefused(await token('/age-mcp', { iat: nowS() - DAY - S - 1, exp: nowS() + DAY }), 'token_too_old', '/age-mcp');
     // Without iat a token cannot prove its age.
     await expectRefused(await token('/age-mcp', { iat: undefined, exp: nowS() + DAY }), 'claims_invalid', '/age-mcp');
+  });
+
+  it('refuses exp, nbf and iat that are not finite non-negative NumericDates (exp 1e309 would never expire)', async () => {
+    const n = nowS();
+    for (const times of [
+      '"exp":1e309', `"iat":${n},"exp":1e309`, '"exp":-1', '"exp":-1e309', `"exp":${n + 300},"nbf":-1e309`, `"exp":${n + 300},"nbf":-1`,
+      `"exp":${n + 300},"iat":1e309`, `"exp":${n + 300},"iat":-5`, `"exp":${n + 300},"iat":"${n}"`, `"exp":${n + 300},"nbf":null`, `"exp":${n + 300},"iat":true`,
+    ]) {
+      await expectRefused(await rawToken(goodJson('/mcp', times)), 'claims_invalid', '/mcp');
+    }
+    await expectForwarded(await rawToken(goodJson('/mcp', `"iat":${n},"exp":${n + 300}`)), '/mcp');
+  });
+
+  it('refuses iat later than now + skew as not yet valid (S = 30 s: now + S passes, now + S + 1 does not)', async () => {
+    await expectForwarded(await token('/mcp', { iat: nowS() + S }), '/mcp');
+    await expectRefused(await token('/mcp', { iat: nowS() + S + 1 }), 'token_not_yet_valid', '/mcp');
+    await expectRefused(await token('/mcp', { iat: nowS() + DAY, exp: nowS() + DAY + 60 }), 'token_not_yet_valid', '/mcp');
+  });
+
+  it('refuses a lifetime over 24 h by default: exp − iat, or exp − now (+ skew) without iat', async () => {
+    await expectForwarded(await token('/mcp', { iat: nowS(), exp: nowS() + DAY }), '/mcp');
+    await expectRefused(await token('/mcp', { iat: nowS(), exp: nowS() + DAY + 1 }), 'token_lifetime_exceeded', '/mcp');
+    // An old iat with a far exp is judged by exp − iat, not by the time left.
+    await expectRefused(await token('/mcp', { iat: nowS() - DAY, exp: nowS() + 60 }), 'token_lifetime_exceeded', '/mcp');
+    await expectForwarded(await token('/mcp', { iat: undefined, exp: nowS() + DAY + S }), '/mcp');
+    await expectRefused(await token('/mcp', { iat: undefined, exp: nowS() + DAY + S + 1 }), 'token_lifetime_exceeded', '/mcp');
+    await expectRefused(await token('/mcp', { iat: nowS(), exp: 4_102_444_800 }), 'token_lifetime_exceeded', '/mcp'); // 2100-01-01
+  });
+
+  it('refuses millisecond timestamps (exp and iat in ms, or exp alone)', async () => {
+    const ms = clock;
+    await expectRefused(await token('/mcp', { iat: ms, exp: ms + 300_000 }), 'token_not_yet_valid', '/mcp');
+    await expectRefused(await token('/mcp', { iat: nowS(), exp: ms + 300_000 }), 'token_lifetime_exceeded', '/mcp');
+    await expectRefused(await token('/mcp', { iat: undefined, exp: ms + 300_000 }), 'token_lifetime_exceeded', '/mcp');
+  });
+
+  it('applies a per-issuer maxTokenLifetimeSeconds lowered to 1 h', async () => {
+    await expectForwarded(await token('/short-mcp', { iat: nowS(), exp: nowS() + 3_600 }), '/short-mcp');
+    await expectRefused(await token('/short-mcp', { iat: nowS(), exp: nowS() + 3_601 }), 'token_lifetime_exceeded', '/short-mcp');
+    await expectRefused(await token('/short-mcp', { iat: undefined, exp: nowS() + 3_600 + S + 1 }), 'token_lifetime_exceeded', '/short-mcp');
   });
 
   it('SC-075 admits a token that expires while the upstream is still answering; the assertion never outlives the token', async () => {
