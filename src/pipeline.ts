@@ -6,7 +6,8 @@ import type { Authenticator } from './auth/verify.ts';
 import type { Principal } from './auth/principal.ts';
 import { decide, decideAll } from './policy/decide.ts';
 import { inspect, protocolVersion, readBody, type Inspected } from './policy/jsonrpc.ts';
-import { createSseFilter, filterJsonBody, filtersListings, isListing, type ListingRequests } from './policy/filter.ts';
+import { filtersListings, isListing, type ListingRequests } from './policy/filter.ts';
+import { listingPlan } from './proxy/listing-plan.ts';
 import type { AssertionMinter } from './identity/assertion.ts';
 import type { SessionBinder } from './identity/session.ts';
 import { upstreamRequestHeaders } from './proxy/headers.ts';
@@ -159,8 +160,8 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
       const remote = req.socket.remoteAddress;
       if (remote !== undefined) headers['x-forwarded-for'] = remote;
       const listings = listingRequests(inspected, upstream);
-      // A listing we may have to filter must arrive readable, not compressed.
-      if (listings.size > 0) delete headers['accept-encoding'];
+      // Every answer of an upstream with listing rules is read (listing-plan.ts): it must arrive uncompressed.
+      if (filtersListings(upstream)) delete headers['accept-encoding'];
 
       abort = new AbortController();
       record.outcome = 'allow';
@@ -212,13 +213,8 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
           },
         };
       }
-      if (listings.size > 0 && status === 200) {
-        // Compressed or unknown bodies cannot be filtered: refused rather than leaked.
-        if (h['content-encoding'] !== undefined && h['content-encoding'] !== 'identity') return { rewrite: { maxBytes: 0, apply: () => undefined } };
-        if (sse) plan = { ...plan, transform: createSseFilter(listings, principal, u, config.limits.maxListingBytes) };
-        else if (JSON_TYPE.test(type)) plan = { rewrite: { maxBytes: config.limits.maxListingBytes, apply: (body) => filterJsonBody(body, listings, principal, u) } };
-      }
-      return plan;
+      const filtering = listingPlan(status, h, { principal, upstream: u, asked: listings.size > 0, maxBytes: config.limits.maxListingBytes });
+      return filtering === undefined ? plan : { ...plan, ...filtering };
     }
   };
 }

@@ -1,12 +1,11 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import { Readable, type Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
 import { Pool, errors as undiciErrors, type Dispatcher } from 'undici';
 import type { UpstreamConfig } from '../config/compile.ts';
 import type { Reason } from '../reasons.ts';
 import { exchange, type Exchange } from './exchange.ts';
 import { clientResponseHeaders } from './headers.ts';
-import { SseTail, type StreamRegistry } from './stream.ts';
+import { pipeSseFiltered, SseTail, type SseFilter, type StreamRegistry } from './stream.ts';
 
 // undici rather than http-proxy-3: one explicit connection pool per upstream made at start-up (STYLE
 // rule 9), headers built by us field by field (nothing implicit is forwarded), an AbortSignal that ends
@@ -54,8 +53,10 @@ export function createPools(upstreams: readonly UpstreamConfig[], readFile: (pat
 
 /** How the gateway treats one upstream response, decided when its headers arrive. */
 export interface ResponsePlan {
-  /** Streamed through (SSE listing filter). */
-  readonly transform?: Transform;
+  /** Refused before anything reaches the client: 502 (a listing the gateway cannot read, fail closed). */
+  readonly refuse?: true;
+  /** SSE parsed and re-emitted event by event (the listing filter); throws to cut the stream. */
+  readonly sseFilter?: SseFilter;
   /** Read whole (at most maxBytes), then replaced; undefined from rewrite = refuse (fail closed). */
   readonly rewrite?: { readonly maxBytes: number; readonly apply: (body: Buffer) => Buffer | undefined };
   /** An SSE stream: ended after endAfterMs (the token that opened it expires) or by shutdown. */
@@ -112,6 +113,10 @@ export async function forward(f: ForwardRequest): Promise<ForwardOutcome> {
   const plan = f.onResponse?.(status, headers);
   const body = response.body;
 
+  if (plan?.refuse === true) {
+    if (body.kind === 'stream') body.stream.destroy();
+    return broken(f);
+  }
   if (plan?.rewrite !== undefined) {
     const whole = body.kind === 'whole' ? body.buffer : await readAll(body.stream, plan.rewrite.maxBytes);
     const rewritten = whole === undefined || whole.length > plan.rewrite.maxBytes ? undefined : plan.rewrite.apply(whole);
@@ -136,20 +141,17 @@ export async function forward(f: ForwardRequest): Promise<ForwardOutcome> {
 
   const stream = body.kind === 'stream' ? body.stream : Readable.from([body.buffer], { objectMode: false });
   stream.on('error', () => undefined);
-  if (plan?.transform !== undefined) delete headers['content-length'];
+  // The listing filter comes with an SSE plan (same content type); without one nothing is passed unread.
+  if (plan?.sseFilter !== undefined && plan.sse === undefined) {
+    stream.destroy();
+    return broken(f);
+  }
+  if (plan?.sseFilter !== undefined) delete headers['content-length'];
   f.res.writeHead(status, headers);
   if (plan?.sse !== undefined) {
     // Headers go out now, so an SSE client sees the stream open before the first event.
     f.res.flushHeaders();
-    return streamSse(f, stream, status, plan.transform, plan.sse, upstreamMs);
-  }
-  if (plan?.transform !== undefined) {
-    try {
-      await pipeline(stream, plan.transform, f.res);
-    } catch {
-      return { kind: 'failed', reason: 'upstream_unavailable', headersSent: true };
-    }
-    return { kind: 'done', status, upstreamMs };
+    return streamSse(f, stream, status, plan.sseFilter, plan.sse, upstreamMs);
   }
   return pipeBody(f, stream, status, upstreamMs);
 }
@@ -163,15 +165,15 @@ function broken(f: ForwardRequest): ForwardOutcome {
  * SSE: piped by hand (backpressure via pipe) so the gateway can end the stream cleanly, at an event
  * boundary: when the token that opened it expires, or on shutdown with a final event.
  */
-function streamSse(f: ForwardRequest, body: Readable, status: number, transform: Transform | undefined, sse: NonNullable<ResponsePlan['sse']>, upstreamMs: number): Promise<ForwardOutcome> {
+function streamSse(f: ForwardRequest, body: Readable, status: number, filter: SseFilter | undefined, sse: NonNullable<ResponsePlan['sse']>, upstreamMs: number): Promise<ForwardOutcome> {
   return new Promise((resolve) => {
-    const source = transform === undefined ? body : body.pipe(transform);
     const tail = new SseTail();
     let ended = false;
+    let stop = (): void => undefined;
     const end = (finalEvent?: string): void => {
       if (ended) return;
       ended = true;
-      source.unpipe(f.res);
+      stop();
       f.res.end(finalEvent !== undefined && tail.atBoundary ? finalEvent : undefined);
       f.abort.abort();
     };
@@ -193,13 +195,18 @@ function streamSse(f: ForwardRequest, body: Readable, status: number, transform:
       if (!ended) f.res.destroy();
     };
     body.on('error', fail);
-    transform?.on('error', fail);
-    source.on('end', () => {
+    const onEnd = (): void => {
       ended = true;
-    });
-    // Every chunk pipe() hands to the client passes the tail first (same 'data' event), no extra stream.
-    source.on('data', (chunk: Buffer | string) => tail.saw(chunk));
-    source.pipe(f.res);
+    };
+    if (filter === undefined) {
+      body.on('end', onEnd);
+      // Every chunk pipe() hands to the client passes the tail first (same 'data' event), no extra stream.
+      body.on('data', (chunk: Buffer | string) => tail.saw(chunk));
+      body.pipe(f.res);
+      stop = () => body.unpipe(f.res);
+    } else {
+      stop = pipeSseFiltered(body, filter, f.res, tail, fail, onEnd);
+    }
     f.res.on('close', () => {
       clearTimeout(timer);
       unregister();
