@@ -6,7 +6,7 @@ import type { Authenticator } from './auth/verify.ts';
 import type { Principal } from './auth/principal.ts';
 import { decide, decideAll } from './policy/decide.ts';
 import { inspect, protocolVersion, readBody, type Inspected } from './policy/jsonrpc.ts';
-import { filtersListings, isListing, type ListingRequests } from './policy/filter.ts';
+import { filtersListings } from './policy/filter.ts';
 import { listingPlan } from './proxy/listing-plan.ts';
 import type { AssertionMinter } from './identity/assertion.ts';
 import type { SessionBinder } from './identity/session.ts';
@@ -159,7 +159,6 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
       headers['x-forwarded-host'] = config.publicUrl.host;
       const remote = req.socket.remoteAddress;
       if (remote !== undefined) headers['x-forwarded-for'] = remote;
-      const listings = listingRequests(inspected, upstream);
       // Every answer of an upstream with listing rules is read (listing-plan.ts): it must arrive uncompressed.
       if (filtersListings(upstream)) delete headers['accept-encoding'];
 
@@ -174,7 +173,7 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
         onResponse: (status, h) => {
           record.upstreamMs = performance.now() - record.perfStart - (record.gatewaySeconds ?? 0) * 1000;
           rebindSession(h, principal, bound);
-          return responsePlan(status, h, listings, principal, bound);
+          return responsePlan(status, h, principal, bound);
         },
       });
       if (outcome.kind === 'failed') {
@@ -194,7 +193,7 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
       else h['mcp-session-id'] = bound;
     }
 
-    function responsePlan(status: number, h: OutgoingHttpHeaders, listings: ListingRequests, principal: Principal, u: UpstreamConfig): ResponsePlan | undefined {
+    function responsePlan(status: number, h: OutgoingHttpHeaders, principal: Principal, u: UpstreamConfig): ResponsePlan | undefined {
       const type = String(h['content-type'] ?? '');
       const sse = /^text\/event-stream/i.test(type);
       let plan: { -readonly [K in keyof ResponsePlan]: ResponsePlan[K] } | undefined;
@@ -213,7 +212,7 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
           },
         };
       }
-      const filtering = listingPlan(status, h, { principal, upstream: u, asked: listings.size > 0, maxBytes: config.limits.maxListingBytes });
+      const filtering = listingPlan(status, h, { principal, upstream: u, maxBytes: config.limits.maxListingBytes });
       return filtering === undefined ? plan : { ...plan, ...filtering };
     }
   };
@@ -221,14 +220,6 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
 
 function identityKey(p: Principal): string {
   return `${p.iss}\u0000${p.sub}\u0000${p.clientId ?? ''}`;
-}
-
-/** Ids of listing requests whose answers must be filtered for this caller. */
-function listingRequests(inspected: Inspected | undefined, upstream: UpstreamConfig): ListingRequests {
-  const out = new Map<string | number, string>();
-  if (inspected === undefined || !filtersListings(upstream)) return out;
-  for (const m of inspected.messages) if (m.kind === 'request' && m.id !== null && isListing(m.method)) out.set(m.id, m.method);
-  return out;
 }
 
 function hostIsSound(req: IncomingMessage): boolean {

@@ -25,19 +25,10 @@ const FIELDS: Readonly<Record<string, Judge>> = {
     typeof item['uriTemplate'] === 'string' && templateAllowed(principal, upstream, item['uriTemplate']),
 };
 
-const LISTING_METHODS = new Set(['tools/list', 'prompts/list', 'resources/list', 'resources/templates/list']);
-
-export function isListing(method: string): boolean {
-  return LISTING_METHODS.has(method);
-}
-
 /** Whether listings of this upstream can differ per caller at all (no rules, default allow: never). */
 export function filtersListings(upstream: UpstreamConfig): boolean {
   return upstream.rules.length > 0 || upstream.defaultAction === 'deny';
 }
-
-/** Ids of the listing requests of one POST (their answers must be parseable, see listing-plan.ts). */
-export type ListingRequests = ReadonlyMap<string | number, string>;
 
 /**
  * A parsed JSON-RPC message or batch with every listing-shaped result filtered. A listing field that

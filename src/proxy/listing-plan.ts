@@ -8,14 +8,13 @@ import type { ResponsePlan } from './forward.ts';
 // Listing filter, fail closed (issue 15, point 8). On an upstream whose listings can differ per caller,
 // EVERY response body reaches the client only through the gateway's parser: JSON read whole and
 // filtered, SSE parsed event by event and re-emitted. The status does not matter (a listing under 203
-// or 500 is still a listing), nor which request or stream carries it (see policy/filter.ts). What the
-// gateway cannot parse is refused with 502 when a client could read a listing from it.
+// or 500 is still a listing), nor which request or stream carries it (see policy/filter.ts). A body the
+// gateway cannot parse (another content type, another charset, compressed) is refused with 502: MCP
+// answers are JSON or SSE, and clients sniff types, so "not JSON" cannot be trusted to mean "unread".
 
 export interface ListingContext {
   readonly principal: Principal;
   readonly upstream: UpstreamConfig;
-  /** The request held a listing request (tools/list, prompts/list, resources/list, resources/templates/list). */
-  readonly asked: boolean;
   /** Bound of a JSON body or of one SSE event (limits.maxListingBytes). */
   readonly maxBytes: number;
 }
@@ -46,7 +45,6 @@ export function listingPlan(status: number, h: OutgoingHttpHeaders, ctx: Listing
     if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') return REFUSE;
     return { rewrite: { maxBytes: ctx.maxBytes, apply: (body) => filterJsonBody(body, ctx.principal, ctx.upstream) } };
   }
-  // Any other type: passed only when no client could take it for a JSON-RPC answer.
-  if (ctx.asked || type === undefined || full.includes('json') || full.includes('event-stream')) return ONLY_EMPTY;
-  return undefined;
+  // Any other type, or none: only an empty body passes.
+  return ONLY_EMPTY;
 }
