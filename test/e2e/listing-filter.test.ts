@@ -170,6 +170,37 @@ describe('listing filter: every SSE framing the WHATWG rules allow', () => {
     expect(text).not.toContain('xxxx');
   });
 
+  it('a filtered stream passes each event on as soon as it is complete (no buffering beyond the event)', async () => {
+    let clientSaw: () => void = () => undefined;
+    const seen = new Promise<void>((r) => {
+      clientSaw = r;
+    });
+    respond = (_req, _b, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(`data: ${j}\n\n`);
+      // The second event only once the client has the first (or after 3 s, which fails the timing below).
+      const late = setTimeout(clientSaw, 3_000);
+      void seen.then(() => {
+        clearTimeout(late);
+        res.end(`data: ${listing(2)}\n\n`);
+      });
+    };
+    const started = Date.now();
+    const res = await request(`${gw.url}/mcp`, { method: 'POST', headers: { authorization: `Bearer ${await idp.token(AUD, { scope: 'mcp:tools' })}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: TOOLS_LIST });
+    let text = '';
+    for await (const c of res.body) {
+      text += (c as Buffer).toString('utf8');
+      clientSaw();
+    }
+    expect(Date.now() - started).toBeLessThan(2_000);
+    expect(text.split('\n\n').filter(Boolean).map((e) => toolNames(e.slice('data: '.length)))).toEqual([['search'], ['search']]);
+  });
+
+  it('a JSON answer larger than maxListingBytes is a 502: it cannot be read whole, so it is not passed unread', async () => {
+    respond = writes([`{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"${'x'.repeat(70 * 1024)}"}]}}`], 200, { 'content-type': 'application/json' });
+    expect((await send('{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search","arguments":{}}}')).status).toBe(502);
+  });
+
   it('an upstream without listing rules gets its SSE bytes through untouched (nothing is parsed)', async () => {
     const raw = `: c\rid: 1\rdata: ${listing(1, { tools: [{ name: 'search' }] })}\r\r`;
     respond = writes([raw]);
