@@ -61,6 +61,24 @@ export function mayHoldListing(text: string | Buffer): boolean {
   return false;
 }
 
+// A listing field name split across two chunks: its first part is in the last 16 bytes of the one.
+const OVERLAP = 'resourceTemplates'.length - 1;
+
+/**
+ * For a JSON body too large to parse (past limits.maxListingBytes): accepts chunk after chunk while
+ * none of what was seen can hold a listing field name. A listing's items follow their key, so a body
+ * cut before the first chunk that completes such a name shows the client no listing.
+ */
+export function createListingGuard(): (chunk: Buffer) => boolean {
+  let tail = Buffer.alloc(0);
+  return (chunk) => {
+    if (mayHoldListing(chunk) || mayHoldListing(Buffer.concat([tail, chunk.subarray(0, OVERLAP)]))) return false;
+    const recent = chunk.length >= OVERLAP ? chunk.subarray(chunk.length - OVERLAP) : Buffer.concat([tail, chunk]).subarray(-OVERLAP);
+    tail = Buffer.from(recent);
+    return true;
+  };
+}
+
 /**
  * JSON text → the filtered message re-serialised, the same text when it cannot hold a listing, or
  * undefined when it must be refused: not JSON, or a number JSON.parse would change (an id or value

@@ -3,6 +3,7 @@ import { Readable } from 'node:stream';
 import { Pool, errors as undiciErrors, type Dispatcher } from 'undici';
 import type { UpstreamConfig } from '../config/compile.ts';
 import type { Reason } from '../reasons.ts';
+import { readBounded, streamGuarded, type Bounded } from './bounded.ts';
 import { exchange, type Exchange } from './exchange.ts';
 import { clientResponseHeaders } from './headers.ts';
 import { pipeSseFiltered, SseTail, type SseFilter, type StreamRegistry } from './stream.ts';
@@ -58,7 +59,12 @@ export interface ResponsePlan {
   /** SSE parsed and re-emitted event by event (the listing filter); throws to cut the stream. */
   readonly sseFilter?: SseFilter;
   /** Read whole (at most maxBytes), then replaced; undefined from rewrite = refuse (fail closed). */
-  readonly rewrite?: { readonly maxBytes: number; readonly apply: (body: Buffer) => Buffer | undefined };
+  readonly rewrite?: {
+    readonly maxBytes: number;
+    readonly apply: (body: Buffer) => Buffer | undefined;
+    /** Past maxBytes: streamed while this accepts each chunk (cut at the first it refuses); absent = 502. */
+    readonly beyond?: (chunk: Buffer) => boolean;
+  };
   /** An SSE stream: ended after endAfterMs (the token that opened it expires) or by shutdown. */
   readonly sse?: {
     readonly endAfterMs: number;
@@ -118,8 +124,10 @@ export async function forward(f: ForwardRequest): Promise<ForwardOutcome> {
     return broken(f);
   }
   if (plan?.rewrite !== undefined) {
-    const whole = body.kind === 'whole' ? body.buffer : await readAll(body.stream, plan.rewrite.maxBytes);
-    const rewritten = whole === undefined || whole.length > plan.rewrite.maxBytes ? undefined : plan.rewrite.apply(whole);
+    const read: Bounded = body.kind === 'whole' ? body : await readBounded(body.stream, plan.rewrite.maxBytes);
+    if (read.kind === 'over' && plan.rewrite.beyond !== undefined) return streamGuarded(f, status, headers, read, plan.rewrite.beyond, upstreamMs);
+    if (read.kind === 'over') read.rest.destroy();
+    const rewritten = read.kind !== 'whole' || read.buffer.length > plan.rewrite.maxBytes ? undefined : plan.rewrite.apply(read.buffer);
     if (rewritten === undefined) return broken(f);
     headers['content-length'] = String(rewritten.length);
     f.res.writeHead(status, headers);
@@ -214,24 +222,6 @@ function streamSse(f: ForwardRequest, body: Readable, status: number, filter: Ss
       resolve(f.res.writableFinished ? { kind: 'done', status, upstreamMs } : { kind: 'failed', reason: 'upstream_unavailable', headersSent: true });
     });
   });
-}
-
-async function readAll(body: Readable, maxBytes: number): Promise<Buffer | undefined> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  try {
-    for await (const chunk of body) {
-      size += (chunk as Buffer).length;
-      if (size > maxBytes) {
-        body.destroy();
-        return undefined;
-      }
-      chunks.push(chunk as Buffer);
-    }
-  } catch {
-    return undefined;
-  }
-  return Buffer.concat(chunks, size);
 }
 
 function upstreamReason(err: unknown): Reason {

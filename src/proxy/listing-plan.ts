@@ -1,7 +1,7 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { Principal } from '../auth/principal.ts';
 import type { UpstreamConfig } from '../config/compile.ts';
-import { filterJsonBody, filtersListings } from '../policy/filter.ts';
+import { createListingGuard, filterJsonBody, filtersListings } from '../policy/filter.ts';
 import { SseListingFilter } from '../policy/sse-filter.ts';
 import type { ResponsePlan } from './forward.ts';
 
@@ -43,7 +43,7 @@ export function listingPlan(status: number, h: OutgoingHttpHeaders, ctx: Listing
     // RFC 8259 §8.1: JSON between systems is UTF-8; another charset would be read differently by a client.
     const charset = /;\s*charset\s*=\s*"?([^";\s]*)/.exec(full)?.[1];
     if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') return REFUSE;
-    return { rewrite: { maxBytes: ctx.maxBytes, apply: (body) => filterJsonBody(body, ctx.principal, ctx.upstream) } };
+    return { rewrite: { maxBytes: ctx.maxBytes, apply: (body) => filterJsonBody(body, ctx.principal, ctx.upstream), beyond: createListingGuard() } };
   }
   // Any other type, or none: only an empty body passes.
   return ONLY_EMPTY;

@@ -196,9 +196,31 @@ describe('listing filter: every SSE framing the WHATWG rules allow', () => {
     expect(text.split('\n\n').filter(Boolean).map((e) => toolNames(e.slice('data: '.length)))).toEqual([['search'], ['search']]);
   });
 
-  it('a JSON answer larger than maxListingBytes is a 502: it cannot be read whole, so it is not passed unread', async () => {
-    respond = writes([`{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"${'x'.repeat(70 * 1024)}"}]}}`], 200, { 'content-type': 'application/json' });
-    expect((await send('{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search","arguments":{}}}')).status).toBe(502);
+  it('a JSON answer larger than maxListingBytes streams on only while it cannot hold a listing key', async () => {
+    const call = '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search","arguments":{}}}';
+    const big = `{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"${'x'.repeat(100 * 1024)}"}]}}`;
+    // No key could be a listing's: it passes intact, in pieces as they come.
+    respond = writes([big.slice(0, 40 * 1024), big.slice(40 * 1024, 80 * 1024), big.slice(80 * 1024)], 200, { 'content-type': 'application/json' });
+    expect((await send(call)).text).toBe(big);
+    // A listing key within the bound, where nothing was sent yet: 502.
+    respond = writes([`{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"delete_repo","d":"${'x'.repeat(100 * 1024)}"}]}}`], 200, { 'content-type': 'application/json' });
+    expect((await send(call)).status).toBe(502);
+    // A listing key past the bound, split across two writes: the response is cut before its end.
+    const late = `{"jsonrpc":"2.0","id":1,"result":{"content":"${'x'.repeat(70 * 1024)}","tools":[{"name":"delete_repo"}]}}`;
+    const cut = late.indexOf('"tools"') + 3;
+    respond = writes([late.slice(0, 66 * 1024), late.slice(66 * 1024, cut), late.slice(cut)], 200, { 'content-type': 'application/json' });
+    const res = await request(`${gw.url}/mcp`, { method: 'POST', headers: { authorization: `Bearer ${await idp.token(AUD, { scope: 'mcp:tools' })}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: call });
+    expect(res.statusCode).toBe(200);
+    const chunks: Buffer[] = [];
+    const outcome = await (async () => {
+      for await (const c of res.body) chunks.push(c as Buffer);
+      return 'ended';
+    })().catch(() => 'cut');
+    const text = Buffer.concat(chunks).toString('utf8');
+    expect(outcome).toBe('cut');
+    expect(late.startsWith(text)).toBe(true);
+    expect(text).not.toContain('"tools"');
+    expect(text).not.toContain('delete_repo');
   });
 
   it('an upstream without listing rules gets its SSE bytes through untouched (nothing is parsed)', async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { loadConfigText, type UpstreamConfig } from '../../src/config/compile.ts';
-import { filterJsonText, filterMessage } from '../../src/policy/filter.ts';
+import { createListingGuard, filterJsonText, filterMessage } from '../../src/policy/filter.ts';
 import { templateAllowed } from '../../src/policy/templates.ts';
 import type { Principal } from '../../src/auth/principal.ts';
 
@@ -80,5 +80,31 @@ describe('filterJsonText: re-serialised when it may hold a listing, refused when
   it('refuses what is not JSON, or what JSON.parse would change', () => {
     expect(filterJsonText('{"result":{"tools":[', alice, closed)).toBeUndefined();
     expect(filterJsonText('{"id":9007199254740993,"result":{"tools":[]}}', alice, closed)).toBeUndefined();
+  });
+});
+
+describe('createListingGuard: a body too large to parse is cut before a listing key completes', () => {
+  it('refuses the chunk that completes a listing key or escape, wherever the chunks split it', () => {
+    for (const key of ['"tools"', '"prompts"', '"resources"', '"resourceTemplates"', '"\\u0074ools"']) {
+      const text = Buffer.from(`{"a":"${'x'.repeat(40)}",${key}:[]}`);
+      const at = text.indexOf(key);
+      for (let split = 0; split <= text.length; split++) {
+        // Three chunks, the middle one a single byte: the key may span all of them.
+        const parts = [text.subarray(0, split), text.subarray(split, split + 1), text.subarray(split + 1)];
+        const guard = createListingGuard();
+        let sent = 0;
+        for (const p of parts) {
+          if (!guard(p)) break;
+          sent += p.length;
+        }
+        // What passed never holds the whole key (nor the first two bytes of a \\u escape).
+        expect(sent).toBeLessThan(at + key.length);
+      }
+    }
+  });
+
+  it('accepts a body without listing keys, in any chunking', () => {
+    const guard = createListingGuard();
+    for (const p of ['{"result":{"content":[{"type":"text","text":"too', 'l prompt resource"}]}}']) expect(guard(Buffer.from(p))).toBe(true);
   });
 });
