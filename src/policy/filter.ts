@@ -1,114 +1,108 @@
-import { StringDecoder } from 'node:string_decoder';
-import { Transform, type TransformCallback } from 'node:stream';
 import type { Principal } from '../auth/principal.ts';
 import type { UpstreamConfig } from '../config/compile.ts';
 import { decide } from './decide.ts';
+import { templateAllowed } from './templates.ts';
 
-/** Listing method → the result array it returns and the call that array's items stand for. */
-const LISTINGS: Readonly<Record<string, { readonly field: string; readonly call: string; readonly key: 'name' | 'uri' }>> = {
-  'tools/list': { field: 'tools', call: 'tools/call', key: 'name' },
-  'prompts/list': { field: 'prompts', call: 'prompts/get', key: 'name' },
-  'resources/list': { field: 'resources', call: 'resources/read', key: 'uri' },
+// The listing filter (issue 15, points 8-9). The rule is the SHAPE of a result, not the request it
+// answers: on an upstream whose listings can differ per caller, every JSON-RPC result the gateway
+// proxies (any status, any stream, any id, batch element or not) whose object carries `tools`,
+// `prompts`, `resources` or `resourceTemplates` is filtered to the items the caller may use. So an
+// answer under an id of another type ("1" for 1), on the GET stream, or inside a batch is filtered
+// like the direct answer; a client matches responses by id, whatever stream carried them.
+
+type Judge = (item: Record<string, unknown>, principal: Principal, upstream: UpstreamConfig) => boolean;
+
+const byName = (call: string): Judge => (item, principal, upstream) =>
+  typeof item['name'] === 'string' && decide(principal, upstream, { kind: 'rpc', method: call, name: item['name'] }).kind === 'allow';
+
+/** Result field → how one of its items is judged (an item that cannot be judged is not shown). */
+const FIELDS: Readonly<Record<string, Judge>> = {
+  tools: byName('tools/call'),
+  prompts: byName('prompts/get'),
+  resources: (item, principal, upstream) =>
+    typeof item['uri'] === 'string' && decide(principal, upstream, { kind: 'rpc', method: 'resources/read', uri: item['uri'] }).kind === 'allow',
+  resourceTemplates: (item, principal, upstream) =>
+    typeof item['uriTemplate'] === 'string' && templateAllowed(principal, upstream, item['uriTemplate']),
 };
-
-export function isListing(method: string): boolean {
-  return Object.hasOwn(LISTINGS, method);
-}
 
 /** Whether listings of this upstream can differ per caller at all (no rules, default allow: never). */
 export function filtersListings(upstream: UpstreamConfig): boolean {
   return upstream.rules.length > 0 || upstream.defaultAction === 'deny';
 }
 
-export type ListingRequests = ReadonlyMap<string | number, string>;
+/**
+ * A parsed JSON-RPC message or batch with every listing-shaped result filtered. A listing field that
+ * is not an array becomes an empty one: nothing the gateway could not judge is shown (SC-143, SC-191).
+ */
+export function filterMessage(doc: unknown, principal: Principal, upstream: UpstreamConfig): unknown {
+  if (Array.isArray(doc)) return doc.map((d: unknown) => filterMessage(d, principal, upstream));
+  if (typeof doc !== 'object' || doc === null) return doc;
+  const result = (doc as Record<string, unknown>)['result'];
+  if (typeof result !== 'object' || result === null || Array.isArray(result)) return doc;
+  let filtered: Record<string, unknown> | undefined;
+  for (const [field, judge] of Object.entries(FIELDS)) {
+    if (!Object.hasOwn(result, field)) continue;
+    const items = (result as Record<string, unknown>)[field];
+    filtered ??= { ...(result as Record<string, unknown>) };
+    filtered[field] = Array.isArray(items)
+      ? items.filter((item: unknown) => typeof item === 'object' && item !== null && judge(item as Record<string, unknown>, principal, upstream))
+      : [];
+  }
+  return filtered === undefined ? doc : { ...(doc as object), result: filtered };
+}
+
+// A JSON key equal to a listing field is written either literally or with a \u escape (its letters have
+// no other escape, RFC 8259 §7). Text with neither cannot carry a listing and may pass as it is.
+const FIELD_NAMES = ['tools', 'prompts', 'resources', 'resourceTemplates', '\\u'];
+
+/** Whether JSON text (string or UTF-8 bytes) might hold a listing field and must be parsed to be judged. */
+export function mayHoldListing(text: string | Buffer): boolean {
+  for (const name of FIELD_NAMES) if (text.includes(name)) return true;
+  return false;
+}
+
+// A listing field name split across two chunks: its first part is in the last 16 bytes of the one.
+const OVERLAP = 'resourceTemplates'.length - 1;
 
 /**
- * Removes from a JSON-RPC response (object or batch array) the listed items the caller may not use:
- * a tool it may not call is not shown (SC-143). Returns undefined when nothing changed.
+ * For a JSON body too large to parse (past limits.maxListingBytes): accepts chunk after chunk while
+ * none of what was seen can hold a listing field name. A listing's items follow their key, so a body
+ * cut before the first chunk that completes such a name shows the client no listing.
  */
-export function filterMessage(doc: unknown, requests: ListingRequests, principal: Principal, upstream: UpstreamConfig): unknown | undefined {
-  if (Array.isArray(doc)) {
-    let changed = false;
-    const out = doc.map((d) => {
-      const f = filterMessage(d, requests, principal, upstream);
-      if (f === undefined) return d;
-      changed = true;
-      return f;
+export function createListingGuard(): (chunk: Buffer) => boolean {
+  let tail = Buffer.alloc(0);
+  return (chunk) => {
+    if (mayHoldListing(chunk) || mayHoldListing(Buffer.concat([tail, chunk.subarray(0, OVERLAP)]))) return false;
+    const recent = chunk.length >= OVERLAP ? chunk.subarray(chunk.length - OVERLAP) : Buffer.concat([tail, chunk]).subarray(-OVERLAP);
+    tail = Buffer.from(recent);
+    return true;
+  };
+}
+
+/**
+ * JSON text → the filtered message re-serialised, the same text when it cannot hold a listing, or
+ * undefined when it must be refused: not JSON, or a number JSON.parse would change (an id or value
+ * beyond 2^53 must not change silently). Only the re-serialisation is forwarded, never the original
+ * bytes of a parsed message, so a duplicate "result" key (JSON.parse keeps the last) cannot show a
+ * first-wins client another listing.
+ */
+export function filterJsonText(text: string, principal: Principal, upstream: UpstreamConfig): string | undefined {
+  if (!mayHoldListing(text)) return text;
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text, (_key, value: unknown) => {
+      if (typeof value === 'number' && Number.isInteger(value) && !Number.isSafeInteger(value)) throw new RangeError('unsafe integer');
+      return value;
     });
-    return changed ? out : undefined;
-  }
-  if (typeof doc !== 'object' || doc === null) return undefined;
-  const msg = doc as { id?: unknown; result?: unknown };
-  if ((typeof msg.id !== 'string' && typeof msg.id !== 'number') || typeof msg.result !== 'object' || msg.result === null) return undefined;
-  const method = requests.get(msg.id);
-  const listing = method === undefined ? undefined : LISTINGS[method];
-  if (listing === undefined) return undefined;
-  const items = (msg.result as Record<string, unknown>)[listing.field];
-  if (!Array.isArray(items)) return undefined;
-  const kept = items.filter((item: unknown) => {
-    const value = typeof item === 'object' && item !== null ? (item as Record<string, unknown>)[listing.key] : undefined;
-    if (typeof value !== 'string') return false; // cannot be judged: not shown
-    const call = listing.key === 'uri' ? { kind: 'rpc' as const, method: listing.call, uri: value } : { kind: 'rpc' as const, method: listing.call, name: value };
-    return decide(principal, upstream, call).kind === 'allow';
-  });
-  return { ...msg, result: { ...(msg.result as object), [listing.field]: kept } };
-}
-
-/** A whole JSON response body: filtered copy, or the same bytes when nothing is filtered. */
-export function filterJsonBody(body: Buffer, requests: ListingRequests, principal: Principal, upstream: UpstreamConfig): Buffer | undefined {
-  let doc: unknown;
-  try {
-    doc = JSON.parse(body.toString('utf8'));
   } catch {
-    return undefined; // an answer we cannot read is not passed on (fail closed)
+    return undefined;
   }
-  const filtered = filterMessage(doc, requests, principal, upstream);
-  return filtered === undefined ? body : Buffer.from(JSON.stringify(filtered));
+  return JSON.stringify(filterMessage(doc, principal, upstream));
 }
 
-const BOUNDARY = /\r\n\r\n|\n\n|\r\r/;
-
-/**
- * SSE-aware listing filter: splits the stream into events and passes each one on as soon as it is
- * complete. An event that does not carry a listing answer is forwarded byte for byte; one that does is
- * re-emitted with its data filtered (its id/event fields kept). At most maxPending bytes wait for an
- * event's end.
- */
-export function createSseFilter(requests: ListingRequests, principal: Principal, upstream: UpstreamConfig, maxPending: number): Transform {
-  let pending = '';
-  const decoder = new StringDecoder('utf8'); // a character split across chunks stays whole
-  return new Transform({
-    transform(chunk: Buffer, _enc, cb: TransformCallback) {
-      pending += decoder.write(chunk);
-      let out = '';
-      let m: RegExpExecArray | null;
-      while ((m = BOUNDARY.exec(pending)) !== null) {
-        const event = pending.slice(0, m.index);
-        out += filterEvent(event, requests, principal, upstream) + m[0];
-        pending = pending.slice(m.index + m[0].length);
-      }
-      if (pending.length > maxPending) return cb(new Error('SSE event too large to inspect'));
-      cb(null, out === '' ? undefined : out);
-    },
-    flush(cb: TransformCallback) {
-      pending += decoder.end();
-      cb(null, pending === '' ? undefined : filterEvent(pending, requests, principal, upstream));
-    },
-  });
-}
-
-function filterEvent(event: string, requests: ListingRequests, principal: Principal, upstream: UpstreamConfig): string {
-  const lines = event.split(/\r\n|\n|\r/);
-  const data = lines.filter((l) => l.startsWith('data:')).map((l) => l.slice(l.startsWith('data: ') ? 6 : 5));
-  if (data.length === 0) return event;
-  let doc: unknown;
-  try {
-    doc = JSON.parse(data.join('\n'));
-  } catch {
-    return event;
-  }
-  const filtered = filterMessage(doc, requests, principal, upstream);
-  if (filtered === undefined) return event;
-  const others = lines.filter((l) => !l.startsWith('data:'));
-  return [...others, `data: ${JSON.stringify(filtered)}`].join('\n');
+/** A whole JSON response body: the same bytes when it cannot hold a listing, else filtered; undefined = refuse. */
+export function filterJsonBody(body: Buffer, principal: Principal, upstream: UpstreamConfig): Buffer | undefined {
+  if (body.length === 0 || !mayHoldListing(body)) return body;
+  const filtered = filterJsonText(body.toString('utf8'), principal, upstream);
+  return filtered === undefined ? undefined : Buffer.from(filtered);
 }

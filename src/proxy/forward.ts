@@ -1,13 +1,13 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import { Readable, type Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
 import { Pool, errors as undiciErrors, type Dispatcher } from 'undici';
 import type { UpstreamConfig } from '../config/compile.ts';
 import type { Principal } from '../auth/principal.ts';
 import type { Reason } from '../reasons.ts';
+import { readBounded, streamGuarded, type Bounded } from './bounded.ts';
 import { exchange, type Exchange } from './exchange.ts';
 import { clientResponseHeaders } from './headers.ts';
-import { SseTail, type StreamRegistry } from './stream.ts';
+import { pipeSseFiltered, SseTail, type SseFilter, type StreamRegistry } from './stream.ts';
 
 // undici rather than http-proxy-3: one explicit connection pool per upstream made at start-up (STYLE
 // rule 9), headers built by us field by field (nothing implicit is forwarded), an AbortSignal that ends
@@ -55,10 +55,17 @@ export function createPools(upstreams: readonly UpstreamConfig[], readFile: (pat
 
 /** How the gateway treats one upstream response, decided when its headers arrive. */
 export interface ResponsePlan {
-  /** Streamed through (SSE listing filter). */
-  readonly transform?: Transform;
+  /** Refused before anything reaches the client: 502 (a listing the gateway cannot read, fail closed). */
+  readonly refuse?: true;
+  /** SSE parsed and re-emitted event by event (the listing filter); throws to cut the stream. */
+  readonly sseFilter?: SseFilter;
   /** Read whole (at most maxBytes), then replaced; undefined from rewrite = refuse (fail closed). */
-  readonly rewrite?: { readonly maxBytes: number; readonly apply: (body: Buffer) => Buffer | undefined };
+  readonly rewrite?: {
+    readonly maxBytes: number;
+    readonly apply: (body: Buffer) => Buffer | undefined;
+    /** Past maxBytes: streamed while this accepts each chunk (cut at the first it refuses); absent = 502. */
+    readonly beyond?: (chunk: Buffer) => boolean;
+  };
   /** An SSE stream: ended after endAfterMs (the token that opened it expires) or by shutdown. */
   readonly sse?: {
     readonly endAfterMs: number;
@@ -111,9 +118,15 @@ export async function forward(f: ForwardRequest): Promise<ForwardOutcome> {
   const plan = f.onResponse?.(status, headers);
   const body = response.body;
 
+  if (plan?.refuse === true) {
+    if (body.kind === 'stream') body.stream.destroy();
+    return broken(f);
+  }
   if (plan?.rewrite !== undefined) {
-    const whole = body.kind === 'whole' ? body.buffer : await readAll(body.stream, plan.rewrite.maxBytes);
-    const rewritten = whole === undefined || whole.length > plan.rewrite.maxBytes ? undefined : plan.rewrite.apply(whole);
+    const read: Bounded = body.kind === 'whole' ? body : await readBounded(body.stream, plan.rewrite.maxBytes);
+    if (read.kind === 'over' && plan.rewrite.beyond !== undefined) return streamGuarded(f, status, headers, read, plan.rewrite.beyond);
+    if (read.kind === 'over') read.rest.destroy();
+    const rewritten = read.kind !== 'whole' || read.buffer.length > plan.rewrite.maxBytes ? undefined : plan.rewrite.apply(read.buffer);
     if (rewritten === undefined) return broken(f);
     headers['content-length'] = String(rewritten.length);
     f.res.writeHead(status, headers);
@@ -135,20 +148,17 @@ export async function forward(f: ForwardRequest): Promise<ForwardOutcome> {
 
   const stream = body.kind === 'stream' ? body.stream : Readable.from([body.buffer], { objectMode: false });
   stream.on('error', () => undefined);
-  if (plan?.transform !== undefined) delete headers['content-length'];
+  // The listing filter comes with an SSE plan (same content type); without one nothing is passed unread.
+  if (plan?.sseFilter !== undefined && plan.sse === undefined) {
+    stream.destroy();
+    return broken(f);
+  }
+  if (plan?.sseFilter !== undefined) delete headers['content-length'];
   f.res.writeHead(status, headers);
   if (plan?.sse !== undefined) {
     // Headers go out now, so an SSE client sees the stream open before the first event.
     f.res.flushHeaders();
-    return streamSse(f, stream, status, plan.transform, plan.sse);
-  }
-  if (plan?.transform !== undefined) {
-    try {
-      await pipeline(stream, plan.transform, f.res);
-    } catch {
-      return { kind: 'failed', reason: 'upstream_unavailable', headersSent: true };
-    }
-    return { kind: 'done', status };
+    return streamSse(f, stream, status, plan.sseFilter, plan.sse);
   }
   return pipeBody(f, stream, status);
 }
@@ -162,15 +172,15 @@ function broken(f: ForwardRequest): ForwardOutcome {
  * SSE: piped by hand (backpressure via pipe) so the gateway can end the stream cleanly, at an event
  * boundary: when the token that opened it expires, or on shutdown with a final event.
  */
-function streamSse(f: ForwardRequest, body: Readable, status: number, transform: Transform | undefined, sse: NonNullable<ResponsePlan['sse']>): Promise<ForwardOutcome> {
+function streamSse(f: ForwardRequest, body: Readable, status: number, filter: SseFilter | undefined, sse: NonNullable<ResponsePlan['sse']>): Promise<ForwardOutcome> {
   return new Promise((resolve) => {
-    const source = transform === undefined ? body : body.pipe(transform);
     const tail = new SseTail();
     let ended = false;
+    let stop = (): void => undefined;
     const end = (finalEvent?: string): void => {
       if (ended) return;
       ended = true;
-      source.unpipe(f.res);
+      stop();
       f.res.end(finalEvent !== undefined && tail.atBoundary ? finalEvent : undefined);
       f.abort.abort();
     };
@@ -192,13 +202,18 @@ function streamSse(f: ForwardRequest, body: Readable, status: number, transform:
       if (!ended) f.res.destroy();
     };
     body.on('error', fail);
-    transform?.on('error', fail);
-    source.on('end', () => {
+    const onEnd = (): void => {
       ended = true;
-    });
-    // Every chunk pipe() hands to the client passes the tail first (same 'data' event), no extra stream.
-    source.on('data', (chunk: Buffer | string) => tail.saw(chunk));
-    source.pipe(f.res);
+    };
+    if (filter === undefined) {
+      body.on('end', onEnd);
+      // Every chunk pipe() hands to the client passes the tail first (same 'data' event), no extra stream.
+      body.on('data', (chunk: Buffer | string) => tail.saw(chunk));
+      body.pipe(f.res);
+      stop = () => body.unpipe(f.res);
+    } else {
+      stop = pipeSseFiltered(body, filter, f.res, tail, fail, onEnd);
+    }
     f.res.on('close', () => {
       clearTimeout(timer);
       unregister();
@@ -206,24 +221,6 @@ function streamSse(f: ForwardRequest, body: Readable, status: number, transform:
       resolve(f.res.writableFinished ? { kind: 'done', status } : { kind: 'failed', reason: 'upstream_unavailable', headersSent: true });
     });
   });
-}
-
-async function readAll(body: Readable, maxBytes: number): Promise<Buffer | undefined> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  try {
-    for await (const chunk of body) {
-      size += (chunk as Buffer).length;
-      if (size > maxBytes) {
-        body.destroy();
-        return undefined;
-      }
-      chunks.push(chunk as Buffer);
-    }
-  } catch {
-    return undefined;
-  }
-  return Buffer.concat(chunks, size);
 }
 
 function upstreamReason(err: unknown): Reason {

@@ -6,7 +6,8 @@ import { deny } from '../reasons.ts';
 import type { Admitted } from '../route/admission.ts';
 import { ANSWERED, type Step } from '../stage.ts';
 import { forward, type Pools } from './forward.ts';
-import { createResponsePlanning, listingRequests, type PlannerDeps } from './plan.ts';
+import { filtersListings } from '../policy/filter.ts';
+import { createResponsePlanning, type PlannerDeps } from './plan.ts';
 
 export type Proxy = (ctx: RequestContext, admitted: Admitted, principal: Principal, judged: Judged, outbound: Outbound) => Promise<Step<never>>;
 
@@ -15,10 +16,9 @@ export function createProxy(deps: PlannerDeps & { readonly pools: Pools }): Prox
   const planFor = createResponsePlanning(deps);
   return async function proxy(ctx, { upstream, upstreamPath }, principal, { inspected }, { headers }) {
     const { req, res, record } = ctx;
-    const listings = listingRequests(inspected, upstream);
-    // A listing we may have to filter must arrive readable, not compressed.
-    if (listings.size > 0) delete headers['accept-encoding'];
-    const plan = planFor(record, principal, upstream, listings);
+    // Every answer of an upstream with listing rules is read (listing-plan.ts): it must arrive uncompressed.
+    if (filtersListings(upstream)) delete headers['accept-encoding'];
+    const plan = planFor(record, principal, upstream);
     ctx.abort = new AbortController();
     record.outcome = 'allow';
     const gatewayMs = performance.now() - record.perfStart;

@@ -1,3 +1,5 @@
+import type { ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
 import type { Principal } from '../auth/principal.ts';
 
 /**
@@ -29,6 +31,46 @@ const LF = 1;
 const CR = 2;
 const OTHER = 3;
 const CRLF_CRLF = (CR << 6) | (LF << 4) | (CR << 2) | LF;
+
+/** Parses upstream SSE bytes and returns the events to send on (the listing filter); throws to cut. */
+export interface SseFilter {
+  push(chunk: Buffer): string;
+}
+
+/**
+ * An SSE body through a filter to the client, with backpressure, without a Transform stream per open
+ * stream. The filter's throw cuts the stream (headers are out: nothing else can be said). An
+ * unterminated last event is never sent (the filter holds it). Returns the function that stops it.
+ */
+export function pipeSseFiltered(body: Readable, filter: SseFilter, res: ServerResponse, tail: SseTail, fail: () => void, onEnd: () => void): () => void {
+  const onData = (chunk: Buffer): void => {
+    let out: string;
+    try {
+      out = filter.push(chunk);
+    } catch {
+      body.destroy();
+      fail();
+      return;
+    }
+    if (out === '') return;
+    tail.saw(out);
+    if (!res.write(out)) {
+      body.pause();
+      res.once('drain', () => body.resume());
+    }
+  };
+  const finish = (): void => {
+    onEnd();
+    res.end();
+  };
+  body.on('data', onData);
+  body.once('end', finish);
+  return () => {
+    body.off('data', onData);
+    body.off('end', finish);
+    body.pause();
+  };
+}
 
 export type EndStream = (finalEvent?: string) => void;
 

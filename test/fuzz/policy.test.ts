@@ -4,7 +4,9 @@ import type { IncomingMessage } from 'node:http';
 import type { UpstreamConfig } from '../../src/config/compile.ts';
 import { decide, decideAll } from '../../src/policy/decide.ts';
 import { inspect } from '../../src/policy/jsonrpc.ts';
-import { createSseFilter, filterMessage } from '../../src/policy/filter.ts';
+import { filterMessage } from '../../src/policy/filter.ts';
+import { SseListingFilter } from '../../src/policy/sse-filter.ts';
+import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import type { Principal } from '../../src/auth/principal.ts';
 import { isDenial } from '../../src/reasons.ts';
 import { RUNS, TIMEOUT_MS } from './runs.ts';
@@ -53,38 +55,87 @@ describe('fuzz: JSON-RPC body inspector and policy', () => {
   }, TIMEOUT_MS);
 });
 
+/** The filter over the given byte splits; the client's view: an independent SSE parser of what came out. */
+function throughFilter(input: Buffer, cuts: readonly number[]): { text: string; events: EventSourceMessage[] } {
+  const filter = new SseListingFilter(principal, upstream, 1 << 20);
+  let text = '';
+  let at = 0;
+  for (const c of cuts) {
+    text += filter.push(input.subarray(at, Math.min(input.length, at + c)));
+    at = Math.min(input.length, at + c);
+  }
+  text += filter.push(input.subarray(at));
+  const events: EventSourceMessage[] = [];
+  const parser = createParser({ onEvent: (e) => events.push(e) });
+  parser.feed(text);
+  return { text, events };
+}
+
 describe('fuzz: SSE listing filter', () => {
-  it('output equals input with the disallowed tools removed, whatever the chunking', async () => {
+  it('output equals input with the disallowed tools removed, whatever the chunking', () => {
     const event = fc.oneof(
-      fc.tuple(fc.array(toolName, { maxLength: 6 }), fc.constantFrom(5, 6)).map(([names, id]) => ({ kind: 'list' as const, id, names })),
+      fc.tuple(fc.array(toolName, { maxLength: 6 }), fc.constantFrom(5, 6, '5')).map(([names, id]) => ({ kind: 'list' as const, id, names })),
       fc.stringMatching(/^[a-z0-9 ]{0,20}$/).map((text) => ({ kind: 'other' as const, text })),
     );
-    await fc.assert(fc.asyncProperty(fc.array(event, { maxLength: 6 }), fc.array(fc.integer({ min: 1, max: 40 }), { minLength: 1, maxLength: 10 }), fc.constantFrom('\n\n', '\r\n\r\n'), async (events, cuts, sep) => {
-      const requests = new Map<string | number, string>([[5, 'tools/list']]);
-      const serialise = (e: (typeof events)[number]): string => e.kind === 'list'
-        ? `id: ev${e.id}${sep === '\n\n' ? '\n' : '\r\n'}data: ${JSON.stringify({ jsonrpc: '2.0', id: e.id, result: { tools: e.names.map((name) => ({ name })) } })}`
-        : `data: ${e.text}`;
-      const input = events.map((e) => serialise(e) + sep).join('');
-      // Expected: each event on its own, filtered as a whole message.
+    fc.assert(fc.property(fc.array(event, { maxLength: 6 }), fc.array(fc.integer({ min: 1, max: 40 }), { minLength: 1, maxLength: 10 }), fc.constantFrom('\n\n', '\r\n\r\n', '\r\r'), (events, cuts, sep) => {
+      const message = (e: { id: number | string; names: readonly string[] }): unknown => ({ jsonrpc: '2.0', id: e.id, result: { tools: e.names.map((name) => ({ name })) } });
+      const input = events.map((e) => (e.kind === 'list' ? `id: ev${e.id}${sep.slice(0, sep.length / 2)}data: ${JSON.stringify(message(e))}` : `data: ${e.text}`) + sep).join('');
+      // Expected: each event in canonical form, every listing filtered whatever its id (shape rule).
       const expected = events.map((e) => {
-        if (e.kind !== 'list' || e.id !== 5) return serialise(e) + sep;
-        const filtered = filterMessage({ jsonrpc: '2.0', id: 5, result: { tools: e.names.map((name) => ({ name })) } }, requests, principal, upstream) as { result: { tools: { name: string }[] } };
-        // Exactly the allowed tools remain, in order.
+        if (e.kind === 'other') return `data: ${e.text}\n\n`;
+        const filtered = filterMessage(message(e), principal, upstream) as { result: { tools: { name: string }[] } };
         expect(filtered.result.tools.map((t) => t.name)).toEqual(e.names.filter(allowed));
-        return `id: ev5\ndata: ${JSON.stringify(filtered)}${sep}`;
+        return `id: ev${e.id}\ndata: ${JSON.stringify(filtered)}\n\n`;
       }).join('');
-      const filter = createSseFilter(requests, principal, upstream, 1 << 20);
-      const out: string[] = [];
-      filter.on('data', (d: Buffer | string) => out.push(String(d)));
-      const done = new Promise((r) => filter.on('end', r));
-      let at = 0;
-      for (const c of cuts) {
-        filter.write(Buffer.from(input.slice(at, at + c)));
-        at += c;
-      }
-      filter.end(Buffer.from(input.slice(at)));
-      await done;
-      expect(out.join('')).toBe(expected);
+      expect(throughFilter(Buffer.from(input), cuts).text).toBe(expected);
     }), { numRuns: RUNS });
+  }, TIMEOUT_MS);
+
+  // Hidden names hold multi-byte characters, so byte splits fall inside them too.
+  const hidden = ['delete_répo', 'admin_reset', 'drop_databasé'];
+  const listedName = fc.constantFrom('search', 'read_fïle', ...hidden);
+  const line = fc.oneof(
+    fc.record({ kind: fc.constant('list' as const), names: fc.array(listedName, { minLength: 1, maxLength: 5 }), id: fc.constantFrom(1, '1', 7), pretty: fc.boolean(), batch: fc.boolean(), spaced: fc.boolean() }),
+    fc.record({ kind: fc.constant('comment' as const), text: fc.constantFrom('', ' ping', 'delete_répo') }),
+    fc.record({ kind: fc.constant('field' as const), text: fc.constantFrom('id: 9', 'retry: 100', 'event: message', 'x-unknown: admin_reset', 'data') }),
+    fc.record({ kind: fc.constant('end' as const) }),
+  );
+
+  it('never lets a hidden name through: random line ends, BOM, multi-line data, comments, fields, byte splits, unterminated tail', () => {
+    fc.assert(fc.property(
+      fc.array(line, { maxLength: 14 }), fc.array(fc.constantFrom('\n', '\r', '\r\n'), { minLength: 1, maxLength: 8 }),
+      fc.array(fc.integer({ min: 0, max: 30 }), { maxLength: 30 }), fc.boolean(),
+      (items, eols, cuts, bom) => {
+        const lines: string[] = [];
+        for (const it of items) {
+          if (it.kind === 'end') lines.push('');
+          else if (it.kind === 'comment') lines.push(':' + it.text);
+          else if (it.kind === 'field') lines.push(it.text);
+          else {
+            const one = { jsonrpc: '2.0', id: it.id, result: { tools: it.names.map((name) => ({ name, description: 'd' })) } };
+            const json = JSON.stringify(it.batch ? [one] : one, null, it.pretty ? 1 : undefined);
+            for (const l of json.split('\n')) lines.push((it.spaced ? 'data: ' : 'data:') + l);
+          }
+        }
+        // The last event has hidden names and no blank line after it: the spec discards it.
+        lines.push(`data: {"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"${hidden[0]}"}]}}`);
+        let text = bom ? '\ufeff' : '';
+        lines.forEach((l, i) => {
+          let eol = eols[i % eols.length] as string;
+          // A CR line end then an empty line ended by LF would read as one CRLF: keep the blank line.
+          if (l === '' && text.endsWith('\r') && eol === '\n') eol = '\r\n';
+          text += l + (i === lines.length - 1 ? '' : eol);
+        });
+        const out = throughFilter(Buffer.from(text, 'utf8'), cuts);
+        for (const name of hidden) expect(out.text).not.toContain(name);
+        for (const e of out.events) {
+          if (e.data.trim() === '') continue; // an empty event (no message), e.g. from a bare `data` line
+          const msg = JSON.parse(e.data) as unknown;
+          for (const m of Array.isArray(msg) ? msg : [msg]) {
+            for (const t of (m as { result: { tools: { name: string }[] } }).result.tools) expect(allowed(t.name)).toBe(true);
+          }
+        }
+      },
+    ), { numRuns: RUNS });
   }, TIMEOUT_MS);
 });
