@@ -45,6 +45,7 @@ export type Reason =
   | 'method_not_allowed'
   | 'upstream_unavailable'
   | 'upstream_timeout'
+  | 'client_closed'
   | 'internal_error';
 
 type OAuthError = 'invalid_request' | 'invalid_token' | 'insufficient_scope';
@@ -142,6 +143,8 @@ export const reasons: Readonly<Record<Reason, ReasonInfo>> = Object.freeze({
   method_not_allowed: r(405, undefined, false, 'method not allowed', { headers: { allow: 'GET, POST, DELETE, OPTIONS' } }),
   upstream_unavailable: r(502, undefined, false, 'the upstream server is unavailable', { outcome: 'error' }),
   upstream_timeout: r(504, undefined, false, 'the upstream server did not answer in time', { outcome: 'error' }),
+  // nginx's 499: the connection was gone before the judged request could leave; nothing is sent.
+  client_closed: r(499, undefined, false, 'the client closed the connection', { outcome: 'error' }),
   internal_error: r(500, undefined, false, 'internal error', { outcome: 'error' }),
 });
 

@@ -21,7 +21,7 @@ const B64TOKEN = /^[A-Za-z0-9\-._~+\/]+=*$/;
 export function readBearer(req: IncomingMessage, query: URLSearchParams, maxTokenBytes: number, allowOpaque: boolean): BearerToken | Denial {
   // Node keeps only the first Authorization header in req.headers: count the raw ones (SC-091).
   const { count, value } = rawHeader(req, 'authorization');
-  const queryToken = query.has('access_token');
+  const queryToken = hasCredentialParameter(query);
   if (count > 1) return deny('token_duplicate');
   if (value === undefined) return deny('token_missing');
   // RFC 9110 §11.1: the scheme is case-insensitive; RFC 6750 §2.1: "Bearer" 1*SP b64token.
@@ -37,4 +37,12 @@ export function readBearer(req: IncomingMessage, query: URLSearchParams, maxToke
   if (COMPACT_JWS.test(token)) return { kind: 'bearer', token };
   if (allowOpaque && B64TOKEN.test(token) && !token.includes('.')) return { kind: 'bearer', token };
   return deny('token_malformed');
+}
+
+// Query parameters named like a credential, in any case: never forwarded, never a second method.
+const CREDENTIAL_PARAMETERS = new Set(['access_token', 'id_token', 'refresh_token', 'token', 'api_key', 'apikey', 'client_secret', 'assertion', 'bearer', 'authorization']);
+
+function hasCredentialParameter(query: URLSearchParams): boolean {
+  for (const name of query.keys()) if (CREDENTIAL_PARAMETERS.has(name.toLowerCase())) return true;
+  return false;
 }

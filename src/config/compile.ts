@@ -37,6 +37,8 @@ export interface UpstreamConfig {
   /** Every scope any rule of this upstream can ask for (RFC 9728 scopes_supported). */
   readonly allScopes: readonly string[];
   readonly allowedOrigins: ReadonlySet<string>;
+  /** Extra request header names (lowercase) forwarded from the client, beyond the allow-list. */
+  readonly forwardHeaders: readonly string[];
   readonly timeoutMs: number;
   readonly tls: Readonly<NonNullable<RawUpstream['tls']>> | undefined;
   readonly identity: { readonly claims: readonly string[]; readonly informationalHeaders: boolean };
@@ -104,6 +106,7 @@ function compile(raw: RawConfig, file: string, warnings: readonly ConfigProblem[
       defaultAction: u.default,
       allScopes: Object.freeze([...new Set([...u.scopes, ...u.tools.flatMap((t) => t.scopes), ...u.rules.flatMap((r) => r.scopes)])]),
       allowedOrigins: new Set([new URL(base).origin, ...u.allowedOrigins]),
+      forwardHeaders: Object.freeze(u.forwardHeaders.map((h) => h.toLowerCase())),
       timeoutMs: u.timeoutMs,
       tls: u.tls === undefined ? undefined : Object.freeze({ ...u.tls }),
       identity: Object.freeze({ claims: Object.freeze([...u.identity.claims]), informationalHeaders: u.identity.informationalHeaders }),

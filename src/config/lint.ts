@@ -1,5 +1,6 @@
 import { asymmetricAlgorithms, DEFAULT_MAX_TOKEN_LIFETIME, type RawConfig } from './schema.ts';
 import type { ConfigProblem } from './errors.ts';
+import { extraHeaderProblem } from '../identity/request-headers.ts';
 import { isSecureOrLoopback, parseUrl, stripTrailingSlash } from './urls.ts';
 
 type Path = readonly (string | number)[];
@@ -69,6 +70,11 @@ export function lintConfig(raw: RawConfig, file: string, locate: (p: Path) => nu
     const at = (...k: (string | number)[]): Path => ['upstreams', i, ...k];
     if (upstreamNames.has(up.name)) err(at('name'), `duplicate upstream name "${up.name}"`);
     upstreamNames.add(up.name);
+
+    up.forwardHeaders.forEach((name, h) => {
+      const problem = extraHeaderProblem(name, raw.identity.header);
+      if (problem !== undefined) err(at('forwardHeaders', h), `"${name}" ${problem}`);
+    });
 
     const pathProblem = checkPathPrefix(up.path);
     if (pathProblem !== undefined) err(at('path'), pathProblem);

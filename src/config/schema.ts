@@ -104,6 +104,9 @@ const upstream = z.strictObject({
   default: z.enum(['allow', 'deny']).default('allow'),
   // Origin values accepted besides the gateway's own publicUrl origin (MCP transports, DNS rebinding).
   allowedOrigins: z.array(z.string().min(1)).default([]),
+  // Request headers this upstream needs beyond the gateway's allow-list (checked by lint: never a
+  // credential, identity, framing or routing header).
+  forwardHeaders: z.array(z.string().min(1)).default([]),
   timeoutMs: z.number().int().min(100).max(600_000).default(30_000),
   tls: upstreamTls.optional(),
   identity: z.strictObject({

@@ -6,7 +6,7 @@ import { deny } from '../reasons.ts';
 import type { Admitted } from '../route/admission.ts';
 import type { Step } from '../stage.ts';
 import type { AssertionMinter } from './assertion.ts';
-import { upstreamRequestHeaders } from './request-headers.ts';
+import { forwardedNames, upstreamRequestHeaders } from './request-headers.ts';
 import type { SessionBinder } from './session.ts';
 
 /** The request headers the upstream receives: the client's allowed ones, then the gateway's own. */
@@ -25,6 +25,7 @@ export function createIdentityForwarding(config: Config, sessions: SessionBinder
   const assertionHeader = config.identity.header.toLowerCase();
   const forwardedProto = config.publicUrl.protocol.slice(0, -1);
   const forwardedHost = config.publicUrl.host;
+  const allowedByUpstream = new Map(config.upstreams.map((u) => [u.name, forwardedNames(u.forwardHeaders)]));
   return async function forwardIdentity(ctx, { upstream }, principal) {
     const { req } = ctx;
     const session = sessions.check(singleHeader(rawHeader(req, 'mcp-session-id')), principal, upstream);
@@ -32,8 +33,7 @@ export function createIdentityForwarding(config: Config, sessions: SessionBinder
     if (session.kind === 'foreign') return deny('session_unknown');
 
     const assertion = await mintAssertion(principal, upstream);
-    const headers = upstreamRequestHeaders(req, config.identity.header);
-    delete headers['mcp-session-id'];
+    const headers = upstreamRequestHeaders(req, allowedByUpstream.get(upstream.name) ?? forwardedNames([]));
     if (session.kind === 'bound') headers['mcp-session-id'] = session.upstreamId;
     headers[assertionHeader] = assertion;
     if (upstream.identity.informationalHeaders) Object.assign(headers, informationalHeaders(principal));

@@ -1,43 +1,65 @@
 import type { IncomingMessage } from 'node:http';
 
-// RFC 9110 §7.6.1 hop-by-hop fields, plus credentials that must never cross the gateway (MCP "Token
-// Passthrough", SC-099, SC-104) and Expect (the gateway answers 100-continue itself, after auth).
-const ALWAYS_DROP = new Set([
-  'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade',
-  'proxy-authorization', 'proxy-authenticate', 'authorization', 'cookie', 'expect', 'host',
-  'forwarded', 'x-real-ip', 'dpop',
-  // Path and method overrides some upstream frameworks honour over the request line: the upstream must act
-  // on the path and method the gateway routed and authorized (SC-117, SC-127).
+// What the upstream receives from the client's headers is an allow-list (#15 point 6): a deny-list
+// let through every impersonation header nobody had thought of (Impersonate-User, X-Amzn-Oidc-*,
+// X-Goog-Authenticated-User-*, Cf-Access-*, X-Pomerium-Jwt-Assertion, True-Client-IP, X-Host,
+// X-Envoy-Original-Path...). Content negotiation, the MCP headers the gateway checks, trace context
+// and the user agent pass; the gateway then adds its own (assertion, session, X-Forwarded-*).
+const FORWARDED = [
+  'accept', 'accept-encoding', 'accept-language', 'content-type', 'user-agent', 'origin',
+  // W3C Trace Context and Baggage.
+  'traceparent', 'tracestate', 'baggage',
+  // MCP transports: the gateway reads or checks these before forwarding.
+  'mcp-protocol-version', 'mcp-method', 'mcp-name', 'last-event-id',
+];
+// MCP 2026-07-28 mirrors tool parameters into Mcp-Param-{Name}; servers must check them against the body.
+const FORWARDED_PREFIXES = ['mcp-param-'];
+
+// Never forwarded, whatever a config says (forwardHeaders extras are checked against this at start):
+// RFC 9110 §7.6.1 hop-by-hop fields, credentials (MCP "Token Passthrough", SC-099, SC-104), framing
+// and routing the gateway owns, overrides some frameworks honour over the request line (SC-117,
+// SC-127), and identity-looking names a client could forge (SC-100).
+const NEVER = new Set([
+  'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'expect', 'host',
+  'content-length', 'proxy-authorization', 'proxy-authenticate', 'authorization', 'cookie', 'dpop', 'forwarded',
+  'x-real-ip', 'true-client-ip', 'x-host', 'mcp-session-id', 'x-request-id',
   'x-original-url', 'x-rewrite-url', 'x-override-url', 'x-original-uri', 'x-http-method-override', 'x-http-method', 'x-method-override',
 ]);
+const NEVER_PREFIXES = [
+  'x-mcp-', 'x-identity', 'x-forwarded-', 'x-user', 'x-auth', 'x-remote-', 'remote-user', 'x-client-', 'x-jwt', 'x-id-token',
+  'x-access-token', 'x-email', 'x-groups', 'impersonate-', 'x-amzn-oidc-', 'x-goog-', 'cf-access-', 'x-pomerium-', 'x-envoy-',
+];
 
-// Identity-looking headers a client could forge to impersonate someone upstream (SC-100, Pomerium's
-// "strip x-pomerium-*"): the gateway is the only one that sets identity, so every such name is dropped.
-const IDENTITY_PREFIXES = ['x-mcp-', 'x-identity', 'x-forwarded-', 'x-user', 'x-auth', 'x-remote-', 'remote-user', 'x-client-', 'x-jwt', 'x-id-token', 'x-access-token', 'x-email', 'x-groups'];
+/** Why a configured extra header may not be forwarded; undefined when it may. */
+export function extraHeaderProblem(name: string, assertionHeader: string): string | undefined {
+  const lower = name.toLowerCase();
+  // CGI, WSGI and Rack upstreams read `_` and `-` alike: X_MCP_Identity would arrive as X-MCP-Identity.
+  if (!/^[a-z0-9-]{1,64}$/.test(lower)) return 'must be a header name of letters, digits and - (no _)';
+  if (lower === assertionHeader.toLowerCase() || NEVER.has(lower) || NEVER_PREFIXES.some((p) => lower.startsWith(p))) {
+    return 'is a credential, identity, framing or routing header the gateway never forwards';
+  }
+  return undefined;
+}
 
-function isIdentityHeader(name: string): boolean {
-  for (const prefix of IDENTITY_PREFIXES) if (name.startsWith(prefix)) return true;
-  return false;
+/** The names one upstream receives from clients: the base allow-list plus its configured extras. */
+export function forwardedNames(extras: readonly string[]): ReadonlySet<string> {
+  return new Set([...FORWARDED, ...extras.map((e) => e.toLowerCase())]);
 }
 
 /**
- * Client request headers → upstream request headers. Names listed in Connection are removed from the
- * client's request first; the gateway's own headers are added afterwards by the caller, so a client
- * can never strip them (SC-102, CVE-2024-45410).
+ * Client request headers → upstream request headers, by allow-list. Names listed in Connection are
+ * removed first (RFC 9110 §7.6.1); the gateway's own headers are added afterwards by the caller, so a
+ * client can never set or strip them (SC-102, CVE-2024-45410).
  */
-export function upstreamRequestHeaders(req: IncomingMessage, identityHeader: string): Record<string, string | string[]> {
-  const connectionListed = new Set<string>();
+export function upstreamRequestHeaders(req: IncomingMessage, allowed: ReadonlySet<string>): Record<string, string | string[]> {
   const conn = req.headers.connection;
-  if (conn !== undefined) for (const name of conn.split(',')) connectionListed.add(name.trim().toLowerCase());
-  const own = identityHeader.toLowerCase();
+  const connectionListed = conn === undefined ? undefined : new Set(conn.split(',').map((n) => n.trim().toLowerCase()));
   const out: Record<string, string | string[]> = Object.create(null) as Record<string, string | string[]>;
   const raw = req.rawHeaders;
   for (let i = 0; i < raw.length; i += 2) {
     const name = (raw[i] as string).toLowerCase();
-    // CGI, WSGI and Rack upstreams read `_` and `-` in a name alike: X_MCP_Identity would arrive as a second
-    // X-MCP-Identity (or Mcp_Session_Id as a session id), so no name with `_` is forwarded, as nginx does
-    // by default (SC-100).
-    if (name.includes('_') || ALWAYS_DROP.has(name) || connectionListed.has(name) || name === own || isIdentityHeader(name)) continue;
+    if (!allowed.has(name) && !FORWARDED_PREFIXES.some((p) => name.startsWith(p))) continue;
+    if (connectionListed?.has(name) === true) continue;
     const value = raw[i + 1] as string;
     const prev = out[name];
     if (prev === undefined) out[name] = value;

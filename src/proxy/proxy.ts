@@ -16,6 +16,9 @@ export function createProxy(deps: PlannerDeps & { readonly pools: Pools }): Prox
   const planFor = createResponsePlanning(deps);
   return async function proxy(ctx, { upstream, upstreamPath }, principal, { inspected }, { headers }) {
     const { req, res, record } = ctx;
+    // A connection that died while the request was judged (client gone, framing error after it) gets
+    // nothing forwarded on its behalf.
+    if (res.destroyed || !req.socket.writable) return deny('client_closed');
     // Every answer of an upstream with listing rules is read (listing-plan.ts): it must arrive uncompressed.
     if (filtersListings(upstream)) delete headers['accept-encoding'];
     const plan = planFor(record, principal, upstream);

@@ -14,11 +14,10 @@ interface ConnectionState {
 const states = new WeakMap<object, ConnectionState>();
 const CLOSE = /(?:^|,)\s*close\s*(?:,|$)/i;
 
-/** Whether this connection's last answer ended it: the parser's own refusal is then not sent too. */
-export function isClosing(socket: object): boolean {
-  const state = states.get(socket);
-  if (state === undefined) return false;
-  return state.closing || (state.current !== undefined && state.current.headersSent && endsConnection(state.current));
+/** Whether an answer already sent on this connection ended it: the parser's refusal is then not sent too. */
+export function answeredClosing(socket: object): boolean {
+  const current = states.get(socket)?.current;
+  return current !== undefined && current.headersSent && endsConnection(current);
 }
 
 /**
@@ -38,7 +37,8 @@ export function oneRequestAtATime(handle: Handler): Handler {
     const conn = state;
     const run = (): void => {
       if (conn.closing) {
-        socket.destroy();
+        // After the earlier answer is flushed, not before: destroy() would drop its unsent bytes.
+        socket.destroySoon();
         return;
       }
       conn.busy = true;

@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:https';
 import type { Config } from '../config/compile.ts';
 import type { Logger } from '../observe/log.ts';
-import { isClosing, oneRequestAtATime } from './connection.ts';
+import { answeredClosing, oneRequestAtATime } from './connection.ts';
 
 export interface TrafficListener {
   readonly server: Server;
@@ -64,7 +64,9 @@ function harden(server: Server, onRequest: (req: IncomingMessage, res: ServerRes
   server.on('connect', (_req, socket) => socket.end('HTTP/1.1 405 Method Not Allowed\r\nconnection: close\r\ncontent-length: 0\r\n\r\n'));
   server.on('upgrade', (_req, socket) => socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n'));
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
-    if (!socket.writable || isClosing(socket)) return void socket.destroy();
+    if (!socket.writable) return void socket.destroy();
+    // Our own answer already ended the connection; it leaves first, the parser's would be a second one.
+    if (answeredClosing(socket)) return void (socket as import('node:net').Socket).destroySoon();
     // What the parser refused: headers too large (SC-150), too slow (SC-156), or malformed (SC-110/111).
     const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
     socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
