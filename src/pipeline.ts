@@ -6,6 +6,7 @@ import type { Authenticator } from './auth/verify.ts';
 import type { Principal } from './auth/principal.ts';
 import { decide, decideAll } from './policy/decide.ts';
 import { inspect, protocolVersion, readBody, type Inspected } from './policy/jsonrpc.ts';
+import { admitBody } from './policy/body.ts';
 import { createSseFilter, filterJsonBody, filtersListings, isListing, type ListingRequests } from './policy/filter.ts';
 import type { AssertionMinter } from './identity/assertion.ts';
 import type { SessionBinder } from './identity/session.ts';
@@ -116,12 +117,13 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
       if (isDenial(base)) return refuse(base);
       const version = protocolVersion(req);
       if (version === undefined) return refuse(deny('protocol_version_unsupported'));
+      const unreadable = admitBody(req);
+      if (unreadable !== undefined) return refuse(unreadable);
       // RFC 9110 §10.1.1: 100-continue only once the caller is authenticated and may use this upstream
       // (SC-109); the body it then sends is what the policy reads.
       if (/100-continue/i.test(req.headers.expect ?? '')) res.writeContinue();
       let inspected: Inspected | undefined;
       if (req.method === 'POST') {
-        if (!JSON_TYPE.test(req.headers['content-type'] ?? '')) return refuse(deny('media_type_unsupported'));
         const body = await readBody(req, config.limits.maxBodyBytes);
         if (isDenial(body)) return refuse(body);
         const result = inspect(body, version, req, config.limits.maxBatchLength);

@@ -1,4 +1,5 @@
 import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
+import { FORWARDED_CONTENT_TYPE } from '../policy/body.ts';
 
 // RFC 9110 §7.6.1 hop-by-hop fields, plus credentials that must never cross the gateway (MCP "Token
 // Passthrough", SC-099, SC-104) and Expect (the gateway answers 100-continue itself, after auth).
@@ -38,6 +39,12 @@ export function upstreamRequestHeaders(req: IncomingMessage, identityHeader: str
     // X-MCP-Identity (or Mcp_Session_Id as a session id), so no name with `_` is forwarded, as nginx does
     // by default (SC-100).
     if (name.includes('_') || ALWAYS_DROP.has(name) || connectionListed.has(name) || name === own || isIdentityHeader(name)) continue;
+    // The only body the gateway forwards is one it admitted and read as UTF-8 JSON (policy/body.ts): the
+    // upstream is told exactly that, once, with no charset or parameter to read it otherwise (SC-185).
+    if (name === 'content-type') {
+      out[name] = FORWARDED_CONTENT_TYPE;
+      continue;
+    }
     const value = raw[i + 1] as string;
     const prev = out[name];
     if (prev === undefined) out[name] = value;
