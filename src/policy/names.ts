@@ -35,17 +35,19 @@ const KNOWN_METHODS = [
   'notifications/resources/list_changed', 'notifications/resources/updated', 'notifications/elicitation/complete',
   'notifications/tasks/status', 'notifications/subscriptions/acknowledged',
 ];
-/** Case-folded spelling → the one spelling MCP gives it. */
-const KNOWN_BY_FOLD: ReadonlyMap<string, string> = new Map(KNOWN_METHODS.map((m) => [m.toLowerCase(), m]));
+/** A method's spelling with case and word joints erased: `list_changed`, `listChanged` and `listchanged` meet. */
+const loose = (method: string): string => method.toLowerCase().replaceAll('_', '');
+const KNOWN_BY_LOOSE: ReadonlyMap<string, string> = new Map(KNOWN_METHODS.map((m) => [loose(m), m]));
 
 /**
- * A method inside MCP's method grammar, and spelt exactly as MCP spells it when it folds to an MCP
- * method: `logging/setlevel` or `tools/cAll` could be read as the real method by an upstream that
- * compares loosely, while the policy saw an unknown one.
+ * A method inside MCP's method grammar, and spelt exactly as MCP spells it when it loosely meets an MCP
+ * method: `logging/setlevel`, `tools/cAll` or `notifications/roots/listChanged` could be read as the
+ * real method by an upstream that compares case-insensitively or maps names to handlers, while the
+ * policy saw an unknown one.
  */
 export function methodIsSound(method: string): boolean {
   if (method.length > MAX_METHOD_LENGTH || !METHOD.test(method)) return false;
-  const known = KNOWN_BY_FOLD.get(method.toLowerCase());
+  const known = KNOWN_BY_LOOSE.get(loose(method));
   return known === undefined || known === method;
 }
 
