@@ -1,5 +1,5 @@
 // Policy rules → predicates, compiled once at config load (STYLE rule 2).
-import { fold } from './names.ts';
+import { fold, foldUri } from './names.ts';
 
 /**
  * How a rule's pattern meets a name: in both its literal and its normalised form (`exact`), in only one
@@ -93,9 +93,9 @@ export function globMatcher(pattern: string): NameMatcher {
   return (name) => fit(literal(name.literal), folded(name.folded));
 }
 
-/** A resource rule's URI prefix, literal and folded. */
+/** A resource rule's URI prefix, literal and in the normalised URI form (names.ts foldUri). */
 function prefixMatcher(prefix: string): NameMatcher {
-  const folded = fold(prefix);
+  const folded = foldUri(prefix);
   return (name) => fit(name.literal.startsWith(prefix), name.folded.startsWith(folded));
 }
 

@@ -2,7 +2,7 @@ import type { UpstreamConfig } from '../config/compile.ts';
 import type { Principal } from '../auth/principal.ts';
 import { deny, type Denial } from '../reasons.ts';
 import type { Fit, JudgedName, PolicyRule } from './compile.ts';
-import { fold, nameIsSound } from './names.ts';
+import { fold, foldUri, nameIsSound } from './names.ts';
 
 export interface Allow {
   readonly kind: 'allow';
@@ -46,8 +46,8 @@ export function decide(principal: Principal, upstream: UpstreamConfig, call: Cal
   const target = call.name ?? call.uri;
   // Also for names from an upstream's listing (filter.ts): what cannot be judged is not shown.
   if (target !== undefined && !nameIsSound(target)) return deny('name_invalid');
-  const method = judged(call.method);
-  const name = target === undefined ? undefined : judged(target);
+  const method = judged(call.method, fold);
+  const name = call.name !== undefined ? judged(call.name, fold) : call.uri !== undefined ? judged(call.uri, foldUri) : undefined;
   for (const rule of upstream.rules) {
     const f = fits(rule, call.method, method, name);
     if (f === 'none') continue;
@@ -58,8 +58,8 @@ export function decide(principal: Principal, upstream: UpstreamConfig, call: Cal
   return HOUSEKEEPING.has(call.method) || upstream.defaultAction === 'allow' ? ALLOW_BY_SCOPES : deny('policy_denied');
 }
 
-function judged(literal: string): JudgedName {
-  return { literal, folded: fold(literal) };
+function judged(literal: string, normalise: (s: string) => string): JudgedName {
+  return { literal, folded: normalise(literal) };
 }
 
 /** The rule's refusal of this principal (deny, claims, then scopes), or undefined when it lets it pass. */

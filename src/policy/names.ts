@@ -62,3 +62,37 @@ export function fold(name: string): string {
   if (ASCII.test(name)) return name.toLowerCase();
   return name.normalize('NFKC').toUpperCase().toLowerCase().replaceAll('\u03c2', '\u03c3').normalize('NFKC');
 }
+
+const URI_PARTS = /^([A-Za-z][A-Za-z0-9+.-]*:)(\/\/[^/?#]*)?([^?#]*)(.*)$/s;
+const ASCII_ESCAPE = /%([0-7][0-9A-Fa-f])/g;
+const SLASHES = /\/{2,}/g;
+
+/**
+ * The form of a resource URI a rule also judges: ASCII percent-escapes decoded (RFC 3986 §6.2.2.2,
+ * and %2F, %5C too: a file server may decode them), `\` read as `/`, repeated slashes merged and dot
+ * segments removed from the path (RFC 3986 §5.2.4), then fold(). Coarser than any one server's
+ * reading, so a deny on `file:///etc/` judges `file:///docs/..%2Fetc/shadow`, while an allow on
+ * `file:///docs/` (which needs both forms) does not let it through.
+ */
+export function foldUri(uri: string): string {
+  const decoded = uri.replace(ASCII_ESCAPE, (_, hex: string) => String.fromCharCode(parseInt(hex, 16))).replaceAll('\\', '/');
+  const m = URI_PARTS.exec(decoded);
+  if (m === null) return fold(decoded);
+  const [, scheme = '', authority = '', path = '', rest = ''] = m;
+  return fold(scheme + authority + removeDotSegments(path.replace(SLASHES, '/')) + rest);
+}
+
+/** RFC 3986 §5.2.4, on a path without repeated slashes. */
+function removeDotSegments(path: string): string {
+  if (!path.includes('.')) return path;
+  const out: string[] = [];
+  const segments = path.split('/');
+  const absolute = path.startsWith('/');
+  segments.forEach((s, i) => {
+    if (s === '..') out.pop();
+    else if (s !== '.' && !(i === 0 && absolute)) out.push(s);
+    // A final "." or ".." leaves the path ending in "/".
+    if ((s === '.' || s === '..') && i === segments.length - 1) out.push('');
+  });
+  return (absolute ? '/' : '') + out.join('/');
+}

@@ -99,15 +99,20 @@ export class SdkExpressUpstream {
   }
 }
 
-/** The policy both body and name tests judge: `/mcp` allows by default, `/other-mcp` denies by default. */
+/**
+ * The policy both body and name tests judge: `/mcp` allows by default but denies delete_* and
+ * file:///etc/, and wants mcp:admin for drop_database; `/other-mcp` denies by default and allows read_*
+ * and resources under file:///docs/.
+ */
 export function sdkPolicyConfig(issuer: string, jwksUri: string, upstreamUrl: string): Record<string, unknown> {
   return twoUpstreamConfig({ issuer, jwksUri }, upstreamUrl, {
     mcp: {
       target: `${upstreamUrl}/mcp`,
       default: 'allow',
       tools: [{ name: 'delete_*', deny: true }, { name: 'drop_database', scopes: ['mcp:admin'] }],
+      rules: [{ method: 'resources/read', resource: 'file:///etc/', deny: true }],
     },
-    other: { target: `${upstreamUrl}/mcp`, default: 'deny', tools: [{ name: 'read_*' }] },
+    other: { target: `${upstreamUrl}/mcp`, default: 'deny', tools: [{ name: 'read_*' }], rules: [{ method: 'resources/read', resource: 'file:///docs/' }] },
   });
 }
 

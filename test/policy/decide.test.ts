@@ -69,6 +69,8 @@ describe('decide(principal, upstream, call): the policy as a table', () => {
     ['SC-188 ... and never grants it: with mcp:docs, default deny', principal('mcp:files mcp:docs'), files, rpc('resources/read', undefined, 'FILE:///DOCS/a.md'), 'policy_denied', undefined],
     ['SC-188 an allowing glob needs both forms: Read_file is not read_*', principal('mcp:files'), files, rpc('tools/call', 'Read_file'), 'policy_denied', undefined],
     ['SC-188 an allowing glob with both forms: read_ﬁle (ligature) folds to read_file and matches literally', principal('mcp:files'), files, rpc('tools/call', 'read_\ufb01le'), 'allow', undefined],
+    ['SC-188 an allowing prefix needs both forms: file:///docs/../etc/shadow is not under file:///docs/', principal('mcp:files mcp:docs'), files, rpc('resources/read', undefined, 'file:///docs/../etc/shadow'), 'policy_denied', undefined],
+    ['SC-188 ... nor its encoded and backslash spellings', principal('mcp:files mcp:docs'), files, rpc('resources/read', undefined, 'file:///docs/..%2f..%5cetc/shadow'), 'policy_denied', undefined],
     ['SC-188 a name with a zero-width character is not judged at all', principal('mcp:files'), files, rpc('tools/call', 'read_file\u200b'), 'name_invalid', undefined],
   ];
   for (const [name, p, upstream, call, expected, scopes] of cases) {

@@ -1,11 +1,12 @@
 import { describe, expect, it } from 'vitest';
+import { loadConfigText } from '../../src/config/compile.ts';
 import { AUD, AUD_OTHER } from '../helpers/gateway.ts';
 import { useSdkFixture } from '../helpers/sdk-express.ts';
 import { sendExact, type Reply } from '../helpers/wire.ts';
 
 // Names judged literally and in normalised form (SC-188). Upstream: the MCP SDK's own Express app with
 // counting tool handlers. `/mcp` (default allow) denies delete_* and wants mcp:admin for drop_database;
-// `/other-mcp` (default deny) allows read_* only.
+// `/other-mcp` (default deny) allows read_* and file:///docs/ only (helpers/sdk-express.ts sdkPolicyConfig).
 
 const fx = useSdkFixture();
 
@@ -123,6 +124,53 @@ describe('SC-188 methods: only MCP method grammar is judged, anything else is re
       const reply = await rpc({ jsonrpc: '2.0', ...(id === undefined ? {} : { id }), method, params: {} });
       expect(reply.status, method).not.toBe(400);
       expect(fx.upstream.bytes, method).toBeGreaterThan(0);
+    }
+  });
+});
+
+describe('SC-188 resource URIs: judged literally and in normalised URI form', () => {
+  const read = (uri: string): unknown => ({ jsonrpc: '2.0', id: 1, method: 'resources/read', params: { uri } });
+
+  it('SC-188 a deny on file:///etc/ judges case, dot segments, encoded and backslash separators and repeated slashes', async () => {
+    for (const uri of ['file:///etc/shadow', 'FILE:///ETC/shadow', 'file:///docs/../etc/shadow', 'file:///docs/..%2Fetc/shadow', 'file:///docs/%2e%2e/etc/shadow', 'file:///docs/..\\etc\\shadow', 'file:////etc/shadow', 'file:///%65tc/shadow']) {
+      fx.upstream.reset();
+      expectRefused(await rpc(read(uri)), 403, 'policy_denied', uri);
+    }
+  });
+
+  it('SC-188 an allow on file:///docs/ (default deny) admits only URIs under it in both forms', async () => {
+    for (const uri of ['file:///docs/../etc/shadow', 'file:///docs/%2e%2e/etc/passwd', 'file:///docs/..%5c..%5cetc/passwd', 'FILE:///DOCS/readme.md', 'file:///Docs/readme.md']) {
+      fx.upstream.reset();
+      expectRefused(await rpc(read(uri), { path: '/other-mcp' }), 403, 'policy_denied', uri);
+    }
+    fx.upstream.reset();
+    const ok = await rpc(read('file:///docs/readme.md'), { path: '/other-mcp' });
+    expect(ok.status).toBe(200);
+    expect(JSON.parse(ok.text)).toMatchObject({ result: { contents: [{ uri: 'file:///docs/readme.md', text: 'readme' }] } });
+  });
+});
+
+describe('SC-188 config: a rule that could never apply does not load', () => {
+  const config = (rule: string): string => `
+publicUrl: https://gw.test
+issuers: [{ name: idp, issuer: https://idp.test, algorithms: [ES256] }]
+upstreams:
+  - { name: u, path: /mcp, target: http://127.0.0.1:1/mcp, issuers: [idp], rules: [${rule}] }
+identity: { signingKeyFile: /dev/null }
+`;
+  it('SC-188 refuses a rule method outside the grammar or loosely spelt, and a name with hidden characters', () => {
+    for (const [rule, key] of [
+      ['{ method: Tools/Call }', 'rules.0.method'],
+      ['{ method: logging/setlevel }', 'rules.0.method'],
+      ['{ method: "tools/*/" }', 'rules.0.method'],
+      ['{ method: tools/call, tool: "delete\\u200b*", deny: true }', 'rules.0.tool'],
+      ['{ method: prompts/get, prompt: " secret" }', 'rules.0.prompt'],
+      ['{ method: resources/read, resource: "file:///etc/\\u202e" }', 'rules.0.resource'],
+    ]) {
+      expect(() => loadConfigText(config(rule as string)), rule).toThrow(key as string);
+    }
+    for (const rule of ['{ method: "tools/*" }', '{ method: "*" }', '{ method: logging/setLevel }', '{ method: notifications/roots/list_changed }']) {
+      expect(() => loadConfigText(config(rule)), rule).not.toThrow();
     }
   });
 });
