@@ -139,7 +139,8 @@ function message(item: unknown): RpcMessage | Reason {
     return { kind: 'response', method: 'response', id, name: undefined, uri: undefined };
   }
   if (typeof o.method !== 'string') return 'rpc_invalid';
-  if (!methodIsSound(o.method)) return 'method_invalid';
+  // "response" is the pseudo-method decide.ts judges a client's responses by, never a request's method.
+  if (!methodIsSound(o.method) || o.method === 'response') return 'method_invalid';
   if (o.params !== undefined && (typeof o.params !== 'object' || o.params === null)) return 'rpc_invalid';
   const params = (o.params ?? {}) as { name?: unknown; uri?: unknown };
   let name: string | undefined;

@@ -109,7 +109,7 @@ describe('SC-188 methods: only MCP method grammar is judged, anything else is re
     for (const method of [
       'Tools/Call', 'TOOLS/CALL', 'tools/Call', 'tools/call ', ' tools/call', 'tools/call/', '/tools/call', 'tools//call', 'tools/call\u0000',
       'tools/call\u200b', 'tools/\uff43all', 'tools/cAll', 'tools/CALL', 'logging/setlevel', 'notifications/roots/listChanged', 'tools/call\n',
-      'tools/call?x', 'tools.call', 'rpc.discover', '', 'tools/_call', 'tools/call_', 'x'.repeat(129),
+      'tools/call?x', 'tools.call', 'rpc.discover', '', 'tools/_call', 'tools/call_', 'x'.repeat(129), 'response',
     ]) {
       fx.upstream.reset();
       const reply = await rpc({ jsonrpc: '2.0', id: 5, method, params: { name: 'delete_file', arguments: {} } });
