@@ -11,6 +11,8 @@ export type JsonFault =
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 const LOWER_U = 0x75;
+const STRUCTURAL = new Uint8Array(128);
+for (const c of '"{}[],') STRUCTURAL[c.charCodeAt(0)] = 1;
 
 /**
  * Scans a text that JSON.parse has already accepted. Returns the first fault, or undefined when every
@@ -20,13 +22,19 @@ const LOWER_U = 0x75;
 export function scanJson(text: string, maxDepth: number): JsonFault | undefined {
   // One entry per open container: the keys of an object so far, or null for an array.
   const frames: (Set<string> | null)[] = [];
+  const cursor: Cursor = { backslash: -1 };
   let expectKey = false;
   const n = text.length;
   let i = 0;
   while (i < n) {
     const c = text.charCodeAt(i);
+    // Outside strings a valid text is ASCII; digits, literals, colons and white space need no look.
+    if (STRUCTURAL[c] !== 1) {
+      i++;
+      continue;
+    }
     if (c === QUOTE) {
-      const end = stringEnd(text, i + 1);
+      const end = stringEnd(text, i + 1, cursor);
       if (end < 0) return { kind: 'lone_surrogate' };
       if (expectKey) {
         const keys = frames[frames.length - 1] as Set<string>;
@@ -60,32 +68,43 @@ function keyText(text: string, start: number, end: number): string {
   return raw.includes('\\') ? (JSON.parse(`"${raw}"`) as string) : raw;
 }
 
+/** The next backslash at or after the scan position, shared by every string of one scan. */
+interface Cursor {
+  backslash: number;
+}
+
 /**
  * Index of the quote closing the string that starts at `from`, or -1 when an escape leaves a lone
  * surrogate. Raw characters cannot be lone surrogates: the text came from a strict UTF-8 decoding,
- * so a high-surrogate escape must be followed at once by a low-surrogate escape. The next quote and
- * backslash positions are cached, so each part of the text is searched once (linear, not quadratic,
- * in the number of escapes).
+ * so a high-surrogate escape must be followed at once by a low-surrogate escape. A string without a
+ * backslash ends at the next quote (one native search); the next backslash is cached across strings,
+ * so no search passes the same text twice: linear, whatever the number of strings and escapes.
  */
-function stringEnd(text: string, from: number): number {
-  let i = from;
-  let quote = -1;
-  let backslash = -1;
+function stringEnd(text: string, from: number, cursor: Cursor): number {
+  const quote = text.indexOf('"', from);
+  if (cursor.backslash < from) {
+    cursor.backslash = text.indexOf('\\', from);
+    if (cursor.backslash < 0) cursor.backslash = Number.MAX_SAFE_INTEGER;
+  }
+  if (quote < 0) return -1; // unreachable for a text JSON.parse accepted; fail closed all the same
+  if (cursor.backslash > quote) return quote;
+  // An escaped string: walked unit by unit from its first backslash (escapes are dense where they occur).
+  let i = cursor.backslash;
   for (;;) {
-    if (quote < i) quote = text.indexOf('"', i);
-    if (backslash < i) {
-      backslash = text.indexOf('\\', i);
-      if (backslash < 0) backslash = Number.MAX_SAFE_INTEGER;
-    }
-    if (quote < 0) return -1; // unreachable for a text JSON.parse accepted; fail closed all the same
-    if (backslash > quote) return quote;
-    if (text.charCodeAt(backslash + 1) !== LOWER_U) {
-      i = backslash + 2;
+    const c = text.charCodeAt(i);
+    if (c === QUOTE) return i;
+    if (c !== BACKSLASH) {
+      if (i >= text.length) return -1;
+      i++;
       continue;
     }
-    const unit = hex4(text, backslash + 2);
+    if (text.charCodeAt(i + 1) !== LOWER_U) {
+      i += 2;
+      continue;
+    }
+    const unit = hex4(text, i + 2);
     if (unit >= 0xdc00 && unit <= 0xdfff) return -1; // a low surrogate with no high one before it
-    i = backslash + 6;
+    i += 6;
     if (unit >= 0xd800 && unit <= 0xdbff) {
       if (text.charCodeAt(i) !== BACKSLASH || text.charCodeAt(i + 1) !== LOWER_U) return -1;
       const low = hex4(text, i + 2);
