@@ -2,9 +2,10 @@
 // "names within an object SHOULD be unique", and parsers then disagree: first wins, last wins, error)
 // and whether a string escapes a lone surrogate (RFC 8259 §8.2: the string is then not Unicode, and
 // decoders replace, drop or keep it). One linear pass, no recursion, no regular expression.
+import { fold } from './names.ts';
 
 export type JsonFault =
-  | { readonly kind: 'duplicate_key'; readonly key: string }
+  | { readonly kind: 'duplicate_key'; /** folded */ readonly key: string }
   | { readonly kind: 'lone_surrogate' }
   | { readonly kind: 'too_deep' };
 
@@ -16,8 +17,10 @@ for (const c of '"{}[],') STRUCTURAL[c.charCodeAt(0)] = 1;
 
 /**
  * Scans a text that JSON.parse has already accepted. Returns the first fault, or undefined when every
- * object has distinct keys (compared as decoded strings: "\u006dethod" repeats "method"), every string
- * is well-formed Unicode and no container nests deeper than maxDepth.
+ * object has distinct keys, every string is well-formed Unicode and no container nests deeper than
+ * maxDepth. Keys are compared decoded ("\u006dethod" repeats "method") and folded (names.ts):
+ * Go's encoding/json, and Jackson or System.Text.Json when so configured, match a struct field
+ * case-insensitively, so "Method" beside "method" is a second method to them.
  */
 export function scanJson(text: string, maxDepth: number): JsonFault | undefined {
   // One entry per open container: the keys of an object so far, or null for an array.
@@ -38,7 +41,7 @@ export function scanJson(text: string, maxDepth: number): JsonFault | undefined 
       if (end < 0) return { kind: 'lone_surrogate' };
       if (expectKey) {
         const keys = frames[frames.length - 1] as Set<string>;
-        const key = keyText(text, i + 1, end);
+        const key = fold(keyText(text, i + 1, end));
         if (keys.has(key)) return { kind: 'duplicate_key', key };
         keys.add(key);
         expectKey = false;

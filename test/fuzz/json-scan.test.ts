@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { scanJson } from '../../src/policy/json-scan.ts';
+import { fold } from '../../src/policy/names.ts';
 import { RUNS, TIMEOUT_MS } from './runs.ts';
 
 const LONE = /\p{Cs}/u; // in u-mode only an unpaired surrogate is a Cs code point
@@ -11,6 +12,14 @@ function hasLoneSurrogate(v: unknown): boolean {
   if (Array.isArray(v)) return v.some(hasLoneSurrogate);
   if (typeof v === 'object' && v !== null) return Object.entries(v).some(([k, x]) => LONE.test(k) || hasLoneSurrogate(x));
   return false;
+}
+
+/** Whether some object has two keys that are one key to a case-insensitive parser (the scanner folds keys). */
+function hasFoldedPair(v: unknown): boolean {
+  if (Array.isArray(v)) return v.some(hasFoldedPair);
+  if (typeof v !== 'object' || v === null) return false;
+  const keys = Object.keys(v);
+  return new Set(keys.map(fold)).size < keys.length || Object.values(v).some(hasFoldedPair);
 }
 
 /** A key spelt another way that decodes to the same string: every UTF-16 unit as a \u escape. */
@@ -46,18 +55,33 @@ function serialise(v: unknown, choices: readonly number[]): { text: string; repe
 }
 
 describe('fuzz: duplicate-key and lone-surrogate scanner', () => {
-  it('never flags what JSON.stringify wrote, except a lone surrogate it escaped', () => {
+  it('never flags what JSON.stringify wrote, except a lone surrogate it escaped or keys differing only in case', () => {
     fc.assert(fc.property(fc.jsonValue({ maxDepth: 5, stringUnit: 'binary' }), (v) => {
-      const fault = scanJson(JSON.stringify(v), 128);
-      expect(fault?.kind).toBe(hasLoneSurrogate(v) ? 'lone_surrogate' : undefined);
+      const kind = scanJson(JSON.stringify(v), 128)?.kind;
+      const lone = hasLoneSurrogate(v);
+      const pair = hasFoldedPair(v);
+      if (lone && pair) expect(kind).toMatch(/^(lone_surrogate|duplicate_key)$/);
+      else expect(kind).toBe(lone ? 'lone_surrogate' : pair ? 'duplicate_key' : undefined);
     }), { numRuns: RUNS });
   }, TIMEOUT_MS);
+
+  it('finds keys that differ only in case or compatibility form, at any depth', () => {
+    for (const [text, key] of [
+      ['{"method":"a","Method":"b"}', 'method'],
+      ['{"params":{"name":"a","NAME":"b"}}', 'name'],
+      ['{"a":[{"x":{"id":1,"ID":2}}]}', 'id'],
+      ['{"kind":1,"\u212aind":2}', 'kind'], // KELVIN SIGN: Go folds it to k
+      ['{"\uff4eame":1,"name":2}', 'name'], // fullwidth n
+    ] as const) {
+      expect(scanJson(text, 128), text).toEqual({ kind: 'duplicate_key', key });
+    }
+  });
 
   it('finds every repeated key, at any depth, however it is spelt, and nothing else', () => {
     fc.assert(fc.property(fc.jsonValue({ maxDepth: 5 }), fc.array(fc.nat(), { minLength: 1, maxLength: 40 }), (v, choices) => {
       const { text, repeated } = serialise(v, choices);
       expect(() => JSON.parse(text)).not.toThrow();
-      expect(scanJson(text, 128)?.kind).toBe(repeated ? 'duplicate_key' : undefined);
+      expect(scanJson(text, 128)?.kind).toBe(repeated || hasFoldedPair(v) ? 'duplicate_key' : undefined);
     }), { numRuns: RUNS });
   }, TIMEOUT_MS);
 

@@ -168,9 +168,14 @@ describe('SC-187 duplicate keys: refused anywhere in the message, so no parser c
     ['jsonrpc', `${head}"jsonrpc":"2.0","method":"tools/call","params":{"name":"read_file","arguments":{"path":"a"}}}`],
     ['__proto__', `${head}"method":"tools/call","params":{"name":"read_file","arguments":{"path":"a","__proto__":{},"__proto__":{"admin":true}}}}`],
     ['_meta', `${head}"method":"tools/call","params":{"name":"read_file","arguments":{"path":"a"},"_meta":{"progressToken":1,"progressToken":2}}}`],
+    // Go's encoding/json matches struct fields case-insensitively: these are second methods, names and params to it.
+    ['Method beside method', `${head}"method":"tools/list","Method":"tools/call","params":{"name":"delete_file","arguments":{}}}`],
+    ['NAME beside name', `${head}"method":"tools/call","params":{"name":"read_file","NAME":"delete_file","arguments":{"path":"a"}}}`],
+    ['Params beside params', `${head}"method":"tools/call","params":{"name":"read_file","arguments":{"path":"a"}},"Params":{"name":"delete_file"}}`],
+    ['Kelvin-sign spelling', `${head}"method":"tools/call","params":{"name":"read_file","arguments":{"path":"a","kind":1,"\u212aind":2}}}`],
   ];
 
-  it('SC-187 refuses duplicate method, params, name, uri, arguments and deeper keys in either order with 400 -32600 and the request id', async () => {
+  it('SC-187 refuses duplicate method, params, name, uri, arguments and deeper keys, in either order or another case, with 400 -32600 and the request id', async () => {
     for (const [label, body] of cases) {
       fx.upstream.reset();
       const reply = await post(body);
@@ -182,6 +187,7 @@ describe('SC-187 duplicate keys: refused anywhere in the message, so no parser c
   it('SC-187 answers with a null id when the id itself is repeated, or inside a batch', async () => {
     for (const body of [
       '{"jsonrpc":"2.0","id":1,"id":2,"method":"tools/call","params":{"name":"read_file","arguments":{"path":"a"}}}',
+      '{"jsonrpc":"2.0","id":1,"ID":2,"method":"tools/call","params":{"name":"read_file","arguments":{"path":"a"}}}',
       `[${call('read_file', 1)},{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"search","name":"delete_file","arguments":{}}}]`,
     ]) {
       fx.upstream.reset();
