@@ -31,6 +31,11 @@ export type Reason =
   | 'protocol_version_unsupported'
   | 'header_mismatch'
   | 'media_type_unsupported'
+  | 'content_encoding_unsupported'
+  | 'body_encoding_invalid'
+  | 'json_duplicate_key'
+  | 'method_invalid'
+  | 'name_invalid'
   | 'too_many_streams'
   | 'session_invalid'
   | 'session_unknown'
@@ -129,6 +134,11 @@ export const reasons: Readonly<Record<Reason, ReasonInfo>> = Object.freeze({
   protocol_version_unsupported: r(400, undefined, false, 'unsupported MCP-Protocol-Version'),
   header_mismatch: r(400, undefined, false, 'Mcp-Method or Mcp-Name does not match the request body'),
   media_type_unsupported: r(415, undefined, false, 'the request body must be application/json'),
+  content_encoding_unsupported: r(415, undefined, false, 'the request body must not carry a content coding'),
+  body_encoding_invalid: r(400, undefined, false, 'the request body must be UTF-8 without a byte order mark or lone surrogates'),
+  json_duplicate_key: r(400, undefined, false, 'the request body repeats a key within an object'),
+  method_invalid: r(400, undefined, false, 'the JSON-RPC method is not a valid MCP method name'),
+  name_invalid: r(400, undefined, false, 'a tool, prompt or resource name contains characters that are not allowed'),
   origin_forbidden: r(403, undefined, false, 'origin not allowed'),
   host_invalid: r(400, undefined, false, 'invalid host header'),
   // Framing refusals end the connection: where the next request starts is no longer certain.

@@ -2,6 +2,7 @@ import { asymmetricAlgorithms, DEFAULT_MAX_TOKEN_LIFETIME, type RawConfig } from
 import type { ConfigProblem } from './errors.ts';
 import { extraHeaderProblem } from '../identity/request-headers.ts';
 import { isSecureOrLoopback, parseUrl, stripTrailingSlash } from './urls.ts';
+import { methodIsSound, nameIsSound } from '../policy/names.ts';
 
 type Path = readonly (string | number)[];
 
@@ -123,6 +124,12 @@ export function lintConfig(raw: RawConfig, file: string, locate: (p: Path) => nu
     }
     up.rules.forEach((r, j) => {
       if (!/^[A-Za-z0-9_*\/.-]+$/.test(r.method)) err(at('rules', j, 'method'), 'a JSON-RPC method name or glob (tools/call, tools/*, *)');
+      // Requests with such a method are refused before any rule is read (policy/names.ts): the rule would never apply.
+      else if (!methodIsSound(r.method.replaceAll('*', 'x'))) err(at('rules', j, 'method'), 'outside MCP\'s method grammar or not spelt as MCP spells it (logging/setLevel, notifications/roots/list_changed)');
+      for (const key of ['tool', 'prompt', 'resource'] as const) {
+        const name = r[key];
+        if (name !== undefined && !nameIsSound(name)) err(at('rules', j, key), 'contains control, zero-width, bidi or edge white-space characters: no request with such a name is judged');
+      }
       // A target only means something for the method that carries it; elsewhere it would never match.
       const fits = (method: string): boolean => r.method === method || r.method === '*' || r.method === method.split('/')[0] + '/*';
       if (r.tool !== undefined && !fits('tools/call')) err(at('rules', j, 'tool'), 'tool applies to method tools/call only');

@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import { FORWARDED_CONTENT_TYPE } from '../policy/body.ts';
 
 // What the upstream receives from the client's headers is an allow-list (#15 point 6): a deny-list
 // let through every impersonation header nobody had thought of (Impersonate-User, X-Amzn-Oidc-*,
@@ -60,6 +61,12 @@ export function upstreamRequestHeaders(req: IncomingMessage, allowed: ReadonlySe
     const name = (raw[i] as string).toLowerCase();
     if (!allowed.has(name) && !FORWARDED_PREFIXES.some((p) => name.startsWith(p))) continue;
     if (connectionListed?.has(name) === true) continue;
+    // The only body the gateway forwards is one it admitted and read as UTF-8 JSON (policy/body.ts): the
+    // upstream is told exactly that, once, with no charset or parameter to read it otherwise (SC-185).
+    if (name === 'content-type') {
+      out[name] = FORWARDED_CONTENT_TYPE;
+      continue;
+    }
     const value = raw[i + 1] as string;
     const prev = out[name];
     if (prev === undefined) out[name] = value;

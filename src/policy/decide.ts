@@ -1,7 +1,8 @@
 import type { UpstreamConfig } from '../config/compile.ts';
 import type { Principal } from '../auth/principal.ts';
 import { deny, type Denial } from '../reasons.ts';
-import type { PolicyRule } from './compile.ts';
+import type { Fit, JudgedName, PolicyRule } from './compile.ts';
+import { fold, foldUri, nameIsSound } from './names.ts';
 
 export interface Allow {
   readonly kind: 'allow';
@@ -28,8 +29,10 @@ const ALLOW_BY_SCOPES: Allow = Object.freeze({ kind: 'allow', rule: undefined })
  * Authorization as a pure function (STYLE rule 7): same inputs, same decision; no I/O.
  * 1. client allow-list (RFC 9068 client_id; confused-deputy guard, SC-067)
  * 2. the upstream's required scopes (exact, case-sensitive tokens: RFC 6749 §3.3, SC-063)
- * 3. the first rule matching the JSON-RPC call: deny, or its claims and scopes
- * 4. no rule: housekeeping allowed; otherwise the upstream's default (allow | deny)
+ * 3. the rules in order: a rule whose method and target meet the call, literally or in normalised form
+ *    (NFKC, case-folded: SC-188), refuses by deny, claims or scopes; its allowing needs an exact fit,
+ *    so a rule met only by the normalised form restricts and the search goes on
+ * 4. no rule allowed it: housekeeping allowed; otherwise the upstream's default (allow | deny)
  */
 export function decide(principal: Principal, upstream: UpstreamConfig, call: Call): Allow | Denial {
   if (upstream.clients !== undefined && (principal.clientId === undefined || !upstream.clients.has(principal.clientId))) {
@@ -40,10 +43,27 @@ export function decide(principal: Principal, upstream: UpstreamConfig, call: Cal
     if (!principal.scopes.has(scope)) return deny('insufficient_scope', upstream.scopes);
   }
   if (call.kind === 'http') return ALLOW_BY_SCOPES;
-  const rule = upstream.rules.find((r) => matches(r, call));
-  if (rule === undefined) {
-    return HOUSEKEEPING.has(call.method) || upstream.defaultAction === 'allow' ? ALLOW_BY_SCOPES : deny('policy_denied');
+  const target = call.name ?? call.uri;
+  // Also for names from an upstream's listing (filter.ts): what cannot be judged is not shown.
+  if (target !== undefined && !nameIsSound(target)) return deny('name_invalid');
+  const method = judged(call.method, fold);
+  const name = call.name !== undefined ? judged(call.name, fold) : call.uri !== undefined ? judged(call.uri, foldUri) : undefined;
+  for (const rule of upstream.rules) {
+    const f = fits(rule, call.method, method, name);
+    if (f === 'none') continue;
+    const refusal = restriction(principal, upstream, rule);
+    if (refusal !== undefined) return refusal;
+    if (f === 'exact') return { kind: 'allow', rule: rule.source };
   }
+  return HOUSEKEEPING.has(call.method) || upstream.defaultAction === 'allow' ? ALLOW_BY_SCOPES : deny('policy_denied');
+}
+
+function judged(literal: string, normalise: (s: string) => string): JudgedName {
+  return { literal, folded: normalise(literal) };
+}
+
+/** The rule's refusal of this principal (deny, claims, then scopes), or undefined when it lets it pass. */
+function restriction(principal: Principal, upstream: UpstreamConfig, rule: PolicyRule): Denial | undefined {
   if (rule.deny) return deny('policy_denied');
   if (rule.claims !== undefined) {
     for (const [claim, accepted] of rule.claims) if (!claimMatches(principal.claims[claim], accepted)) return deny('policy_denied');
@@ -52,21 +72,19 @@ export function decide(principal: Principal, upstream: UpstreamConfig, call: Cal
     // Step-up hint: the scopes already required plus the rule's, so the client keeps what it has.
     if (!principal.scopes.has(scope)) return deny('insufficient_scope', [...new Set([...upstream.scopes, ...rule.scopes])]);
   }
-  return { kind: 'allow', rule: rule.source };
+  return undefined;
 }
 
-function matches(rule: PolicyRule, call: { readonly method: string; readonly name?: string | undefined; readonly uri?: string | undefined }): boolean {
-  if (!rule.method(call.method)) return false;
-  const target = rule.target;
-  if (target === undefined) return true;
-  switch (target.kind) {
-    case 'tool':
-      return call.method === 'tools/call' && call.name !== undefined && target.match(call.name);
-    case 'prompt':
-      return call.method === 'prompts/get' && call.name !== undefined && target.match(call.name);
-    case 'resource':
-      return call.method === 'resources/read' && call.uri !== undefined && call.uri.startsWith(target.prefix);
-  }
+/** How the rule meets the call: the weaker of its method's and its target's fit. */
+function fits(rule: PolicyRule, literalMethod: string, method: JudgedName, name: JudgedName | undefined): Fit {
+  const m = rule.method(method);
+  if (m === 'none' || rule.target === undefined) return m;
+  // Which member carries the target is fixed by the exact method (jsonrpc.ts refuses loose spellings of it).
+  const wanted = rule.target.kind === 'tool' ? 'tools/call' : rule.target.kind === 'prompt' ? 'prompts/get' : 'resources/read';
+  if (literalMethod !== wanted || name === undefined) return 'none';
+  const t = rule.target.match(name);
+  if (t === 'none') return 'none';
+  return m === 'exact' && t === 'exact' ? 'exact' : 'folded';
 }
 
 /** A claim matches when it is (or, as an array, contains) one of the accepted string values. */

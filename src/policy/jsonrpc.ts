@@ -1,5 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { deny, type Denial, type Reason } from '../reasons.ts';
+import { bodyFault, decodeBody } from './body.ts';
+import { methodIsSound, nameIsSound } from './names.ts';
 
 export interface RpcMessage {
   readonly kind: 'request' | 'notification' | 'response';
@@ -76,25 +78,32 @@ export function protocolVersion(req: IncomingMessage): string | undefined {
 }
 
 /**
- * Parses a POST body once; the same bytes are forwarded unchanged. Batches exist up to 2025-03-26 and
- * are checked element by element; from 2025-06-18 an array body is invalid (SC-136). Mcp-Method and
- * Mcp-Name (2026-07-28) must mirror the body exactly: the policy never trusts the header alone.
+ * Parses a POST body once; the same bytes are forwarded unchanged, so they must read one way only:
+ * strict UTF-8 without a BOM, no repeated key and no lone surrogate anywhere (body.ts, SC-185..187).
+ * Batches exist up to 2025-03-26 and are checked element by element; from 2025-06-18 an array body is
+ * invalid (SC-136). Mcp-Method and Mcp-Name (2026-07-28) must mirror the body exactly: the policy
+ * never trusts the header alone.
  */
 export function inspect(body: Buffer, version: string, req: IncomingMessage, maxBatch: number): Inspected | Denial {
+  const text = decodeBody(body);
+  if (text === undefined) return rpcDeny('body_encoding_invalid');
   let parsed: unknown;
   try {
-    parsed = JSON.parse(body.toString('utf8'));
+    parsed = JSON.parse(text);
   } catch {
-    return rpcDeny('body_invalid'); // JSON-RPC -32700 (also a too-deep nesting: SC-159)
+    return rpcDeny('body_invalid'); // JSON-RPC -32700
   }
   const batch = Array.isArray(parsed);
   if (batch && version > BATCHES_UNTIL) return rpcDeny('batch_not_allowed');
   const items = batch ? (parsed as unknown[]) : [parsed];
   if (items.length === 0 || items.length > maxBatch) return rpcDeny('rpc_invalid');
+  // Before any field is read: with a repeated key, no reading of the message is the upstream's for sure.
+  const fault = bodyFault(text);
+  if (fault !== undefined) return rpcDeny(fault.reason, batch || fault.idUnknown ? null : idOf(parsed));
   const messages: RpcMessage[] = [];
   for (const item of items) {
     const m = message(item);
-    if (m === undefined) return rpcDeny('rpc_invalid', idOf(item));
+    if (typeof m === 'string') return rpcDeny(m, idOf(item));
     messages.push(m);
   }
   const headerMethod = req.headers['mcp-method'];
@@ -109,31 +118,40 @@ export function inspect(body: Buffer, version: string, req: IncomingMessage, max
 
 function idOf(item: unknown): string | number | null {
   const id = typeof item === 'object' && item !== null ? (item as { id?: unknown }).id : undefined;
-  return typeof id === 'string' || typeof id === 'number' ? id : null;
+  return typeof id === 'string' || Number.isSafeInteger(id) ? (id as string | number) : null;
 }
 
-/** JSON-RPC 2.0 §4/§5 shapes; a call the policy must judge by name carries that name as a string. */
-function message(item: unknown): RpcMessage | undefined {
-  if (typeof item !== 'object' || item === null || Array.isArray(item)) return undefined;
+/**
+ * JSON-RPC 2.0 §4/§5 shapes; a call the policy must judge by name carries that name as a sound string
+ * (names.ts), and every method is inside MCP's method grammar. A numeric id is a safe integer: a
+ * larger one would be rounded by the gateway's own parse, so its answers (and the listing filter,
+ * which matches answers to requests by id) would carry another id than the client sent.
+ */
+function message(item: unknown): RpcMessage | Reason {
+  if (typeof item !== 'object' || item === null || Array.isArray(item)) return 'rpc_invalid';
   const o = item as { jsonrpc?: unknown; method?: unknown; id?: unknown; params?: unknown; result?: unknown; error?: unknown };
-  if (o.jsonrpc !== '2.0') return undefined;
+  if (o.jsonrpc !== '2.0') return 'rpc_invalid';
   const hasId = o.id !== undefined;
-  if (hasId && typeof o.id !== 'string' && typeof o.id !== 'number' && o.id !== null) return undefined;
+  if (hasId && typeof o.id !== 'string' && !Number.isSafeInteger(o.id) && o.id !== null) return 'rpc_invalid';
   const id = (o.id ?? null) as string | number | null;
   if (o.method === undefined) {
-    if (!hasId || (o.result === undefined) === (o.error === undefined)) return undefined;
+    if (!hasId || (o.result === undefined) === (o.error === undefined)) return 'rpc_invalid';
     return { kind: 'response', method: 'response', id, name: undefined, uri: undefined };
   }
-  if (typeof o.method !== 'string' || o.method === '') return undefined;
-  if (o.params !== undefined && (typeof o.params !== 'object' || o.params === null)) return undefined;
+  if (typeof o.method !== 'string') return 'rpc_invalid';
+  // "response" is the pseudo-method decide.ts judges a client's responses by, never a request's method.
+  if (!methodIsSound(o.method) || o.method === 'response') return 'method_invalid';
+  if (o.params !== undefined && (typeof o.params !== 'object' || o.params === null)) return 'rpc_invalid';
   const params = (o.params ?? {}) as { name?: unknown; uri?: unknown };
   let name: string | undefined;
   let uri: string | undefined;
   if (o.method === 'tools/call' || o.method === 'prompts/get') {
-    if (typeof params.name !== 'string') return undefined;
+    if (typeof params.name !== 'string') return 'rpc_invalid';
+    if (!nameIsSound(params.name)) return 'name_invalid';
     name = params.name;
   } else if (o.method === 'resources/read') {
-    if (typeof params.uri !== 'string') return undefined;
+    if (typeof params.uri !== 'string') return 'rpc_invalid';
+    if (!nameIsSound(params.uri)) return 'name_invalid';
     uri = params.uri;
   }
   return { kind: hasId ? 'request' : 'notification', method: o.method, id, name, uri };

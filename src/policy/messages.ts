@@ -2,6 +2,7 @@ import type { Config } from '../config/compile.ts';
 import type { RequestContext } from '../observe/context.ts';
 import { deny, isDenial } from '../reasons.ts';
 import type { Step } from '../stage.ts';
+import { admitBody } from './body.ts';
 import { inspect, protocolVersion, readBody, type Inspected } from './jsonrpc.ts';
 
 /** What the body says, read once: undefined for GET and DELETE (no body to judge). */
@@ -9,7 +10,6 @@ export type Messages = { readonly inspected: Inspected | undefined };
 
 export type MessageReader = (ctx: RequestContext) => Promise<Step<Messages>>;
 
-const JSON_TYPE = /^application\/json\s*(?:;|$)/i;
 const NO_BODY: Messages = Object.freeze({ inspected: undefined });
 
 /** Reads and parses the JSON-RPC body of a POST, within the configured bounds. */
@@ -19,11 +19,12 @@ export function createMessageReader(config: Config): MessageReader {
     const { req, res } = ctx;
     const version = protocolVersion(req);
     if (version === undefined) return deny('protocol_version_unsupported');
+    const unreadable = admitBody(req);
+    if (unreadable !== undefined) return unreadable;
     // RFC 9110 §10.1.1: 100-continue only once the caller is authenticated and may use this upstream
     // (SC-109); the body it then sends is what the policy reads.
     if (/100-continue/i.test(req.headers.expect ?? '')) res.writeContinue();
     if (req.method !== 'POST') return NO_BODY;
-    if (!JSON_TYPE.test(req.headers['content-type'] ?? '')) return deny('media_type_unsupported');
     const body = await readBody(req, maxBodyBytes);
     if (isDenial(body)) return body;
     const inspected = inspect(body, version, req, maxBatchLength);

@@ -23,7 +23,8 @@ export function templateAllowed(principal: Principal, upstream: UpstreamConfig, 
   if (!LITERAL.test(literal)) return false;
   const representatives = [literal];
   for (const rule of upstream.rules) {
-    if (rule.target?.kind === 'resource' && rule.target.prefix.startsWith(literal)) representatives.push(rule.target.prefix);
+    const prefix = rule.target?.kind === 'resource' ? rule.target.prefix : undefined;
+    if (prefix !== undefined && prefix.startsWith(literal)) representatives.push(prefix);
   }
   return representatives.every((uri) => decide(principal, upstream, { kind: 'rpc', method: 'resources/read', uri }).kind === 'allow');
 }

@@ -11,8 +11,8 @@ export interface Reply {
  * One HTTP/1.1 request with the request-target and headers exactly as given (order, case, duplicates
  * kept; Node's client does not normalise the path). Host is gw.test unless the test gives another.
  */
-export function sendExact(port: number, method: string, path: string, headers: readonly (readonly [string, string])[], body?: string): Promise<Reply> {
-  const flat: string[] = ['Host', 'gw.test'];
+export function sendExact(port: number, method: string, path: string, headers: readonly (readonly [string, string])[], body?: string | Buffer): Promise<Reply> {
+  const flat: string[] = headers.some(([name]) => name.toLowerCase() === 'host') ? [] : ['Host', 'gw.test'];
   for (const [name, value] of headers) flat.push(name, value);
   if (body !== undefined) flat.push('Content-Length', String(Buffer.byteLength(body)));
   return new Promise((resolve, reject) => {

@@ -110,7 +110,9 @@ const cases: readonly Case[] = [
   ['resources/read under the prefix without its scope', who(AB), strict, read('file:///docs/a.md'), { deny: 'insufficient_scope', scopes: ['mcp:a', 'mcp:b', 'mcp:docs'] }],
   ['resources/read under the prefix with its scope', who(`${AB} mcp:docs`), strict, read('file:///docs/a.md'), { allow: 'rules[9]' }],
   ['resources/read of the prefix without its slash is not under it', who(AB), strict, read('file:///docs'), { allow: 'rules[10]' }],
-  ['resources/read prefixes are case-sensitive', who(AB), strict, read('file:///DOCS/a.md'), { allow: 'rules[10]' }],
+  // A restricting rule also applies to the normalised (case-folded) URI, so another spelling of the prefix
+  // cannot step around it (issue 15 point 4).
+  ['resources/read: another case of a restricted prefix is restricted too', who(AB), strict, read('file:///DOCS/a.md'), { deny: 'insufficient_scope', scopes: ['mcp:a', 'mcp:b', 'mcp:docs'] }],
   ['resources/read without a uri matches no prefix rule', who(AB), strict, read(undefined), { allow: 'rules[10]' }],
   ['resources/list through the method glob', who(AB), strict, method('resources/list'), { allow: 'rules[10]' }],
 

@@ -51,6 +51,18 @@ describe('decide(principal, upstream, call): the policy as a table', () => {
     ['housekeeping still needs the upstream scope', principal(''), files, rpc('ping'), 'insufficient_scope', ['mcp:files']],
     ['tool name is matched exactly (case-sensitive)', principal('mcp:files'), files, rpc('tools/call', 'READ_file'), 'policy_denied', undefined],
     ['default allow: any tool with the upstream scopes', principal(''), open, rpc('tools/call', 'anything'), 'allow', undefined],
+    ['SC-188 a restricting rule judges the case-folded name: Delete_repo needs the admin scope', principal('mcp:files'), files, rpc('tools/call', 'Delete_repo'), 'insufficient_scope', ['mcp:files', 'mcp:files:admin']],
+    ['SC-188 ... and grants nothing once satisfied: Delete_repo with admin falls to default deny', principal('mcp:files mcp:files:admin'), files, rpc('tools/call', 'Delete_repo'), 'policy_denied', undefined],
+    ['SC-188 a deny rule judges the NFKC form: fullwidth ｓhutdown', principal('mcp:files mcp:files:admin'), files, rpc('tools/call', '\uff53hutdown'), 'policy_denied', undefined],
+    ['SC-188 a deny rule judges SHUTDOWN', principal('mcp:files'), files, rpc('tools/call', 'SHUTDOWN'), 'policy_denied', undefined],
+    ['SC-188 a claims rule judges Deploy: wrong group refused', principal('mcp:files', { groups: ['dev'] }), files, rpc('tools/call', 'Deploy'), 'policy_denied', undefined],
+    ['SC-188 a resource rule judges the folded URI: FILE:///DOCS/ needs mcp:docs', principal('mcp:files'), files, rpc('resources/read', undefined, 'FILE:///DOCS/a.md'), 'insufficient_scope', ['mcp:files', 'mcp:docs']],
+    ['SC-188 ... and never grants it: with mcp:docs, default deny', principal('mcp:files mcp:docs'), files, rpc('resources/read', undefined, 'FILE:///DOCS/a.md'), 'policy_denied', undefined],
+    ['SC-188 an allowing glob needs both forms: Read_file is not read_*', principal('mcp:files'), files, rpc('tools/call', 'Read_file'), 'policy_denied', undefined],
+    ['SC-188 an allowing glob with both forms: read_ﬁle (ligature) folds to read_file and matches literally', principal('mcp:files'), files, rpc('tools/call', 'read_\ufb01le'), 'allow', undefined],
+    ['SC-188 an allowing prefix needs both forms: file:///docs/../etc/shadow is not under file:///docs/', principal('mcp:files mcp:docs'), files, rpc('resources/read', undefined, 'file:///docs/../etc/shadow'), 'policy_denied', undefined],
+    ['SC-188 ... nor its encoded and backslash spellings', principal('mcp:files mcp:docs'), files, rpc('resources/read', undefined, 'file:///docs/..%2f..%5cetc/shadow'), 'policy_denied', undefined],
+    ['SC-188 a name with a zero-width character is not judged at all', principal('mcp:files'), files, rpc('tools/call', 'read_file\u200b'), 'name_invalid', undefined],
   ];
   for (const [name, p, upstream, call, expected, scopes] of cases) {
     it(name, () => {

@@ -1,0 +1,101 @@
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { scanJson } from '../../src/policy/json-scan.ts';
+import { fold } from '../../src/policy/names.ts';
+import { RUNS, TIMEOUT_MS } from './runs.ts';
+
+const LONE = /\p{Cs}/u; // in u-mode only an unpaired surrogate is a Cs code point
+
+/** Whether any key or string in the value holds a lone surrogate (the reference for the scanner). */
+function hasLoneSurrogate(v: unknown): boolean {
+  if (typeof v === 'string') return LONE.test(v);
+  if (Array.isArray(v)) return v.some(hasLoneSurrogate);
+  if (typeof v === 'object' && v !== null) return Object.entries(v).some(([k, x]) => LONE.test(k) || hasLoneSurrogate(x));
+  return false;
+}
+
+/** Whether some object has two keys that are one key to a case-insensitive parser (the scanner folds keys). */
+function hasFoldedPair(v: unknown): boolean {
+  if (Array.isArray(v)) return v.some(hasFoldedPair);
+  if (typeof v !== 'object' || v === null) return false;
+  const keys = Object.keys(v);
+  return new Set(keys.map(fold)).size < keys.length || Object.values(v).some(hasFoldedPair);
+}
+
+/** A key spelt another way that decodes to the same string: every UTF-16 unit as a \u escape. */
+function escaped(key: string): string {
+  let out = '"';
+  for (let i = 0; i < key.length; i++) out += `\\u${key.charCodeAt(i).toString(16).padStart(4, '0')}`;
+  return out + '"';
+}
+
+/**
+ * Serialises like JSON.stringify, but where `choices` say so an object repeats one of its keys (spelt
+ * plainly or escaped, before or after the others). Reports whether it repeated any.
+ */
+function serialise(v: unknown, choices: readonly number[]): { text: string; repeated: boolean } {
+  let at = 0;
+  let repeated = false;
+  const next = (): number => choices[at++ % choices.length] as number;
+  const out = (x: unknown): string => {
+    if (Array.isArray(x)) return `[${x.map(out).join(',')}]`;
+    if (typeof x !== 'object' || x === null) return JSON.stringify(x);
+    const entries = Object.entries(x).map(([k, y]) => `${JSON.stringify(k)}:${out(y)}`);
+    const keys = Object.keys(x);
+    if (keys.length > 0 && next() % 4 === 0) {
+      repeated = true;
+      const key = keys[next() % keys.length] as string;
+      const spelt = next() % 2 === 0 ? JSON.stringify(key) : escaped(key);
+      entries.splice(next() % (entries.length + 1), 0, `${spelt}:${out(null)}`);
+    }
+    return `{${entries.join(',')}}`;
+  };
+  const text = out(v);
+  return { text, repeated };
+}
+
+describe('fuzz: duplicate-key and lone-surrogate scanner', () => {
+  it('never flags what JSON.stringify wrote, except a lone surrogate it escaped or keys differing only in case', () => {
+    fc.assert(fc.property(fc.jsonValue({ maxDepth: 5, stringUnit: 'binary' }), (v) => {
+      const kind = scanJson(JSON.stringify(v), 128)?.kind;
+      const lone = hasLoneSurrogate(v);
+      const pair = hasFoldedPair(v);
+      if (lone && pair) expect(kind).toMatch(/^(lone_surrogate|duplicate_key)$/);
+      else expect(kind).toBe(lone ? 'lone_surrogate' : pair ? 'duplicate_key' : undefined);
+    }), { numRuns: RUNS });
+  }, TIMEOUT_MS);
+
+  it('finds keys that differ only in case or compatibility form, at any depth', () => {
+    for (const [text, key] of [
+      ['{"method":"a","Method":"b"}', 'method'],
+      ['{"params":{"name":"a","NAME":"b"}}', 'name'],
+      ['{"a":[{"x":{"id":1,"ID":2}}]}', 'id'],
+      ['{"kind":1,"\u212aind":2}', 'kind'], // KELVIN SIGN: Go folds it to k
+      ['{"\uff4eame":1,"name":2}', 'name'], // fullwidth n
+    ] as const) {
+      expect(scanJson(text, 128), text).toEqual({ kind: 'duplicate_key', key });
+    }
+  });
+
+  it('finds every repeated key, at any depth, however it is spelt, and nothing else', () => {
+    fc.assert(fc.property(fc.jsonValue({ maxDepth: 5 }), fc.array(fc.nat(), { minLength: 1, maxLength: 40 }), (v, choices) => {
+      const { text, repeated } = serialise(v, choices);
+      expect(() => JSON.parse(text)).not.toThrow();
+      expect(scanJson(text, 128)?.kind).toBe(repeated || hasFoldedPair(v) ? 'duplicate_key' : undefined);
+    }), { numRuns: RUNS });
+  }, TIMEOUT_MS);
+
+  it('bounds the nesting depth, and stays linear in escapes and in the number of strings', () => {
+    expect(scanJson('['.repeat(129) + ']'.repeat(129), 128)).toEqual({ kind: 'too_deep' });
+    expect(scanJson('['.repeat(128) + ']'.repeat(128), 128)).toBeUndefined();
+    for (const text of [
+      JSON.stringify({ a: 'x\n"'.repeat(300_000), b: '\ud83d\ude00'.repeat(100_000) }),
+      // Many short strings and one backslash at the very end: a search for it per string would be quadratic.
+      JSON.stringify({ a: Array.from({ length: 200_000 }, (_, i) => `v${i}`), z: '\n' }),
+    ]) {
+      const started = performance.now();
+      expect(scanJson(text, 128)).toBeUndefined();
+      expect(performance.now() - started).toBeLessThan(1_000); // linear: ~10 ms; a search per string: ~2 s
+    }
+  });
+});
