@@ -39,6 +39,7 @@ export type Reason =
   | 'too_many_streams'
   | 'session_invalid'
   | 'session_unknown'
+  | 'event_id_unknown'
   | 'origin_forbidden'
   | 'host_invalid'
   | 'http_version_unsupported'
@@ -126,6 +127,8 @@ export const reasons: Readonly<Record<Reason, ReasonInfo>> = Object.freeze({
   session_invalid: r(400, undefined, false, 'invalid session id'),
   // For another identity's session, the same answer as for an unknown one (MCP: 404 → re-initialize).
   session_unknown: r(404, undefined, false, 'session not found'),
+  // Another identity's Last-Event-ID: answered like an unknown one, so its existence does not leak.
+  event_id_unknown: r(404, undefined, false, 'event not found'),
   policy_denied: r(403, undefined, false, 'the policy does not allow this call', { rpcCode: FORBIDDEN }),
   body_too_large: r(413, undefined, false, 'the request body is too large'),
   body_invalid: r(400, undefined, false, 'the request body is not valid JSON', { rpcCode: -32700 }),

@@ -31,10 +31,15 @@ export function createIdentityForwarding(config: Config, sessions: SessionBinder
     const session = sessions.check(singleHeader(rawHeader(req, 'mcp-session-id')), principal, upstream);
     if (session.kind === 'malformed') return deny('session_invalid');
     if (session.kind === 'foreign') return deny('session_unknown');
+    // Resumption is bound like the session: an event id seen by one identity cannot replay its events
+    // to another, even through an upstream whose event store all sessions share.
+    const lastEvent = sessions.check(singleHeader(rawHeader(req, 'last-event-id')), principal, upstream, 'event');
+    if (lastEvent.kind === 'malformed' || lastEvent.kind === 'foreign') return deny('event_id_unknown');
 
     const assertion = await mintAssertion(principal, upstream);
     const headers = upstreamRequestHeaders(req, allowedByUpstream.get(upstream.name) ?? forwardedNames([]));
     if (session.kind === 'bound') headers['mcp-session-id'] = session.upstreamId;
+    if (lastEvent.kind === 'bound') headers['last-event-id'] = lastEvent.upstreamId;
     headers[assertionHeader] = assertion;
     if (upstream.identity.informationalHeaders) Object.assign(headers, informationalHeaders(principal));
     headers['x-request-id'] = ctx.requestId;

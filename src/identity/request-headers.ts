@@ -5,13 +5,14 @@ import { FORWARDED_CONTENT_TYPE } from '../policy/body.ts';
 // let through every impersonation header nobody had thought of (Impersonate-User, X-Amzn-Oidc-*,
 // X-Goog-Authenticated-User-*, Cf-Access-*, X-Pomerium-Jwt-Assertion, True-Client-IP, X-Host,
 // X-Envoy-Original-Path...). Content negotiation, the MCP headers the gateway checks, trace context
-// and the user agent pass; the gateway then adds its own (assertion, session, X-Forwarded-*).
+// and the user agent pass; the gateway then adds its own (assertion, session and event ids it has
+// checked, X-Forwarded-*).
 const FORWARDED = [
   'accept', 'accept-encoding', 'accept-language', 'content-type', 'user-agent', 'origin',
   // W3C Trace Context and Baggage.
   'traceparent', 'tracestate', 'baggage',
   // MCP transports: the gateway reads or checks these before forwarding.
-  'mcp-protocol-version', 'mcp-method', 'mcp-name', 'last-event-id',
+  'mcp-protocol-version', 'mcp-method', 'mcp-name',
 ];
 // MCP 2026-07-28 mirrors tool parameters into Mcp-Param-{Name}; servers must check them against the body.
 const FORWARDED_PREFIXES = ['mcp-param-'];
@@ -23,7 +24,7 @@ const FORWARDED_PREFIXES = ['mcp-param-'];
 const NEVER = new Set([
   'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'expect', 'host',
   'content-length', 'proxy-authorization', 'proxy-authenticate', 'authorization', 'cookie', 'dpop', 'forwarded',
-  'x-real-ip', 'true-client-ip', 'x-host', 'mcp-session-id', 'x-request-id',
+  'x-real-ip', 'true-client-ip', 'x-host', 'mcp-session-id', 'last-event-id', 'x-request-id',
   'x-original-url', 'x-rewrite-url', 'x-override-url', 'x-original-uri', 'x-http-method-override', 'x-http-method', 'x-method-override',
 ]);
 const NEVER_PREFIXES = [

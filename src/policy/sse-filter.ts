@@ -1,14 +1,20 @@
-import type { Principal } from '../auth/principal.ts';
-import type { UpstreamConfig } from '../config/compile.ts';
-import { filterJsonText } from './filter.ts';
-
-// The SSE side of the listing filter: a parser of the WHATWG HTML "Server-sent events" event stream
+// Every SSE stream the gateway proxies passes through this parser of the WHATWG HTML "Server-sent events" event stream
 // format (§9.2.5 parsing, §9.2.6 interpretation) that re-emits every event it dispatched, rebuilt from
 // the parsed fields, in one canonical form (LF line ends, `field: value`). The client therefore reads
 // exactly the events the gateway read: whatever framing the upstream used (CR, LF, CRLF in any mix,
 // a BOM, `data` without a colon, comments, unknown fields), nothing of the upstream's bytes passes
 // unparsed. An event still incomplete when the stream ends is not dispatched by the spec, and is not
-// forwarded here either.
+// forwarded here either. Two rewrites are applied to the parsed fields: event ids are bound to the
+// caller (identity/session.ts, so a Last-Event-ID can only resume the caller's own events), and, on an
+// upstream whose listings are filtered, each event's data goes through the listing filter.
+
+/** What the gateway changes in each event it re-emits. */
+export interface SseRewrite {
+  /** The caller's id for an upstream event id; undefined drops the id (the event cannot be resumed from). */
+  readonly id: (upstreamId: string) => string | undefined;
+  /** The data as the client may see it; undefined drops the event. Absent: data passes as parsed. */
+  readonly data?: (data: string) => string | undefined;
+}
 
 const LF = 10;
 const CR = 13;
@@ -16,9 +22,8 @@ const CR = 13;
 /** Thrown when one event grows past the bound: the stream is cut (headers are already sent). */
 export class SseEventTooLarge extends Error {}
 
-export class SseListingFilter {
-  readonly #principal: Principal;
-  readonly #upstream: UpstreamConfig;
+export class SseEvents {
+  readonly #rewrite: SseRewrite;
   readonly #maxPending: number;
   /** Bytes of the line not yet ended (kept as bytes: a UTF-8 character may be split across chunks). */
   #partial: Buffer | undefined;
@@ -31,9 +36,8 @@ export class SseListingFilter {
   #id: string | undefined;
   #retry: string | undefined;
 
-  constructor(principal: Principal, upstream: UpstreamConfig, maxPending: number) {
-    this.#principal = principal;
-    this.#upstream = upstream;
+  constructor(rewrite: SseRewrite, maxPending: number) {
+    this.#rewrite = rewrite;
     this.#maxPending = maxPending;
   }
 
@@ -108,15 +112,20 @@ export class SseListingFilter {
     return !this.#hasData && this.#type === '' && this.#id === undefined && this.#retry === undefined;
   }
 
-  /** A blank line: the event as the client will see it, its data filtered; its id and retry kept. */
+  /** A blank line: the event as the client will see it, its data filtered; its id bound, its retry kept. */
   #dispatch(): string {
     let out = '';
-    if (this.#id !== undefined) out += `id: ${this.#id}\n`;
+    if (this.#id !== undefined) {
+      // An empty id resets the client's last event id (WHATWG §9.2.6); there is nothing to bind in it.
+      const id = this.#id === '' ? '' : this.#rewrite.id(this.#id);
+      if (id !== undefined) out += `id: ${id}\n`;
+    }
     if (this.#retry !== undefined) out += `retry: ${this.#retry}\n`;
     if (this.#hasData) {
-      // An MCP event's data is one JSON-RPC message; one that holds a listing field but is not JSON
-      // the gateway can read is dropped, never passed on unjudged.
-      const data = filterJsonText(this.#data.slice(0, -1), this.#principal, this.#upstream);
+      // On a filtered upstream an MCP event's data is one JSON-RPC message; one that holds a listing
+      // field but is not JSON the gateway can read is dropped, never passed on unjudged.
+      const parsed = this.#data.slice(0, -1);
+      const data = this.#rewrite.data === undefined ? parsed : this.#rewrite.data(parsed);
       if (data !== undefined) {
         if (this.#type !== '') out += `event: ${this.#type}\n`;
         out += 'data: ' + data.split('\n').join('\ndata: ') + '\n';

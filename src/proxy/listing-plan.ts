@@ -1,8 +1,8 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { Principal } from '../auth/principal.ts';
 import type { UpstreamConfig } from '../config/compile.ts';
-import { createListingGuard, filterJsonBody, filtersListings } from '../policy/filter.ts';
-import { SseListingFilter } from '../policy/sse-filter.ts';
+import { createListingGuard, filterJsonBody, filterJsonText, filtersListings } from '../policy/filter.ts';
+import { SseEvents } from '../policy/sse-filter.ts';
 import type { ResponsePlan } from './forward.ts';
 
 // Listing filter, fail closed (issue 15, point 8). On an upstream whose listings can differ per caller,
@@ -17,6 +17,8 @@ export interface ListingContext {
   readonly upstream: UpstreamConfig;
   /** Bound of a JSON body or of one SSE event (limits.maxListingBytes). */
   readonly maxBytes: number;
+  /** The caller's id for an upstream SSE event id (identity/session.ts). */
+  readonly bindEventId: (upstreamId: string) => string | undefined;
 }
 
 const REFUSE: ResponsePlan = Object.freeze({ refuse: true });
@@ -38,7 +40,10 @@ export function listingPlan(status: number, h: OutgoingHttpHeaders, ctx: Listing
   // Clients sniff: the MCP SDK reads any type that *contains* "text/event-stream" or "application/json".
   // A type naming both cannot be read one way with certainty.
   if (full.includes('json') && full.includes('event-stream')) return REFUSE;
-  if (media === 'text/event-stream') return { sseFilter: new SseListingFilter(ctx.principal, ctx.upstream, ctx.maxBytes) };
+  if (media === 'text/event-stream') {
+    const { principal, upstream } = ctx;
+    return { sseFilter: new SseEvents({ id: ctx.bindEventId, data: (data) => filterJsonText(data, principal, upstream) }, ctx.maxBytes) };
+  }
   if (media === 'application/json') {
     // RFC 8259 §8.1: JSON between systems is UTF-8; another charset would be read differently by a client.
     const charset = /;\s*charset\s*=\s*"?([^";\s]*)/.exec(full)?.[1];

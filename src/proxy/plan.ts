@@ -5,6 +5,7 @@ import type { SessionBinder } from '../identity/session.ts';
 import type { RequestRecord } from '../observe/record.ts';
 import type { ResponsePlan } from './forward.ts';
 import { listingPlan } from './listing-plan.ts';
+import { SseEvents } from '../policy/sse-filter.ts';
 import type { StreamRegistry } from './stream.ts';
 
 export interface PlannerDeps {
@@ -21,19 +22,22 @@ export type ResponsePlanner = (status: number, headers: OutgoingHttpHeaders) => 
 const SSE_TYPE = /^text\/event-stream/i;
 
 /**
- * Response planning: the upstream's session id is re-bound to the caller, an SSE stream ends when the
- * token that opened it expires, and listings are filtered to what the caller may use (listing-plan.ts).
+ * Response planning: the upstream's session id and SSE event ids are re-bound to the caller, an SSE
+ * stream ends when the token that opened it expires, and listings are filtered to what the caller may use (listing-plan.ts).
  */
 export function createResponsePlanning(deps: PlannerDeps): (record: RequestRecord, principal: Principal, upstream: UpstreamConfig) => ResponsePlanner {
   const { config, sessions, streams } = deps;
   const maxListingBytes = config.limits.maxListingBytes;
   return (record, principal, upstream) => function plan(status, h) {
     rebindSession(sessions, h, principal, upstream);
-    const filtering = listingPlan(status, h, { principal, upstream, maxBytes: maxListingBytes });
+    const bindEventId = (id: string): string | undefined => sessions.bind(id, principal, upstream, 'event');
+    const filtering = listingPlan(status, h, { principal, upstream, maxBytes: maxListingBytes, bindEventId });
     if (!SSE_TYPE.test(String(h['content-type'] ?? ''))) return filtering;
     // An SSE stream never outlives the token that opened it (plus the issuer's skew).
     const skew = upstream.issuers.find((i) => i.name === principal.issuerName)?.clockSkewSeconds ?? 0;
     return {
+      // Every SSE stream is parsed and re-emitted, so that each event id leaves bound to the caller.
+      sseFilter: new SseEvents({ id: bindEventId }, maxListingBytes),
       ...filtering,
       sse: {
         endAfterMs: (principal.exp + skew) * 1000 - deps.now(),

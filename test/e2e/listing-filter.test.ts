@@ -138,11 +138,14 @@ describe('listing filter: every SSE framing the WHATWG rules allow', () => {
   });
 
   it('an event split across writes at every byte, inside multi-byte characters too', async () => {
-    const bytes = Buffer.from(`id: é1\r\ndata: ${j}\r\n\r\n`);
+    const bytes = Buffer.from(`id: é1\r\nevent: résumé\r\ndata: ${j}\r\n\r\n`);
     respond = writes([...bytes].map((b) => Buffer.from([b])));
     const got = await send(TOOLS_LIST);
     expect(got.events).toHaveLength(1);
-    expect(got.events[0]?.id).toBe('é1');
+    expect(got.events[0]?.event).toBe('résumé');
+    // An event id outside visible ASCII cannot be bound to the caller (nor sent back as Last-Event-ID):
+    // it is dropped, so nobody can resume from it.
+    expect(got.events[0]?.id).toBeUndefined();
     expect(toolNames(got.events[0]?.data ?? '')).toEqual(['search']);
   });
 
@@ -223,11 +226,13 @@ describe('listing filter: every SSE framing the WHATWG rules allow', () => {
     expect(text).not.toContain('delete_repo');
   });
 
-  it('an upstream without listing rules gets its SSE bytes through untouched (nothing is parsed)', async () => {
-    const raw = `: c\rid: 1\rdata: ${listing(1, { tools: [{ name: 'search' }] })}\r\r`;
-    respond = writes([raw]);
+  it('an upstream without listing rules gets its events unfiltered, re-emitted canonically with the id bound to the caller', async () => {
+    const data = listing(1, { tools: [{ name: 'search' }] });
+    respond = writes([`: c\rid: 1\rdata: ${data}\r\r`]);
     const got = await send(TOOLS_LIST, { path: '/other-mcp' });
-    expect(got.text).toBe(raw);
+    expect(got.text).toMatch(/^:\n\nid: 1\.[A-Za-z0-9_-]{22}\ndata: /);
+    expect(got.events).toHaveLength(1);
+    expect(got.events[0]?.data).toBe(data);
   });
 });
 

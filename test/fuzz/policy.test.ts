@@ -5,7 +5,8 @@ import type { UpstreamConfig } from '../../src/config/compile.ts';
 import { decide, decideAll } from '../../src/policy/decide.ts';
 import { inspect } from '../../src/policy/jsonrpc.ts';
 import { filterMessage } from '../../src/policy/filter.ts';
-import { SseListingFilter } from '../../src/policy/sse-filter.ts';
+import { SseEvents } from '../../src/policy/sse-filter.ts';
+import { filterJsonText } from '../../src/policy/filter.ts';
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import type { Principal } from '../../src/auth/principal.ts';
 import { isDenial } from '../../src/reasons.ts';
@@ -57,7 +58,7 @@ describe('fuzz: JSON-RPC body inspector and policy', () => {
 
 /** The filter over the given byte splits; the client's view: an independent SSE parser of what came out. */
 function throughFilter(input: Buffer, cuts: readonly number[]): { text: string; events: EventSourceMessage[] } {
-  const filter = new SseListingFilter(principal, upstream, 1 << 20);
+  const filter = new SseEvents({ id: (id) => id, data: (data) => filterJsonText(data, principal, upstream) }, 1 << 20);
   let text = '';
   let at = 0;
   for (const c of cuts) {

@@ -146,7 +146,7 @@ describe('graceful shutdown', () => {
     const stopping = g.gateway.shutdown(2_000);
     for (let r = await reader.next(); !r.done; r = await reader.next()) text += String(r.value);
     await stopping;
-    expect(text).toMatch(/data: \{"n":0\}\n\n(id: 1\ndata: \{"n":1\}\n\n)?event: shutdown\nretry: 1000\ndata: \{"reason":"gateway shutting down"\}\n\n$/);
+    expect(text).toMatch(/data: \{"n":0\}\n\n(id: 1\.[A-Za-z0-9_-]{22}\ndata: \{"n":1\}\n\n)?event: shutdown\nretry: 1000\ndata: \{"reason":"gateway shutting down"\}\n\n$/);
     expect(g.gateway.ready()).toBe(false);
     await expect(request(g.url + '/mcp', { method: 'GET' })).rejects.toThrow();
     fx.upstream.sseGate = undefined;
