@@ -1,5 +1,6 @@
 import { asymmetricAlgorithms, DEFAULT_MAX_TOKEN_LIFETIME, type RawConfig } from './schema.ts';
 import type { ConfigProblem } from './errors.ts';
+import { lintRateLimits } from './lint-limits.ts';
 import { isSecureOrLoopback, parseUrl, stripTrailingSlash } from './urls.ts';
 
 type Path = readonly (string | number)[];
@@ -153,6 +154,7 @@ export function lintConfig(raw: RawConfig, file: string, locate: (p: Path) => nu
       }
     }
   }
+  lintRateLimits(raw, err, warn);
   return { errors, warnings };
 }
 
