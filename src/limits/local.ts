@@ -14,22 +14,25 @@ export type Outcome = { readonly allowed: true } | { readonly allowed: false; re
 export const ALLOWED: Outcome = Object.freeze({ allowed: true });
 
 interface Entry {
-  readonly state: LimitState;
-  readonly idleAt: number;
+  state: LimitState;
+  idleAt: number;
 }
 
-// Entries looked at for idleness per committed call: amortised O(1), and a steady flow of new callers
-// drains the idle ones faster than it adds.
-const SWEEP = 4;
+// A full pass for idle keys at most this often (clock ms) besides when the map is full: O(entries)
+// once a minute, never per request.
+const SWEEP_EVERY_MS = 60_000;
 
 /**
- * Buckets in this process's memory, bounded: the Map is ordered by last use, so the front holds the
- * least recently used keys. An idle key (its bucket full again, its window over) carries nothing and
- * is dropped; past `maxEntries` the least recently used go first, even if not idle.
+ * Buckets in this process's memory, bounded. An idle key (its bucket full again, its window over)
+ * carries nothing and is dropped by a sweep, once a minute or when the map is full; if it is still
+ * full, the oldest keys go (evictOldest), which hands those callers a fresh bucket: size maxEntries
+ * above the callers active in one window. Entries are updated in place, so the Map's order is the
+ * order keys were created and no per-request delete leaves holes to walk.
  */
 export class LocalBuckets {
   readonly #entries = new Map<string, Entry>();
   readonly #maxEntries: number;
+  #sweptAt = -Infinity;
 
   constructor(maxEntries: number) {
     this.#maxEntries = maxEntries;
@@ -49,21 +52,24 @@ export class LocalBuckets {
       if (!v.allowed && (refused === undefined || v.retryAfterMs > refused.retryAfterMs)) refused = { index, retryAfterMs: v.retryAfterMs };
     });
     if (refused !== undefined) return { allowed: false, ...refused };
-    this.#sweep(now);
-    evictOldest(this.#entries, this.#maxEntries, charges.length);
-    charges.forEach((c, i) => {
-      const v = verdicts[i] as Verdict;
-      this.#entries.delete(c.key); // re-inserted at the end: most recently used
-      this.#entries.set(c.key, { state: v.next, idleAt: v.idleAt });
-    });
+    charges.forEach((c, i) => this.#commit(c.key, verdicts[i] as Verdict, now));
     return ALLOWED;
   }
 
-  #sweep(now: number): void {
-    let looked = 0;
-    for (const [key, entry] of this.#entries) {
-      if (looked++ >= SWEEP) break;
-      if (entry.idleAt <= now) this.#entries.delete(key);
+  #commit(key: string, v: Verdict, now: number): void {
+    const entry = this.#entries.get(key);
+    if (entry !== undefined) {
+      entry.state = v.next;
+      entry.idleAt = v.idleAt;
+      return;
     }
+    if (this.#entries.size >= this.#maxEntries || now - this.#sweptAt >= SWEEP_EVERY_MS) this.#sweep(now);
+    evictOldest(this.#entries, this.#maxEntries, 1);
+    this.#entries.set(key, { state: v.next, idleAt: v.idleAt });
+  }
+
+  #sweep(now: number): void {
+    this.#sweptAt = now;
+    for (const [key, entry] of this.#entries) if (entry.idleAt <= now) this.#entries.delete(key);
   }
 }

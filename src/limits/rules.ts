@@ -52,6 +52,19 @@ export function compileLimits(raw: readonly RawLimit[]): readonly LimitRule[] {
  * bucket per issuer shared by every such caller: the limit stays in force, never unlimited.
  */
 export function limitKey(principal: Principal, claim: string | undefined): string {
+  // A Principal is immutable and the token cache hands out the same object for a token seen again, so
+  // its keys are hashed once per token rather than once per call.
+  let keys = KEYS.get(principal);
+  if (keys === undefined) KEYS.set(principal, (keys = new Map()));
+  const name = claim ?? '';
+  let key = keys.get(name);
+  if (key === undefined) keys.set(name, (key = hashKey(principal, claim)));
+  return key;
+}
+
+const KEYS = new WeakMap<Principal, Map<string, string>>();
+
+function hashKey(principal: Principal, claim: string | undefined): string {
   let parts: readonly unknown[];
   if (claim === undefined) parts = ['id', principal.iss, principal.sub, principal.clientId ?? null];
   else {
