@@ -36,6 +36,8 @@ export interface LimitStoreEvents {
   readonly onFallbackCheck: () => void;
 }
 
+const RETRY_AFTER_FAILURE_MS = 1_000;
+
 export function createLimitStore(config: LimitStoreConfig, events: LimitStoreEvents): LimitStore {
   const signature = JSON.stringify(config);
   const local = new LocalBuckets(config.maxEntries);
@@ -45,6 +47,9 @@ export function createLimitStore(config: LimitStoreConfig, events: LimitStoreEve
     return { signature, check: (charges, now) => local.check(charges, now), status: () => status, close: async () => undefined };
   }
   let fallback = true; // until the first connection is ready
+  // After a failed check (a hung store answers nothing until timeoutMs), Redis is not asked again for
+  // a second: at most one call per second per replica pays the timeout while the store hangs.
+  let retryAt = -Infinity;
   const setFallback = (active: boolean): void => {
     if (active === fallback) return;
     fallback = active;
@@ -60,7 +65,7 @@ export function createLimitStore(config: LimitStoreConfig, events: LimitStoreEve
   return {
     signature,
     check(charges, now) {
-      if (!shared.ready) {
+      if (!shared.ready || now < retryAt) {
         setFallback(true);
         return degraded(charges, now);
       }
@@ -68,6 +73,7 @@ export function createLimitStore(config: LimitStoreConfig, events: LimitStoreEve
         setFallback(false);
         return outcome;
       }, () => {
+        retryAt = now + RETRY_AFTER_FAILURE_MS;
         setFallback(true);
         return degraded(charges, now);
       });

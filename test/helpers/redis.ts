@@ -41,6 +41,11 @@ export class TestRedis {
     });
   }
 
+  /** SIGSTOP / SIGCONT: the store hangs with its connections open, then resumes. */
+  pause(paused: boolean): void {
+    this.#child?.kill(paused ? 'SIGSTOP' : 'SIGCONT');
+  }
+
   /** SIGKILL: the store vanishes mid-run, as in a crash. */
   async kill(): Promise<void> {
     const child = this.#child;

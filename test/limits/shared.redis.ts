@@ -92,6 +92,31 @@ describe('shared rate limits in Redis', () => {
     expect(refused).toMatchObject({ status: 429, reason: 'rate_limited', retryAfter: '15' }); // 4 per minute
   });
 
+  it('a hung Redis (connections open, no answers) falls back after timeoutMs, and only one call a second waits for it', async () => {
+    const [a] = gws as [StartedGateway];
+    const token = await idp.token(AUD, { sub: 'shared-erin' });
+    redis.pause(true);
+    try {
+      const timed = async (): Promise<{ status: number; ms: number }> => {
+        const t0 = Date.now();
+        const r = await post(a, token, del(1));
+        return { status: r.status, ms: Date.now() - t0 };
+      };
+      const first = await timed();
+      expect(first.status).toBe(200);
+      expect(first.ms).toBeGreaterThanOrEqual(150); // timeoutMs 200: it waited for the store
+      expect(first.ms).toBeLessThan(2_000);
+      const second = await timed();
+      expect(second.ms).toBeLessThan(150); // within the second after a failure: local at once
+      expect(await readiness(a)).toMatchObject({ rateLimits: { mode: 'fallback' } });
+    } finally {
+      redis.pause(false);
+    }
+    await new Promise((r) => setTimeout(r, 1_100));
+    await post(a, token, del(2)); // the next check after the pause asks Redis again
+    await waitForMode(a, 'shared');
+  });
+
   it('with Redis killed mid-run each gateway enforces limit / replicas locally, says so in /readyz and a metric, and returns to shared when Redis is back', async () => {
     const [a, b] = gws as [StartedGateway, StartedGateway];
     await redis.kill();
