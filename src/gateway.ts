@@ -131,6 +131,7 @@ class RunningGateway implements Gateway {
       await startKeys([...built.issuerKeys.values()].filter((k) => current.issuerKeys.get(k.name) !== k), next);
     } catch (err) {
       void built.pools.close();
+      if (built.limitStore !== current.limitStore) void built.limitStore.close();
       throw err;
     }
     // The swap: requests that already started finish on the old state.
