@@ -110,6 +110,14 @@ describe('rate limits and quotas', () => {
     expect((await post(await fx.idp.token(AUD, { sub: 'judy', tenant: 'globex' }), prompt(4))).status).toBe(200);
   });
 
+  it('a config reload that leaves rateLimitStore unchanged keeps every bucket: a reload never resets a quota', async () => {
+    const kim = await fx.idp.token(AUD, { sub: 'kim' });
+    expect((await post(kim, call(1, 'delete_repo'))).status).toBe(200);
+    expect((await post(kim, call(2, 'delete_repo'))).status).toBe(200);
+    expect(await fx.gw.gateway.reloadFromFile()).toBe(true);
+    expect((await post(kim, call(3, 'delete_repo'))).status).toBe(429);
+  });
+
   it('metrics count refusals by upstream and rule (never by subject), the audit line names the rule, /readyz shows the local store', async () => {
     const metrics = await (await request(`${fx.gw.adminUrl}/metrics`)).body.text();
     const line = metrics.split('\n').find((l) => l.startsWith('mcp_warden_rate_limited_total{') && l.includes('rule="calls"'));
