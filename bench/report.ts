@@ -1,3 +1,4 @@
+import { renderLimitBench, type LimitBench } from './limits.ts';
 import type { ProfileSummary } from './profile.ts';
 
 // results.md: the table of one run, its ratios, and which targets of issue 9 hold.
@@ -60,6 +61,8 @@ export interface Report {
   sseMemory: string | undefined;
   /** Later rounds of event latency at the largest stream count, bare and mcp-warden alternating (round 1 is in streams). */
   sseRounds: { round: number; bareP99ms: number; wardenP99ms: number; clientLoopP99ms: number }[];
+  /** The rate-limit stage's cost per request, local and shared (bench/limits.ts). */
+  limits: LimitBench | undefined;
   notes: string[];
 }
 
@@ -232,6 +235,7 @@ export function renderReport(report: Report, targets: readonly { key: TargetKey;
     for (const k of report.skipped) L.push(`- ${k.key}: ${k.why}`);
     L.push('');
   }
+  if (report.limits !== undefined) L.push(...renderLimitBench(report.limits));
   L.push('## Sanity checks (before measuring)', '');
   for (const c of report.sanity) L.push(`- ${c.ok ? 'ok' : 'FAILED'}: ${c.what} (${c.detail})`);
   L.push('');

@@ -16,6 +16,7 @@ import { haproxyHasJwt, haproxyVersion, nginxVersion, startHaproxy, startNginx, 
 import { memoryCgroup } from './cgroup.ts';
 import { cpuSeconds, cpuSnapshot, foreignCpuSeconds, freePort, killAllSync, machineBusy, NodeChild, openFileLimits, rssKiB, topProcesses } from './proc.ts';
 import { summarizeProfile, type ProfileSummary } from './profile.ts';
+import { benchLimits } from './limits.ts';
 import { renderReport, type Report, type RunRow, type StreamRow, type TargetKey } from './report.ts';
 
 const BENCH = import.meta.dirname;
@@ -170,6 +171,7 @@ async function main(): Promise<void> {
       runs: [],
       jose: undefined,
       stage: undefined,
+      limits: undefined,
       fixedRate: [],
       coldCache: [],
       profiles: [],
@@ -456,6 +458,17 @@ async function main(): Promise<void> {
       await client.stop();
       await gateway.stop();
       await bareSse.stop();
+    }
+
+    // ---- the rate-limit stage alone: local and shared (Redis) check per request, a few seconds ----
+    if (fits('rate-limit check', 15)) {
+      try {
+        report.limits = await benchLimits(SRC);
+        log(`rate-limit check: local ${(report.limits.localNsPerCheck / 1000).toFixed(2)} µs; shared ${typeof report.limits.shared === 'string' ? report.limits.shared : `p50 ${report.limits.shared.p50us.toFixed(0)} µs`}`);
+      } catch (err) {
+        // BENCH_SRC may be a version without the limits stage.
+        report.notes.push(`rate-limit check skipped: ${(err as Error).message}`);
+      }
     }
 
     report.elapsedSeconds = (Date.now() - started) / 1000;

@@ -68,7 +68,7 @@ class RunningGateway implements Gateway {
     this.#traffic = createTrafficListener(initial, (req, res) => this.#onRequest(req, res), shared.logger);
     this.#admin = createAdminServer({
       ready: () => this.ready(),
-      readiness: () => ({ draining: this.#draining, issuers: [...this.#serving.issuerKeys.values()].map((k) => k.status()).map(({ lastError: _e, ...s }) => s) }),
+      readiness: () => ({ draining: this.#draining, rateLimits: this.#serving.limitStore.status(), issuers: [...this.#serving.issuerKeys.values()].map((k) => k.status()).map(({ lastError: _e, ...s }) => s) }),
       metrics: shared.metrics,
     });
   }
@@ -131,12 +131,14 @@ class RunningGateway implements Gateway {
       await startKeys([...built.issuerKeys.values()].filter((k) => current.issuerKeys.get(k.name) !== k), next);
     } catch (err) {
       void built.pools.close();
+      if (built.limitStore !== current.limitStore) void built.limitStore.close();
       throw err;
     }
     // The swap: requests that already started finish on the old state.
     this.#serving = built;
     for (const [name, keys] of current.issuerKeys) if (built.issuerKeys.get(name) !== keys) keys.stop();
     void current.pools.close();
+    if (built.limitStore !== current.limitStore) void current.limitStore.close();
   }
 
   async shutdown(graceMs = this.#serving.config.limits.shutdownGraceMs): Promise<void> {
@@ -157,6 +159,7 @@ class RunningGateway implements Gateway {
     this.#admin.closeAllConnections();
     await Promise.all([closeServer(this.#traffic.server), closeServer(this.#admin)]);
     await this.#serving.pools.close();
+    await this.#serving.limitStore.close();
   }
 }
 

@@ -5,6 +5,7 @@ import type { Authenticator } from './auth/verify.ts';
 import type { AssertionMinter } from './identity/assertion.ts';
 import { createIdentityForwarding } from './identity/forward-identity.ts';
 import type { SessionBinder } from './identity/session.ts';
+import type { CallLimiter } from './limits/calls.ts';
 import { createStreamCap } from './limits/streams.ts';
 import { openContext } from './observe/context.ts';
 import type { RequestRecord } from './observe/record.ts';
@@ -32,6 +33,7 @@ export interface PipelineDeps {
   readonly onRecord: (record: RequestRecord) => void;
   readonly onStreamExpired?: (record: RequestRecord) => void;
   readonly streams: StreamRegistry;
+  readonly limitCalls: CallLimiter;
 }
 
 export type Handler = (req: IncomingMessage, res: ServerResponse) => Promise<void>;
@@ -65,6 +67,7 @@ export function createPipeline(deps: PipelineDeps): Handler {
       if (halted(judged)) return settle(ctx, judged);
       const within = capStreams(ctx, principal); //                   per-identity limits
       if (halted(within)) return settle(ctx, within);
+      const rated = await deps.limitCalls(ctx, admitted, principal, judged); if (halted(rated)) return settle(ctx, rated); // rate limits, quotas
       const outbound = await forwardIdentity(ctx, admitted, principal); // session binding, headers, assertion
       if (halted(outbound)) return settle(ctx, outbound);
       settle(ctx, await proxy(ctx, admitted, principal, judged, outbound)); // upstream, response plan

@@ -37,6 +37,7 @@ export type Reason =
   | 'method_invalid'
   | 'name_invalid'
   | 'too_many_streams'
+  | 'rate_limited'
   | 'session_invalid'
   | 'session_unknown'
   | 'event_id_unknown'
@@ -88,6 +89,8 @@ interface Extra {
 const INVALID_REQUEST = -32600;
 // -32003 is the MCP ecosystem's "forbidden" for calls the policy refuses.
 const FORBIDDEN = -32003;
+// JSON-RPC 2.0 §5.1 leaves -32000..-32099 to the implementation: -32029 reads as HTTP 429.
+const RATE_LIMITED = -32029;
 
 const r = (status: number, oauthError: OAuthError | undefined, challenge: boolean, description: string, extra: Extra = {}): ReasonInfo =>
   Object.freeze({
@@ -124,6 +127,8 @@ export const reasons: Readonly<Record<Reason, ReasonInfo>> = Object.freeze({
   insufficient_scope: r(403, 'insufficient_scope', true, 'the token lacks a required scope', { rpcCode: FORBIDDEN }),
   client_not_allowed: r(403, undefined, false, 'this client is not allowed for this resource'),
   too_many_streams: r(429, undefined, false, 'too many open streams for this identity', { headers: { 'retry-after': '10' } }),
+  // Retry-After varies per refusal (the limit's wait): the denial carries it (retryAfterSeconds).
+  rate_limited: r(429, undefined, false, 'rate limit or quota exceeded; retry after the time given', { rpcCode: RATE_LIMITED }),
   session_invalid: r(400, undefined, false, 'invalid session id'),
   // For another identity's session, the same answer as for an unknown one (MCP: 404 → re-initialize).
   session_unknown: r(404, undefined, false, 'session not found'),
@@ -198,6 +203,8 @@ export interface Denial {
   readonly scopes?: readonly string[];
   /** Set once the JSON-RPC body was read: the answer is a JSON-RPC error for this id. */
   readonly rpcId?: string | number | null;
+  /** RFC 9110 §10.2.3 Retry-After in seconds, for reasons whose wait varies (rate_limited). */
+  readonly retryAfterSeconds?: number;
 }
 
 export function deny(reason: Reason, scopes?: readonly string[]): Denial {

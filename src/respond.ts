@@ -17,6 +17,7 @@ export function refuse(ctx: RequestContext, denial: Denial): void {
   ctx.record.reason = denial.reason;
   const { req, res } = ctx;
   const headers: Record<string, string> = { 'content-type': 'application/json', 'cache-control': 'no-store', ...ctx.cors, ...info.headers };
+  if (denial.retryAfterSeconds !== undefined) headers['retry-after'] = String(denial.retryAfterSeconds);
   const resourceMetadataUrl = ctx.upstream?.resourceMetadataUrl;
   if (info.challenge && resourceMetadataUrl !== undefined) {
     const params: string[] = [`resource_metadata="${resourceMetadataUrl}"`];

@@ -12,6 +12,8 @@ import { auditRecord } from './observe/audit.ts';
 import type { Logger } from './observe/log.ts';
 import type { Metrics } from './observe/metrics.ts';
 import { createPipeline, type Handler } from './pipeline.ts';
+import { createCallLimits } from './limits/calls.ts';
+import { createLimitStore, type LimitStore } from './limits/store.ts';
 import { createPools, type Pools } from './proxy/forward.ts';
 import type { StreamRegistry } from './proxy/stream.ts';
 import { createRouter } from './route/match.ts';
@@ -24,6 +26,8 @@ export interface State {
   readonly issuerKeys: ReadonlyMap<string, IssuerKeys>;
   readonly pools: Pools;
   readonly cache: TokenCache;
+  /** Rate-limit buckets; kept across a reload that leaves rateLimitStore unchanged. */
+  readonly limitStore: LimitStore;
 }
 
 /** What outlives a reload: the clock, logs, metrics, open streams, and the state now serving. */
@@ -51,6 +55,7 @@ export async function buildState(config: Config, previous: State | undefined, sh
   } catch (err) {
     throw new ConfigError([{ file: config.file, line: undefined, key: 'upstreams.tls', message: `cannot read a TLS file (${(err as NodeJS.ErrnoException).code ?? 'error'})` }]);
   }
+  const limitStore = carriedLimitStore(config, previous) ?? newLimitStore(config, shared);
   const handle = createPipeline({
     config,
     router: createRouter(config.upstreams),
@@ -61,13 +66,31 @@ export async function buildState(config: Config, previous: State | undefined, sh
     pools,
     now,
     streams,
+    limitCalls: createCallLimits(limitStore, now),
     onRecord: (record) => {
       auditRecord(logger, record, now);
       metrics.observe(record, record.gatewaySeconds, record.upstreamMs === undefined ? undefined : record.upstreamMs / 1000);
     },
     onStreamExpired: (record) => logger.info({ event: 'stream_closed', requestId: record.requestId, upstream: record.upstream, sub: record.sub, clientId: record.clientId, reason: 'token_expired' }, 'stream ended: token expired'),
   });
-  return { config, handle, issuerKeys, pools, cache };
+  return { config, handle, issuerKeys, pools, cache, limitStore };
+}
+
+function carriedLimitStore(config: Config, previous: State | undefined): LimitStore | undefined {
+  const old = previous?.limitStore;
+  return old !== undefined && old.signature === JSON.stringify(config.rateLimitStore) ? old : undefined;
+}
+
+function newLimitStore(config: Config, shared: Shared): LimitStore {
+  const { logger, metrics } = shared;
+  return createLimitStore(config.rateLimitStore, {
+    onFallback: (active) => {
+      metrics.rateLimitFallback(active);
+      // Logged on change only; the URL may hold a password and is never logged.
+      logger[active ? 'warn' : 'info']({ event: 'rate_limit_store', mode: active ? 'fallback' : 'shared' }, active ? 'rate-limit store unreachable: local limits divided by replicas' : 'rate-limit store reachable: shared limits');
+    },
+    onFallbackCheck: () => metrics.rateLimitFallbackCheck(),
+  });
 }
 
 /**

@@ -5,6 +5,8 @@ import { loadConfigFile, parseConfigText, type LoadedConfig } from './load.ts';
 import { stripTrailingSlash } from './urls.ts';
 import { compileRules, type PolicyRule } from '../policy/compile.ts';
 import type { IssuerOptions } from '../issuer/types.ts';
+import { compileLimits, type LimitRule } from '../limits/rules.ts';
+import type { LimitStoreConfig } from '../limits/store.ts';
 
 export interface IssuerConfig {
   readonly name: string;
@@ -41,6 +43,8 @@ export interface UpstreamConfig {
   readonly forwardHeaders: readonly string[];
   readonly timeoutMs: number;
   readonly tls: Readonly<NonNullable<RawUpstream['tls']>> | undefined;
+  /** Rate limits and quotas, in file order; every matching one must allow a call. */
+  readonly rateLimits: readonly LimitRule[];
   readonly identity: { readonly claims: readonly string[]; readonly informationalHeaders: boolean };
   /** RFC 9728 §3.1 well-known URL for this resource. */
   readonly resourceMetadataUrl: string;
@@ -56,6 +60,7 @@ export interface Config {
   readonly upstreams: readonly UpstreamConfig[];
   readonly identity: { readonly header: string; readonly signingKeyFile: string; readonly ttlSeconds: number; readonly signingKeyFileLine: number | undefined };
   readonly limits: Readonly<RawConfig['limits']>;
+  readonly rateLimitStore: LimitStoreConfig;
   /** The embedded issuer's settings, with the resources it may issue tokens for (every upstream). */
   readonly authorizationServer: IssuerOptions | undefined;
   readonly warnings: readonly ConfigProblem[];
@@ -109,6 +114,7 @@ function compile(raw: RawConfig, file: string, warnings: readonly ConfigProblem[
       forwardHeaders: Object.freeze(u.forwardHeaders.map((h) => h.toLowerCase())),
       timeoutMs: u.timeoutMs,
       tls: u.tls === undefined ? undefined : Object.freeze({ ...u.tls }),
+      rateLimits: compileLimits(u.rateLimits),
       identity: Object.freeze({ claims: Object.freeze([...u.identity.claims]), informationalHeaders: u.identity.informationalHeaders }),
       resourceMetadataUrl: new URL(base).origin + metadataPath,
       resourceMetadataPath: metadataPath,
@@ -123,6 +129,7 @@ function compile(raw: RawConfig, file: string, warnings: readonly ConfigProblem[
     upstreams: Object.freeze(upstreams),
     identity: Object.freeze({ ...raw.identity, signingKeyFileLine: keyFileLine }),
     limits: Object.freeze({ ...raw.limits }),
+    rateLimitStore: Object.freeze({ maxEntries: raw.rateLimitStore.maxEntries, redis: raw.rateLimitStore.redis === undefined ? undefined : Object.freeze({ ...raw.rateLimitStore.redis }) }),
     authorizationServer: raw.authorizationServer === undefined ? undefined : Object.freeze({
       ...(raw.authorizationServer.issuer === undefined ? {} : { issuer: raw.authorizationServer.issuer }),
       host: raw.authorizationServer.listen.host,

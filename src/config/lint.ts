@@ -1,6 +1,7 @@
 import { asymmetricAlgorithms, DEFAULT_MAX_TOKEN_LIFETIME, type RawConfig } from './schema.ts';
 import type { ConfigProblem } from './errors.ts';
 import { extraHeaderProblem } from '../identity/request-headers.ts';
+import { lintRateLimits } from './lint-limits.ts';
 import { isSecureOrLoopback, parseUrl, stripTrailingSlash } from './urls.ts';
 import { methodIsSound, nameIsSound } from '../policy/names.ts';
 
@@ -166,6 +167,7 @@ export function lintConfig(raw: RawConfig, file: string, locate: (p: Path) => nu
       }
     }
   }
+  lintRateLimits(raw, err, warn);
   return { errors, warnings };
 }
 

@@ -89,6 +89,40 @@ const rule = z.strictObject({
   deny: z.boolean().default(false),
 });
 
+// A rate limit or quota (README "Rate limits and quotas"): a token bucket (rate + burst) or a fixed
+// window quota (quota + windowSeconds), exactly one of the two.
+const NAME = /^[a-zA-Z0-9_-]{1,64}$/;
+const rateLimit = z.strictObject({
+  name: z.string().regex(NAME, 'letters, digits, _ or - (at most 64)'),
+  method: z.string().min(1).default('*'),
+  tool: z.string().min(1).optional(),
+  // Keyed by iss + sub + client_id unless a verified claim is named (e.g. a tenant).
+  claim: z.string().regex(/^[A-Za-z0-9_:.-]{1,64}$/).optional(),
+  rate: z.number().int().min(1).max(1_000_000).optional(),
+  perSeconds: z.number().int().min(1).max(86_400).default(1),
+  burst: z.number().int().min(1).max(1_000_000).optional(),
+  quota: z.number().int().min(1).max(100_000_000).optional(),
+  windowSeconds: z.number().int().min(1).max(30 * 86_400).optional(),
+}).superRefine((l, ctx) => {
+  const bucket = l.rate !== undefined || l.burst !== undefined;
+  const window = l.quota !== undefined || l.windowSeconds !== undefined;
+  if (bucket === window) ctx.addIssue({ code: 'custom', message: 'a limit is either a token bucket (rate, burst) or a quota (quota, windowSeconds)', path: [] });
+  else if (bucket && l.rate === undefined) ctx.addIssue({ code: 'custom', message: 'a token bucket needs a rate', path: ['rate'] });
+  else if (window && (l.quota === undefined || l.windowSeconds === undefined)) ctx.addIssue({ code: 'custom', message: 'a quota needs both quota and windowSeconds', path: [l.quota === undefined ? 'quota' : 'windowSeconds'] });
+});
+
+// Where the buckets live: this process (default), or Redis/Valkey shared by every replica.
+const rateLimitStore = z.strictObject({
+  maxEntries: z.number().int().min(1_000).max(10_000_000).default(100_000),
+  redis: z.strictObject({
+    url: z.string().min(1), // redis:// or rediss://; credentials through ${ENV}
+    keyPrefix: z.string().regex(/^[A-Za-z0-9_:.-]{0,64}$/).default('mcp-warden:'),
+    timeoutMs: z.number().int().min(5).max(5_000).default(100),
+    // Required, no default: the fallback divides every limit by it, and a guess of 1 would multiply them.
+    replicas: z.number().int().min(1).max(1_000),
+  }).optional(),
+});
+
 const upstream = z.strictObject({
   name: z.string().regex(/^[a-zA-Z0-9_-]{1,64}$/, 'letters, digits, _ or - (at most 64)'),
   path: z.string().min(1),
@@ -109,6 +143,7 @@ const upstream = z.strictObject({
   forwardHeaders: z.array(z.string().min(1)).default([]),
   timeoutMs: z.number().int().min(100).max(600_000).default(30_000),
   tls: upstreamTls.optional(),
+  rateLimits: z.array(rateLimit).default([]),
   identity: z.strictObject({
     // Further verified claims copied into this upstream's assertion (e.g. email, groups, tenant).
     claims: z.array(z.string().regex(/^[A-Za-z0-9_:.-]{1,64}$/)).default([]),
@@ -150,6 +185,7 @@ export const configSchema = z.strictObject({
   upstreams: z.array(upstream).min(1),
   identity: identity,
   authorizationServer: authorizationServer.optional(),
+  rateLimitStore: rateLimitStore.prefault({}),
   limits: z.strictObject({
     maxTokenBytes: z.number().int().min(1_024).max(16_384).default(8_192),
     maxBodyBytes: z.number().int().min(1_024).max(64 * 1024 * 1024).default(1024 * 1024),

@@ -16,6 +16,9 @@ export interface Metrics {
   configReload(result: 'success' | 'failure'): void;
   streamOpened(upstream: string): void;
   streamClosed(upstream: string): void;
+  /** The shared rate-limit store became unreachable (true: local fallback) or answers again. */
+  rateLimitFallback(active: boolean): void;
+  rateLimitFallbackCheck(): void;
 }
 
 export interface MetricSources {
@@ -66,6 +69,10 @@ export function createMetrics(sources: MetricSources): Metrics {
   });
   const streams = new Gauge({ name: 'mcp_warden_active_streams', help: 'Open SSE streams per upstream', labelNames: ['upstream'], registers: [registry] });
   const reloads = new Counter({ name: 'mcp_warden_config_reloads_total', help: 'Configuration reloads by result', labelNames: ['result'], registers: [registry] });
+  // By upstream and rule name only (both from the config: a closed set), never by subject.
+  const limited = new Counter({ name: 'mcp_warden_rate_limited_total', help: 'Calls refused by a rate limit or quota, by upstream and rule', labelNames: ['upstream', 'rule'], registers: [registry] });
+  const fallback = new Gauge({ name: 'mcp_warden_rate_limit_fallback', help: '1 while the shared rate-limit store is unreachable and each replica enforces limits / replicas locally', registers: [registry] });
+  const fallbackChecks = new Counter({ name: 'mcp_warden_rate_limit_fallback_checks_total', help: 'Calls judged by the local fallback while the shared rate-limit store was unreachable', registers: [registry] });
   reloads.inc({ result: 'success' }, 0);
   reloads.inc({ result: 'failure' }, 0);
 
@@ -76,6 +83,7 @@ export function createMetrics(sources: MetricSources): Metrics {
       const method = r.rpcMethod === undefined ? r.httpMethod.toLowerCase() === 'get' || r.httpMethod.toLowerCase() === 'delete' ? `http_${r.httpMethod.toLowerCase()}` : 'none'
         : r.rpcMethod.startsWith('batch(') ? 'batch' : KNOWN_RPC.has(r.rpcMethod) ? r.rpcMethod : 'other';
       requests.inc({ upstream, method, outcome: r.outcome, reason: r.reason ?? 'none' });
+      if (r.reason === 'rate_limited' && r.rule !== undefined) limited.inc({ upstream, rule: r.rule });
       if (gatewaySeconds !== undefined) duration.observe({ upstream, phase: 'gateway' }, gatewaySeconds);
       if (upstreamSeconds !== undefined) duration.observe({ upstream, phase: 'upstream' }, upstreamSeconds);
     },
@@ -90,6 +98,12 @@ export function createMetrics(sources: MetricSources): Metrics {
     },
     streamClosed(upstream) {
       streams.dec({ upstream });
+    },
+    rateLimitFallback(active) {
+      fallback.set(active ? 1 : 0);
+    },
+    rateLimitFallbackCheck() {
+      fallbackChecks.inc();
     },
   };
 }

@@ -1,0 +1,54 @@
+import type { Config, UpstreamConfig } from '../config/compile.ts';
+import type { LimitRule } from '../limits/rules.ts';
+import { json, mcpCall, type Reply } from './http.ts';
+
+type Record = (drill: string, status: 'pass' | 'fail' | 'skip' | 'warn', detail: string) => void;
+
+// Bounds that keep a drill against a live deployment short and harmless: it bursts only limits that a
+// tools/list counts against (never a tool call, which could act), at most this many calls, and waits
+// at most this long for the refill.
+const MAX_BURST = 200;
+const MAX_WAIT_SECONDS = 60;
+
+function size(rule: LimitRule): number {
+  return rule.params.kind === 'bucket' ? rule.params.burst : rule.params.limit;
+}
+
+/**
+ * Burst past a rate limit, see 429 with Retry-After and a JSON-RPC error, wait that long, see 200.
+ * Only when the config has a limit a tools/list can drill; otherwise nothing is recorded.
+ */
+export async function rateLimitDrill(config: Config, urlOf: (u: UpstreamConfig) => string, token: (u: UpstreamConfig) => Promise<string>, record: Record): Promise<void> {
+  const limited = config.upstreams.filter((u) => u.rateLimits.length > 0);
+  if (limited.length === 0) return;
+  const drillable = limited.flatMap((u) => u.rateLimits.filter((r) => r.counts({ literal: 'tools/list', folded: 'tools/list' }, undefined)).map((rule) => ({ u, rule })));
+  const target = drillable.sort((x, y) => size(x.rule) - size(y.rule))[0];
+  if (target === undefined || size(target.rule) > MAX_BURST) {
+    record('rate limit', 'skip', target === undefined ? 'no limit counts tools/list; tool limits are not drilled (a call could act)' : `the smallest limit (${target.rule.name}) allows ${size(target.rule)} calls: too many to burst from a drill`);
+    return;
+  }
+  const { u, rule } = target;
+  let t: string;
+  try {
+    t = await token(u);
+  } catch (err) {
+    record('rate limit', 'fail', `no token for ${u.name}: ${(err as Error).message}`);
+    return;
+  }
+  let refused: Reply | undefined;
+  for (let i = 0; i <= size(rule) && refused === undefined; i++) {
+    const r = await mcpCall(urlOf(u), t);
+    if (r.status === 429) refused = r;
+    else if (r.status !== 200) return record('rate limit', 'fail', `call ${i + 1} of the burst answered ${r.status}`);
+  }
+  if (refused === undefined) return record('rate limit', 'fail', `${size(rule) + 1} calls within ${rule.name} were all allowed`);
+  const retryAfter = Number(refused.headers['retry-after']);
+  const body = json<{ error?: { data?: { reason?: string } } }>(refused);
+  if (!Number.isInteger(retryAfter) || retryAfter < 1 || body?.error?.data?.reason !== 'rate_limited') {
+    return record('rate limit', 'fail', `429 without a Retry-After in seconds or a JSON-RPC rate_limited error (Retry-After: ${String(refused.headers['retry-after'])})`);
+  }
+  if (retryAfter > MAX_WAIT_SECONDS) return record('rate limit', 'pass', `429 after the burst on ${u.name} (${rule.name}), Retry-After ${retryAfter} s: too long to wait out in a drill`);
+  await new Promise((r) => setTimeout(r, retryAfter * 1000));
+  const after = await mcpCall(urlOf(u), t);
+  record('rate limit', after.status === 200 ? 'pass' : 'fail', `429 with Retry-After ${retryAfter} s on ${u.name} (${rule.name}); after the wait ${after.status}`);
+}
