@@ -125,7 +125,7 @@ describe('listing filter: every SSE framing the WHATWG rules allow', () => {
     ['events with no data before the listing', ['id: only-id\n\n', 'event: ping\n\n', 'retry: 10\n\n', `data: ${j}\n\n`]],
   ];
 
-  it.each(framings)('%s: filtered, and nothing else reaches the client', async (_name, pieces) => {
+  it.each(framings)('SC-191 %s: filtered, and nothing else reaches the client', async (_name, pieces) => {
     respond = writes(pieces);
     const before = received.length;
     const got = await send(TOOLS_LIST);
@@ -137,7 +137,7 @@ describe('listing filter: every SSE framing the WHATWG rules allow', () => {
     expect(resultOf(got.events[0]?.data ?? '{}')['tools']?.[0]).toEqual({ name: 'search', description: 'finds things, café' });
   });
 
-  it('an event split across writes at every byte, inside multi-byte characters too', async () => {
+  it('SC-191 an event split across writes at every byte, inside multi-byte characters too', async () => {
     const bytes = Buffer.from(`id: é1\r\nevent: résumé\r\ndata: ${j}\r\n\r\n`);
     respond = writes([...bytes].map((b) => Buffer.from([b])));
     const got = await send(TOOLS_LIST);
@@ -149,7 +149,7 @@ describe('listing filter: every SSE framing the WHATWG rules allow', () => {
     expect(toolNames(got.events[0]?.data ?? '')).toEqual(['search']);
   });
 
-  it('a final event without a trailing blank line is discarded, as the spec says, not forwarded unparsed', async () => {
+  it('SC-191 a final event without a trailing blank line is discarded, as the spec says, not forwarded unparsed', async () => {
     const tail = '{"jsonrpc":"2.0","method":"notifications/message","params":{"data":"tail-marker"}}';
     respond = writes([`data: ${j}\n\n`, `data: ${tail}\n`, `data: ${listing(2)}`]);
     const got = await send(TOOLS_LIST);
@@ -157,7 +157,7 @@ describe('listing filter: every SSE framing the WHATWG rules allow', () => {
     expect(got.text).not.toContain('tail-marker');
   });
 
-  it('an SSE event larger than maxListingBytes cuts the stream; nothing of it reaches the client', async () => {
+  it('SC-191 an SSE event larger than maxListingBytes cuts the stream; nothing of it reaches the client', async () => {
     respond = writes([`data: ${j}\n\n`, `data: {"jsonrpc":"2.0","id":3,"result":{"tools":[{"name":"delete_repo","description":"${'x'.repeat(70 * 1024)}"}]}}`]);
     const res = await request(`${gw.url}/mcp`, { method: 'POST', headers: { authorization: `Bearer ${await idp.token(AUD, { scope: 'mcp:tools' })}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: TOOLS_LIST });
     expect(res.statusCode).toBe(200);
@@ -173,7 +173,7 @@ describe('listing filter: every SSE framing the WHATWG rules allow', () => {
     expect(text).not.toContain('xxxx');
   });
 
-  it('a filtered stream passes each event on as soon as it is complete (no buffering beyond the event)', async () => {
+  it('SC-191 a filtered stream passes each event on as soon as it is complete (no buffering beyond the event)', async () => {
     let clientSaw: () => void = () => undefined;
     const seen = new Promise<void>((r) => {
       clientSaw = r;
@@ -199,7 +199,7 @@ describe('listing filter: every SSE framing the WHATWG rules allow', () => {
     expect(text.split('\n\n').filter(Boolean).map((e) => toolNames(e.slice('data: '.length)))).toEqual([['search'], ['search']]);
   });
 
-  it('a JSON answer larger than maxListingBytes streams on only while it cannot hold a listing key', async () => {
+  it('SC-191 a JSON answer larger than maxListingBytes streams on only while it cannot hold a listing key', async () => {
     const call = '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search","arguments":{}}}';
     const big = `{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"${'x'.repeat(100 * 1024)}"}]}}`;
     // No key could be a listing's: it passes intact, in pieces as they come.
@@ -226,7 +226,7 @@ describe('listing filter: every SSE framing the WHATWG rules allow', () => {
     expect(text).not.toContain('delete_repo');
   });
 
-  it('an upstream without listing rules gets its events unfiltered, re-emitted canonically with the id bound to the caller', async () => {
+  it('SC-191 an upstream without listing rules gets its events unfiltered, re-emitted canonically with the id bound to the caller', async () => {
     const data = listing(1, { tools: [{ name: 'search' }] });
     respond = writes([`: c\rid: 1\rdata: ${data}\r\r`]);
     const got = await send(TOOLS_LIST, { path: '/other-mcp' });
@@ -244,7 +244,7 @@ describe('listing filter: statuses, content types, ids, batches, duplicate keys'
     expect(toolNames(got.text)).toEqual(['search']);
   });
 
-  it('an SSE listing under status 202 is filtered like a 200', async () => {
+  it('SC-191 an SSE listing under status 202 is filtered like a 200', async () => {
     respond = writes([`data: ${listing(1)}\n\n`], 202);
     const got = await send(TOOLS_LIST);
     expect(got.status).toBe(202);
@@ -259,7 +259,7 @@ describe('listing filter: statuses, content types, ids, batches, duplicate keys'
     ['application/json; charset=utf-16le', Buffer.from(listing(1), 'utf16le')],
     ['application/json; charset=iso-8859-1', listing(1)],
     [undefined, listing(1)],
-  ] as const)('an answer with content type %s the gateway cannot read with certainty is a 502', async (type, body) => {
+  ] as const)('SC-191 an answer with content type %s the gateway cannot read with certainty is a 502', async (type, body) => {
     respond = (_req, _b, res) => {
       res.writeHead(200, type === undefined ? {} : { 'content-type': type });
       res.end(body);
@@ -271,7 +271,7 @@ describe('listing filter: statuses, content types, ids, batches, duplicate keys'
     expect(JSON.parse(got.text)).toMatchObject({ error: 'bad_gateway', reason: 'upstream_unavailable' });
   });
 
-  it('a compressed answer is a 502, and the gateway asked for none', async () => {
+  it('SC-191 a compressed answer is a 502, and the gateway asked for none', async () => {
     let acceptEncoding: string | undefined;
     respond = (req, _b, res) => {
       acceptEncoding = req.headers['accept-encoding'];
@@ -283,20 +283,20 @@ describe('listing filter: statuses, content types, ids, batches, duplicate keys'
     expect(got.status).toBe(502);
   });
 
-  it('a media type in capitals is still parsed and filtered', async () => {
+  it('SC-191 a media type in capitals is still parsed and filtered', async () => {
     respond = writes([`data: ${listing(1)}\n\n`], 200, { 'content-type': 'Text/Event-Stream' });
     const got = await send(TOOLS_LIST);
     expect(got.events.map((e) => toolNames(e.data))).toEqual([['search']]);
   });
 
-  it('an answer under id "1" to request 1 (another id type), or an unknown id, is filtered all the same', async () => {
+  it('SC-191 an answer under id "1" to request 1 (another id type), or an unknown id, is filtered all the same', async () => {
     respond = writes([listing('1')], 200, { 'content-type': 'application/json' });
     expect(toolNames((await send(TOOLS_LIST)).text)).toEqual(['search']);
     respond = writes([`data: ${listing('1')}\n\ndata: ${listing(77)}\n\n`]);
     expect((await send(TOOLS_LIST)).events.map((e) => toolNames(e.data))).toEqual([['search'], ['search']]);
   });
 
-  it('a batch answer (2025-03-26) has every listing in it filtered, JSON and SSE', async () => {
+  it('SC-191 a batch answer (2025-03-26) has every listing in it filtered, JSON and SSE', async () => {
     const batch = JSON.stringify([1, 2, 3, 4].map((id, i) => ({ jsonrpc: '2.0', id, method: ['tools/list', 'prompts/list', 'resources/list', 'resources/templates/list'][i] })));
     const answer = `[${listing(1)},${listing(2, PROMPTS)},${listing(3, RESOURCES)},${listing(4, TEMPLATES)}]`;
     const expected = [{ tools: [TOOLS.tools[0]] }, { prompts: [{ name: 'summarize' }] }, { resources: [RESOURCES.resources[0]] }, { resourceTemplates: [TEMPLATES.resourceTemplates[0], TEMPLATES.resourceTemplates[3]] }];
@@ -310,7 +310,7 @@ describe('listing filter: statuses, content types, ids, batches, duplicate keys'
     expect((JSON.parse(sse.events[0]?.data ?? '[]') as { result: unknown }[]).map((m) => m.result)).toEqual(expected);
   });
 
-  it('a duplicate-key answer reaches the client only as the re-serialisation of what was filtered', async () => {
+  it('SC-191 a duplicate-key answer reaches the client only as the re-serialisation of what was filtered', async () => {
     const tricky = '{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"delete_repo"}]},"result":{"tools":[{"name":"admin_reset"}],"tools":[{"name":"other_tool","name":"search"}]}}';
     respond = writes([tricky], 200, { 'content-type': 'application/json' });
     const json = await send(TOOLS_LIST);
@@ -320,12 +320,12 @@ describe('listing filter: statuses, content types, ids, batches, duplicate keys'
     expect(sse.text).toBe('data: {"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"search"}]}}\n\n');
   });
 
-  it('a listing JSON.parse would change (an integer beyond 2^53) is refused, not altered', async () => {
+  it('SC-191 a listing JSON.parse would change (an integer beyond 2^53) is refused, not altered', async () => {
     respond = writes(['{"jsonrpc":"2.0","id":9007199254740993,"result":{"tools":[{"name":"search"}]}}'], 200, { 'content-type': 'application/json' });
     expect((await send(TOOLS_LIST)).status).toBe(502);
   });
 
-  it('resources/templates/list keeps a template only when every URI it expands to may be read', async () => {
+  it('SC-191 resources/templates/list keeps a template only when every URI it expands to may be read', async () => {
     respond = writes([listing(1, TEMPLATES)], 200, { 'content-type': 'application/json' });
     const got = await send('{"jsonrpc":"2.0","id":1,"method":"resources/templates/list"}');
     expect(resultOf(got.text)['resourceTemplates']?.map((t) => t.uriTemplate)).toEqual(['file:///docs/{name}', 'file:///docs/{+rest}']);
@@ -333,7 +333,7 @@ describe('listing filter: statuses, content types, ids, batches, duplicate keys'
 });
 
 describe('listing filter: answers that move to another stream', () => {
-  it('a tools/list answer on the GET stream is filtered by its shape', async () => {
+  it('SC-191 a tools/list answer on the GET stream is filtered by its shape', async () => {
     respond = writes([': open\n\n', `id: g1\ndata: ${listing(1)}\n\n`, `data: ${listing(2, PROMPTS)}\n\n`]);
     const before = received.length;
     const got = await send(undefined, { method: 'GET', headers: { accept: 'text/event-stream' } });
@@ -342,7 +342,7 @@ describe('listing filter: answers that move to another stream', () => {
     expect(got.events.map((e) => resultOf(e.data))).toEqual([{ tools: [TOOLS.tools[0]] }, { prompts: [{ name: 'summarize' }] }]);
   });
 
-  it('a listing inside the JSON answer to a tools/call is filtered by its shape', async () => {
+  it('SC-191 a listing inside the JSON answer to a tools/call is filtered by its shape', async () => {
     const callBody = '{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"search","arguments":{}}}';
     respond = writes([`[${listing(1)},{"jsonrpc":"2.0","id":5,"result":{"content":[]}}]`], 200, { 'content-type': 'application/json' });
     const got = await send(callBody);
@@ -350,7 +350,7 @@ describe('listing filter: answers that move to another stream', () => {
     expect((JSON.parse(got.text) as { result: unknown }[]).map((m) => m.result)).toEqual([{ tools: [TOOLS.tools[0]] }, { content: [] }]);
   });
 
-  it('an answer that holds no listing field passes byte for byte, big integers and all', async () => {
+  it('SC-191 an answer that holds no listing field passes byte for byte, big integers and all', async () => {
     const text = '{"jsonrpc":"2.0","id":5,"result":{"content":[{"type":"text","text":"n"}],"n":9007199254740993}}';
     respond = writes([text], 200, { 'content-type': 'application/json' });
     const got = await send('{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"search","arguments":{}}}');

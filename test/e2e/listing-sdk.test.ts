@@ -121,7 +121,7 @@ describe.each([
   ['SSE answers', '/mcp', AUD],
   ['JSON answers', '/other-mcp', AUD_OTHER],
 ])('an SDK client through the gateway to createMcpExpressApp (%s)', (_mode, path, aud) => {
-  it('lists only the tools, prompts, resources and templates it may use; no hidden name in any byte it received', async () => {
+  it('SC-191 lists only the tools, prompts, resources and templates it may use; no hidden name in any byte it received', async () => {
     const { client, bodies } = await connect(path, aud);
     expect((await client.listTools()).tools.map((t) => t.name)).toEqual(['search']);
     expect((await client.listPrompts()).prompts.map((p) => p.name)).toEqual(['summarize']);
@@ -133,7 +133,7 @@ describe.each([
     for (const name of HIDDEN) expect(all).not.toContain(name);
   });
 
-  it('the hidden tools stay refused: calling them never executes them upstream', async () => {
+  it('SC-191 the hidden tools stay refused: calling them never executes them upstream', async () => {
     executed.length = 0;
     const { client } = await connect(path, aud);
     await expect(client.callTool({ name: 'delete_repo', arguments: {} })).rejects.toThrow();

@@ -19,7 +19,7 @@ const open = (token: string, lastEventId?: string): ReturnType<typeof sendExact>
   sendExact(fx.port, 'GET', '/mcp', [['Authorization', `Bearer ${token}`], ['Accept', 'text/event-stream'], ...(lastEventId === undefined ? [] : [['Last-Event-ID', lastEventId] as const])]);
 
 describe('SSE event ids are bound to the caller (Last-Event-ID)', () => {
-  it("re-emits every upstream event id bound to the caller, and resumes only the caller's own", async () => {
+  it("SC-192 re-emits every upstream event id bound to the caller, and resumes only the caller's own", async () => {
     const alice = await fx.idp.token(AUD, { sub: 'alice' });
     const first = await open(alice);
     expect(first.status).toBe(200);
@@ -34,7 +34,7 @@ describe('SSE event ids are bound to the caller (Last-Event-ID)', () => {
     expect(fx.upstream.received[0]?.headers.get('last-event-id')).toEqual(['1']);
   });
 
-  it("refuses another identity's event id with 404, as for an unknown one; nothing reaches the upstream", async () => {
+  it("SC-192 refuses another identity's event id with 404, as for an unknown one; nothing reaches the upstream", async () => {
     const alice = await fx.idp.token(AUD, { sub: 'alice' });
     const bob = await fx.idp.token(AUD, { sub: 'bob' });
     const aliceIds = ids((await open(alice)).text);
@@ -46,7 +46,7 @@ describe('SSE event ids are bound to the caller (Last-Event-ID)', () => {
     expect(fx.upstream.bytes).toBe(0);
   });
 
-  it.each(['0', '1', 'e0', '0.AAAAAAAAAAAAAAAAAAAAAA', 'x'.repeat(600)])('refuses an unbound or forged Last-Event-ID %j with 404', async (forged) => {
+  it.each(['0', '1', 'e0', '0.AAAAAAAAAAAAAAAAAAAAAA', 'x'.repeat(600)])('SC-192 refuses an unbound or forged Last-Event-ID %j with 404', async (forged) => {
     const alice = await fx.idp.token(AUD, { sub: 'alice' });
     const reply = await open(alice, forged);
     expect(reply.status).toBe(404);
@@ -54,7 +54,7 @@ describe('SSE event ids are bound to the caller (Last-Event-ID)', () => {
     expect(fx.upstream.bytes).toBe(0);
   });
 
-  it('a session id is not an event id: the binding kinds cannot be swapped', async () => {
+  it('SC-192 a session id is not an event id: the binding kinds cannot be swapped', async () => {
     const alice = await fx.idp.token(AUD, { sub: 'alice' });
     const aliceIds = ids((await open(alice)).text);
     fx.upstream.reset();

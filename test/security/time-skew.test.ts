@@ -76,7 +76,7 @@ describe('time skew (RFC 7519 §4.1.4-4.1.6, on an injected clock)', () => {
     await expectRefused(await token('/age-mcp', { iat: undefined, exp: nowS() + DAY }), 'claims_invalid', '/age-mcp');
   });
 
-  it('refuses exp, nbf and iat that are not finite non-negative NumericDates (exp 1e309 would never expire)', async () => {
+  it('SC-193 refuses exp, nbf and iat that are not finite non-negative NumericDates (exp 1e309 would never expire)', async () => {
     const n = nowS();
     for (const times of [
       '"exp":1e309', `"iat":${n},"exp":1e309`, '"exp":-1', '"exp":-1e309', `"exp":${n + 300},"nbf":-1e309`, `"exp":${n + 300},"nbf":-1`,
@@ -87,13 +87,13 @@ describe('time skew (RFC 7519 §4.1.4-4.1.6, on an injected clock)', () => {
     await expectForwarded(await rawToken(goodJson('/mcp', `"iat":${n},"exp":${n + 300}`)), '/mcp');
   });
 
-  it('refuses iat later than now + skew as not yet valid (S = 30 s: now + S passes, now + S + 1 does not)', async () => {
+  it('SC-193 refuses iat later than now + skew as not yet valid (S = 30 s: now + S passes, now + S + 1 does not)', async () => {
     await expectForwarded(await token('/mcp', { iat: nowS() + S }), '/mcp');
     await expectRefused(await token('/mcp', { iat: nowS() + S + 1 }), 'token_not_yet_valid', '/mcp');
     await expectRefused(await token('/mcp', { iat: nowS() + DAY, exp: nowS() + DAY + 60 }), 'token_not_yet_valid', '/mcp');
   });
 
-  it('refuses a lifetime over 24 h by default: exp − iat, or exp − now (+ skew) without iat', async () => {
+  it('SC-193 refuses a lifetime over 24 h by default: exp − iat, or exp − now (+ skew) without iat', async () => {
     await expectForwarded(await token('/mcp', { iat: nowS(), exp: nowS() + DAY }), '/mcp');
     await expectRefused(await token('/mcp', { iat: nowS(), exp: nowS() + DAY + 1 }), 'token_lifetime_exceeded', '/mcp');
     // An old iat with a far exp is judged by exp − iat, not by the time left.
@@ -103,14 +103,14 @@ describe('time skew (RFC 7519 §4.1.4-4.1.6, on an injected clock)', () => {
     await expectRefused(await token('/mcp', { iat: nowS(), exp: 4_102_444_800 }), 'token_lifetime_exceeded', '/mcp'); // 2100-01-01
   });
 
-  it('refuses millisecond timestamps (exp and iat in ms, or exp alone)', async () => {
+  it('SC-193 refuses millisecond timestamps (exp and iat in ms, or exp alone)', async () => {
     const ms = clock;
     await expectRefused(await token('/mcp', { iat: ms, exp: ms + 300_000 }), 'token_not_yet_valid', '/mcp');
     await expectRefused(await token('/mcp', { iat: nowS(), exp: ms + 300_000 }), 'token_lifetime_exceeded', '/mcp');
     await expectRefused(await token('/mcp', { iat: undefined, exp: ms + 300_000 }), 'token_lifetime_exceeded', '/mcp');
   });
 
-  it('applies a per-issuer maxTokenLifetimeSeconds lowered to 1 h', async () => {
+  it('SC-193 applies a per-issuer maxTokenLifetimeSeconds lowered to 1 h', async () => {
     await expectForwarded(await token('/short-mcp', { iat: nowS(), exp: nowS() + 3_600 }), '/short-mcp');
     await expectRefused(await token('/short-mcp', { iat: nowS(), exp: nowS() + 3_601 }), 'token_lifetime_exceeded', '/short-mcp');
     await expectRefused(await token('/short-mcp', { iat: undefined, exp: nowS() + 3_600 + S + 1 }), 'token_lifetime_exceeded', '/short-mcp');

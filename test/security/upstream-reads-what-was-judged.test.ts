@@ -32,7 +32,7 @@ describe('GET and DELETE carry no body (point 3)', () => {
     ['DELETE', 'Content-Length: 2\r\n\r\n{}'],
     ['GET', 'Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n'],
     ['DELETE', 'Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n'],
-  ])('refuses %s with a body (%j): 400 body_not_allowed, connection closed, nothing forwarded', async (method, rest) => {
+  ])('SC-189 refuses %s with a body (%j): 400 body_not_allowed, connection closed, nothing forwarded', async (method, rest) => {
     const token = await fx.idp.token(AUD);
     const reply = await raw(`${method} /mcp HTTP/1.1\r\nHost: gw.test\r\nAuthorization: Bearer ${token}\r\nAccept: text/event-stream\r\n${rest}`);
     expect(reply.statuses).toEqual([400]);
@@ -42,7 +42,7 @@ describe('GET and DELETE carry no body (point 3)', () => {
     expectNothingAtUpstream();
   });
 
-  it('still forwards GET and DELETE with Content-Length: 0', async () => {
+  it('SC-189 still forwards GET and DELETE with Content-Length: 0', async () => {
     const token = await fx.idp.token(AUD);
     const reply = await sendExact(fx.port, 'DELETE', '/mcp', [['Authorization', `Bearer ${token}`], ['Content-Length', '0']]);
     expect(reply.status).toBe(200);
@@ -52,7 +52,7 @@ describe('GET and DELETE carry no body (point 3)', () => {
 });
 
 describe('HTTP framing (point 5)', () => {
-  it('serves nothing after a response that closed the connection: a pipelined request behind a refused one never reaches the upstream', async () => {
+  it('SC-189 serves nothing after a response that closed the connection: a pipelined request behind a refused one never reaches the upstream', async () => {
     const token = await fx.idp.token(AUD);
     // The first request is refused before its body is read (bad token), so its answer says close.
     const first = `POST /mcp HTTP/1.1\r\nHost: gw.test\r\nAuthorization: Bearer not.a.token\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(RPC)}\r\n\r\n${RPC}`;
@@ -63,7 +63,7 @@ describe('HTTP framing (point 5)', () => {
     expectNothingAtUpstream();
   });
 
-  it('serves nothing after a request that asked for Connection: close (RFC 9112 §9.6)', async () => {
+  it('SC-189 serves nothing after a request that asked for Connection: close (RFC 9112 §9.6)', async () => {
     const token = await fx.idp.token(AUD);
     const closing = post(token).replace('Content-Type:', 'Connection: close\r\nContent-Type:');
     const reply = await raw(closing + post(await fx.idp.token(AUD_OTHER), '/other-mcp'));
@@ -74,7 +74,7 @@ describe('HTTP framing (point 5)', () => {
     expect(fx.upstream.received.some((r) => r.url === '/echo/other')).toBe(false);
   });
 
-  it('answers pipelined requests in order, one at a time, when nothing closes the connection', async () => {
+  it('SC-189 answers pipelined requests in order, one at a time, when nothing closes the connection', async () => {
     const token = await fx.idp.token(AUD);
     const last = post(token).replace('Content-Type:', 'Connection: close\r\nContent-Type:');
     const reply = await raw(post(token) + post(await fx.idp.token(AUD_OTHER), '/other-mcp') + last);
@@ -86,7 +86,7 @@ describe('HTTP framing (point 5)', () => {
   it.each([
     'Transfer-Encoding: gzip, chunked',
     'Transfer-Encoding: deflate, chunked',
-  ])('refuses %s: 400 transfer_coding_unsupported, nothing forwarded', async (te) => {
+  ])('SC-189 refuses %s: 400 transfer_coding_unsupported, nothing forwarded', async (te) => {
     const token = await fx.idp.token(AUD);
     const reply = await raw(`POST /mcp HTTP/1.1\r\nHost: gw.test\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\n${te}\r\n\r\n${Buffer.byteLength(RPC).toString(16)}\r\n${RPC}\r\n0\r\n\r\n`);
     expect(reply.statuses).toEqual([400]);
@@ -94,7 +94,7 @@ describe('HTTP framing (point 5)', () => {
     expectNothingAtUpstream();
   });
 
-  it('refuses a request line without an HTTP version (HTTP/0.9)', async () => {
+  it('SC-189 refuses a request line without an HTTP version (HTTP/0.9)', async () => {
     const reply = await raw('GET /mcp\r\n\r\n');
     expect(reply.statuses).toEqual([400]);
     expect(reply.text).toContain('"reason":"http_version_unsupported"');
@@ -108,7 +108,7 @@ describe('HTTP framing (point 5)', () => {
     ['Mcp-Method', 'tools/list'],
     ['Mcp-Name', 'whoami'],
     ['Last-Event-ID', 'e1'],
-  ])('refuses a repeated singleton header %s: 400 header_duplicate, nothing forwarded', async (name, value) => {
+  ])('SC-189 refuses a repeated singleton header %s: 400 header_duplicate, nothing forwarded', async (name, value) => {
     const token = await fx.idp.token(AUD);
     const reply = await raw(post(token).replace('Content-Type: application/json\r\n', `Content-Type: application/json\r\nMCP-Protocol-Version: 2025-06-18\r\nMcp-Method: tools/list\r\nMcp-Name: whoami\r\nLast-Event-ID: e0\r\n${name}: ${value}\r\n`));
     expect(reply.statuses).toEqual([400]);
@@ -126,7 +126,7 @@ describe('request headers reach the upstream by allow-list (point 6)', () => {
     ['X-Envoy-Original-Path', '/admin'], ['X-Anything-Else', 'x'], ['X-Tenant', 'acme'], ['Cache-Control', 'no-cache'],
   ] as const;
 
-  it('drops every header not on the list, keeps content negotiation, MCP and trace headers, and adds its own', async () => {
+  it('SC-190 drops every header not on the list, keeps content negotiation, MCP and trace headers, and adds its own', async () => {
     const token = await fx.idp.token(AUD);
     const reply = await sendExact(fx.port, 'POST', '/mcp', [
       ['Authorization', `Bearer ${token}`], ['Content-Type', 'application/json'], ['Accept', 'application/json, text/event-stream'],
@@ -146,14 +146,14 @@ describe('request headers reach the upstream by allow-list (point 6)', () => {
     expect(seen?.has('authorization')).toBe(false);
   });
 
-  it("forwards an upstream's configured extra header to that upstream only", async () => {
+  it("SC-190 forwards an upstream's configured extra header to that upstream only", async () => {
     const token = await fx.idp.token(AUD_OTHER);
     const reply = await sendExact(fx.port, 'POST', '/other-mcp', [['Authorization', `Bearer ${token}`], ['Content-Type', 'application/json'], ['X-Tenant', 'acme']], RPC);
     expect(reply.status).toBe(200);
     expect(fx.upstream.received[0]?.headers.get('x-tenant')).toEqual(['acme']);
   });
 
-  it('refuses a config whose forwardHeaders names a credential, identity, framing or routing header, or an underscore', () => {
+  it('SC-190 refuses a config whose forwardHeaders names a credential, identity, framing or routing header, or an underscore', () => {
     const dir = mkdtempSync(join(tmpdir(), 'mcp-warden-fwd-'));
     try {
       const file = join(dir, 'config.yaml');
@@ -182,7 +182,7 @@ describe('request headers reach the upstream by allow-list (point 6)', () => {
 
 describe('credentials in the query string (point 6)', () => {
   it.each(['access_token', 'ACCESS_TOKEN', 'Access_Token', 'id_token', 'refresh_token', 'api_key', 'client_secret'])(
-    'refuses ?%s=… beside a header token with 400 credentials_conflict; nothing forwarded', async (name) => {
+    'SC-184 refuses ?%s=… beside a header token with 400 credentials_conflict; nothing forwarded', async (name) => {
       const token = await fx.idp.token(AUD);
       const reply = await sendExact(fx.port, 'POST', `/mcp?${name}=${token}`, [['Authorization', `Bearer ${token}`], ['Content-Type', 'application/json']], RPC);
       expect(reply.status).toBe(400);
