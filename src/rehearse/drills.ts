@@ -20,26 +20,52 @@ export interface LiveOptions {
 
 type Record = (drill: string, status: DrillResult['status'], detail: string) => void;
 
+type Metadata = NonNullable<Awaited<ReturnType<typeof asMetadata>>>;
+type Token = (u: UpstreamConfig, scopes?: readonly string[]) => Promise<string>;
+
 /** The drills that run against a live deployment: metadata, issuance, and every refusal that matters. */
 export async function liveDrills(config: Config, options: LiveOptions, record: Record): Promise<void> {
   const a = config.upstreams[0] as UpstreamConfig;
-  const b = config.upstreams[1];
   const urlOf = (u: UpstreamConfig): string => options.baseUrl + u.path;
   const issuer = a.issuers.find((i) => i.introspection === undefined) as IssuerConfig | undefined;
+  await resourceMetadataDrills(config, options.baseUrl, record);
+  if (issuer === undefined) {
+    record('issuer metadata', 'skip', `upstream ${a.name} has no JWT issuer`);
+    return;
+  }
+  const meta = await issuerMetadataDrill(issuer, record);
+  const client = await registrationDrill(config, a, options.client, meta, record);
+  if (client === undefined || meta?.token_endpoint === undefined) {
+    record('issuance', 'skip', 'no client to obtain tokens with: token drills skipped');
+    return;
+  }
+  const token: Token = async (u, scopes = u.scopes) => clientCredentials(meta.token_endpoint as string, client, u.audience, scopes);
+  const good = await issuanceDrill(a, token, record);
+  if (good === undefined) return;
+  await refusalDrills(config, issuer, client, good, token, urlOf, record);
+  await expiredDrill(config, issuer, a, urlOf(a), record);
+  await rotationDrill(options, a, urlOf(a), () => token(a), record);
+  if (options.directUrl !== undefined) {
+    const direct = await mcpCall(options.directUrl, undefined);
+    record('hygiene direct access', direct.status >= 200 && direct.status < 300 ? 'warn' : 'pass', `${options.directUrl} answered ${direct.status} without the gateway`);
+  }
+  await rateLimitDrill(config, urlOf, (u) => token(u), record);
+}
 
-  // metadata: RFC 9728 for every upstream; the issuer's RFC 8414 metadata and JWKS.
+/** RFC 9728 metadata for every upstream: its own resource, an authorization server, header tokens only. */
+async function resourceMetadataDrills(config: Config, baseUrl: string, record: Record): Promise<void> {
   for (const u of config.upstreams) {
-    const prm = await http(options.baseUrl + u.resourceMetadataPath);
+    const prm = await http(baseUrl + u.resourceMetadataPath);
     const doc = json<{ resource?: string; authorization_servers?: string[]; bearer_methods_supported?: string[] }>(prm);
     if (prm.status !== 200 || doc === undefined) record(`metadata ${u.name}`, 'fail', `protected resource metadata answered ${prm.status}`);
     else if (doc.resource !== u.audience) record(`metadata ${u.name}`, 'fail', `resource is ${doc.resource}, expected ${u.audience}`);
     else if ((doc.authorization_servers ?? []).length === 0 || JSON.stringify(doc.bearer_methods_supported) !== '["header"]') record(`metadata ${u.name}`, 'fail', 'authorization_servers or bearer_methods_supported missing');
     else record(`metadata ${u.name}`, 'pass', `resource ${doc.resource}`);
   }
-  if (issuer === undefined) {
-    record('issuer metadata', 'skip', `upstream ${a.name} has no JWT issuer`);
-    return;
-  }
+}
+
+/** The issuer's RFC 8414 metadata names exactly the configured issuer and publishes signing keys. */
+async function issuerMetadataDrill(issuer: IssuerConfig, record: Record): Promise<Metadata | undefined> {
   const meta = await asMetadata(issuer.issuer);
   if (meta === undefined) record('issuer metadata', 'fail', `no RFC 8414 / OIDC metadata at ${issuer.issuer}`);
   else if (meta.issuer !== issuer.issuer) record('issuer metadata', 'fail', `metadata issuer ${meta.issuer} ≠ configured ${issuer.issuer}`);
@@ -47,36 +73,43 @@ export async function liveDrills(config: Config, options: LiveOptions, record: R
     const jwks = json<{ keys?: unknown[] }>(await http(issuer.jwksUri ?? meta.jwks_uri ?? ''));
     record('issuer metadata', (jwks?.keys ?? []).length > 0 ? 'pass' : 'fail', `issuer matches; ${(jwks?.keys ?? []).length} signing key(s) published`);
   }
+  return meta;
+}
 
-  // registration and issuance.
-  let client = options.client;
-  if (client === undefined && meta?.registration_endpoint !== undefined) {
-    const registered = await register(meta.registration_endpoint, a.allScopes, config.authorizationServer?.registration?.initialAccessToken);
-    if (typeof registered === 'string') record('registration', 'fail', registered);
-    else {
-      client = registered;
-      record('registration', 'pass', `registered client ${registered.clientId}`);
-    }
-  } else {
-    record('registration', 'skip', client === undefined ? 'no registration endpoint; pass --client-id/--client-secret' : 'using the given client');
+/** The given client, or one registered dynamically when the issuer offers registration. */
+async function registrationDrill(config: Config, a: UpstreamConfig, given: Client | undefined, meta: Metadata | undefined, record: Record): Promise<Client | undefined> {
+  if (given !== undefined || meta?.registration_endpoint === undefined) {
+    record('registration', 'skip', given === undefined ? 'no registration endpoint; pass --client-id/--client-secret' : 'using the given client');
+    return given;
   }
-  if (client === undefined || meta?.token_endpoint === undefined) {
-    record('issuance', 'skip', 'no client to obtain tokens with: token drills skipped');
-    return;
+  const registered = await register(meta.registration_endpoint, a.allScopes, config.authorizationServer?.registration?.initialAccessToken);
+  if (typeof registered === 'string') {
+    record('registration', 'fail', registered);
+    return undefined;
   }
-  const token = async (u: UpstreamConfig, scopes: readonly string[] = u.scopes): Promise<string> => clientCredentials(meta.token_endpoint as string, client, u.audience, scopes);
-  let good: string;
+  record('registration', 'pass', `registered client ${registered.clientId}`);
+  return registered;
+}
+
+/** A token for the first upstream; its lifetime is reported (over an hour is a hygiene warning). */
+async function issuanceDrill(a: UpstreamConfig, token: Token, record: Record): Promise<string | undefined> {
   try {
-    good = await token(a);
+    const good = await token(a);
     const claims = decodeJwt(good);
     const lifetime = (claims.exp ?? 0) - (claims.iat ?? 0);
     record('issuance', 'pass', `token for ${a.audience}, ${lifetime} s lifetime`);
     if (lifetime > 3_600) record('hygiene token lifetime', 'warn', `tokens live ${lifetime} s (over an hour)`);
+    return good;
   } catch (err) {
     record('issuance', 'fail', (err as Error).message);
-    return;
+    return undefined;
   }
+}
 
+/** A valid call passes; no token, another audience, a tampered or foreign signature, too few scopes do not. */
+async function refusalDrills(config: Config, issuer: IssuerConfig, client: Client, good: string, token: Token, urlOf: (u: UpstreamConfig) => string, record: Record): Promise<void> {
+  const a = config.upstreams[0] as UpstreamConfig;
+  const b = config.upstreams[1];
   const expect401 = async (drill: string, reply: Promise<import('./http.ts').Reply>, withError: boolean): Promise<void> => {
     const r = await reply;
     const c = challenge(r);
@@ -96,21 +129,13 @@ export async function liveDrills(config: Config, options: LiveOptions, record: R
     .setProtectedHeader({ alg: 'ES256', kid: `rehearse-${randomUUID()}`, typ: 'at+jwt' })
     .setIssuer(issuer.issuer).setAudience(a.audience).setIssuedAt().setExpirationTime('5m').sign(evil.privateKey);
   await expect401('unknown signing key', mcpCall(urlOf(a), forged), true);
-
-  if (a.scopes.length === 0) record('insufficient scope', 'skip', `upstream ${a.name} requires no scope`);
-  else {
-    const weak = await token(a, []).catch(() => undefined);
-    const r = weak === undefined ? undefined : await mcpCall(urlOf(a), weak);
-    record('insufficient scope', r?.status === 403 && challenge(r).includes('error="insufficient_scope"') ? 'pass' : 'fail', r === undefined ? 'could not obtain a token without scopes' : `${r.status} ${challenge(r)}`);
+  if (a.scopes.length === 0) {
+    record('insufficient scope', 'skip', `upstream ${a.name} requires no scope`);
+    return;
   }
-
-  await expiredDrill(config, issuer, a, urlOf(a), record);
-  await rotationDrill(options, a, urlOf(a), () => token(a), record);
-  if (options.directUrl !== undefined) {
-    const direct = await mcpCall(options.directUrl, undefined);
-    record('hygiene direct access', direct.status >= 200 && direct.status < 300 ? 'warn' : 'pass', `${options.directUrl} answered ${direct.status} without the gateway`);
-  }
-  await rateLimitDrill(config, urlOf, (u) => token(u), record);
+  const weak = await token(a, []).catch(() => undefined);
+  const r = weak === undefined ? undefined : await mcpCall(urlOf(a), weak);
+  record('insufficient scope', r?.status === 403 && challenge(r).includes('error="insufficient_scope"') ? 'pass' : 'fail', r === undefined ? 'could not obtain a token without scopes' : `${r.status} ${challenge(r)}`);
 }
 
 /**
