@@ -39,6 +39,58 @@ export function createMetrics(sources: MetricSources): Metrics {
     registers: [registry],
   });
   const jwksFetches = new Counter({ name: 'mcp_warden_jwks_fetch_total', help: 'Signing key fetches by issuer and result', labelNames: ['issuer', 'result'], registers: [registry] });
+  registerScraped(registry, sources);
+  const streams = new Gauge({ name: 'mcp_warden_active_streams', help: 'Open SSE streams per upstream', labelNames: ['upstream'], registers: [registry] });
+  const reloads = new Counter({ name: 'mcp_warden_config_reloads_total', help: 'Configuration reloads by result', labelNames: ['result'], registers: [registry] });
+  // By upstream and rule name only (both from the config: a closed set), never by subject.
+  const limited = new Counter({ name: 'mcp_warden_rate_limited_total', help: 'Calls refused by a rate limit or quota, by upstream and rule', labelNames: ['upstream', 'rule'], registers: [registry] });
+  const fallback = new Gauge({ name: 'mcp_warden_rate_limit_fallback', help: '1 while the shared rate-limit store is unreachable and each replica enforces limits / replicas locally', registers: [registry] });
+  const fallbackChecks = new Counter({ name: 'mcp_warden_rate_limit_fallback_checks_total', help: 'Calls judged by the local fallback while the shared rate-limit store was unreachable', registers: [registry] });
+  reloads.inc({ result: 'success' }, 0);
+  reloads.inc({ result: 'failure' }, 0);
+
+  return {
+    registry,
+    observe(r, gatewaySeconds, upstreamSeconds) {
+      const upstream = r.upstream ?? 'none';
+      requests.inc({ upstream, method: methodLabel(r), outcome: r.outcome, reason: r.reason ?? 'none' });
+      if (r.reason === 'rate_limited' && r.rule !== undefined) limited.inc({ upstream, rule: r.rule });
+      if (gatewaySeconds !== undefined) duration.observe({ upstream, phase: 'gateway' }, gatewaySeconds);
+      if (upstreamSeconds !== undefined) duration.observe({ upstream, phase: 'upstream' }, upstreamSeconds);
+    },
+    jwksFetch(issuer, result) {
+      jwksFetches.inc({ issuer, result });
+    },
+    configReload(result) {
+      reloads.inc({ result });
+    },
+    streamOpened(upstream) {
+      streams.inc({ upstream });
+    },
+    streamClosed(upstream) {
+      streams.dec({ upstream });
+    },
+    rateLimitFallback(active) {
+      fallback.set(active ? 1 : 0);
+    },
+    rateLimitFallbackCheck() {
+      fallbackChecks.inc();
+    },
+  };
+}
+
+/** The method label: a known MCP method, `batch`, `other`, or the HTTP method of a body-less request. */
+function methodLabel(r: RequestRecord): string {
+  if (r.rpcMethod === undefined) {
+    const http = r.httpMethod.toLowerCase();
+    return http === 'get' || http === 'delete' ? `http_${http}` : 'none';
+  }
+  if (r.rpcMethod.startsWith('batch(')) return 'batch';
+  return KNOWN_RPC.has(r.rpcMethod) ? r.rpcMethod : 'other';
+}
+
+/** Metrics read from their sources at scrape time (key caches, token cache), never stale. */
+function registerScraped(registry: Registry, sources: MetricSources): void {
   new Gauge({
     name: 'mcp_warden_jwks_keys', help: 'Usable signing keys per issuer', labelNames: ['issuer'], registers: [registry],
     collect() {
@@ -67,43 +119,4 @@ export function createMetrics(sources: MetricSources): Metrics {
       this.inc(sources.tokenCache().misses);
     },
   });
-  const streams = new Gauge({ name: 'mcp_warden_active_streams', help: 'Open SSE streams per upstream', labelNames: ['upstream'], registers: [registry] });
-  const reloads = new Counter({ name: 'mcp_warden_config_reloads_total', help: 'Configuration reloads by result', labelNames: ['result'], registers: [registry] });
-  // By upstream and rule name only (both from the config: a closed set), never by subject.
-  const limited = new Counter({ name: 'mcp_warden_rate_limited_total', help: 'Calls refused by a rate limit or quota, by upstream and rule', labelNames: ['upstream', 'rule'], registers: [registry] });
-  const fallback = new Gauge({ name: 'mcp_warden_rate_limit_fallback', help: '1 while the shared rate-limit store is unreachable and each replica enforces limits / replicas locally', registers: [registry] });
-  const fallbackChecks = new Counter({ name: 'mcp_warden_rate_limit_fallback_checks_total', help: 'Calls judged by the local fallback while the shared rate-limit store was unreachable', registers: [registry] });
-  reloads.inc({ result: 'success' }, 0);
-  reloads.inc({ result: 'failure' }, 0);
-
-  return {
-    registry,
-    observe(r, gatewaySeconds, upstreamSeconds) {
-      const upstream = r.upstream ?? 'none';
-      const method = r.rpcMethod === undefined ? r.httpMethod.toLowerCase() === 'get' || r.httpMethod.toLowerCase() === 'delete' ? `http_${r.httpMethod.toLowerCase()}` : 'none'
-        : r.rpcMethod.startsWith('batch(') ? 'batch' : KNOWN_RPC.has(r.rpcMethod) ? r.rpcMethod : 'other';
-      requests.inc({ upstream, method, outcome: r.outcome, reason: r.reason ?? 'none' });
-      if (r.reason === 'rate_limited' && r.rule !== undefined) limited.inc({ upstream, rule: r.rule });
-      if (gatewaySeconds !== undefined) duration.observe({ upstream, phase: 'gateway' }, gatewaySeconds);
-      if (upstreamSeconds !== undefined) duration.observe({ upstream, phase: 'upstream' }, upstreamSeconds);
-    },
-    jwksFetch(issuer, result) {
-      jwksFetches.inc({ issuer, result });
-    },
-    configReload(result) {
-      reloads.inc({ result });
-    },
-    streamOpened(upstream) {
-      streams.inc({ upstream });
-    },
-    streamClosed(upstream) {
-      streams.dec({ upstream });
-    },
-    rateLimitFallback(active) {
-      fallback.set(active ? 1 : 0);
-    },
-    rateLimitFallbackCheck() {
-      fallbackChecks.inc();
-    },
-  };
 }
