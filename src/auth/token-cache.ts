@@ -59,8 +59,4 @@ export class TokenCache {
     }
     return dropped;
   }
-
-  get size(): number {
-    return this.#entries.size;
-  }
 }
