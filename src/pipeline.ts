@@ -63,7 +63,7 @@ export function createPipeline(deps: PipelineDeps): Handler {
       if (halted(messages)) return settle(ctx, messages);
       const judged = authorizeMessages(ctx, admitted, principal, messages.inspected); // every message's rule
       if (halted(judged)) return settle(ctx, judged);
-      const within = capStreams(ctx, principal); //                   per-identity limits
+      const within = capStreams(ctx, principal, judged); //                   per-identity limits
       if (halted(within)) return settle(ctx, within);
       const outbound = await forwardIdentity(ctx, admitted, principal); // session binding, headers, assertion
       if (halted(outbound)) return settle(ctx, outbound);
