@@ -194,3 +194,43 @@ describe('MCP 2026-07-28 cache scope of filtered lists', () => {
     });
   }
 });
+
+describe('MCP 2026-07-28 Mcp-Param-* headers, learned from the tools/list the gateway filters', () => {
+  beforeAll(async () => {
+    // The client lists first (as the SDK does); the gateway learns the x-mcp-header marks from that answer.
+    const listed = await post('/mcp', await idp.token(AUD), msg(60, 'tools/list'), heads('tools/list'));
+    expect(listed.status).toBe(200);
+  });
+
+  it('a call whose Mcp-Param-* headers mirror its arguments passes, the headers reach the upstream as sent', async () => {
+    const token = await idp.token(AUD);
+    up.reset();
+    const a = await call(token, 61, 'search', { region: 'us-west1', limit: 42, q: 'x' }, { 'mcp-param-region': 'us-west1', 'mcp-param-limit': '42.0' });
+    expect(a.status).toBe(200);
+    expect(up.last()?.headers.get('mcp-param-region')).toEqual(['us-west1']);
+    expect(up.last()?.headers.get('mcp-param-limit')).toEqual(['42.0']);
+    // Encoded values are decoded before comparing; nested properties are mirrored too.
+    expect((await call(token, 62, 'search', { region: 'Zürich ' }, { 'mcp-param-region': b64('Zürich ') })).status).toBe(200);
+    expect((await call(token, 63, 'wetter/heute', { ort: { stadt: 'Köln' } }, { 'mcp-param-stadt': b64('Köln') })).status).toBe(200);
+    // A null or absent value has no header.
+    expect((await call(token, 64, 'search', { region: null, q: 'x' })).status).toBe(200);
+  });
+
+  it('a call whose Mcp-Param-* headers do not mirror its arguments is refused with 400 / -32020, nothing forwarded', async () => {
+    const token = await idp.token(AUD);
+    await mismatch(call(token, 65, 'search', { region: 'us-west1' }), 65); // header omitted
+    await mismatch(call(token, 66, 'search', { region: 'us-west1' }, { 'mcp-param-region': 'eu-west1' }), 66);
+    await mismatch(call(token, 67, 'search', { q: 'x' }, { 'mcp-param-region': 'us-west1' }), 67); // no value to mirror
+    await mismatch(call(token, 68, 'search', { limit: 42 }, { 'mcp-param-limit': '43' }), 68);
+    await mismatch(call(token, 69, 'search', { region: 'Zürich' }, { 'mcp-param-region': '=?base64?not base64?=' }), 69);
+    await mismatch(call(token, 70, 'wetter/heute', { ort: { stadt: 'Köln' } }, { 'mcp-param-stadt': b64('Bonn') }), 70);
+  });
+
+  it('a Mcp-Param-* header no listed tool declares is forwarded and left to the upstream', async () => {
+    const token = await idp.token(AUD);
+    up.reset();
+    const a = await call(token, 71, 'search', {}, { 'mcp-param-tenant': 'acme' });
+    expect(a.status).toBe(200);
+    expect(up.last()?.headers.get('mcp-param-tenant')).toEqual(['acme']);
+  });
+});
