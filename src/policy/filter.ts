@@ -45,6 +45,7 @@ export function filterMessage(doc: unknown, principal: Principal, upstream: Upst
   if (Array.isArray(doc)) return doc.map((d: unknown) => filterMessage(d, principal, upstream)).filter((d) => d !== DROPPED);
   if (typeof doc !== 'object' || doc === null) return doc;
   if (updateHidden(doc as Record<string, unknown>, principal, upstream)) return DROPPED;
+  if ((doc as Record<string, unknown>)['method'] === ACKNOWLEDGED) return honestAck(doc as Record<string, unknown>, principal, upstream);
   const result = (doc as Record<string, unknown>)['result'];
   if (typeof result !== 'object' || result === null || Array.isArray(result)) return doc;
   let filtered: Record<string, unknown> | undefined;
@@ -64,6 +65,23 @@ export function filterMessage(doc: unknown, principal: Principal, upstream: Upst
   return { ...(doc as object), result: filtered };
 }
 
+const ACKNOWLEDGED = 'notifications/subscriptions/acknowledged';
+
+/**
+ * The listen stream's acknowledgement says which subscriptions the caller will be served: resource
+ * subscriptions it may not read are left out, since their updates are dropped (updateHidden).
+ */
+function honestAck(doc: Record<string, unknown>, principal: Principal, upstream: UpstreamConfig): unknown {
+  const params = doc['params'];
+  const filter = typeof params === 'object' && params !== null ? (params as Record<string, unknown>)['notifications'] : undefined;
+  if (typeof filter !== 'object' || filter === null || !Object.hasOwn(filter, 'resourceSubscriptions')) return doc;
+  const uris = (filter as Record<string, unknown>)['resourceSubscriptions'];
+  const kept = Array.isArray(uris)
+    ? uris.filter((uri: unknown) => typeof uri === 'string' && decide(principal, upstream, { kind: 'rpc', method: 'resources/read', uri }).kind === 'allow')
+    : [];
+  return { ...doc, params: { ...(params as object), notifications: { ...filter, resourceSubscriptions: kept } } };
+}
+
 /**
  * A resource-updated notification (the 2025 GET stream, a 2026-07-28 subscriptions/listen stream)
  * about a resource the caller may not read tells it the resource exists: dropped, like the listing
@@ -77,8 +95,9 @@ function updateHidden(doc: Record<string, unknown>, principal: Principal, upstre
 }
 
 // A JSON key equal to a listing field is written either literally or with a \u escape (its letters have
-// no other escape, RFC 8259 §7). Text with neither cannot carry a listing and may pass as it is.
-const FIELD_NAMES = ['tools', 'prompts', 'resources', 'resourceTemplates', '\\u'];
+// no other escape, RFC 8259 §7). Text with neither cannot carry a listing and may pass as it is. The
+// messages judged by their method (resources/updated, the listen acknowledgement) hold one of these too.
+const FIELD_NAMES = ['tools', 'prompts', 'resources', 'resourceTemplates', 'resourceSubscriptions', '\\u'];
 
 /** Whether JSON text (string or UTF-8 bytes) might hold a listing field and must be parsed to be judged. */
 export function mayHoldListing(text: string | Buffer): boolean {
@@ -86,8 +105,8 @@ export function mayHoldListing(text: string | Buffer): boolean {
   return false;
 }
 
-// A listing field name split across two chunks: its first part is in the last 16 bytes of the one.
-const OVERLAP = 'resourceTemplates'.length - 1;
+// A listing field name split across two chunks: its first part is in the last 20 bytes of the one.
+const OVERLAP = 'resourceSubscriptions'.length - 1;
 
 /**
  * For a JSON body too large to parse (past limits.maxListingBytes): accepts chunk after chunk while

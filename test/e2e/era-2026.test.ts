@@ -234,3 +234,61 @@ describe('MCP 2026-07-28 Mcp-Param-* headers, learned from the tools/list the ga
     expect(up.last()?.headers.get('mcp-param-tenant')).toEqual(['acme']);
   });
 });
+
+describe('MCP 2026-07-28 subscriptions/listen stream contents and lifetime', () => {
+  const listen = (token: string, id: number): Promise<Dispatcher.ResponseData> => request(gw.url + '/mcp', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${token}`, ...heads('subscriptions/listen') },
+    body: JSON.stringify(msg(id, 'subscriptions/listen', { notifications: { resourceSubscriptions: ['file:///docs/readme.md', 'file:///etc/shadow'] } })),
+  });
+  /** Reads the stream until `until` is in what arrived, the stream ends, or the time is up. */
+  async function readUntil(res: Dispatcher.ResponseData, until: string | undefined, ms: number): Promise<{ text: string; ended: boolean }> {
+    let text = '';
+    const it = res.body[Symbol.asyncIterator]();
+    const deadline = Date.now() + ms;
+    while (Date.now() < deadline) {
+      const next = await Promise.race([it.next(), new Promise<'time'>((r) => setTimeout(() => r('time'), deadline - Date.now()))]);
+      if (next === 'time') break;
+      if (next.done === true) return { text, ended: true };
+      text += String(next.value);
+      if (until !== undefined && text.includes(until)) break;
+    }
+    return { text, ended: false };
+  }
+  const waitFor = async (cond: () => boolean): Promise<void> => {
+    for (let i = 0; i < 50 && !cond(); i++) await new Promise((r) => setTimeout(r, 20));
+  };
+
+  it('a notification about a resource the caller may not read is dropped, like its listing entry; others pass', async () => {
+    await waitFor(() => up.listeners.length === 0);
+    const res = await listen(await idp.token(AUD), 80);
+    expect(res.statusCode).toBe(200);
+    await waitFor(() => up.listeners.length === 1);
+    const sub = { 'io.modelcontextprotocol/subscriptionId': 80 };
+    up.notify({ jsonrpc: '2.0', method: 'notifications/resources/updated', params: { uri: 'file:///etc/shadow', _meta: sub } });
+    up.notify({ jsonrpc: '2.0', method: 'notifications/resources/updated', params: { uri: 'file:///docs/readme.md', _meta: sub } });
+    up.notify({ jsonrpc: '2.0', method: 'notifications/resources/updated', params: { _meta: sub } });
+    up.notify({ jsonrpc: '2.0', method: 'notifications/tools/list_changed', params: { _meta: sub } });
+    const { text } = await readUntil(res, 'list_changed', 3_000);
+    res.body.destroy();
+    // The acknowledgement names only the subscriptions the caller will be served.
+    expect(text).toContain('"notifications/subscriptions/acknowledged","params":{"notifications":{"resourceSubscriptions":["file:///docs/readme.md"]}');
+    expect(text).toContain('file:///docs/readme.md');
+    expect(text).toContain('notifications/tools/list_changed');
+    expect(text).not.toContain('shadow');
+    expect(text.match(/resources\/updated/g)?.length).toBe(1);
+  });
+
+  it('the listen stream ends when the token that opened it expires', async () => {
+    await waitFor(() => up.listeners.length === 0);
+    const now = Math.floor(Date.now() / 1000);
+    const res = await listen(await idp.token(AUD, { iat: now, exp: now + 2 }), 81);
+    expect(res.statusCode).toBe(200);
+    const started = Date.now();
+    const { ended } = await readUntil(res, undefined, 6_000);
+    expect(ended).toBe(true);
+    expect(Date.now() - started).toBeLessThan(4_000);
+    await waitFor(() => up.listeners.length === 0);
+    expect(up.listeners.length).toBe(0); // the upstream exchange was ended too
+  });
+});

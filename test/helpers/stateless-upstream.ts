@@ -6,7 +6,7 @@ export interface StatelessReceived {
   readonly body: string;
 }
 
-type Rpc = { id?: string | number; method?: string; params?: { name?: string; uri?: string } };
+type Rpc = { id?: string | number; method?: string; params?: { name?: string; uri?: string; notifications?: unknown } };
 
 /**
  * A small MCP 2026-07-28 server (stateless Streamable HTTP) written for the era tests: it answers by
@@ -89,7 +89,7 @@ export class StatelessUpstream {
         return answer({ content: [{ type: 'text', text: `called ${msg.params?.name ?? ''}` }] });
       case 'subscriptions/listen':
         res.writeHead(200, { 'content-type': 'text/event-stream' });
-        res.write(`data: ${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/subscriptions/acknowledged', params: { notifications: { toolsListChanged: true, resourceSubscriptions: ['file:///docs/readme.md', 'file:///etc/shadow'] }, _meta: { 'io.modelcontextprotocol/subscriptionId': msg.id } } })}\n\n`);
+        res.write(`data: ${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/subscriptions/acknowledged', params: { notifications: msg.params?.notifications ?? {}, _meta: { 'io.modelcontextprotocol/subscriptionId': msg.id } } })}\n\n`);
         this.listeners.push(res);
         res.on('close', () => this.listeners.splice(this.listeners.indexOf(res), 1));
         return;
