@@ -134,6 +134,9 @@ export function inspect(body: Buffer, version: string, req: IncomingMessage, max
   for (const item of items) {
     const m = message(item);
     if (typeof m === 'string') return rpcDeny(m, idOf(item), era);
+    // 2026-07-28 transports "Sending Messages": a client MUST NOT send responses; what a server needs
+    // from it comes back in a retried request (MRTR inputResponses), judged like any other.
+    if (m.kind === 'response' && era === 'stateless') return rpcDeny('rpc_invalid', m.id, era);
     messages.push(m);
   }
   if (mirrorFault(req, version, messages, batch, upstream)) {

@@ -116,6 +116,22 @@ describe('MCP 2026-07-28 request metadata headers', () => {
     expect(old.json).toMatchObject({ id: 13, error: { code: -32600, data: { reason: 'header_mismatch' } } });
   });
 
+  it('a 2026-07-28 POST carrying a JSON-RPC response is refused (clients answer by retrying, MRTR); an MRTR retry is judged like any call', async () => {
+    const token = await idp.token(AUD);
+    up.reset();
+    const a = await post('/mcp', token, { jsonrpc: '2.0', id: 15, result: {} }, { 'mcp-protocol-version': V, 'mcp-method': 'response' });
+    expect(a.status).toBe(400);
+    expect(a.json).toMatchObject({ id: 15, error: { code: -32600, data: { reason: 'rpc_invalid' } } });
+    expect(up.bytes).toBe(0);
+    const retry = { name: 'delete_repo', arguments: {}, inputResponses: { confirm: { action: 'accept', content: {} } }, requestState: 'opaque' };
+    const denied = await post('/mcp', token, msg(16, 'tools/call', retry), heads('tools/call', 'delete_repo'));
+    expect(denied.status).toBe(403);
+    expect(up.bytes).toBe(0);
+    const allowed = await post('/mcp', token, msg(17, 'tools/call', { ...retry, name: 'search' }), heads('tools/call', 'search'));
+    expect(allowed.status).toBe(200);
+    expect(JSON.parse(up.last()?.body ?? '{}')).toMatchObject({ params: { requestState: 'opaque', inputResponses: { confirm: { action: 'accept' } } } });
+  });
+
   it('3. an unsupported MCP-Protocol-Version answers -32022 with the supported versions, the requested one and the request id', async () => {
     const token = await idp.token(AUD);
     up.reset();
