@@ -49,28 +49,30 @@ export function createPipeline(deps: PipelineDeps): Handler {
   const authenticate = createAuthentication(config, deps.authenticate);
   const readMessages = createMessageReader(config);
   const capStreams = createStreamCap(config, deps.streams);
+  const limitCalls = deps.limitCalls;
   const forwardIdentity = createIdentityForwarding(config, deps.sessions, deps.mintAssertion);
   const proxy = createProxy(deps);
 
   return async function handle(req, res) {
     const ctx = openContext(req, res, deps.now, deps.onRecord);
     try {
-      const admitted = admit(ctx); //                                  host, public documents, route, origin, method
+      const admitted = admit(ctx); // host, public documents, route, origin, method, framing
       if (halted(admitted)) return settle(ctx, admitted);
-      const principal = await authenticate(ctx, admitted); //          one bearer token, verified for this audience
+      const principal = await authenticate(ctx, admitted); // one bearer token, verified for this upstream's audience
       if (halted(principal)) return settle(ctx, principal);
-      const allowed = authorizeUpstream(ctx, admitted, principal); //  client allow-list, upstream scopes
+      const allowed = authorizeUpstream(ctx, admitted, principal); // client allow-list, upstream scopes
       if (halted(allowed)) return settle(ctx, allowed);
-      const messages = await readMessages(ctx); //                     protocol version, JSON-RPC body
+      const messages = await readMessages(ctx); // protocol version, body admission, JSON-RPC messages
       if (halted(messages)) return settle(ctx, messages);
       const judged = authorizeMessages(ctx, admitted, principal, messages.inspected); // every message's rule
       if (halted(judged)) return settle(ctx, judged);
-      const within = capStreams(ctx, principal); //                   per-identity limits
+      const within = capStreams(ctx, principal, judged); // open streams per identity
       if (halted(within)) return settle(ctx, within);
-      const rated = await deps.limitCalls(ctx, admitted, principal, judged); if (halted(rated)) return settle(ctx, rated); // rate limits, quotas
-      const outbound = await forwardIdentity(ctx, admitted, principal); // session binding, headers, assertion
+      const rated = await limitCalls(ctx, admitted, principal, judged); // rate limits, quotas (refused calls cost nothing)
+      if (halted(rated)) return settle(ctx, rated);
+      const outbound = await forwardIdentity(ctx, admitted, principal); // session and event-id binding, header allow-list, signed assertion
       if (halted(outbound)) return settle(ctx, outbound);
-      settle(ctx, await proxy(ctx, admitted, principal, judged, outbound)); // upstream, response plan
+      settle(ctx, await proxy(ctx, admitted, principal, judged, outbound)); // the upstream exchange and the response plan
     } catch {
       // Never a stack trace to the client (SC-179); the audit line records the failure.
       settle(ctx, deny('internal_error'));

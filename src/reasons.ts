@@ -1,3 +1,5 @@
+import type { Era } from './policy/era.ts';
+
 // One vocabulary for every refusal: the reason code drives the HTTP status, the RFC 6750 challenge,
 // the audit log field and the metric label (STYLE rule 4).
 
@@ -71,8 +73,10 @@ export interface ReasonInfo {
   readonly description: string;
   /** The `error` member of a plain JSON answer: the OAuth code, else a name for the status. */
   readonly error: string;
-  /** JSON-RPC 2.0 §5.1 code when the answer is a JSON-RPC error (the body was read). */
+  /** JSON-RPC 2.0 §5.1 code when the answer is a JSON-RPC error (the body was read), before 2026-07-28. */
   readonly rpcCode: number;
+  /** The code by the request's protocol era: 2026-07-28 allocated its own (schema "MCP error codes"). */
+  readonly rpcCodes: Readonly<Record<Era, number>>;
   /** Audit outcome: a refusal of the caller, or the gateway/upstream failing. */
   readonly outcome: 'deny' | 'error';
   /** Extra response headers this reason always carries (Retry-After, Allow). */
@@ -81,6 +85,8 @@ export interface ReasonInfo {
 
 interface Extra {
   readonly rpcCode?: number;
+  /** From 2026-07-28 on, when that revision numbers this error differently. */
+  readonly statelessRpcCode?: number;
   readonly outcome?: 'deny' | 'error';
   readonly headers?: Readonly<Record<string, string>>;
 }
@@ -91,12 +97,16 @@ const INVALID_REQUEST = -32600;
 const FORBIDDEN = -32003;
 // JSON-RPC 2.0 §5.1 leaves -32000..-32099 to the implementation: -32029 reads as HTTP 429.
 const RATE_LIMITED = -32029;
+// MCP 2026-07-28 schema "MCP error codes": HeaderMismatch and UnsupportedProtocolVersion.
+const HEADER_MISMATCH = -32020;
+const UNSUPPORTED_PROTOCOL_VERSION = -32022;
 
 const r = (status: number, oauthError: OAuthError | undefined, challenge: boolean, description: string, extra: Extra = {}): ReasonInfo =>
   Object.freeze({
     status, oauthError, challenge, description,
     error: oauthError ?? errorName(status),
     rpcCode: extra.rpcCode ?? INVALID_REQUEST,
+    rpcCodes: Object.freeze({ sessions: extra.rpcCode ?? INVALID_REQUEST, stateless: extra.statelessRpcCode ?? extra.rpcCode ?? INVALID_REQUEST }),
     outcome: extra.outcome ?? 'deny',
     headers: Object.freeze({ ...extra.headers }),
   });
@@ -139,8 +149,10 @@ export const reasons: Readonly<Record<Reason, ReasonInfo>> = Object.freeze({
   body_invalid: r(400, undefined, false, 'the request body is not valid JSON', { rpcCode: -32700 }),
   rpc_invalid: r(400, undefined, false, 'the request body is not a valid JSON-RPC message'),
   batch_not_allowed: r(400, undefined, false, 'JSON-RPC batches are not part of this protocol version'),
-  protocol_version_unsupported: r(400, undefined, false, 'unsupported MCP-Protocol-Version'),
-  header_mismatch: r(400, undefined, false, 'Mcp-Method or Mcp-Name does not match the request body'),
+  // The only code any revision defines for it; its data says which versions to retry with.
+  protocol_version_unsupported: r(400, undefined, false, 'unsupported MCP-Protocol-Version', { rpcCode: UNSUPPORTED_PROTOCOL_VERSION }),
+  // 2026-07-28 transports "Server Validation": 400 and HeaderMismatch, so a client refetches tools/list and retries.
+  header_mismatch: r(400, undefined, false, 'an Mcp-* request header is missing, malformed or does not match the request body', { statelessRpcCode: HEADER_MISMATCH }),
   media_type_unsupported: r(415, undefined, false, 'the request body must be application/json'),
   content_encoding_unsupported: r(415, undefined, false, 'the request body must not carry a content coding'),
   body_encoding_invalid: r(400, undefined, false, 'the request body must be UTF-8 without a byte order mark or lone surrogates'),
@@ -205,6 +217,10 @@ export interface Denial {
   readonly rpcId?: string | number | null;
   /** RFC 9110 §10.2.3 Retry-After in seconds, for reasons whose wait varies (rate_limited). */
   readonly retryAfterSeconds?: number;
+  /** The request's protocol era, which picks the JSON-RPC code (ReasonInfo.rpcCodes); absent = sessions. */
+  readonly era?: Era;
+  /** Members of the JSON-RPC error's data beside `reason` (e.g. -32022's supported and requested). */
+  readonly data?: Readonly<Record<string, unknown>>;
 }
 
 export function deny(reason: Reason, scopes?: readonly string[]): Denial {

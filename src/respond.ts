@@ -47,7 +47,7 @@ export function refuse(ctx: RequestContext, denial: Denial): void {
 
 function rpcError(denial: Denial, id: string | number | null): unknown {
   const info = reasons[denial.reason];
-  const data: Record<string, unknown> = { reason: denial.reason };
+  const data: Record<string, unknown> = { ...denial.data, reason: denial.reason };
   if (denial.scopes !== undefined) data['scope'] = denial.scopes.join(' ');
-  return { jsonrpc: '2.0', id, error: { code: info.rpcCode, message: info.description, data } };
+  return { jsonrpc: '2.0', id, error: { code: info.rpcCodes[denial.era ?? 'sessions'], message: info.description, data } };
 }

@@ -5,6 +5,8 @@ import type { RequestContext } from '../observe/context.ts';
 import { deny } from '../reasons.ts';
 import type { Admitted } from '../route/admission.ts';
 import type { Step } from '../stage.ts';
+import { eraOf } from '../policy/era.ts';
+import { protocolVersion } from '../policy/jsonrpc.ts';
 import type { AssertionMinter } from './assertion.ts';
 import { forwardedNames, upstreamRequestHeaders } from './request-headers.ts';
 import type { SessionBinder } from './session.ts';
@@ -28,7 +30,11 @@ export function createIdentityForwarding(config: Config, sessions: SessionBinder
   const allowedByUpstream = new Map(config.upstreams.map((u) => [u.name, forwardedNames(u.forwardHeaders)]));
   return async function forwardIdentity(ctx, { upstream }, principal) {
     const { req } = ctx;
-    const session = sessions.check(singleHeader(rawHeader(req, 'mcp-session-id')), principal, upstream);
+    // 2026-07-28 transports "Backward Compatibility": a stateless request's Mcp-Session-Id is ignored,
+    // neither checked nor forwarded (request-headers.ts never forwards the client's own).
+    const version = protocolVersion(req);
+    const stateless = version !== undefined && eraOf(version) === 'stateless';
+    const session = stateless ? NO_SESSION : sessions.check(singleHeader(rawHeader(req, 'mcp-session-id')), principal, upstream);
     if (session.kind === 'malformed') return deny('session_invalid');
     if (session.kind === 'foreign') return deny('session_unknown');
     // Resumption is bound like the session: an event id seen by one identity cannot replay its events
@@ -50,6 +56,8 @@ export function createIdentityForwarding(config: Config, sessions: SessionBinder
     return { headers };
   };
 }
+
+const NO_SESSION = Object.freeze({ kind: 'none' as const });
 
 /** A header's value when it was sent exactly once; several copies make it malformed. */
 function singleHeader(found: { readonly count: number; readonly value: string | undefined }): string | undefined {

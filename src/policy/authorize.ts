@@ -28,7 +28,7 @@ export function authorizeMessages(ctx: RequestContext, { upstream }: Admitted, p
   if ('denial' in verdict) {
     record.rpcMethod = verdict.message.method;
     record.tool = verdict.message.name ?? verdict.message.uri;
-    return verdict.denial;
+    return { ...verdict.denial, era: inspected.era };
   }
   record.rule = verdict.allow.rule;
   return { inspected };

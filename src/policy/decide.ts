@@ -17,9 +17,12 @@ export type Call =
 
 // Protocol housekeeping a client must be able to send whatever the default (lifecycle, liveness,
 // cancellation), unless a rule names it explicitly. A client's JSON-RPC responses (to sampling or
-// elicitation requests) are judged as the pseudo-method "response".
+// elicitation requests) are judged as the pseudo-method "response". From 2026-07-28, server/discover
+// takes initialize's place (versioning "Protocol Version Negotiation") and subscriptions/listen the
+// GET stream's (basic/patterns/subscriptions): like them, each needs only the upstream's scopes; what
+// a listen stream carries is filtered like listings (policy/filter.ts).
 const HOUSEKEEPING = new Set([
-  'initialize', 'ping', 'response',
+  'initialize', 'ping', 'response', 'server/discover', 'subscriptions/listen',
   'notifications/initialized', 'notifications/cancelled', 'notifications/progress', 'notifications/roots/list_changed',
 ]);
 

@@ -1,6 +1,7 @@
 import type { Principal } from '../auth/principal.ts';
 import type { UpstreamConfig } from '../config/compile.ts';
 import { decide } from './decide.ts';
+import { learnTool } from './param-headers.ts';
 import { templateAllowed } from './templates.ts';
 
 // The listing filter (issue 15, points 8-9). The rule is the SHAPE of a result, not the request it
@@ -30,13 +31,21 @@ export function filtersListings(upstream: UpstreamConfig): boolean {
   return upstream.rules.length > 0 || upstream.defaultAction === 'deny';
 }
 
+/** A message the caller must not see at all (filterMessage): dropped from its stream or batch. */
+const DROPPED: unique symbol = Symbol('dropped');
+
 /**
  * A parsed JSON-RPC message or batch with every listing-shaped result filtered. A listing field that
  * is not an array becomes an empty one: nothing the gateway could not judge is shown (SC-143, SC-191).
+ * A filtered result is a per-caller view: a CacheableResult (2026-07-28 server/utilities/caching
+ * "Choosing a Cache Scope") then says `cacheScope: "private"`, its ttlMs kept, so no shared cache
+ * serves it to another caller. The tools seen teach the gateway their x-mcp-header marks.
  */
 export function filterMessage(doc: unknown, principal: Principal, upstream: UpstreamConfig): unknown {
-  if (Array.isArray(doc)) return doc.map((d: unknown) => filterMessage(d, principal, upstream));
+  if (Array.isArray(doc)) return doc.map((d: unknown) => filterMessage(d, principal, upstream)).filter((d) => d !== DROPPED);
   if (typeof doc !== 'object' || doc === null) return doc;
+  if (updateHidden(doc as Record<string, unknown>, principal, upstream)) return DROPPED;
+  if ((doc as Record<string, unknown>)['method'] === ACKNOWLEDGED) return honestAck(doc as Record<string, unknown>, principal, upstream);
   const result = (doc as Record<string, unknown>)['result'];
   if (typeof result !== 'object' || result === null || Array.isArray(result)) return doc;
   let filtered: Record<string, unknown> | undefined;
@@ -44,16 +53,51 @@ export function filterMessage(doc: unknown, principal: Principal, upstream: Upst
     if (!Object.hasOwn(result, field)) continue;
     const items = (result as Record<string, unknown>)[field];
     filtered ??= { ...(result as Record<string, unknown>) };
+    if (field === 'tools' && Array.isArray(items)) {
+      for (const t of items) if (typeof t === 'object' && t !== null) learnTool(upstream, t as Record<string, unknown>);
+    }
     filtered[field] = Array.isArray(items)
       ? items.filter((item: unknown) => typeof item === 'object' && item !== null && judge(item as Record<string, unknown>, principal, upstream))
       : [];
   }
-  return filtered === undefined ? doc : { ...(doc as object), result: filtered };
+  if (filtered === undefined) return doc;
+  if (Object.hasOwn(filtered, 'cacheScope') || Object.hasOwn(filtered, 'ttlMs')) filtered['cacheScope'] = 'private';
+  return { ...(doc as object), result: filtered };
+}
+
+const ACKNOWLEDGED = 'notifications/subscriptions/acknowledged';
+
+/**
+ * The listen stream's acknowledgement says which subscriptions the caller will be served: resource
+ * subscriptions it may not read are left out, since their updates are dropped (updateHidden).
+ */
+function honestAck(doc: Record<string, unknown>, principal: Principal, upstream: UpstreamConfig): unknown {
+  const params = doc['params'];
+  const filter = typeof params === 'object' && params !== null ? (params as Record<string, unknown>)['notifications'] : undefined;
+  if (typeof filter !== 'object' || filter === null || !Object.hasOwn(filter, 'resourceSubscriptions')) return doc;
+  const uris = (filter as Record<string, unknown>)['resourceSubscriptions'];
+  const kept = Array.isArray(uris)
+    ? uris.filter((uri: unknown) => typeof uri === 'string' && decide(principal, upstream, { kind: 'rpc', method: 'resources/read', uri }).kind === 'allow')
+    : [];
+  return { ...doc, params: { ...(params as object), notifications: { ...filter, resourceSubscriptions: kept } } };
+}
+
+/**
+ * A resource-updated notification (the 2025 GET stream, a 2026-07-28 subscriptions/listen stream)
+ * about a resource the caller may not read tells it the resource exists: dropped, like the listing
+ * entry would be. One without a URI the gateway can judge is dropped too.
+ */
+function updateHidden(doc: Record<string, unknown>, principal: Principal, upstream: UpstreamConfig): boolean {
+  if (doc['method'] !== 'notifications/resources/updated') return false;
+  const params = doc['params'];
+  const uri = typeof params === 'object' && params !== null ? (params as Record<string, unknown>)['uri'] : undefined;
+  return typeof uri !== 'string' || decide(principal, upstream, { kind: 'rpc', method: 'resources/read', uri }).kind !== 'allow';
 }
 
 // A JSON key equal to a listing field is written either literally or with a \u escape (its letters have
-// no other escape, RFC 8259 §7). Text with neither cannot carry a listing and may pass as it is.
-const FIELD_NAMES = ['tools', 'prompts', 'resources', 'resourceTemplates', '\\u'];
+// no other escape, RFC 8259 §7). Text with neither cannot carry a listing and may pass as it is. The
+// messages judged by their method (resources/updated, the listen acknowledgement) hold one of these too.
+const FIELD_NAMES = ['tools', 'prompts', 'resources', 'resourceTemplates', 'resourceSubscriptions', '\\u'];
 
 /** Whether JSON text (string or UTF-8 bytes) might hold a listing field and must be parsed to be judged. */
 export function mayHoldListing(text: string | Buffer): boolean {
@@ -61,8 +105,8 @@ export function mayHoldListing(text: string | Buffer): boolean {
   return false;
 }
 
-// A listing field name split across two chunks: its first part is in the last 16 bytes of the one.
-const OVERLAP = 'resourceTemplates'.length - 1;
+// A listing field name split across two chunks: its first part is in the last 20 bytes of the one.
+const OVERLAP = 'resourceSubscriptions'.length - 1;
 
 /**
  * For a JSON body too large to parse (past limits.maxListingBytes): accepts chunk after chunk while
@@ -81,8 +125,9 @@ export function createListingGuard(): (chunk: Buffer) => boolean {
 
 /**
  * JSON text → the filtered message re-serialised, the same text when it cannot hold a listing, or
- * undefined when it must be refused: not JSON, or a number JSON.parse would change (an id or value
- * beyond 2^53 must not change silently). Only the re-serialisation is forwarded, never the original
+ * undefined when it must be refused (a JSON body) or dropped (an SSE event): not JSON, a number
+ * JSON.parse would change (an id or value beyond 2^53 must not change silently), or a message the
+ * caller may not see (updateHidden). Only the re-serialisation is forwarded, never the original
  * bytes of a parsed message, so a duplicate "result" key (JSON.parse keeps the last) cannot show a
  * first-wins client another listing.
  */
@@ -97,7 +142,8 @@ export function filterJsonText(text: string, principal: Principal, upstream: Ups
   } catch {
     return undefined;
   }
-  return JSON.stringify(filterMessage(doc, principal, upstream));
+  const filtered = filterMessage(doc, principal, upstream);
+  return filtered === DROPPED ? undefined : JSON.stringify(filtered);
 }
 
 /** A whole JSON response body: the same bytes when it cannot hold a listing, else filtered; undefined = refuse. */

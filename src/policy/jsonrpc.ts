@@ -1,6 +1,9 @@
 import type { IncomingMessage } from 'node:http';
+import type { UpstreamConfig } from '../config/compile.ts';
 import { deny, type Denial, type Reason } from '../reasons.ts';
 import { bodyFault, decodeBody } from './body.ts';
+import { eraOf, SUPPORTED_VERSIONS, type Era } from './era.ts';
+import { mirrorFault } from './mirror.ts';
 import { methodIsSound, nameIsSound } from './names.ts';
 
 export interface RpcMessage {
@@ -11,21 +14,47 @@ export interface RpcMessage {
   /** tools/call and prompts/get: params.name; resources/read: params.uri. */
   readonly name: string | undefined;
   readonly uri: string | undefined;
+  /** tools/call: params.arguments, for the Mcp-Param-* check. */
+  readonly args: unknown;
+  /** params._meta["io.modelcontextprotocol/protocolVersion"] when present (2026-07-28 carries it). */
+  readonly metaVersion: unknown;
 }
 
 export interface Inspected {
   readonly body: Buffer;
   readonly messages: readonly RpcMessage[];
   readonly batch: boolean;
+  /** The request's protocol era: its JSON-RPC errors are numbered by it. */
+  readonly era: Era;
 }
 
 /** MCP revisions the gateway understands (MCP transports "Protocol Version Header": others get 400). */
-const VERSIONS = new Set(['2024-11-05', '2025-03-26', '2025-06-18', '2025-11-25', '2026-07-28']);
+const VERSIONS = new Set(SUPPORTED_VERSIONS);
 const BATCHES_UNTIL = '2025-03-26';
+const META_VERSION = 'io.modelcontextprotocol/protocolVersion';
 
 /** A denial that answers in JSON-RPC, with the request id when there is one. */
-function rpcDeny(reason: Reason, id: string | number | null = null): Denial {
-  return { ...deny(reason), rpcId: id };
+function rpcDeny(reason: Reason, id: string | number | null = null, era?: Era): Denial {
+  return era === undefined ? { ...deny(reason), rpcId: id } : { ...deny(reason), rpcId: id, era };
+}
+
+/**
+ * 2026-07-28 transports "Protocol Version Header" and schema UnsupportedProtocolVersionError: 400 with
+ * -32022, the versions to retry with, what was asked and the request's id (read leniently, only for
+ * the answer), so a client speaking both eras can pick one.
+ */
+export function unsupportedVersion(req: IncomingMessage, body: Buffer | undefined): Denial {
+  const requested = req.headers['mcp-protocol-version'];
+  let id: string | number | null = null;
+  if (body !== undefined) {
+    try {
+      id = idOf(JSON.parse(body.toString('utf8')));
+    } catch {
+      id = null;
+    }
+  }
+  const data = { supported: SUPPORTED_VERSIONS, requested: typeof requested === 'string' ? requested : String(requested ?? '') };
+  return { ...deny('protocol_version_unsupported'), rpcId: id, era: 'stateless', data };
 }
 
 /** Reads at most maxBytes of the request body: 413 as soon as the cap is passed (SC-153). */
@@ -84,36 +113,38 @@ export function protocolVersion(req: IncomingMessage): string | undefined {
  * invalid (SC-136). Mcp-Method and Mcp-Name (2026-07-28) must mirror the body exactly: the policy
  * never trusts the header alone.
  */
-export function inspect(body: Buffer, version: string, req: IncomingMessage, maxBatch: number): Inspected | Denial {
+export function inspect(body: Buffer, version: string, req: IncomingMessage, maxBatch: number, upstream?: UpstreamConfig): Inspected | Denial {
+  const era = eraOf(version);
   const text = decodeBody(body);
-  if (text === undefined) return rpcDeny('body_encoding_invalid');
+  if (text === undefined) return rpcDeny('body_encoding_invalid', null, era);
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
   } catch {
-    return rpcDeny('body_invalid'); // JSON-RPC -32700
+    return rpcDeny('body_invalid', null, era); // JSON-RPC -32700
   }
   const batch = Array.isArray(parsed);
-  if (batch && version > BATCHES_UNTIL) return rpcDeny('batch_not_allowed');
+  if (batch && version > BATCHES_UNTIL) return rpcDeny('batch_not_allowed', null, era);
   const items = batch ? (parsed as unknown[]) : [parsed];
-  if (items.length === 0 || items.length > maxBatch) return rpcDeny('rpc_invalid');
+  if (items.length === 0 || items.length > maxBatch) return rpcDeny('rpc_invalid', null, era);
   // Before any field is read: with a repeated key, no reading of the message is the upstream's for sure.
   const fault = bodyFault(text);
-  if (fault !== undefined) return rpcDeny(fault.reason, batch || fault.idUnknown ? null : idOf(parsed));
+  if (fault !== undefined) return rpcDeny(fault.reason, batch || fault.idUnknown ? null : idOf(parsed), era);
   const messages: RpcMessage[] = [];
   for (const item of items) {
     const m = message(item);
-    if (typeof m === 'string') return rpcDeny(m, idOf(item));
+    if (typeof m === 'string') return rpcDeny(m, idOf(item), era);
+    // 2026-07-28 transports "Sending Messages": a client MUST NOT send responses; what a server needs
+    // from it comes back in a retried request (MRTR inputResponses), judged like any other.
+    if (m.kind === 'response' && era === 'stateless') return rpcDeny('rpc_invalid', m.id, era);
     messages.push(m);
   }
-  const headerMethod = req.headers['mcp-method'];
-  const headerName = req.headers['mcp-name'];
-  if (headerMethod !== undefined || headerName !== undefined) {
-    const only = messages.length === 1 && !batch ? messages[0] : undefined;
-    const name = only?.method === 'resources/read' ? only.uri : only?.name;
-    if (only === undefined || headerMethod !== only.method || headerName !== name) return rpcDeny('header_mismatch', only?.id ?? null);
+  if (mirrorFault(req, version, messages, batch, upstream)) {
+    // A body claiming 2026-07-28 under an older header is answered as that era's client expects.
+    const claimed = messages.some((m) => typeof m.metaVersion === 'string' && eraOf(m.metaVersion) === 'stateless') ? 'stateless' : era;
+    return rpcDeny('header_mismatch', batch ? null : (messages[0]?.id ?? null), claimed);
   }
-  return { body, messages, batch };
+  return { body, messages, batch, era };
 }
 
 function idOf(item: unknown): string | number | null {
@@ -136,13 +167,13 @@ function message(item: unknown): RpcMessage | Reason {
   const id = (o.id ?? null) as string | number | null;
   if (o.method === undefined) {
     if (!hasId || (o.result === undefined) === (o.error === undefined)) return 'rpc_invalid';
-    return { kind: 'response', method: 'response', id, name: undefined, uri: undefined };
+    return { kind: 'response', method: 'response', id, name: undefined, uri: undefined, args: undefined, metaVersion: undefined };
   }
   if (typeof o.method !== 'string') return 'rpc_invalid';
   // "response" is the pseudo-method decide.ts judges a client's responses by, never a request's method.
   if (!methodIsSound(o.method) || o.method === 'response') return 'method_invalid';
   if (o.params !== undefined && (typeof o.params !== 'object' || o.params === null)) return 'rpc_invalid';
-  const params = (o.params ?? {}) as { name?: unknown; uri?: unknown };
+  const params = (o.params ?? {}) as { name?: unknown; uri?: unknown; arguments?: unknown; _meta?: unknown };
   let name: string | undefined;
   let uri: string | undefined;
   if (o.method === 'tools/call' || o.method === 'prompts/get') {
@@ -154,5 +185,7 @@ function message(item: unknown): RpcMessage | Reason {
     if (!nameIsSound(params.uri)) return 'name_invalid';
     uri = params.uri;
   }
-  return { kind: hasId ? 'request' : 'notification', method: o.method, id, name, uri };
+  const meta = typeof params._meta === 'object' && params._meta !== null ? (params._meta as Record<string, unknown>) : undefined;
+  const metaVersion = meta !== undefined && Object.hasOwn(meta, META_VERSION) ? meta[META_VERSION] : undefined;
+  return { kind: hasId ? 'request' : 'notification', method: o.method, id, name, uri, args: params.arguments, metaVersion };
 }

@@ -3,7 +3,7 @@ import type { RequestContext } from '../observe/context.ts';
 import { deny, isDenial } from '../reasons.ts';
 import type { Step } from '../stage.ts';
 import { admitBody } from './body.ts';
-import { inspect, protocolVersion, readBody, type Inspected } from './jsonrpc.ts';
+import { inspect, protocolVersion, readBody, unsupportedVersion, type Inspected } from './jsonrpc.ts';
 
 /** What the body says, read once: undefined for GET and DELETE (no body to judge). */
 export type Messages = { readonly inspected: Inspected | undefined };
@@ -18,16 +18,17 @@ export function createMessageReader(config: Config): MessageReader {
   return async function readMessages(ctx) {
     const { req, res } = ctx;
     const version = protocolVersion(req);
-    if (version === undefined) return deny('protocol_version_unsupported');
     const unreadable = admitBody(req);
     if (unreadable !== undefined) return unreadable;
     // RFC 9110 §10.1.1: 100-continue only once the caller is authenticated and may use this upstream
     // (SC-109); the body it then sends is what the policy reads.
     if (/100-continue/i.test(req.headers.expect ?? '')) res.writeContinue();
-    if (req.method !== 'POST') return NO_BODY;
+    if (req.method !== 'POST') return version === undefined ? unsupportedVersion(req, undefined) : NO_BODY;
     const body = await readBody(req, maxBodyBytes);
     if (isDenial(body)) return body;
-    const inspected = inspect(body, version, req, maxBatchLength);
+    // The body is read first so the refusal can carry the request's id (-32022).
+    if (version === undefined) return unsupportedVersion(req, body);
+    const inspected = inspect(body, version, req, maxBatchLength, ctx.upstream);
     return isDenial(inspected) ? inspected : { inspected };
   };
 }

@@ -185,7 +185,8 @@ describe('per-tool policy through the gateway', () => {
     expect((await rpc('/mcp', token, call(1, 'search'), { 'content-type': 'text/plain' })).status).toBe(415);
     const version = await rpc('/mcp', token, call(1, 'search'), { 'mcp-protocol-version': '1999-01-01' });
     expect(version.status).toBe(400);
-    expect(JSON.parse(version.text).reason).toBe('protocol_version_unsupported');
+    // 2026-07-28 schema UnsupportedProtocolVersionError: JSON-RPC -32022 for the request's id.
+    expect(JSON.parse(version.text)).toMatchObject({ id: 1, error: { code: -32022, data: { reason: 'protocol_version_unsupported', requested: '1999-01-01' } } });
     expect(sse.bytes).toBe(0);
   });
 

@@ -25,7 +25,7 @@ const upstream = compileUpstreams(`
 const principal: Principal = { issuerName: 'idp', iss: 'https://idp.test', sub: 's', clientId: 'c', scopes: new Set(), exp: 0, jti: undefined, tokenHash: 'h', claims: {} };
 const toolName = fc.constantFrom('search', 'read_file', 'read_', 'delete_repo', 'admin_reset', 'Search', 'search ', 'x');
 const allowed = (name: string): boolean => decide(principal, upstream, { kind: 'rpc', method: 'tools/call', name }).kind === 'allow';
-const req = { headers: {} } as IncomingMessage;
+const req = { headers: {}, rawHeaders: [] as string[] } as unknown as IncomingMessage;
 
 describe('fuzz: JSON-RPC body inspector and policy', () => {
   it('never lets a batch through that contains a denied call', () => {
