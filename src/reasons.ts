@@ -43,6 +43,7 @@ export type Reason =
   | 'session_invalid'
   | 'session_unknown'
   | 'event_id_unknown'
+  | 'tasks_unsupported'
   | 'origin_forbidden'
   | 'host_invalid'
   | 'http_version_unsupported'
@@ -144,6 +145,8 @@ export const reasons: Readonly<Record<Reason, ReasonInfo>> = Object.freeze({
   session_unknown: r(404, undefined, false, 'session not found'),
   // Another identity's Last-Event-ID: answered like an unknown one, so its existence does not leak.
   event_id_unknown: r(404, undefined, false, 'event not found'),
+  // MCP tasks: task ids are not yet bound to the caller the way session and event ids are.
+  tasks_unsupported: r(403, undefined, false, 'MCP tasks are not accepted through this gateway', { rpcCode: FORBIDDEN }),
   policy_denied: r(403, undefined, false, 'the policy does not allow this call', { rpcCode: FORBIDDEN }),
   body_too_large: r(413, undefined, false, 'the request body is too large'),
   body_invalid: r(400, undefined, false, 'the request body is not valid JSON', { rpcCode: -32700 }),

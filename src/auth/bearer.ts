@@ -43,6 +43,11 @@ export function readBearer(req: IncomingMessage, query: URLSearchParams, maxToke
 const CREDENTIAL_PARAMETERS = new Set(['access_token', 'id_token', 'refresh_token', 'token', 'api_key', 'apikey', 'client_secret', 'assertion', 'bearer', 'authorization']);
 
 function hasCredentialParameter(query: URLSearchParams): boolean {
-  for (const name of query.keys()) if (CREDENTIAL_PARAMETERS.has(name.toLowerCase())) return true;
+  for (const [key, value] of query) {
+    if (CREDENTIAL_PARAMETERS.has(key.toLowerCase())) return true;
+    // Rack and older Python and Go parsers also split on ';': x=1;access_token=… names a credential there.
+    if (!key.includes(';') && !value.includes(';')) continue;
+    for (const part of `${key}=${value}`.split(';')) if (CREDENTIAL_PARAMETERS.has((part.split('=', 1)[0] as string).toLowerCase())) return true;
+  }
   return false;
 }

@@ -14,6 +14,8 @@ const FORWARDED = [
   // MCP transports: the gateway reads or checks these before forwarding.
   'mcp-protocol-version', 'mcp-method', 'mcp-name',
 ];
+// Headers whose value the gateway judged: never removed by the client's Connection list.
+const JUDGED = new Set(['content-type', 'mcp-protocol-version', 'mcp-method', 'mcp-name']);
 // MCP 2026-07-28 mirrors tool parameters into Mcp-Param-{Name}; servers must check them against the body.
 const FORWARDED_PREFIXES = ['mcp-param-'];
 
@@ -61,7 +63,9 @@ export function upstreamRequestHeaders(req: IncomingMessage, allowed: ReadonlySe
   for (let i = 0; i < raw.length; i += 2) {
     const name = (raw[i] as string).toLowerCase();
     if (!allowed.has(name) && !FORWARDED_PREFIXES.some((p) => name.startsWith(p))) continue;
-    if (connectionListed?.has(name) === true) continue;
+    // A client listing a header the gateway judged (its type, the protocol version, the MCP mirrors) in
+    // Connection cannot take it away from the upstream: it would read another version or type.
+    if (connectionListed?.has(name) === true && !JUDGED.has(name) && !name.startsWith('mcp-param-')) continue;
     // The only body the gateway forwards is one it admitted and read as UTF-8 JSON (policy/body.ts): the
     // upstream is told exactly that, once, with no charset or parameter to read it otherwise (SC-185).
     if (name === 'content-type') {

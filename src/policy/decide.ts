@@ -97,10 +97,24 @@ function claimMatches(value: unknown, accepted: ReadonlySet<string>): boolean {
   return false;
 }
 
+// Methods that name a prompt (by name) or a resource (by URI) without getting or reading it.
+const IMPLIED: ReadonlyMap<string, { readonly byName: string; readonly byUri: string }> = new Map([
+  ['completion/complete', { byName: 'prompts/get', byUri: 'resources/read' }],
+  ['resources/subscribe', { byName: 'resources/read', byUri: 'resources/read' }],
+  ['resources/unsubscribe', { byName: 'resources/read', byUri: 'resources/read' }],
+]);
+
 /** Every message of a request body; the first denial refuses the whole request (no partial forwarding). */
 export function decideAll(principal: Principal, upstream: UpstreamConfig, messages: readonly { readonly method: string; readonly name: string | undefined; readonly uri: string | undefined; readonly id: string | number | null }[]): { readonly allow: Allow } | { readonly denial: Denial; readonly message: (typeof messages)[number] } {
   let first: Allow | undefined;
   for (const m of messages) {
+    // A call that names a prompt or resource by another method (an argument completion, a
+    // subscription) may only name what the caller could get or read.
+    const implied = IMPLIED.get(m.method);
+    if (implied !== undefined && (m.name !== undefined || m.uri !== undefined)) {
+      const primary = decide(principal, upstream, { kind: 'rpc', method: m.uri === undefined ? implied.byName : implied.byUri, name: m.name, uri: m.uri });
+      if (primary.kind === 'deny') return { denial: { ...primary, rpcId: m.id }, message: m };
+    }
     const d = decide(principal, upstream, { kind: 'rpc', method: m.method, name: m.name, uri: m.uri });
     if (d.kind === 'deny') return { denial: { ...d, rpcId: m.id }, message: m };
     first ??= d;

@@ -4,7 +4,7 @@ import { deny, type Denial, type Reason } from '../reasons.ts';
 import { bodyFault, decodeBody } from './body.ts';
 import { eraOf, SUPPORTED_VERSIONS, type Era } from './era.ts';
 import { mirrorFault } from './mirror.ts';
-import { methodIsSound, nameIsSound } from './names.ts';
+import { fold, methodIsSound, nameIsSound } from './names.ts';
 
 export interface RpcMessage {
   readonly kind: 'request' | 'notification' | 'response';
@@ -158,10 +158,27 @@ function idOf(item: unknown): string | number | null {
  * larger one would be rounded by the gateway's own parse, so its answers (and the listing filter,
  * which matches answers to requests by id) would carry another id than the client sent.
  */
+const MEMBERS = ['jsonrpc', 'id', 'method', 'params', 'result', 'error'];
+const PARAM_MEMBERS = ['name', 'uri', 'arguments', 'task', 'ref', '_meta'];
+const REF_MEMBERS = ['type', 'name', 'uri'];
+
+/** A key that a case-insensitive reader takes for one of these members without being spelt as it. */
+function hasLooseMember(o: object, members: readonly string[]): boolean {
+  for (const key of Object.keys(o)) {
+    if (members.includes(key)) continue;
+    const folded = fold(key);
+    if (members.includes(folded)) return true;
+  }
+  return false;
+}
+
 function message(item: unknown): RpcMessage | Reason {
   if (typeof item !== 'object' || item === null || Array.isArray(item)) return 'rpc_invalid';
   const o = item as { jsonrpc?: unknown; method?: unknown; id?: unknown; params?: unknown; result?: unknown; error?: unknown };
   if (o.jsonrpc !== '2.0') return 'rpc_invalid';
+  // Go's encoding/json fills a `method` field from "Method": a member spelt otherwise than JSON-RPC
+  // spells it would be read by such an upstream and not by the gateway.
+  if (hasLooseMember(o, MEMBERS)) return 'rpc_invalid';
   const hasId = o.id !== undefined;
   if (hasId && typeof o.id !== 'string' && !Number.isSafeInteger(o.id) && o.id !== null) return 'rpc_invalid';
   const id = (o.id ?? null) as string | number | null;
@@ -173,17 +190,30 @@ function message(item: unknown): RpcMessage | Reason {
   // "response" is the pseudo-method decide.ts judges a client's responses by, never a request's method.
   if (!methodIsSound(o.method) || o.method === 'response') return 'method_invalid';
   if (o.params !== undefined && (typeof o.params !== 'object' || o.params === null)) return 'rpc_invalid';
-  const params = (o.params ?? {}) as { name?: unknown; uri?: unknown; arguments?: unknown; _meta?: unknown };
+  const params = (o.params ?? {}) as { name?: unknown; uri?: unknown; arguments?: unknown; _meta?: unknown; task?: unknown; ref?: unknown };
+  if (hasLooseMember(params, PARAM_MEMBERS)) return 'rpc_invalid';
+  // MCP tasks (2025-11-25): a task id the gateway cannot bind to the caller would let one identity
+  // list and fetch another's results through a task store the upstream shares; refused until it can.
+  if (o.method.startsWith('tasks/') || params.task !== undefined) return 'tasks_unsupported';
   let name: string | undefined;
   let uri: string | undefined;
   if (o.method === 'tools/call' || o.method === 'prompts/get') {
     if (typeof params.name !== 'string') return 'rpc_invalid';
     if (!nameIsSound(params.name)) return 'name_invalid';
     name = params.name;
-  } else if (o.method === 'resources/read') {
+  } else if (o.method === 'resources/read' || o.method === 'resources/subscribe' || o.method === 'resources/unsubscribe') {
     if (typeof params.uri !== 'string') return 'rpc_invalid';
     if (!nameIsSound(params.uri)) return 'name_invalid';
     uri = params.uri;
+  } else if (o.method === 'completion/complete') {
+    // The prompt or resource (template) whose argument is completed: judged as getting or reading it.
+    const ref = typeof params.ref === 'object' && params.ref !== null ? (params.ref as { type?: unknown; name?: unknown; uri?: unknown }) : undefined;
+    if (ref === undefined || hasLooseMember(ref, REF_MEMBERS)) return 'rpc_invalid';
+    const named = ref.type === 'ref/prompt' ? ref.name : ref.type === 'ref/resource' ? ref.uri : undefined;
+    if (typeof named !== 'string') return 'rpc_invalid';
+    if (!nameIsSound(named)) return 'name_invalid';
+    if (ref.type === 'ref/prompt') name = named;
+    else uri = named;
   }
   const meta = typeof params._meta === 'object' && params._meta !== null ? (params._meta as Record<string, unknown>) : undefined;
   const metaVersion = meta !== undefined && Object.hasOwn(meta, META_VERSION) ? meta[META_VERSION] : undefined;

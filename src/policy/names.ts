@@ -75,7 +75,11 @@ const SLASHES = /\/{2,}/g;
  * `file:///docs/` (which needs both forms) does not let it through.
  */
 export function foldUri(uri: string): string {
-  const decoded = uri.replace(ASCII_ESCAPE, (_, hex: string) => String.fromCharCode(parseInt(hex, 16))).replaceAll('\\', '/');
+  // MCP SDK servers look resources up by the WHATWG serialisation (new URL(uri).href), which turns
+  // file:/etc/x, file:etc/x and file://localhost/etc/x into file:///etc/x and drops default ports;
+  // the folded form starts from it, so a rule meets every spelling such a server resolves alike.
+  const whatwg = URL.parse(uri)?.href ?? uri;
+  const decoded = whatwg.replace(ASCII_ESCAPE, (_, hex: string) => String.fromCharCode(parseInt(hex, 16))).replaceAll('\\', '/');
   const m = URI_PARTS.exec(decoded);
   if (m === null) return fold(decoded);
   const [, scheme = '', authority = '', path = '', rest = ''] = m;

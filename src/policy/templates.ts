@@ -1,6 +1,7 @@
 import type { Principal } from '../auth/principal.ts';
 import type { UpstreamConfig } from '../config/compile.ts';
 import { decide } from './decide.ts';
+import { foldUri } from './names.ts';
 
 // A resource template (RFC 6570 URI Template) stands for every URI it can expand to. It is shown only
 // when the caller may read ALL of them (fail closed).
@@ -24,7 +25,8 @@ export function templateAllowed(principal: Principal, upstream: UpstreamConfig, 
   const representatives = [literal];
   for (const rule of upstream.rules) {
     const prefix = rule.target?.kind === 'resource' ? rule.target.prefix : undefined;
-    if (prefix !== undefined && prefix.startsWith(literal)) representatives.push(prefix);
+    // Compared in normalised form too: a rule under FILE:/// still speaks of file:/// expansions.
+    if (prefix !== undefined && (prefix.startsWith(literal) || foldUri(prefix).startsWith(foldUri(literal)))) representatives.push(prefix);
   }
   return representatives.every((uri) => decide(principal, upstream, { kind: 'rpc', method: 'resources/read', uri }).kind === 'allow');
 }
