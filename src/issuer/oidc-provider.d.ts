@@ -5,14 +5,20 @@
 declare module 'oidc-provider' {
   import type { IncomingMessage, ServerResponse } from 'node:http';
 
-  /** The Koa context oidc-provider hands to helpers; src/issuer never reads into it. */
-  export type ProviderContext = object;
+  /** The Koa context oidc-provider hands to helpers; only the route and the rotated token are read. */
+  export interface ProviderContext {
+    readonly oidc?: {
+      readonly route?: string;
+      readonly entities: { readonly RotatedRefreshToken?: { readonly remainingTTL: number } };
+    };
+  }
 
   /** The parts of oidc-provider's Client model that the helpers read. */
   export interface ProviderClient {
     readonly clientId: string;
     readonly clientAuthMethod: string;
     readonly redirectUris: readonly string[];
+    grantTypeAllowed(grantType: string): boolean;
   }
 
   /** An access token (or client-credentials token) as the ttl helpers see it. */
@@ -68,9 +74,12 @@ declare module 'oidc-provider' {
     readonly extraClientMetadata: {
       readonly properties: readonly string[];
       /** Runs on every client, registered or static, with the metadata after defaults (synchronous). */
-      readonly validator: (ctx: ProviderContext | undefined, key: string, value: unknown, metadata: Readonly<Record<string, unknown>>) => void;
+      readonly validator: (ctx: ProviderContext | undefined, key: string, value: unknown, metadata: Record<string, unknown>) => void;
     };
     readonly features: Readonly<Record<string, Readonly<Record<string, unknown>>>>;
+    readonly issueRefreshToken: (ctx: ProviderContext, client: ProviderClient, code: object) => Promise<boolean>;
+    readonly expiresWithSession: (ctx: ProviderContext, source: object) => Promise<boolean>;
+    readonly rotateRefreshToken: boolean;
     readonly findAccount: (ctx: ProviderContext, sub: string) => Promise<ProviderAccount>;
     readonly interactions: { readonly url: (ctx: ProviderContext, interaction: { readonly uid: string }) => Promise<string> };
     readonly pkce: { readonly required: (ctx: ProviderContext, client: ProviderClient) => boolean };

@@ -13,7 +13,9 @@ export interface IssuerSettings {
   readonly accessTokenTtlSeconds: number;
   readonly signingAlg: SigningAlg;
   readonly rotationGraceSeconds: number;
+  readonly refreshTokenTtlSeconds: number;
   readonly initialAccessToken: string | undefined;
+  readonly clientSecretTtlSeconds: number;
   readonly clients: readonly IssuerStaticClient[];
   /**
    * Issuer host AND listen host are loopback: nothing can reach the issuer from another machine,
@@ -26,6 +28,10 @@ export interface IssuerSettings {
 const DEFAULT_TTL_SECONDS = 300;
 const MAX_TTL_SECONDS = 3600;
 const DEFAULT_GRACE_SECONDS = 60;
+const DEFAULT_REFRESH_TTL_SECONDS = 86_400;
+const MAX_REFRESH_TTL_SECONDS = 30 * 86_400;
+const DEFAULT_SECRET_TTL_SECONDS = 30 * 86_400;
+const MAX_SECRET_TTL_SECONDS = 365 * 86_400;
 const MIN_INITIAL_ACCESS_TOKEN_LENGTH = 32;
 const SIGNING_ALGS: ReadonlySet<string> = new Set(['ES256', 'EdDSA']);
 // RFC 6749 §3.3 scope-token; openid and offline_access belong to oidc-provider, not to resources.
@@ -47,6 +53,15 @@ export function validateIssuerOptions(options: IssuerOptions): IssuerSettings {
   const ttl = options.accessTokenTtlSeconds ?? DEFAULT_TTL_SECONDS;
   if (!Number.isInteger(ttl) || ttl < 1 || ttl > MAX_TTL_SECONDS) {
     fail('accessTokenTtlSeconds', `must be an integer between 1 and ${MAX_TTL_SECONDS}`);
+  }
+  const refreshTtl = options.refreshTokenTtlSeconds ?? DEFAULT_REFRESH_TTL_SECONDS;
+  if (!Number.isInteger(refreshTtl) || refreshTtl < ttl || refreshTtl > MAX_REFRESH_TTL_SECONDS) {
+    fail('refreshTokenTtlSeconds', `must be an integer between accessTokenTtlSeconds and ${MAX_REFRESH_TTL_SECONDS}`);
+  }
+  const secretTtl = options.registration?.clientSecretTtlSeconds ?? DEFAULT_SECRET_TTL_SECONDS;
+  // No value means "never": a permanent credential nobody rotates is what expiry exists to prevent.
+  if (!Number.isInteger(secretTtl) || secretTtl < 1 || secretTtl > MAX_SECRET_TTL_SECONDS) {
+    fail('registration.clientSecretTtlSeconds', `must be an integer between 1 and ${MAX_SECRET_TTL_SECONDS}`);
   }
   const grace = options.rotationGraceSeconds ?? DEFAULT_GRACE_SECONDS;
   if (!Number.isFinite(grace) || grace < 0) fail('rotationGraceSeconds', 'must be a number >= 0');
@@ -76,7 +91,9 @@ export function validateIssuerOptions(options: IssuerOptions): IssuerSettings {
     accessTokenTtlSeconds: ttl,
     signingAlg,
     rotationGraceSeconds: grace,
+    refreshTokenTtlSeconds: refreshTtl,
     initialAccessToken: iat,
+    clientSecretTtlSeconds: secretTtl,
     clients: Object.freeze([...(options.clients ?? [])]),
     local,
     now: options.now ?? Date.now,
@@ -152,6 +169,10 @@ function checkClients(clients: readonly IssuerStaticClient[], resources: readonl
     // RFC 6749 §4.4: only confidential clients may use client_credentials.
     if (client.grant_types.includes('client_credentials') && (client.token_endpoint_auth_method === 'none' || client.client_secret === undefined)) {
       fail(`${key}`, 'client_credentials needs a client_secret and client authentication');
+    }
+    // Nobody consents for a client_credentials client: its scope is the only limit on its tokens.
+    if (client.grant_types.includes('client_credentials') && (client.scope === undefined || client.scope.trim() === '')) {
+      fail(`${key}.scope`, 'is required for a client_credentials client');
     }
   });
 }

@@ -3,11 +3,13 @@
 import {
   errors,
   type AdapterFactory,
+  type ProviderClient,
   type ProviderConfiguration,
   type ProviderContext,
   type ProviderToken,
   type StaticClientMetadata,
 } from 'oidc-provider';
+import { CLIENT_POLICY_HOOK, createClientPolicy } from './client-policy.ts';
 import type { KeyView } from './key-ring.ts';
 import type { IssuerSettings } from './options.ts';
 import { createResourcePolicy, MISSING_RESOURCE } from './resources.ts';
@@ -35,6 +37,7 @@ export function buildProviderConfiguration(settings: IssuerSettings, keys: KeyVi
     return ttl;
   };
   const resourceScopes = settings.resources.flatMap((r) => r.scopes);
+  const refreshTtl = settings.refreshTokenTtlSeconds;
 
   return {
     // oidc-provider's own in-memory adapter, knowingly: this issuer is single-node and its
@@ -54,9 +57,17 @@ export function buildProviderConfiguration(settings: IssuerSettings, keys: KeyVi
       client.clientAuthMethod === 'none' && client.redirectUris.some((uri) => URL.parse(uri)?.origin === origin),
     cookies: { keys: shared.cookieKeys },
     enabledJWA: { idTokenSigningAlgValues: [alg] },
-    // oidc-provider has no policy hook for standard metadata; a custom property's validator runs
-    // for every client (static and registered) and sees all of its metadata.
-    extraClientMetadata: { properties: [CLIENT_POLICY_HOOK], validator: checkClientPolicy },
+    extraClientMetadata: {
+      properties: [CLIENT_POLICY_HOOK],
+      validator: createClientPolicy({ resourceScopes, clientSecretTtlSeconds: settings.clientSecretTtlSeconds }),
+    },
+    // Refresh tokens go to every client registered for the refresh_token grant, without the OIDC
+    // offline_access scope (MCP clients do not ask for it); they outlive the short browser session.
+    issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
+    expiresWithSession: async () => false,
+    // OAuth 2.1 §4.3.1 / RFC 9700 §4.14.2: every use rotates, for public and confidential clients
+    // alike; oidc-provider revokes the whole grant when a rotated (consumed) token comes back.
+    rotateRefreshToken: true,
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
@@ -95,23 +106,15 @@ export function buildProviderConfiguration(settings: IssuerSettings, keys: KeyVi
       ClientCredentials: audienceBoundTtl,
       AuthorizationCode: AUTHORIZATION_CODE_TTL_SECONDS,
       IdToken: ttl,
-      RefreshToken: ttl,
+      // A rotated-in token inherits what is left of its predecessor: the family's absolute lifetime.
+      RefreshToken: (ctx: ProviderContext, _token: ProviderToken, _client: ProviderClient) =>
+        ctx.oidc?.entities.RotatedRefreshToken?.remainingTTL ?? refreshTtl,
       Interaction: BROWSER_STATE_TTL_SECONDS,
       Session: BROWSER_STATE_TTL_SECONDS,
-      Grant: BROWSER_STATE_TTL_SECONDS,
+      // A refresh token is only valid while its grant exists.
+      Grant: refreshTtl,
     },
   };
-}
-
-const CLIENT_POLICY_HOOK = 'urn:mcp-warden:client-policy';
-
-/** RFC 6749 §4.4: client_credentials is for confidential clients; oidc-provider would allow `none`. */
-function checkClientPolicy(_ctx: ProviderContext | undefined, key: string, _value: unknown, metadata: Readonly<Record<string, unknown>>): void {
-  if (key !== CLIENT_POLICY_HOOK) return;
-  const grantTypes = metadata['grant_types'];
-  if (Array.isArray(grantTypes) && grantTypes.includes('client_credentials') && metadata['token_endpoint_auth_method'] === 'none') {
-    throw new errors.InvalidClientMetadata('client_credentials requires client authentication; token_endpoint_auth_method none is refused');
-  }
 }
 
 function toClientMetadata(client: IssuerStaticClient): StaticClientMetadata {

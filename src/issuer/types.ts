@@ -33,8 +33,13 @@ export interface IssuerOptions {
   readonly signingAlg?: SigningAlg;
   /** How long a rotated-in key is published before it signs. Default 60. */
   readonly rotationGraceSeconds?: number;
-  /** RFC 7591 registration; the token is required unless issuer and listener are both loopback. */
-  readonly registration?: { readonly initialAccessToken?: string };
+  /** Absolute lifetime of a refresh-token family (rotation never extends it). Default 86400, at most 30 days. */
+  readonly refreshTokenTtlSeconds?: number;
+  /**
+   * RFC 7591 registration; the initial access token is required unless issuer and listener are both
+   * loopback. Registered secrets expire after clientSecretTtlSeconds (default 30 days, at most 1 year).
+   */
+  readonly registration?: { readonly initialAccessToken?: string; readonly clientSecretTtlSeconds?: number };
   readonly clients?: readonly IssuerStaticClient[];
   /**
    * Clock (ms) for the key rotation schedule. oidc-provider reads Date.now() itself for token
