@@ -128,6 +128,7 @@ function compile(raw: RawConfig, file: string, warnings: readonly ConfigProblem[
       accessTokenTtlSeconds: raw.authorizationServer.accessTokenTtlSeconds,
       signingAlg: raw.authorizationServer.signingAlg,
       rotationGraceSeconds: raw.authorizationServer.rotationGraceSeconds,
+      refreshTokenTtlSeconds: raw.authorizationServer.refreshTokenTtlSeconds,
       registration: raw.authorizationServer.registration,
       clients: raw.authorizationServer.clients,
       // RFC 8707: tokens only for the resources this gateway serves, with their scopes.

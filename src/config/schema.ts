@@ -128,7 +128,13 @@ const authorizationServer = z.strictObject({
   accessTokenTtlSeconds: z.number().int().min(1).max(3_600).default(300),
   signingAlg: z.enum(['ES256', 'EdDSA']).default('ES256'),
   rotationGraceSeconds: z.number().int().min(0).max(86_400).default(60),
-  registration: z.strictObject({ initialAccessToken: z.string().min(1).optional() }).prefault({}),
+  // Absolute lifetime of a refresh-token family; every use rotates the token, none extends this.
+  refreshTokenTtlSeconds: z.number().int().min(1).max(30 * 86_400).default(86_400),
+  registration: z.strictObject({
+    initialAccessToken: z.string().min(1).optional(),
+    // RFC 7591 client_secret_expires_at of dynamically registered clients; there is no "never".
+    clientSecretTtlSeconds: z.number().int().min(1).max(365 * 86_400).default(30 * 86_400),
+  }).prefault({}),
   clients: z.array(z.strictObject({
     client_id: z.string().min(1),
     client_secret: z.string().min(1).optional(),
