@@ -142,6 +142,10 @@ const authorizationServer = z.strictObject({
     redirect_uris: z.array(z.string().min(1)).optional(),
     scope: z.string().optional(),
     token_endpoint_auth_method: z.string().min(1).optional(),
+    // RFC 7523 client authentication (private_key_jwt): the client's public keys, inline or by URL.
+    jwks: z.strictObject({ keys: z.array(z.record(z.string(), z.unknown())).min(1) }).optional(),
+    jwks_uri: z.string().min(1).optional(),
+    token_endpoint_auth_signing_alg: z.string().min(1).optional(),
   })).default([]),
 });
 

@@ -61,9 +61,13 @@ declare module 'oidc-provider' {
     readonly redirect_uris?: readonly string[];
     readonly scope?: string;
     readonly token_endpoint_auth_method?: string;
+    readonly jwks?: { readonly keys: readonly Readonly<Record<string, unknown>>[] };
+    readonly jwks_uri?: string;
+    readonly token_endpoint_auth_signing_alg?: string;
   }
 
   export interface ProviderConfiguration {
+    readonly clockTolerance: number;
     readonly adapter: AdapterFactory;
     readonly jwks: { readonly keys: readonly PrivateJwk[] };
     readonly clients: readonly StaticClientMetadata[];

@@ -167,12 +167,33 @@ function checkClients(clients: readonly IssuerStaticClient[], resources: readonl
     if (audiences.has(client.client_id)) fail(`${key}.client_id`, 'must not equal a resource audience');
     if (client.grant_types.length === 0) fail(`${key}.grant_types`, 'must not be empty');
     // RFC 6749 §4.4: only confidential clients may use client_credentials.
-    if (client.grant_types.includes('client_credentials') && (client.token_endpoint_auth_method === 'none' || client.client_secret === undefined)) {
+    const keyAuth = client.token_endpoint_auth_method === 'private_key_jwt';
+    if (client.grant_types.includes('client_credentials') && (client.token_endpoint_auth_method === 'none' || (client.client_secret === undefined && !keyAuth))) {
       fail(`${key}`, 'client_credentials needs a client_secret and client authentication');
     }
+    checkClientKeys(client, key, fail);
     // Nobody consents for a client_credentials client: its scope is the only limit on its tokens.
     if (client.grant_types.includes('client_credentials') && (client.scope === undefined || client.scope.trim() === '')) {
       fail(`${key}.scope`, 'is required for a client_credentials client');
     }
   });
+}
+
+/** RFC 7523 §2.2 client authentication: keys exactly when the method needs them, never beside a secret. */
+function checkClientKeys(client: IssuerStaticClient, key: string, fail: (key: string, message: string) => void): void {
+  const hasKeys = client.jwks !== undefined || client.jwks_uri !== undefined;
+  if (client.token_endpoint_auth_method !== 'private_key_jwt') {
+    if (hasKeys) fail(`${key}.jwks`, 'is only used with token_endpoint_auth_method private_key_jwt');
+    return;
+  }
+  if (client.client_secret !== undefined) fail(`${key}.client_secret`, 'must not be set for a private_key_jwt client');
+  if (client.jwks !== undefined && client.jwks_uri !== undefined) fail(`${key}.jwks_uri`, 'set jwks or jwks_uri, not both');
+  if (!hasKeys) fail(`${key}.jwks`, 'private_key_jwt needs jwks or jwks_uri');
+  if (client.jwks_uri !== undefined) {
+    const url = parseUrl(client.jwks_uri);
+    if (url === undefined || !isSecureOrLoopback(url)) fail(`${key}.jwks_uri`, 'must be an https URL (http only on loopback)');
+  }
+  for (const jwk of client.jwks?.keys ?? []) {
+    if ('d' in jwk) fail(`${key}.jwks`, 'must hold public keys only');
+  }
 }

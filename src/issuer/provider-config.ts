@@ -25,6 +25,7 @@ export const INTERACTION_PATH = '/interaction/';
 /** Short-lived browser artifacts: the issuer is for demos and tests, not for long sessions. */
 const BROWSER_STATE_TTL_SECONDS = 600;
 const AUTHORIZATION_CODE_TTL_SECONDS = 60;
+const CLOCK_TOLERANCE_SECONDS = 5;
 
 export function buildProviderConfiguration(settings: IssuerSettings, keys: KeyView, shared: SharedProviderState): ProviderConfiguration {
   const ttl = settings.accessTokenTtlSeconds;
@@ -44,6 +45,8 @@ export function buildProviderConfiguration(settings: IssuerSettings, keys: KeyVi
     // grants, codes and registered clients may be lost on restart. A private store per issuer
     // (not the module-global default) keeps issuers in one process apart and survives key changes.
     adapter: shared.adapter,
+    // Seconds of clock difference accepted on expiry checks (client secrets, client assertions).
+    clockTolerance: CLOCK_TOLERANCE_SECONDS,
     jwks: { keys: keys.keys },
     clients: settings.clients.map(toClientMetadata),
     clientDefaults: {
@@ -74,9 +77,12 @@ export function buildProviderConfiguration(settings: IssuerSettings, keys: KeyVi
       registration: {
         enabled: true,
         initialAccessToken: settings.initialAccessToken ?? false,
-        // RFC 7592 management is off, so a registration access token would have no use.
-        issueRegistrationAccessToken: false,
+        // RFC 7592: the registration access token manages (and rotates the secret of) the client.
+        issueRegistrationAccessToken: true,
       },
+      // RFC 7592 §2.2: an update replaces the client's secret (client-policy.ts); every use of the
+      // registration access token replaces it too, so a leaked one works at most once.
+      registrationManagement: { enabled: true, rotateRegistrationAccessToken: true },
       resourceIndicators: {
         enabled: true,
         defaultResource: resources.defaultResource,

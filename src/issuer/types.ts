@@ -15,6 +15,10 @@ export interface IssuerStaticClient {
   readonly redirect_uris?: readonly string[];
   readonly scope?: string;
   readonly token_endpoint_auth_method?: string;
+  /** private_key_jwt (RFC 7523 §2.2): the client's public keys, inline or at an https (or loopback) URL. */
+  readonly jwks?: { readonly keys: readonly Readonly<Record<string, unknown>>[] };
+  readonly jwks_uri?: string;
+  readonly token_endpoint_auth_signing_alg?: string;
 }
 
 export interface IssuerOptions {
