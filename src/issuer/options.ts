@@ -158,8 +158,13 @@ function checkResources(resources: readonly IssuerResource[], fail: (key: string
 function checkClients(clients: readonly IssuerStaticClient[], resources: readonly IssuerResource[], fail: (key: string, message: string) => void): void {
   const seen = new Set<string>();
   const audiences = new Set(resources.map((r) => r.audience));
+  const scopes = new Set(resources.flatMap((r) => r.scopes));
   clients.forEach((client, i) => {
     const key = `clients[${i}]`;
+    // oidc-provider would only refuse it at the client's first request, after start or reload.
+    for (const scope of client.scope?.split(' ').filter((s) => s !== '') ?? []) {
+      if (!scopes.has(scope)) fail(`${key}.scope`, `"${scope}" is not a scope of any resource`);
+    }
     if (client.client_id === '') fail(`${key}.client_id`, 'must not be empty');
     if (seen.has(client.client_id)) fail(`${key}.client_id`, 'is listed twice');
     seen.add(client.client_id);

@@ -90,6 +90,10 @@ export function buildProviderConfiguration(settings: IssuerSettings, keys: KeyVi
         // A code bound to one resource may be exchanged without repeating it.
         useGrantedResource: async () => true,
       },
+      // RFC 7009: a client revokes its own refresh token, which ends the grant and its whole family.
+      // Access tokens are JWTs the gateway verifies offline; they are short-lived rather than revocable.
+      // Another client's token is left alone, answered like any token it cannot see (RFC 7009 §2.2).
+      revocation: { enabled: true, allowedPolicy: async (_ctx: ProviderContext, client: ProviderClient, token: { readonly clientId?: string }) => token.clientId === client.clientId },
       // Without userinfo, oidc-provider has no reason to mint audience-less access tokens.
       userinfo: { enabled: false },
       rpInitiatedLogout: { enabled: false },

@@ -21,7 +21,7 @@ interface Current {
 }
 
 export class ProviderHost {
-  readonly #settings: IssuerSettings;
+  #settings: IssuerSettings;
   readonly #issuer: string;
   readonly #issuerHost: string;
   readonly #https: boolean;
@@ -38,7 +38,18 @@ export class ProviderHost {
     this.#keyRing = keyRing;
     // Cookie keys are per process: the sessions they protect live in memory too.
     this.#shared = { adapter: createMemoryAdapter(), cookieKeys: [randomBytes(32).toString('base64url')] };
-    this.#current = this.#build(keyRing.view());
+    this.#current = this.#build(keyRing.view(), settings);
+  }
+
+  /**
+   * A reload: the next request is served by a provider built from `settings`. The adapter (clients,
+   * grants, refresh tokens, sessions), the cookie keys and the signing keys carry over unchanged.
+   * Requests already running finish on the provider they started on.
+   */
+  reconfigure(settings: IssuerSettings): void {
+    const next = this.#build(this.#keyRing.view(), settings);
+    this.#settings = settings;
+    this.#current = next;
   }
 
   readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
@@ -74,12 +85,12 @@ export class ProviderHost {
 
   #refresh(): Current {
     const view = this.#keyRing.view();
-    if (view.id !== this.#current.viewId) this.#current = this.#build(view);
+    if (view.id !== this.#current.viewId) this.#current = this.#build(view, this.#settings);
     return this.#current;
   }
 
-  #build(view: KeyView): Current {
-    const provider = new Provider(this.#issuer, buildProviderConfiguration(this.#settings, view, this.#shared));
+  #build(view: KeyView, settings: IssuerSettings): Current {
+    const provider = new Provider(this.#issuer, buildProviderConfiguration(settings, view, this.#shared));
     // Lets Koa read the protocol #pinOrigin wrote; the forwarded headers are ours by then.
     provider.proxy = this.#https;
     return { viewId: view.id, provider, handler: provider.callback() };

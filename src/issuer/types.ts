@@ -60,4 +60,10 @@ export interface RunningIssuer {
   close(): Promise<void>;
   /** Publishes a new key now, signs with it after the grace period, drops older keys after the token lifetime. */
   rotateKeys(): Promise<void>;
+  /**
+   * Serves `options` from the next request on; registrations, grants, refresh tokens and keys carry
+   * over. Throws a ConfigError, and keeps the running configuration, when they are invalid or change
+   * a restart-only setting (issuer, listener, keys file, signing algorithm, token lifetime, grace).
+   */
+  reload(options: IssuerOptions): Promise<void>;
 }
