@@ -4,7 +4,7 @@ import { lintConfig } from './lint.ts';
 import { loadConfigFile, parseConfigText, type LoadedConfig } from './load.ts';
 import { stripTrailingSlash } from './urls.ts';
 import { compileRules, type PolicyRule } from '../policy/compile.ts';
-import type { IssuerOptions } from '../issuer/types.ts';
+import type { FederationOptions, IssuerOptions } from '../issuer/types.ts';
 
 export interface IssuerConfig {
   readonly name: string;
@@ -131,9 +131,19 @@ function compile(raw: RawConfig, file: string, warnings: readonly ConfigProblem[
       refreshTokenTtlSeconds: raw.authorizationServer.refreshTokenTtlSeconds,
       registration: raw.authorizationServer.registration,
       clients: raw.authorizationServer.clients,
+      ...(raw.authorizationServer.federation === undefined ? {} : { federation: compileFederation(raw.authorizationServer.federation, upstreams) }),
       // RFC 8707: tokens only for the resources this gateway serves, with their scopes.
       resources: upstreams.map((u) => ({ audience: u.audience, scopes: u.allScopes })),
     }),
     warnings,
   });
+}
+
+/** Federation rules may name upstreams instead of spelling out their audiences. */
+function compileFederation(raw: NonNullable<NonNullable<RawConfig['authorizationServer']>['federation']>, upstreams: readonly UpstreamConfig[]): FederationOptions {
+  const audienceOf = new Map(upstreams.map((u) => [u.name, u.audience]));
+  return {
+    ...raw,
+    trust: raw.trust.map((t) => ({ ...t, rules: t.rules.map((r) => ({ ...r, resources: r.resources.map((name) => audienceOf.get(name) ?? name) })) })),
+  };
 }

@@ -147,6 +147,33 @@ const authorizationServer = z.strictObject({
     jwks_uri: z.string().min(1).optional(),
     token_endpoint_auth_signing_alg: z.string().min(1).optional(),
   })).default([]),
+  // Workload identity federation (RFC 7523 §2.1): platform tokens exchanged for short access tokens.
+  federation: z.strictObject({
+    tokenTtlSeconds: z.number().int().min(1).max(300).default(300),
+    maxAssertionLifetimeSeconds: z.number().int().min(1).max(600).default(600),
+    trust: z.array(z.strictObject({
+      name: z.string().min(1),
+      issuer: z.string().min(1),
+      jwksUri: z.string().min(1).optional(),
+      algorithms: z.array(z.string().min(1)).min(1),
+      audience: z.string().min(1).optional(),
+      clockSkewSeconds: z.number().int().min(0).max(300).optional(),
+      jwks: z.strictObject({
+        cacheMaxAgeSeconds: z.number().int().min(1).max(86_400).optional(),
+        cooldownSeconds: z.number().int().min(0).max(3_600).optional(),
+        staleIfErrorSeconds: z.number().int().min(0).max(86_400).optional(),
+        timeoutMs: z.number().int().min(100).max(60_000).optional(),
+      }).optional(),
+      rules: z.array(z.strictObject({
+        subject: z.string().min(1),
+        claims: z.record(z.string(), z.string()).optional(),
+        clientId: z.string().min(1),
+        scopes: z.array(z.string().min(1)).min(1),
+        // Upstream names or audiences; names are resolved to their audiences at compile.
+        resources: z.array(z.string().min(1)).min(1),
+      })).min(1),
+    })).min(1),
+  }).optional(),
 });
 
 export const configSchema = z.strictObject({

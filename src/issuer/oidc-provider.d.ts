@@ -125,7 +125,26 @@ declare module 'oidc-provider' {
     find(id: string): Promise<Grant | undefined>;
   }
 
+  /** The token endpoint's context as a registered grant handler sees it. */
+  export interface GrantContext extends ProviderContext {
+    readonly oidc: {
+      readonly params: Readonly<Record<string, unknown>>;
+      readonly client: ProviderClient;
+      entity(name: string, value: object): void;
+      readonly entities: { readonly RotatedRefreshToken?: { readonly remainingTTL: number } };
+    };
+    body: unknown;
+  }
+
+  export interface ClientCredentialsToken {
+    resourceServer: object | undefined;
+    save(): Promise<string>;
+  }
+
   export class Provider {
+    registerGrantType(name: string, handler: (ctx: GrantContext) => Promise<void>, parameters: readonly string[], duplicates: readonly string[]): void;
+    readonly ClientCredentials: new (properties: { readonly client: ProviderClient; readonly scope: string; readonly expiresIn: number }) => ClientCredentialsToken;
+    readonly ResourceServer: new (identifier: string, info: ResourceServerInfo) => object;
     constructor(issuer: string, configuration: ProviderConfiguration);
     /** Koa's switch to trust X-Forwarded-* headers. */
     proxy: boolean;
@@ -151,6 +170,10 @@ declare module 'oidc-provider' {
     readonly OIDCProviderError: typeof OIDCProviderError;
     readonly InvalidTarget: new (description?: string) => OIDCProviderError;
     readonly InvalidClientMetadata: new (description: string) => OIDCProviderError;
+    readonly InvalidGrant: new (description: string) => OIDCProviderError;
+    readonly InvalidRequest: new (description: string) => OIDCProviderError;
+    readonly InvalidScope: new (description: string) => OIDCProviderError;
+    readonly TemporarilyUnavailable: new (description: string) => OIDCProviderError;
   };
 }
 

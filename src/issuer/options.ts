@@ -1,6 +1,7 @@
 // Validates IssuerOptions once, before anything listens, and freezes the result (STYLE rule 3).
 import { ConfigError, type ConfigProblem } from '../config/errors.ts';
 import { isLoopbackHost, isSecureOrLoopback, parseUrl } from '../config/urls.ts';
+import { validateFederation, type FederationSettings } from './federation/settings.ts';
 import type { IssuerOptions, IssuerResource, IssuerStaticClient, SigningAlg } from './types.ts';
 
 export interface IssuerSettings {
@@ -17,6 +18,7 @@ export interface IssuerSettings {
   readonly initialAccessToken: string | undefined;
   readonly clientSecretTtlSeconds: number;
   readonly clients: readonly IssuerStaticClient[];
+  readonly federation: FederationSettings;
   /**
    * Issuer host AND listen host are loopback: nothing can reach the issuer from another machine,
    * which is the only case where registration may be open and login auto-approved (STYLE rule 14).
@@ -70,6 +72,8 @@ export function validateIssuerOptions(options: IssuerOptions): IssuerSettings {
 
   checkResources(options.resources, fail);
   checkClients(options.clients ?? [], options.resources, fail);
+  const taken = new Set([...(options.clients ?? []).map((c) => c.client_id), ...options.resources.map((r) => r.audience)]);
+  const federation = validateFederation(options.federation, options.resources, taken, fail);
 
   const issuerHost = checkIssuer(options, fail);
   const local = issuerHost !== undefined && isLoopbackHost(issuerHost) && isLoopbackHost(options.host);
@@ -95,6 +99,7 @@ export function validateIssuerOptions(options: IssuerOptions): IssuerSettings {
     initialAccessToken: iat,
     clientSecretTtlSeconds: secretTtl,
     clients: Object.freeze([...(options.clients ?? [])]),
+    federation,
     local,
     now: options.now ?? Date.now,
   });

@@ -12,7 +12,7 @@ import {
 import { CLIENT_POLICY_HOOK, createClientPolicy } from './client-policy.ts';
 import type { KeyView } from './key-ring.ts';
 import type { IssuerSettings } from './options.ts';
-import { createResourcePolicy, MISSING_RESOURCE } from './resources.ts';
+import { createResourcePolicy, MISSING_RESOURCE, type ResourcePolicy } from './resources.ts';
 import type { IssuerStaticClient } from './types.ts';
 
 /** State that outlives one Provider instance (a key change builds a new one). */
@@ -27,10 +27,16 @@ const BROWSER_STATE_TTL_SECONDS = 600;
 const AUTHORIZATION_CODE_TTL_SECONDS = 60;
 const CLOCK_TOLERANCE_SECONDS = 5;
 
-export function buildProviderConfiguration(settings: IssuerSettings, keys: KeyView, shared: SharedProviderState): ProviderConfiguration {
+/** The RFC 8707 policy for tokens signed with the current key. */
+export function resourcePolicyFor(settings: IssuerSettings, keys: KeyView): ResourcePolicy {
+  return createResourcePolicy(settings.resources, { ttlSeconds: settings.accessTokenTtlSeconds, alg: settings.signingAlg, signingKid: keys.signingKid });
+}
+
+/** `extraClients`: clients defined by other configuration (federation rules), static like the configured ones. */
+export function buildProviderConfiguration(settings: IssuerSettings, keys: KeyView, shared: SharedProviderState, extraClients: readonly StaticClientMetadata[] = []): ProviderConfiguration {
   const ttl = settings.accessTokenTtlSeconds;
   const alg = settings.signingAlg;
-  const resources = createResourcePolicy(settings.resources, { ttlSeconds: ttl, alg, signingKid: keys.signingKid });
+  const resources = resourcePolicyFor(settings, keys);
   // Last line of defence for "never audience-less": oidc-provider would mint an opaque token
   // without a resource server for e.g. `resource=` with a scope; the ttl lookup refuses it.
   const audienceBoundTtl = (_ctx: ProviderContext, token: ProviderToken): number => {
@@ -48,7 +54,7 @@ export function buildProviderConfiguration(settings: IssuerSettings, keys: KeyVi
     // Seconds of clock difference accepted on expiry checks (client secrets, client assertions).
     clockTolerance: CLOCK_TOLERANCE_SECONDS,
     jwks: { keys: keys.keys },
-    clients: settings.clients.map(toClientMetadata),
+    clients: [...settings.clients.map(toClientMetadata), ...extraClients],
     clientDefaults: {
       grant_types: ['authorization_code'],
       response_types: ['code'],

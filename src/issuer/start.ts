@@ -35,6 +35,7 @@ export async function startIssuer(options: IssuerOptions): Promise<RunningIssuer
     jwksUri: new URL('/jwks', url).href,
     async close() {
       unwatchFile(settings.keysFile);
+      host.stop();
       await closeServer(server);
       await keyRing.flush();
     },

@@ -1,6 +1,9 @@
 // Public types of the embedded issuer: a single-node authorization server for demos and tests.
 
+import type { FederationOptions } from './federation/settings.ts';
+
 export type SigningAlg = 'ES256' | 'EdDSA';
+export type { FederationOptions, FederationRule, TrustedPlatform } from './federation/settings.ts';
 
 /** An audience (RFC 8707 resource indicator) that tokens may be issued for, and its scopes. */
 export interface IssuerResource {
@@ -45,6 +48,8 @@ export interface IssuerOptions {
    */
   readonly registration?: { readonly initialAccessToken?: string; readonly clientSecretTtlSeconds?: number };
   readonly clients?: readonly IssuerStaticClient[];
+  /** Workload identity federation: platform tokens exchanged through the RFC 7523 JWT-bearer grant. */
+  readonly federation?: FederationOptions;
   /**
    * Clock (ms) for the key rotation schedule. oidc-provider reads Date.now() itself for token
    * iat/exp and artifact expiry and offers no hook, so this clock governs key rotation only.

@@ -7,7 +7,8 @@ import { startDemoStack, type DemoStack } from '../../src/demo/stack.ts';
 import { createLogger } from '../../src/observe/log.ts';
 import { freePorts } from '../helpers/ports.ts';
 
-export async function demoConfigFile(): Promise<string> {
+/** `append`: YAML added at the end, which is inside demo.yaml's last section (authorizationServer). */
+export async function demoConfigFile(append = ''): Promise<string> {
   const [gateway, admin, issuer, server] = await freePorts(4);
   const dir = mkdtempSync(join(tmpdir(), 'mcp-warden-issuer-demo-'));
   const text = readFileSync('config/demo.yaml', 'utf8')
@@ -17,12 +18,12 @@ export async function demoConfigFile(): Promise<string> {
     .replaceAll('127.0.0.1:3001', `127.0.0.1:${server}`)
     .replaceAll('./.demo/', `${dir}/`);
   const file = join(dir, 'demo.yaml');
-  writeFileSync(file, text);
+  writeFileSync(file, text + append);
   return file;
 }
 
-export async function startTestDemo(): Promise<{ readonly stack: DemoStack; close(): Promise<void> }> {
-  const file = await demoConfigFile();
+export async function startTestDemo(append = ''): Promise<{ readonly stack: DemoStack; close(): Promise<void> }> {
+  const file = await demoConfigFile(append);
   const stack = await startDemoStack(file, createLogger({ destination: new Writable({ write: (_c, _e, cb) => cb() }) }));
   return {
     stack,
