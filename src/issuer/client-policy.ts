@@ -4,6 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { errors, type ProviderContext } from 'oidc-provider';
 import { isLoopbackHost, parseUrl } from '../config/urls.ts';
+import { JWT_BEARER } from './federation/settings.ts';
 
 export const CLIENT_POLICY_HOOK = 'urn:mcp-warden:client-policy';
 
@@ -26,6 +27,10 @@ export function createClientPolicy(settings: ClientPolicySettings) {
     // it was judged when it was configured or registered, and must not change now.
     const route = ctx?.oidc?.route;
     if (route !== 'registration' && route !== 'client_update') return;
+    // Federated workload clients come from federation rules only: a registration cannot claim one.
+    if (grantTypes(metadata).includes(JWT_BEARER)) {
+      throw new errors.InvalidClientMetadata('the jwt-bearer grant is for federated workloads configured in federation.trust, not for registered clients');
+    }
     widenInteractiveScope(metadata, settings.resourceScopes);
     expireSecret(metadata, route, settings);
   };

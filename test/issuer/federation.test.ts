@@ -101,6 +101,12 @@ describe('workload identity federation: a platform token exchanged for a resourc
     expect((payload.exp as number) - (payload.iat as number)).toBe(300);
   });
 
+  it('refuses a dynamic registration that asks for the JWT-bearer grant', async () => {
+    const res = await fetch(`${issuer.url}/reg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ grant_types: [JWT_BEARER], response_types: [], token_endpoint_auth_method: 'none' }) });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ error: 'invalid_client_metadata' });
+  });
+
   it('advertises the JWT-bearer grant', async () => {
     const metadata = (await (await fetch(`${issuer.url}/.well-known/oauth-authorization-server`)).json()) as Record<string, unknown>;
     expect(metadata['grant_types_supported']).toContain(JWT_BEARER);
