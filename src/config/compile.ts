@@ -131,6 +131,7 @@ function compile(raw: RawConfig, file: string, warnings: readonly ConfigProblem[
       refreshTokenTtlSeconds: raw.authorizationServer.refreshTokenTtlSeconds,
       registration: raw.authorizationServer.registration,
       clients: raw.authorizationServer.clients,
+      ...(raw.authorizationServer.fetch === undefined ? {} : { fetch: raw.authorizationServer.fetch }),
       ...(raw.authorizationServer.federation === undefined ? {} : { federation: compileFederation(raw.authorizationServer.federation, upstreams) }),
       // RFC 8707: tokens only for the resources this gateway serves, with their scopes.
       resources: upstreams.map((u) => ({ audience: u.audience, scopes: u.allScopes })),

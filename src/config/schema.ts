@@ -147,6 +147,9 @@ const authorizationServer = z.strictObject({
     jwks_uri: z.string().min(1).optional(),
     token_endpoint_auth_signing_alg: z.string().min(1).optional(),
   })).default([]),
+  // Outbound fetches (Client ID Metadata Documents, client jwks_uri) never reach private, link-local or
+  // loopback addresses, except these hosts (a private network's own clients), trusted with caFile.
+  fetch: z.strictObject({ privateHosts: z.array(z.string().min(1)).default([]), caFile: z.string().min(1).optional() }).optional(),
   // Workload identity federation (RFC 7523 §2.1): platform tokens exchanged for short access tokens.
   federation: z.strictObject({
     tokenTtlSeconds: z.number().int().min(1).max(300).default(300),

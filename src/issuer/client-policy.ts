@@ -2,7 +2,7 @@
 // oidc-provider has no policy hook for standard metadata; a custom property's validator runs for
 // every client (static and registered) with all of its metadata, and may change it (its contract).
 import { randomBytes } from 'node:crypto';
-import { errors, type ProviderContext } from 'oidc-provider';
+import { errors, type ProviderClient, type ProviderContext } from 'oidc-provider';
 import { isLoopbackHost, parseUrl } from '../config/urls.ts';
 import { JWT_BEARER } from './federation/settings.ts';
 
@@ -34,6 +34,16 @@ export function createClientPolicy(settings: ClientPolicySettings) {
     widenInteractiveScope(metadata, settings.resourceScopes);
     expireSecret(metadata, route, settings);
   };
+}
+
+const INTERACTIVE_GRANTS: ReadonlySet<string> = new Set(['authorization_code', 'refresh_token']);
+
+/**
+ * A client nobody registered with us (a Client ID Metadata Document) may only act for a user who
+ * consents: a document anyone can publish must never yield client_credentials or workload tokens.
+ */
+export function isInteractiveOnly(client: ProviderClient): boolean {
+  return client.grantTypes.every((g) => INTERACTIVE_GRANTS.has(g));
 }
 
 function grantTypes(metadata: Metadata): readonly unknown[] {

@@ -18,6 +18,7 @@ declare module 'oidc-provider' {
     readonly clientId: string;
     readonly clientAuthMethod: string;
     readonly redirectUris: readonly string[];
+    readonly grantTypes: readonly string[];
     grantTypeAllowed(grantType: string): boolean;
   }
 
@@ -68,6 +69,8 @@ declare module 'oidc-provider' {
 
   export interface ProviderConfiguration {
     readonly clockTolerance: number;
+    /** Every outbound fetch; `options.dispatcher` is oidc-provider's special-use address guard. */
+    readonly fetch: (url: string | URL, options: RequestInit & { dispatcher?: unknown }) => Promise<Response>;
     readonly adapter: AdapterFactory;
     readonly jwks: { readonly keys: readonly PrivateJwk[] };
     readonly clients: readonly StaticClientMetadata[];

@@ -2,6 +2,7 @@
 import { ConfigError, type ConfigProblem } from '../config/errors.ts';
 import { isLoopbackHost, isSecureOrLoopback, parseUrl } from '../config/urls.ts';
 import { validateFederation, type FederationSettings } from './federation/settings.ts';
+import type { OutboundSettings } from './outbound.ts';
 import type { IssuerOptions, IssuerResource, IssuerStaticClient, SigningAlg } from './types.ts';
 
 export interface IssuerSettings {
@@ -19,6 +20,7 @@ export interface IssuerSettings {
   readonly clientSecretTtlSeconds: number;
   readonly clients: readonly IssuerStaticClient[];
   readonly federation: FederationSettings;
+  readonly outbound: OutboundSettings;
   /**
    * Issuer host AND listen host are loopback: nothing can reach the issuer from another machine,
    * which is the only case where registration may be open and login auto-approved (STYLE rule 14).
@@ -85,6 +87,9 @@ export function validateIssuerOptions(options: IssuerOptions): IssuerSettings {
     fail('registration.initialAccessToken', `must be at least ${MIN_INITIAL_ACCESS_TOKEN_LENGTH} characters`);
   }
 
+  for (const host of options.fetch?.privateHosts ?? []) {
+    if (host === '' || host.includes('*') || host.includes('/')) fail('fetch.privateHosts', `"${host}" must be one host name or address, no wildcards`);
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze({
     issuer: options.issuer,
@@ -100,6 +105,7 @@ export function validateIssuerOptions(options: IssuerOptions): IssuerSettings {
     clientSecretTtlSeconds: secretTtl,
     clients: Object.freeze([...(options.clients ?? [])]),
     federation,
+    outbound: Object.freeze({ privateHosts: Object.freeze([...(options.fetch?.privateHosts ?? [])]), caFile: options.fetch?.caFile }),
     local,
     now: options.now ?? Date.now,
   });

@@ -9,7 +9,8 @@ import {
   type ProviderToken,
   type StaticClientMetadata,
 } from 'oidc-provider';
-import { CLIENT_POLICY_HOOK, createClientPolicy } from './client-policy.ts';
+import { CLIENT_POLICY_HOOK, createClientPolicy, isInteractiveOnly } from './client-policy.ts';
+import { createOutboundFetch } from './outbound.ts';
 import type { KeyView } from './key-ring.ts';
 import type { IssuerSettings } from './options.ts';
 import { createResourcePolicy, MISSING_RESOURCE, type ResourcePolicy } from './resources.ts';
@@ -51,6 +52,7 @@ export function buildProviderConfiguration(settings: IssuerSettings, keys: KeyVi
     // grants, codes and registered clients may be lost on restart. A private store per issuer
     // (not the module-global default) keeps issuers in one process apart and survives key changes.
     adapter: shared.adapter,
+    fetch: createOutboundFetch(settings.outbound),
     // Seconds of clock difference accepted on expiry checks (client secrets, client assertions).
     clockTolerance: CLOCK_TOLERANCE_SECONDS,
     jwks: { keys: keys.keys },
@@ -89,6 +91,10 @@ export function buildProviderConfiguration(settings: IssuerSettings, keys: KeyVi
       // RFC 7592 §2.2: an update replaces the client's secret (client-policy.ts); every use of the
       // registration access token replaces it too, so a leaked one works at most once.
       registrationManagement: { enabled: true, rotateRegistrationAccessToken: true },
+      // Client ID Metadata Documents (MCP 2026-07-28's recommended registration): an https client_id
+      // is fetched by oidc-provider (outbound.ts), must name itself, is cached by its HTTP caching
+      // headers within [30 s, 1 day]; such a client is interactive only (client-policy.ts).
+      clientIdMetadataDocument: { enabled: true, ack: 'draft-02', allowClient: async (_ctx: ProviderContext, client: ProviderClient) => isInteractiveOnly(client) },
       resourceIndicators: {
         enabled: true,
         defaultResource: resources.defaultResource,

@@ -48,6 +48,11 @@ export interface IssuerOptions {
    */
   readonly registration?: { readonly initialAccessToken?: string; readonly clientSecretTtlSeconds?: number };
   readonly clients?: readonly IssuerStaticClient[];
+  /**
+   * Outbound fetches (Client ID Metadata Documents, client jwks_uri) to private, link-local or
+   * loopback addresses are refused, except to these hosts; caFile: the CA their certificates chain to.
+   */
+  readonly fetch?: { readonly privateHosts?: readonly string[]; readonly caFile?: string };
   /** Workload identity federation: platform tokens exchanged through the RFC 7523 JWT-bearer grant. */
   readonly federation?: FederationOptions;
   /**
