@@ -39,6 +39,11 @@ CLIENT_SECRET=$(echo "$REG" | ${json('client_secret')})`,
       note: 'Without the token: 401 with resource_metadata; admin_reset without mcp:demo:admin: 403 naming the scope.',
     },
     {
+      title: 'Connect a real MCP client with its own OAuth (mcp-remote registers, opens your browser, the demo issuer consents):',
+      commands: `npx mcp-remote-client ${mcp}`,
+      note: 'As a stdio server for an MCP host (Claude Desktop, an IDE): npx mcp-remote ' + mcp,
+    },
+    {
       title: 'Drill the failure scenarios against this running demo:',
       commands: `npx mcp-warden rehearse --config ${config.file}`,
     },
