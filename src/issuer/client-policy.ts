@@ -31,6 +31,7 @@ export function createClientPolicy(settings: ClientPolicySettings) {
     if (grantTypes(metadata).includes(JWT_BEARER)) {
       throw new errors.InvalidClientMetadata('the jwt-bearer grant is for federated workloads configured in federation.trust, not for registered clients');
     }
+    if (route === 'client_update') checkUpdate(metadata, ctx?.oidc?.client);
     widenInteractiveScope(metadata, settings.resourceScopes);
     expireSecret(metadata, route, settings);
   };
@@ -77,6 +78,23 @@ function checkRedirectUris(metadata: Metadata): void {
     if (url.protocol === 'https:' || (url.protocol === 'http:' && isLoopbackHost(url.hostname))) continue;
     throw new errors.InvalidClientMetadata('redirect_uris of a web client must be https or http on a loopback address (use application_type native for custom schemes)');
   }
+}
+
+/**
+ * RFC 7592 §2.2 lets the server refuse changes. The registration access token rotates secrets; it
+ * must not become a way to change what the client is: its grants stay, and a client_credentials
+ * client's scope may only shrink (the registrar chose it, possibly with an initial access token).
+ */
+function checkUpdate(metadata: Metadata, current: ProviderClient | undefined): void {
+  if (current === undefined) throw new errors.InvalidClientMetadata('no client to update');
+  const next = grantTypes(metadata);
+  if (next.length !== current.grantTypes.length || !current.grantTypes.every((g) => next.includes(g))) {
+    throw new errors.InvalidClientMetadata('grant_types cannot be changed by an update; register a new client');
+  }
+  if (!next.includes('client_credentials')) return;
+  const allowed = new Set((current.scope ?? '').split(' '));
+  const requested = typeof metadata['scope'] === 'string' ? metadata['scope'].split(' ').filter((s) => s !== '') : [];
+  if (requested.some((s) => !allowed.has(s))) throw new errors.InvalidClientMetadata('an update cannot widen a client_credentials client\'s scope');
 }
 
 /**

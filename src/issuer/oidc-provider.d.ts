@@ -9,6 +9,8 @@ declare module 'oidc-provider' {
   export interface ProviderContext {
     readonly oidc?: {
       readonly route?: string;
+      /** The authenticated client (at RFC 7592 management: the one being updated). */
+      readonly client?: ProviderClient;
       readonly entities: { readonly RotatedRefreshToken?: { readonly remainingTTL: number } };
     };
   }
@@ -19,6 +21,7 @@ declare module 'oidc-provider' {
     readonly clientAuthMethod: string;
     readonly redirectUris: readonly string[];
     readonly grantTypes: readonly string[];
+    readonly scope?: string;
     grantTypeAllowed(grantType: string): boolean;
   }
 

@@ -47,6 +47,21 @@ describe('secrets of dynamically registered clients expire and rotate (RFC 7591 
     expect(read.body['client_secret_expires_at']).toBe(expiresAt);
   });
 
+  it('lets an update rotate the secret but not widen the scope or change the grants', async () => {
+    const reg = await register(`${issuer.url}/reg`, WORKLOAD_METADATA);
+    const { registration_access_token: rat, registration_client_uri: uri, client_secret: _s, client_secret_expires_at: _e, client_id_issued_at: _i, ...metadata } = reg.body;
+    const wider = await manage(uri as string, 'PUT', rat as string, { ...metadata, scope: 'mcp:files mcp:files:admin' });
+    expect(wider.status).toBe(400);
+    expect(wider.body).toMatchObject({ error: 'invalid_client_metadata', error_description: "an update cannot widen a client_credentials client's scope" });
+    // A refused update leaves the registration access token valid.
+    const grants = await manage(uri as string, 'PUT', rat as string, { ...metadata, grant_types: ['client_credentials', 'authorization_code'], response_types: ['code'], redirect_uris: ['http://127.0.0.1:5000/cb'] });
+    expect(grants.status).toBe(400);
+    expect(grants.body['error_description']).toBe('grant_types cannot be changed by an update; register a new client');
+    const same = await manage(uri as string, 'PUT', rat as string, metadata);
+    expect(same.status).toBe(200);
+    expect(same.body['scope']).toBe('mcp:files');
+  });
+
   it('refuses an expired secret, and a rotation through the management endpoint issues a working one', async () => {
     const reg = await register(`${shortLived.url}/reg`, WORKLOAD_METADATA);
     const client = { client_id: reg.body['client_id'] as string, client_secret: reg.body['client_secret'] as string };
