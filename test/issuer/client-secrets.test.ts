@@ -172,3 +172,23 @@ authorizationServer:
     expect(warnings.filter((w) => w.key.startsWith('authorizationServer'))).toEqual([]);
   });
 });
+
+describe('validate on the issuer section', () => {
+  it('reports what mcp-warden issuer would refuse, with the line and the YAML key', () => {
+    const text = `publicUrl: http://127.0.0.1:8080
+issuers: [{ name: local, issuer: http://127.0.0.1:9400, algorithms: [ES256] }]
+upstreams: [{ name: files, path: /files/mcp, target: http://127.0.0.1:3001/mcp, issuers: [local], scopes: [mcp:files] }]
+identity: { signingKeyFile: ./gateway.jwk }
+authorizationServer:
+  keysFile: ./issuer-keys.json
+  federation:
+    trust:
+      - name: cluster
+        issuer: https://kubernetes.default.svc
+        algorithms: [RS256]
+        rules:
+          - { subject: "system:serviceaccount:agents:*", clientId: agents, scopes: [mcp:admin], resources: [files] }
+`;
+    expect(() => loadConfigText(text)).toThrow(/config\.yaml:13: authorizationServer\.federation\.trust\.0\.rules\.0\.scopes: "mcp:admin" is not a scope of its resources/);
+  });
+});
