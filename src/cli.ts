@@ -4,7 +4,7 @@ import { ConfigError, formatProblem } from './config/errors.ts';
 import { serve } from './serve.ts';
 import { addKey, generateKeyFile, listKeys, promoteKey, retireKey } from './identity/keyfile.ts';
 import { checkGatewayKeyFile } from './identity/keys.ts';
-import { startIssuer } from './issuer/index.ts';
+import { serveIssuer } from './issuer/serve.ts';
 import { rotateIssuerKeys } from './issuer/rotate.ts';
 import { rehearse } from './rehearse/run.ts';
 import { exitCode, formatReport } from './rehearse/report.ts';
@@ -16,7 +16,8 @@ const USAGE = `usage:
                       [--client-id <id> --client-secret <secret>] [--rotate-cmd <shell command>]
                       [--direct-url <upstream URL>] [--no-outage]
                                          drill the failure scenarios; exit 0 only when all pass
-  mcp-warden issuer --config <file>      run the embedded authorization server (authorizationServer:)
+  mcp-warden issuer --config <file>      run the embedded authorization server (authorizationServer:);
+                                         SIGHUP or a file change reloads it
   mcp-warden keys rotate --issuer --config <file>             rotate the embedded issuer's keys
   mcp-warden keys generate --out <file> [--alg EdDSA|ES256]   new gateway key file (0600)
   mcp-warden keys add --file <file> [--alg EdDSA|ES256]       publish a new key (does not sign yet)
@@ -60,11 +61,9 @@ export async function main(argv: readonly string[]): Promise<number | undefined>
       const { values } = parseArgs({ args: rest, options: { config: { type: 'string' } }, strict: true });
       if (values.config === undefined) return usage();
       try {
-        const config = loadConfig(values.config);
-        if (config.authorizationServer === undefined) throw new ConfigError([{ file: values.config, line: undefined, key: 'authorizationServer', message: 'is required to run the embedded issuer' }]);
-        const issuer = await startIssuer(config.authorizationServer);
-        process.stdout.write(`mcp-warden issuer listening: ${issuer.url} (jwks ${issuer.jwksUri})\n`);
-        const stop = (): void => void issuer.close().then(() => process.exit(0));
+        const served = await serveIssuer(values.config, (line) => process.stderr.write(`${line}\n`));
+        process.stdout.write(`mcp-warden issuer listening: ${served.issuer.url} (jwks ${served.issuer.jwksUri})\n`);
+        const stop = (): void => void served.stop().then(() => process.exit(0));
         process.once('SIGTERM', stop);
         process.once('SIGINT', stop);
         return undefined;

@@ -4,7 +4,8 @@ import { lintConfig } from './lint.ts';
 import { loadConfigFile, parseConfigText, type LoadedConfig } from './load.ts';
 import { stripTrailingSlash } from './urls.ts';
 import { compileRules, type PolicyRule } from '../policy/compile.ts';
-import type { IssuerOptions } from '../issuer/types.ts';
+import type { FederationOptions, IssuerOptions } from '../issuer/types.ts';
+import { validateIssuerOptions } from '../issuer/options.ts';
 import { compileLimits, type LimitRule } from '../limits/rules.ts';
 import type { LimitStoreConfig } from '../limits/store.ts';
 
@@ -77,7 +78,35 @@ export function loadConfigText(text: string, file = 'config.yaml', env?: Readonl
 function compileLoaded(loaded: LoadedConfig): Config {
   const { errors, warnings } = lintConfig(loaded.raw, loaded.file, loaded.locate);
   if (errors.length > 0) throw new ConfigError(errors);
-  return compile(loaded.raw, loaded.file, warnings, loaded.locate(['identity', 'signingKeyFile']));
+  const config = compile(loaded.raw, loaded.file, warnings, loaded.locate(['identity', 'signingKeyFile']));
+  checkAuthorizationServer(config, loaded);
+  return config;
+}
+
+/**
+ * The embedded issuer's own validation (the one `mcp-warden issuer` runs at start and reload), so that
+ * `validate` reports an unusable authorizationServer section with the file, line and key at fault.
+ */
+function checkAuthorizationServer(config: Config, loaded: LoadedConfig): void {
+  if (config.authorizationServer === undefined) return;
+  try {
+    validateIssuerOptions(config.authorizationServer);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    throw new ConfigError(err.problems.map((p) => {
+      const path = issuerKeyPath(p.key);
+      return { file: loaded.file, line: loaded.locate(path), key: path.join('.'), message: p.message };
+    }));
+  }
+}
+
+/** An issuer option key (`federation.trust[0].rules[1].scopes`) as a path in the YAML. */
+function issuerKeyPath(key: string): (string | number)[] {
+  const parts = key.split(/\.|\[(\d+)\]/).filter((k) => k !== undefined && k !== '').map((k) => (/^\d+$/.test(k) ? Number(k) : k));
+  // Resources are the upstreams' audiences; host and port come from listen.
+  if (parts[0] === 'resources') return ['upstreams', ...parts.slice(1, 2)];
+  if (parts[0] === 'host' || parts[0] === 'port') return ['authorizationServer', 'listen', parts[0]];
+  return ['authorizationServer', ...parts];
 }
 
 function compile(raw: RawConfig, file: string, warnings: readonly ConfigProblem[], keyFileLine: number | undefined): Config {
@@ -138,11 +167,23 @@ function compile(raw: RawConfig, file: string, warnings: readonly ConfigProblem[
       accessTokenTtlSeconds: raw.authorizationServer.accessTokenTtlSeconds,
       signingAlg: raw.authorizationServer.signingAlg,
       rotationGraceSeconds: raw.authorizationServer.rotationGraceSeconds,
+      refreshTokenTtlSeconds: raw.authorizationServer.refreshTokenTtlSeconds,
       registration: raw.authorizationServer.registration,
       clients: raw.authorizationServer.clients,
+      ...(raw.authorizationServer.fetch === undefined ? {} : { fetch: raw.authorizationServer.fetch }),
+      ...(raw.authorizationServer.federation === undefined ? {} : { federation: compileFederation(raw.authorizationServer.federation, upstreams) }),
       // RFC 8707: tokens only for the resources this gateway serves, with their scopes.
       resources: upstreams.map((u) => ({ audience: u.audience, scopes: u.allScopes })),
     }),
     warnings,
   });
+}
+
+/** Federation rules may name upstreams instead of spelling out their audiences. */
+function compileFederation(raw: NonNullable<NonNullable<RawConfig['authorizationServer']>['federation']>, upstreams: readonly UpstreamConfig[]): FederationOptions {
+  const audienceOf = new Map(upstreams.map((u) => [u.name, u.audience]));
+  return {
+    ...raw,
+    trust: raw.trust.map((t) => ({ ...t, rules: t.rules.map((r) => ({ ...r, resources: r.resources.map((name) => audienceOf.get(name) ?? name) })) })),
+  };
 }

@@ -156,6 +156,13 @@ export function lintConfig(raw: RawConfig, file: string, locate: (p: Path) => nu
     });
   });
 
+  raw.authorizationServer?.clients.forEach((c, j) => {
+    // A plain shared secret in a file never expires and is copied wherever the file goes.
+    if (c.client_secret !== undefined) {
+      warn(['authorizationServer', 'clients', j, 'client_secret'], 'a static client with a plain secret never rotates it; prefer token_endpoint_auth_method private_key_jwt with jwks or jwks_uri');
+    }
+  });
+
   // Each MCP server owns one endpoint: nested or case-variant prefixes make the route depend on details.
   for (const a of paths) {
     for (const b of paths) {

@@ -166,7 +166,13 @@ const authorizationServer = z.strictObject({
   accessTokenTtlSeconds: z.number().int().min(1).max(3_600).default(300),
   signingAlg: z.enum(['ES256', 'EdDSA']).default('ES256'),
   rotationGraceSeconds: z.number().int().min(0).max(86_400).default(60),
-  registration: z.strictObject({ initialAccessToken: z.string().min(1).optional() }).prefault({}),
+  // Absolute lifetime of a refresh-token family; every use rotates the token, none extends this.
+  refreshTokenTtlSeconds: z.number().int().min(1).max(30 * 86_400).default(86_400),
+  registration: z.strictObject({
+    initialAccessToken: z.string().min(1).optional(),
+    // RFC 7591 client_secret_expires_at of dynamically registered clients; there is no "never".
+    clientSecretTtlSeconds: z.number().int().min(1).max(365 * 86_400).default(30 * 86_400),
+  }).prefault({}),
   clients: z.array(z.strictObject({
     client_id: z.string().min(1),
     client_secret: z.string().min(1).optional(),
@@ -174,7 +180,41 @@ const authorizationServer = z.strictObject({
     redirect_uris: z.array(z.string().min(1)).optional(),
     scope: z.string().optional(),
     token_endpoint_auth_method: z.string().min(1).optional(),
+    // RFC 7523 client authentication (private_key_jwt): the client's public keys, inline or by URL.
+    jwks: z.strictObject({ keys: z.array(z.record(z.string(), z.unknown())).min(1) }).optional(),
+    jwks_uri: z.string().min(1).optional(),
+    token_endpoint_auth_signing_alg: z.string().min(1).optional(),
   })).default([]),
+  // Outbound fetches (Client ID Metadata Documents, client jwks_uri) never reach private, link-local or
+  // loopback addresses, except these hosts (a private network's own clients), trusted with caFile.
+  fetch: z.strictObject({ privateHosts: z.array(z.string().min(1)).default([]), caFile: z.string().min(1).optional() }).optional(),
+  // Workload identity federation (RFC 7523 §2.1): platform tokens exchanged for short access tokens.
+  federation: z.strictObject({
+    tokenTtlSeconds: z.number().int().min(1).max(300).default(300),
+    maxAssertionLifetimeSeconds: z.number().int().min(1).max(600).default(600),
+    trust: z.array(z.strictObject({
+      name: z.string().min(1),
+      issuer: z.string().min(1),
+      jwksUri: z.string().min(1).optional(),
+      algorithms: z.array(z.string().min(1)).min(1),
+      audience: z.string().min(1).optional(),
+      clockSkewSeconds: z.number().int().min(0).max(300).optional(),
+      jwks: z.strictObject({
+        cacheMaxAgeSeconds: z.number().int().min(1).max(86_400).optional(),
+        cooldownSeconds: z.number().int().min(0).max(3_600).optional(),
+        staleIfErrorSeconds: z.number().int().min(0).max(86_400).optional(),
+        timeoutMs: z.number().int().min(100).max(60_000).optional(),
+      }).optional(),
+      rules: z.array(z.strictObject({
+        subject: z.string().min(1),
+        claims: z.record(z.string(), z.string()).optional(),
+        clientId: z.string().min(1),
+        scopes: z.array(z.string().min(1)).min(1),
+        // Upstream names or audiences; names are resolved to their audiences at compile.
+        resources: z.array(z.string().min(1)).min(1),
+      })).min(1),
+    })).min(1),
+  }).optional(),
 });
 
 export const configSchema = z.strictObject({

@@ -17,6 +17,13 @@ try {
     void stack.close().then(() => process.exit(0));
   };
   process.on('SIGINT', stop);
+  // Without a handler SIGHUP ends the process, and every client then meets a dead port.
+  process.on('SIGHUP', () => {
+    void stack.reload().then((problems) => {
+      for (const p of problems) process.stderr.write(`error: ${p}\n`);
+      process.stdout.write(problems.length === 0 ? `reloaded ${configFile}\n` : `kept the running configuration\n`);
+    });
+  });
   process.on('SIGTERM', stop);
 } catch (err) {
   if (err instanceof ConfigError) for (const p of err.problems) process.stderr.write(`error: ${formatProblem(p)}\n`);

@@ -4,6 +4,8 @@ import type { RunningIssuer } from '../issuer/types.ts';
 import type { Logger } from '../observe/log.ts';
 import { startFromFile, type ServedGateway } from '../serve.ts';
 import { loadConfig } from '../config/compile.ts';
+import { ConfigError, formatProblem } from '../config/errors.ts';
+import { issuerOptionsFrom } from '../issuer/serve.ts';
 import { startDemoServer } from './server.ts';
 
 export interface DemoStack {
@@ -11,6 +13,8 @@ export interface DemoStack {
   readonly issuer: RunningIssuer;
   readonly gateway: ServedGateway;
   readonly upstreamUrl: string;
+  /** SIGHUP: the gateway and the issuer re-read the file; each keeps its running config when it is invalid. */
+  reload(): Promise<readonly string[]>;
   close(): Promise<void>;
 }
 
@@ -37,6 +41,17 @@ export async function startDemoStack(configFile: string, logger: Logger): Promis
     closers.unshift(() => gateway.shutdown(2_000));
     return {
       config, issuer, gateway, upstreamUrl: demo.url,
+      async reload() {
+        const problems: string[] = [];
+        if (!(await gateway.reloadFromFile())) problems.push('gateway: not reloaded (see the log)');
+        try {
+          await issuer.reload(issuerOptionsFrom(configFile));
+        } catch (err) {
+          if (!(err instanceof ConfigError)) throw err;
+          problems.push(...err.problems.map((p) => `issuer: ${formatProblem(p)}`));
+        }
+        return problems;
+      },
       async close() {
         for (const close of closers) await close().catch(() => undefined);
       },

@@ -5,14 +5,24 @@
 declare module 'oidc-provider' {
   import type { IncomingMessage, ServerResponse } from 'node:http';
 
-  /** The Koa context oidc-provider hands to helpers; src/issuer never reads into it. */
-  export type ProviderContext = object;
+  /** The Koa context oidc-provider hands to helpers; only the route and the rotated token are read. */
+  export interface ProviderContext {
+    readonly oidc?: {
+      readonly route?: string;
+      /** The authenticated client (at RFC 7592 management: the one being updated). */
+      readonly client?: ProviderClient;
+      readonly entities: { readonly RotatedRefreshToken?: { readonly remainingTTL: number } };
+    };
+  }
 
   /** The parts of oidc-provider's Client model that the helpers read. */
   export interface ProviderClient {
     readonly clientId: string;
     readonly clientAuthMethod: string;
     readonly redirectUris: readonly string[];
+    readonly grantTypes: readonly string[];
+    readonly scope?: string;
+    grantTypeAllowed(grantType: string): boolean;
   }
 
   /** An access token (or client-credentials token) as the ttl helpers see it. */
@@ -55,9 +65,15 @@ declare module 'oidc-provider' {
     readonly redirect_uris?: readonly string[];
     readonly scope?: string;
     readonly token_endpoint_auth_method?: string;
+    readonly jwks?: { readonly keys: readonly Readonly<Record<string, unknown>>[] };
+    readonly jwks_uri?: string;
+    readonly token_endpoint_auth_signing_alg?: string;
   }
 
   export interface ProviderConfiguration {
+    readonly clockTolerance: number;
+    /** Every outbound fetch; `options.dispatcher` is oidc-provider's special-use address guard. */
+    readonly fetch: (url: string | URL, options: RequestInit & { dispatcher?: unknown }) => Promise<Response>;
     readonly adapter: AdapterFactory;
     readonly jwks: { readonly keys: readonly PrivateJwk[] };
     readonly clients: readonly StaticClientMetadata[];
@@ -68,9 +84,12 @@ declare module 'oidc-provider' {
     readonly extraClientMetadata: {
       readonly properties: readonly string[];
       /** Runs on every client, registered or static, with the metadata after defaults (synchronous). */
-      readonly validator: (ctx: ProviderContext | undefined, key: string, value: unknown, metadata: Readonly<Record<string, unknown>>) => void;
+      readonly validator: (ctx: ProviderContext | undefined, key: string, value: unknown, metadata: Record<string, unknown>) => void;
     };
     readonly features: Readonly<Record<string, Readonly<Record<string, unknown>>>>;
+    readonly issueRefreshToken: (ctx: ProviderContext, client: ProviderClient, code: object) => Promise<boolean>;
+    readonly expiresWithSession: (ctx: ProviderContext, source: object) => Promise<boolean>;
+    readonly rotateRefreshToken: boolean;
     readonly findAccount: (ctx: ProviderContext, sub: string) => Promise<ProviderAccount>;
     readonly interactions: { readonly url: (ctx: ProviderContext, interaction: { readonly uid: string }) => Promise<string> };
     readonly pkce: { readonly required: (ctx: ProviderContext, client: ProviderClient) => boolean };
@@ -112,7 +131,26 @@ declare module 'oidc-provider' {
     find(id: string): Promise<Grant | undefined>;
   }
 
+  /** The token endpoint's context as a registered grant handler sees it. */
+  export interface GrantContext extends ProviderContext {
+    readonly oidc: {
+      readonly params: Readonly<Record<string, unknown>>;
+      readonly client: ProviderClient;
+      entity(name: string, value: object): void;
+      readonly entities: { readonly RotatedRefreshToken?: { readonly remainingTTL: number } };
+    };
+    body: unknown;
+  }
+
+  export interface ClientCredentialsToken {
+    resourceServer: object | undefined;
+    save(): Promise<string>;
+  }
+
   export class Provider {
+    registerGrantType(name: string, handler: (ctx: GrantContext) => Promise<void>, parameters: readonly string[], duplicates: readonly string[]): void;
+    readonly ClientCredentials: new (properties: { readonly client: ProviderClient; readonly scope: string; readonly expiresIn: number }) => ClientCredentialsToken;
+    readonly ResourceServer: new (identifier: string, info: ResourceServerInfo) => object;
     constructor(issuer: string, configuration: ProviderConfiguration);
     /** Koa's switch to trust X-Forwarded-* headers. */
     proxy: boolean;
@@ -138,6 +176,10 @@ declare module 'oidc-provider' {
     readonly OIDCProviderError: typeof OIDCProviderError;
     readonly InvalidTarget: new (description?: string) => OIDCProviderError;
     readonly InvalidClientMetadata: new (description: string) => OIDCProviderError;
+    readonly InvalidGrant: new (description: string) => OIDCProviderError;
+    readonly InvalidRequest: new (description: string) => OIDCProviderError;
+    readonly InvalidScope: new (description: string) => OIDCProviderError;
+    readonly TemporarilyUnavailable: new (description: string) => OIDCProviderError;
   };
 }
 

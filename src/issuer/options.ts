@@ -1,6 +1,8 @@
 // Validates IssuerOptions once, before anything listens, and freezes the result (STYLE rule 3).
 import { ConfigError, type ConfigProblem } from '../config/errors.ts';
 import { isLoopbackHost, isSecureOrLoopback, parseUrl } from '../config/urls.ts';
+import { validateFederation, type FederationSettings } from './federation/settings.ts';
+import type { OutboundSettings } from './outbound.ts';
 import type { IssuerOptions, IssuerResource, IssuerStaticClient, SigningAlg } from './types.ts';
 
 export interface IssuerSettings {
@@ -13,8 +15,12 @@ export interface IssuerSettings {
   readonly accessTokenTtlSeconds: number;
   readonly signingAlg: SigningAlg;
   readonly rotationGraceSeconds: number;
+  readonly refreshTokenTtlSeconds: number;
   readonly initialAccessToken: string | undefined;
+  readonly clientSecretTtlSeconds: number;
   readonly clients: readonly IssuerStaticClient[];
+  readonly federation: FederationSettings;
+  readonly outbound: OutboundSettings;
   /**
    * Issuer host AND listen host are loopback: nothing can reach the issuer from another machine,
    * which is the only case where registration may be open and login auto-approved (STYLE rule 14).
@@ -26,6 +32,10 @@ export interface IssuerSettings {
 const DEFAULT_TTL_SECONDS = 300;
 const MAX_TTL_SECONDS = 3600;
 const DEFAULT_GRACE_SECONDS = 60;
+const DEFAULT_REFRESH_TTL_SECONDS = 86_400;
+const MAX_REFRESH_TTL_SECONDS = 30 * 86_400;
+const DEFAULT_SECRET_TTL_SECONDS = 30 * 86_400;
+const MAX_SECRET_TTL_SECONDS = 365 * 86_400;
 const MIN_INITIAL_ACCESS_TOKEN_LENGTH = 32;
 const SIGNING_ALGS: ReadonlySet<string> = new Set(['ES256', 'EdDSA']);
 // RFC 6749 §3.3 scope-token; openid and offline_access belong to oidc-provider, not to resources.
@@ -48,6 +58,15 @@ export function validateIssuerOptions(options: IssuerOptions): IssuerSettings {
   if (!Number.isInteger(ttl) || ttl < 1 || ttl > MAX_TTL_SECONDS) {
     fail('accessTokenTtlSeconds', `must be an integer between 1 and ${MAX_TTL_SECONDS}`);
   }
+  const refreshTtl = options.refreshTokenTtlSeconds ?? DEFAULT_REFRESH_TTL_SECONDS;
+  if (!Number.isInteger(refreshTtl) || refreshTtl < ttl || refreshTtl > MAX_REFRESH_TTL_SECONDS) {
+    fail('refreshTokenTtlSeconds', `must be an integer between accessTokenTtlSeconds and ${MAX_REFRESH_TTL_SECONDS}`);
+  }
+  const secretTtl = options.registration?.clientSecretTtlSeconds ?? DEFAULT_SECRET_TTL_SECONDS;
+  // No value means "never": a permanent credential nobody rotates is what expiry exists to prevent.
+  if (!Number.isInteger(secretTtl) || secretTtl < 1 || secretTtl > MAX_SECRET_TTL_SECONDS) {
+    fail('registration.clientSecretTtlSeconds', `must be an integer between 1 and ${MAX_SECRET_TTL_SECONDS}`);
+  }
   const grace = options.rotationGraceSeconds ?? DEFAULT_GRACE_SECONDS;
   if (!Number.isFinite(grace) || grace < 0) fail('rotationGraceSeconds', 'must be a number >= 0');
   const signingAlg = options.signingAlg ?? 'ES256';
@@ -55,6 +74,8 @@ export function validateIssuerOptions(options: IssuerOptions): IssuerSettings {
 
   checkResources(options.resources, fail);
   checkClients(options.clients ?? [], options.resources, fail);
+  const taken = new Set([...(options.clients ?? []).map((c) => c.client_id), ...options.resources.map((r) => r.audience)]);
+  const federation = validateFederation(options.federation, options.resources, taken, fail);
 
   const issuerHost = checkIssuer(options, fail);
   const local = issuerHost !== undefined && isLoopbackHost(issuerHost) && isLoopbackHost(options.host);
@@ -66,6 +87,9 @@ export function validateIssuerOptions(options: IssuerOptions): IssuerSettings {
     fail('registration.initialAccessToken', `must be at least ${MIN_INITIAL_ACCESS_TOKEN_LENGTH} characters`);
   }
 
+  for (const host of options.fetch?.privateHosts ?? []) {
+    if (host === '' || host.includes('*') || host.includes('/')) fail('fetch.privateHosts', `"${host}" must be one host name or address, no wildcards`);
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze({
     issuer: options.issuer,
@@ -76,8 +100,12 @@ export function validateIssuerOptions(options: IssuerOptions): IssuerSettings {
     accessTokenTtlSeconds: ttl,
     signingAlg,
     rotationGraceSeconds: grace,
+    refreshTokenTtlSeconds: refreshTtl,
     initialAccessToken: iat,
+    clientSecretTtlSeconds: secretTtl,
     clients: Object.freeze([...(options.clients ?? [])]),
+    federation,
+    outbound: Object.freeze({ privateHosts: Object.freeze([...(options.fetch?.privateHosts ?? [])]), caFile: options.fetch?.caFile }),
     local,
     now: options.now ?? Date.now,
   });
@@ -141,8 +169,13 @@ function checkResources(resources: readonly IssuerResource[], fail: (key: string
 function checkClients(clients: readonly IssuerStaticClient[], resources: readonly IssuerResource[], fail: (key: string, message: string) => void): void {
   const seen = new Set<string>();
   const audiences = new Set(resources.map((r) => r.audience));
+  const scopes = new Set(resources.flatMap((r) => r.scopes));
   clients.forEach((client, i) => {
     const key = `clients[${i}]`;
+    // oidc-provider would only refuse it at the client's first request, after start or reload.
+    for (const scope of client.scope?.split(' ').filter((s) => s !== '') ?? []) {
+      if (!scopes.has(scope)) fail(`${key}.scope`, `"${scope}" is not a scope of any resource`);
+    }
     if (client.client_id === '') fail(`${key}.client_id`, 'must not be empty');
     if (seen.has(client.client_id)) fail(`${key}.client_id`, 'is listed twice');
     seen.add(client.client_id);
@@ -150,8 +183,33 @@ function checkClients(clients: readonly IssuerStaticClient[], resources: readonl
     if (audiences.has(client.client_id)) fail(`${key}.client_id`, 'must not equal a resource audience');
     if (client.grant_types.length === 0) fail(`${key}.grant_types`, 'must not be empty');
     // RFC 6749 §4.4: only confidential clients may use client_credentials.
-    if (client.grant_types.includes('client_credentials') && (client.token_endpoint_auth_method === 'none' || client.client_secret === undefined)) {
+    const keyAuth = client.token_endpoint_auth_method === 'private_key_jwt';
+    if (client.grant_types.includes('client_credentials') && (client.token_endpoint_auth_method === 'none' || (client.client_secret === undefined && !keyAuth))) {
       fail(`${key}`, 'client_credentials needs a client_secret and client authentication');
     }
+    checkClientKeys(client, key, fail);
+    // Nobody consents for a client_credentials client: its scope is the only limit on its tokens.
+    if (client.grant_types.includes('client_credentials') && (client.scope === undefined || client.scope.trim() === '')) {
+      fail(`${key}.scope`, 'is required for a client_credentials client');
+    }
   });
+}
+
+/** RFC 7523 §2.2 client authentication: keys exactly when the method needs them, never beside a secret. */
+function checkClientKeys(client: IssuerStaticClient, key: string, fail: (key: string, message: string) => void): void {
+  const hasKeys = client.jwks !== undefined || client.jwks_uri !== undefined;
+  if (client.token_endpoint_auth_method !== 'private_key_jwt') {
+    if (hasKeys) fail(`${key}.jwks`, 'is only used with token_endpoint_auth_method private_key_jwt');
+    return;
+  }
+  if (client.client_secret !== undefined) fail(`${key}.client_secret`, 'must not be set for a private_key_jwt client');
+  if (client.jwks !== undefined && client.jwks_uri !== undefined) fail(`${key}.jwks_uri`, 'set jwks or jwks_uri, not both');
+  if (!hasKeys) fail(`${key}.jwks`, 'private_key_jwt needs jwks or jwks_uri');
+  if (client.jwks_uri !== undefined) {
+    const url = parseUrl(client.jwks_uri);
+    if (url === undefined || !isSecureOrLoopback(url)) fail(`${key}.jwks_uri`, 'must be an https URL (http only on loopback)');
+  }
+  for (const jwk of client.jwks?.keys ?? []) {
+    if ('d' in jwk) fail(`${key}.jwks`, 'must hold public keys only');
+  }
 }

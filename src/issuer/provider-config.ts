@@ -3,14 +3,17 @@
 import {
   errors,
   type AdapterFactory,
+  type ProviderClient,
   type ProviderConfiguration,
   type ProviderContext,
   type ProviderToken,
   type StaticClientMetadata,
 } from 'oidc-provider';
+import { CLIENT_POLICY_HOOK, createClientPolicy, isInteractiveOnly } from './client-policy.ts';
+import { createOutboundFetch } from './outbound.ts';
 import type { KeyView } from './key-ring.ts';
 import type { IssuerSettings } from './options.ts';
-import { createResourcePolicy, MISSING_RESOURCE } from './resources.ts';
+import { createResourcePolicy, MISSING_RESOURCE, type ResourcePolicy } from './resources.ts';
 import type { IssuerStaticClient } from './types.ts';
 
 /** State that outlives one Provider instance (a key change builds a new one). */
@@ -23,11 +26,18 @@ export const INTERACTION_PATH = '/interaction/';
 /** Short-lived browser artifacts: the issuer is for demos and tests, not for long sessions. */
 const BROWSER_STATE_TTL_SECONDS = 600;
 const AUTHORIZATION_CODE_TTL_SECONDS = 60;
+const CLOCK_TOLERANCE_SECONDS = 5;
 
-export function buildProviderConfiguration(settings: IssuerSettings, keys: KeyView, shared: SharedProviderState): ProviderConfiguration {
+/** The RFC 8707 policy for tokens signed with the current key. */
+export function resourcePolicyFor(settings: IssuerSettings, keys: KeyView): ResourcePolicy {
+  return createResourcePolicy(settings.resources, { ttlSeconds: settings.accessTokenTtlSeconds, alg: settings.signingAlg, signingKid: keys.signingKid });
+}
+
+/** `extraClients`: clients defined by other configuration (federation rules), static like the configured ones. */
+export function buildProviderConfiguration(settings: IssuerSettings, keys: KeyView, shared: SharedProviderState, extraClients: readonly StaticClientMetadata[] = []): ProviderConfiguration {
   const ttl = settings.accessTokenTtlSeconds;
   const alg = settings.signingAlg;
-  const resources = createResourcePolicy(settings.resources, { ttlSeconds: ttl, alg, signingKid: keys.signingKid });
+  const resources = resourcePolicyFor(settings, keys);
   // Last line of defence for "never audience-less": oidc-provider would mint an opaque token
   // without a resource server for e.g. `resource=` with a scope; the ttl lookup refuses it.
   const audienceBoundTtl = (_ctx: ProviderContext, token: ProviderToken): number => {
@@ -35,14 +45,18 @@ export function buildProviderConfiguration(settings: IssuerSettings, keys: KeyVi
     return ttl;
   };
   const resourceScopes = settings.resources.flatMap((r) => r.scopes);
+  const refreshTtl = settings.refreshTokenTtlSeconds;
 
   return {
     // oidc-provider's own in-memory adapter, knowingly: this issuer is single-node and its
     // grants, codes and registered clients may be lost on restart. A private store per issuer
     // (not the module-global default) keeps issuers in one process apart and survives key changes.
     adapter: shared.adapter,
+    fetch: createOutboundFetch(settings.outbound),
+    // Seconds of clock difference accepted on expiry checks (client secrets, client assertions).
+    clockTolerance: CLOCK_TOLERANCE_SECONDS,
     jwks: { keys: keys.keys },
-    clients: settings.clients.map(toClientMetadata),
+    clients: [...settings.clients.map(toClientMetadata), ...extraClients],
     clientDefaults: {
       grant_types: ['authorization_code'],
       response_types: ['code'],
@@ -54,18 +68,33 @@ export function buildProviderConfiguration(settings: IssuerSettings, keys: KeyVi
       client.clientAuthMethod === 'none' && client.redirectUris.some((uri) => URL.parse(uri)?.origin === origin),
     cookies: { keys: shared.cookieKeys },
     enabledJWA: { idTokenSigningAlgValues: [alg] },
-    // oidc-provider has no policy hook for standard metadata; a custom property's validator runs
-    // for every client (static and registered) and sees all of its metadata.
-    extraClientMetadata: { properties: [CLIENT_POLICY_HOOK], validator: checkClientPolicy },
+    extraClientMetadata: {
+      properties: [CLIENT_POLICY_HOOK],
+      validator: createClientPolicy({ resourceScopes, clientSecretTtlSeconds: settings.clientSecretTtlSeconds }),
+    },
+    // Refresh tokens go to every client registered for the refresh_token grant, without the OIDC
+    // offline_access scope (MCP clients do not ask for it); they outlive the short browser session.
+    issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
+    expiresWithSession: async () => false,
+    // OAuth 2.1 §4.3.1 / RFC 9700 §4.14.2: every use rotates, for public and confidential clients
+    // alike; oidc-provider revokes the whole grant when a rotated (consumed) token comes back.
+    rotateRefreshToken: true,
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
       registration: {
         enabled: true,
         initialAccessToken: settings.initialAccessToken ?? false,
-        // RFC 7592 management is off, so a registration access token would have no use.
-        issueRegistrationAccessToken: false,
+        // RFC 7592: the registration access token manages (and rotates the secret of) the client.
+        issueRegistrationAccessToken: true,
       },
+      // RFC 7592 §2.2: an update replaces the client's secret (client-policy.ts); every use of the
+      // registration access token replaces it too, so a leaked one works at most once.
+      registrationManagement: { enabled: true, rotateRegistrationAccessToken: true },
+      // Client ID Metadata Documents (MCP 2026-07-28's recommended registration): an https client_id
+      // is fetched by oidc-provider (outbound.ts), must name itself, is cached by its HTTP caching
+      // headers within [30 s, 1 day]; such a client is interactive only (client-policy.ts).
+      clientIdMetadataDocument: { enabled: true, ack: 'draft-02', allowClient: async (_ctx: ProviderContext, client: ProviderClient) => isInteractiveOnly(client) },
       resourceIndicators: {
         enabled: true,
         defaultResource: resources.defaultResource,
@@ -73,6 +102,10 @@ export function buildProviderConfiguration(settings: IssuerSettings, keys: KeyVi
         // A code bound to one resource may be exchanged without repeating it.
         useGrantedResource: async () => true,
       },
+      // RFC 7009: a client revokes its own refresh token, which ends the grant and its whole family.
+      // Access tokens are JWTs the gateway verifies offline; they are short-lived rather than revocable.
+      // Another client's token is left alone, answered like any token it cannot see (RFC 7009 §2.2).
+      revocation: { enabled: true, allowedPolicy: async (_ctx: ProviderContext, client: ProviderClient, token: { readonly clientId?: string }) => token.clientId === client.clientId },
       // Without userinfo, oidc-provider has no reason to mint audience-less access tokens.
       userinfo: { enabled: false },
       rpInitiatedLogout: { enabled: false },
@@ -95,23 +128,15 @@ export function buildProviderConfiguration(settings: IssuerSettings, keys: KeyVi
       ClientCredentials: audienceBoundTtl,
       AuthorizationCode: AUTHORIZATION_CODE_TTL_SECONDS,
       IdToken: ttl,
-      RefreshToken: ttl,
+      // A rotated-in token inherits what is left of its predecessor: the family's absolute lifetime.
+      RefreshToken: (ctx: ProviderContext, _token: ProviderToken, _client: ProviderClient) =>
+        ctx.oidc?.entities.RotatedRefreshToken?.remainingTTL ?? refreshTtl,
       Interaction: BROWSER_STATE_TTL_SECONDS,
       Session: BROWSER_STATE_TTL_SECONDS,
-      Grant: BROWSER_STATE_TTL_SECONDS,
+      // A refresh token is only valid while its grant exists.
+      Grant: refreshTtl,
     },
   };
-}
-
-const CLIENT_POLICY_HOOK = 'urn:mcp-warden:client-policy';
-
-/** RFC 6749 §4.4: client_credentials is for confidential clients; oidc-provider would allow `none`. */
-function checkClientPolicy(_ctx: ProviderContext | undefined, key: string, _value: unknown, metadata: Readonly<Record<string, unknown>>): void {
-  if (key !== CLIENT_POLICY_HOOK) return;
-  const grantTypes = metadata['grant_types'];
-  if (Array.isArray(grantTypes) && grantTypes.includes('client_credentials') && metadata['token_endpoint_auth_method'] === 'none') {
-    throw new errors.InvalidClientMetadata('client_credentials requires client authentication; token_endpoint_auth_method none is refused');
-  }
 }
 
 function toClientMetadata(client: IssuerStaticClient): StaticClientMetadata {

@@ -10,7 +10,9 @@ import { createMemoryAdapter } from 'oidc-provider/lib/adapters/memory_adapter.j
 import { handleInteraction } from './interaction.ts';
 import type { KeyRing, KeyView } from './key-ring.ts';
 import type { IssuerSettings } from './options.ts';
-import { buildProviderConfiguration, INTERACTION_PATH, type SharedProviderState } from './provider-config.ts';
+import { createFederation, createReplayCache, type Federation } from './federation/grant.ts';
+import type { ReplayCache } from './federation/replay.ts';
+import { buildProviderConfiguration, INTERACTION_PATH, resourcePolicyFor, type SharedProviderState } from './provider-config.ts';
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
@@ -21,12 +23,15 @@ interface Current {
 }
 
 export class ProviderHost {
-  readonly #settings: IssuerSettings;
+  #settings: IssuerSettings;
   readonly #issuer: string;
   readonly #issuerHost: string;
   readonly #https: boolean;
   readonly #keyRing: KeyRing;
   readonly #shared: SharedProviderState;
+  /** Used jti values outlive reloads: a reload must not make an assertion usable twice. */
+  readonly #replay: ReplayCache = createReplayCache();
+  #federation: Federation;
   #current: Current;
 
   constructor(settings: IssuerSettings, issuer: string, keyRing: KeyRing) {
@@ -38,7 +43,34 @@ export class ProviderHost {
     this.#keyRing = keyRing;
     // Cookie keys are per process: the sessions they protect live in memory too.
     this.#shared = { adapter: createMemoryAdapter(), cookieKeys: [randomBytes(32).toString('base64url')] };
-    this.#current = this.#build(keyRing.view());
+    this.#federation = createFederation(settings.federation, issuer, this.#replay);
+    this.#current = this.#build(keyRing.view(), settings);
+  }
+
+  /**
+   * A reload: the next request is served by a provider built from `settings`. The adapter (clients,
+   * grants, refresh tokens, sessions), the cookie keys and the signing keys carry over unchanged.
+   * Requests already running finish on the provider they started on.
+   */
+  reconfigure(settings: IssuerSettings): void {
+    const previous = this.#federation;
+    this.#federation = createFederation(settings.federation, this.#issuer, this.#replay);
+    let next: Current;
+    try {
+      next = this.#build(this.#keyRing.view(), settings);
+    } catch (error) {
+      this.#federation.stop();
+      this.#federation = previous;
+      throw error;
+    }
+    previous.stop();
+    this.#settings = settings;
+    this.#current = next;
+  }
+
+  /** Stops the platform key refreshes. */
+  stop(): void {
+    this.#federation.stop();
   }
 
   readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
@@ -74,12 +106,13 @@ export class ProviderHost {
 
   #refresh(): Current {
     const view = this.#keyRing.view();
-    if (view.id !== this.#current.viewId) this.#current = this.#build(view);
+    if (view.id !== this.#current.viewId) this.#current = this.#build(view, this.#settings);
     return this.#current;
   }
 
-  #build(view: KeyView): Current {
-    const provider = new Provider(this.#issuer, buildProviderConfiguration(this.#settings, view, this.#shared));
+  #build(view: KeyView, settings: IssuerSettings): Current {
+    const provider = new Provider(this.#issuer, buildProviderConfiguration(settings, view, this.#shared, this.#federation.clients));
+    this.#federation.register(provider, resourcePolicyFor(settings, view));
     // Lets Koa read the protocol #pinOrigin wrote; the forwarded headers are ours by then.
     provider.proxy = this.#https;
     return { viewId: view.id, provider, handler: provider.callback() };

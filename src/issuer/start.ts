@@ -5,10 +5,11 @@ import type { AddressInfo } from 'node:net';
 import { KeyRing } from './key-ring.ts';
 import { issuerFor, validateIssuerOptions } from './options.ts';
 import { ProviderHost } from './provider-host.ts';
+import { checkReloadable } from './reload.ts';
 import type { IssuerOptions, RunningIssuer } from './types.ts';
 
 export async function startIssuer(options: IssuerOptions): Promise<RunningIssuer> {
-  const settings = validateIssuerOptions(options);
+  let settings = validateIssuerOptions(options);
   const keyRing = await KeyRing.forIssuer(settings);
 
   const server = createServer();
@@ -34,10 +35,18 @@ export async function startIssuer(options: IssuerOptions): Promise<RunningIssuer
     jwksUri: new URL('/jwks', url).href,
     async close() {
       unwatchFile(settings.keysFile);
+      host.stop();
       await closeServer(server);
       await keyRing.flush();
     },
     rotateKeys: () => keyRing.rotate(),
+    async reload(next: IssuerOptions) {
+      // Validated in full first: an invalid or restart-only change leaves the running issuer as it was.
+      const validated = validateIssuerOptions({ ...next, ...(options.now === undefined ? {} : { now: options.now }) });
+      checkReloadable(settings, validated);
+      host.reconfigure(validated);
+      settings = validated;
+    },
   };
 }
 

@@ -1,6 +1,9 @@
 // Public types of the embedded issuer: a single-node authorization server for demos and tests.
 
+import type { FederationOptions } from './federation/settings.ts';
+
 export type SigningAlg = 'ES256' | 'EdDSA';
+export type { FederationOptions, FederationRule, TrustedPlatform } from './federation/settings.ts';
 
 /** An audience (RFC 8707 resource indicator) that tokens may be issued for, and its scopes. */
 export interface IssuerResource {
@@ -15,6 +18,10 @@ export interface IssuerStaticClient {
   readonly redirect_uris?: readonly string[];
   readonly scope?: string;
   readonly token_endpoint_auth_method?: string;
+  /** private_key_jwt (RFC 7523 §2.2): the client's public keys, inline or at an https (or loopback) URL. */
+  readonly jwks?: { readonly keys: readonly Readonly<Record<string, unknown>>[] };
+  readonly jwks_uri?: string;
+  readonly token_endpoint_auth_signing_alg?: string;
 }
 
 export interface IssuerOptions {
@@ -33,9 +40,21 @@ export interface IssuerOptions {
   readonly signingAlg?: SigningAlg;
   /** How long a rotated-in key is published before it signs. Default 60. */
   readonly rotationGraceSeconds?: number;
-  /** RFC 7591 registration; the token is required unless issuer and listener are both loopback. */
-  readonly registration?: { readonly initialAccessToken?: string };
+  /** Absolute lifetime of a refresh-token family (rotation never extends it). Default 86400, at most 30 days. */
+  readonly refreshTokenTtlSeconds?: number;
+  /**
+   * RFC 7591 registration; the initial access token is required unless issuer and listener are both
+   * loopback. Registered secrets expire after clientSecretTtlSeconds (default 30 days, at most 1 year).
+   */
+  readonly registration?: { readonly initialAccessToken?: string; readonly clientSecretTtlSeconds?: number };
   readonly clients?: readonly IssuerStaticClient[];
+  /**
+   * Outbound fetches (Client ID Metadata Documents, client jwks_uri) to private, link-local or
+   * loopback addresses are refused, except to these hosts; caFile: the CA their certificates chain to.
+   */
+  readonly fetch?: { readonly privateHosts?: readonly string[]; readonly caFile?: string };
+  /** Workload identity federation: platform tokens exchanged through the RFC 7523 JWT-bearer grant. */
+  readonly federation?: FederationOptions;
   /**
    * Clock (ms) for the key rotation schedule. oidc-provider reads Date.now() itself for token
    * iat/exp and artifact expiry and offers no hook, so this clock governs key rotation only.
@@ -51,4 +70,10 @@ export interface RunningIssuer {
   close(): Promise<void>;
   /** Publishes a new key now, signs with it after the grace period, drops older keys after the token lifetime. */
   rotateKeys(): Promise<void>;
+  /**
+   * Serves `options` from the next request on; registrations, grants, refresh tokens and keys carry
+   * over. Throws a ConfigError, and keeps the running configuration, when they are invalid or change
+   * a restart-only setting (issuer, listener, keys file, signing algorithm, token lifetime, grace).
+   */
+  reload(options: IssuerOptions): Promise<void>;
 }

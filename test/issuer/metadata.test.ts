@@ -32,7 +32,7 @@ describe('issuer metadata', () => {
       expect(metadata['authorization_endpoint']).toBe(`${issuer.url}/auth`);
       expect(metadata['code_challenge_methods_supported']).toEqual(['S256']);
       expect(metadata['response_types_supported']).toEqual(['code']);
-      expect(metadata['grant_types_supported']).toEqual(['authorization_code', 'client_credentials']);
+      expect(metadata['grant_types_supported']).toEqual(['authorization_code', 'refresh_token', 'client_credentials']);
       expect(metadata['scopes_supported']).toEqual(['openid', 'mcp:files', 'mcp:files:admin', 'mcp:notes']);
       expect(metadata['id_token_signing_alg_values_supported']).toEqual(['ES256']);
       // Nothing that could hand out audience-less tokens.

@@ -38,8 +38,8 @@ describe('RFC 7591 dynamic client registration', () => {
     expect(status).toBe(201);
     expect(typeof body['client_id']).toBe('string');
     expect(typeof body['client_secret']).toBe('string');
-    // RFC 7592 management is off, so nothing to manage the registration with.
-    expect(body).not.toHaveProperty('registration_access_token');
+    // RFC 7592: the registration can be managed (client-secrets.test.ts).
+    expect(typeof body['registration_access_token']).toBe('string');
 
     const client = { client_id: body['client_id'] as string, client_secret: body['client_secret'] as string };
     const token = await clientCredentials(open, { resource: FILES, scope: 'mcp:files' }, client);

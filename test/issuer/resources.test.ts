@@ -5,7 +5,7 @@ import { buildProviderConfiguration } from '../../src/issuer/provider-config.ts'
 import { createResourcePolicy } from '../../src/issuer/resources.ts';
 import { FILES, RESOURCES } from './support.ts';
 
-const client: ProviderClient = { clientId: 'c', clientAuthMethod: 'client_secret_basic', redirectUris: [] };
+const client: ProviderClient = { clientId: 'c', clientAuthMethod: 'client_secret_basic', redirectUris: [], grantTypes: [], grantTypeAllowed: () => false };
 const ctx = {};
 
 describe('resource policy', () => {

@@ -102,6 +102,17 @@ export function pkcePair(): { readonly verifier: string; readonly challenge: str
  * for the issuer's origin are actually sent (an https issuer served on loopback behind a "proxy").
  */
 export async function followAuthorization(start: URL, redirectUri: string, base?: { readonly issuer: string; readonly local: string }): Promise<URL> {
+  const outcome = await authorizationOutcome(start, redirectUri, base);
+  if ('callback' in outcome) return outcome.callback;
+  throw new Error(`authorization stopped at ${outcome.path} with ${outcome.status}: ${outcome.text}`);
+}
+
+export type AuthorizationOutcome =
+  | { readonly callback: URL }
+  | { readonly path: string; readonly status: number; readonly text: string };
+
+/** As followAuthorization, but a page the issuer answers itself (an error it will not redirect) is returned. */
+export async function authorizationOutcome(start: URL, redirectUri: string, base?: { readonly issuer: string; readonly local: string }): Promise<AuthorizationOutcome> {
   const jar = new Map<string, string>();
   let url = start;
   for (let hop = 0; hop < 10; hop++) {
@@ -117,14 +128,46 @@ export async function followAuthorization(start: URL, redirectUri: string, base?
       if (value === '') jar.delete(name);
       else jar.set(name, value);
     }
-    const body = await res.text();
+    const text = await res.text();
     const location = res.headers.get('location');
-    if (res.status < 300 || res.status > 399 || location === null) {
-      throw new Error(`authorization stopped at ${target.pathname} with ${res.status}: ${body}`);
-    }
+    if (res.status < 300 || res.status > 399 || location === null) return { path: target.pathname, status: res.status, text };
     url = new URL(location, url);
-    if (url.href.startsWith(redirectUri)) return url;
+    if (url.href.startsWith(redirectUri)) return { callback: url };
   }
   throw new Error('more than 10 redirects');
 }
 
+export async function register(url: string, metadata: object, headers: Record<string, string> = {}): Promise<TokenResponse> {
+  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(metadata) });
+  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+}
+
+export interface CodeFlowRequest {
+  readonly clientId: string;
+  readonly redirectUri: string;
+  readonly resource: string;
+  readonly scope: string;
+  /** Client authentication at the token endpoint; a public client sends its client_id instead. */
+  readonly tokenHeaders?: Record<string, string>;
+}
+
+/**
+ * A whole authorization-code + PKCE flow against a loopback issuer (which signs in and consents),
+ * ending in the token response; an error at /auth or in the redirect comes back as a 400 body.
+ */
+export async function codeFlow(issuerUrl: string, request: CodeFlowRequest): Promise<TokenResponse> {
+  const { verifier, challenge } = pkcePair();
+  const start = new URL('/auth', issuerUrl);
+  start.search = new URLSearchParams({
+    client_id: request.clientId, redirect_uri: request.redirectUri, response_type: 'code', state: 'st',
+    code_challenge: challenge, code_challenge_method: 'S256', resource: request.resource, scope: request.scope,
+  }).toString();
+  const outcome = await authorizationOutcome(start, request.redirectUri);
+  if (!('callback' in outcome)) return { status: outcome.status, body: JSON.parse(outcome.text) as Record<string, unknown> };
+  const code = outcome.callback.searchParams.get('code');
+  if (code === null) return { status: 400, body: Object.fromEntries(outcome.callback.searchParams) };
+  const client: Record<string, string> = request.tokenHeaders === undefined ? { client_id: request.clientId } : {};
+  return postForm(new URL('/token', issuerUrl).href, {
+    grant_type: 'authorization_code', code, redirect_uri: request.redirectUri, code_verifier: verifier, resource: request.resource, ...client,
+  }, request.tokenHeaders ?? {});
+}
