@@ -36,7 +36,12 @@ const upstreamTls = z.strictObject({
 
 const jwksOptions = z.strictObject({
   cacheMaxAgeSeconds: z.number().int().min(1).max(86_400).default(600),
+  // Per kid: a kid a refetch did not find is refused without another fetch for this long.
   cooldownSeconds: z.number().int().min(1).max(3_600).default(30),
+  // The IdP sees at most one unknown-kid refetch per this interval, whatever the kids (issue 17 §1).
+  unknownKidIntervalMs: z.number().int().min(100).max(60_000).default(1_000),
+  // Failed fetches are retried with jittered exponential back-off up to this (issue 17 §3).
+  retryMaxSeconds: z.number().int().min(2).max(600).default(10),
   staleIfErrorSeconds: z.number().int().min(0).max(86_400).default(300),
   timeoutMs: z.number().int().min(100).max(60_000).default(5_000),
   maxBytes: z.number().int().min(1_024).max(4 * 1024 * 1024).default(512 * 1024),
