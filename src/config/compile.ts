@@ -38,6 +38,10 @@ export interface UpstreamConfig {
   readonly allScopes: readonly string[];
   readonly allowedOrigins: ReadonlySet<string>;
   readonly timeoutMs: number;
+  /** Whole-body deadline for non-SSE answers, from the headers on. */
+  readonly bodyTimeoutMs: number;
+  /** SSE idle limit, or undefined (none). */
+  readonly sseIdleMs: number | undefined;
   readonly tls: Readonly<NonNullable<RawUpstream['tls']>> | undefined;
   readonly identity: { readonly claims: readonly string[]; readonly informationalHeaders: boolean };
   /** RFC 9728 §3.1 well-known URL for this resource. */
@@ -105,6 +109,8 @@ function compile(raw: RawConfig, file: string, warnings: readonly ConfigProblem[
       allScopes: Object.freeze([...new Set([...u.scopes, ...u.tools.flatMap((t) => t.scopes), ...u.rules.flatMap((r) => r.scopes)])]),
       allowedOrigins: new Set([new URL(base).origin, ...u.allowedOrigins]),
       timeoutMs: u.timeoutMs,
+      bodyTimeoutMs: u.bodyTimeoutMs ?? u.timeoutMs,
+      sseIdleMs: u.sseIdleSeconds === undefined ? undefined : u.sseIdleSeconds * 1000,
       tls: u.tls === undefined ? undefined : Object.freeze({ ...u.tls }),
       identity: Object.freeze({ claims: Object.freeze([...u.identity.claims]), informationalHeaders: u.identity.informationalHeaders }),
       resourceMetadataUrl: new URL(base).origin + metadataPath,

@@ -110,6 +110,10 @@ const upstream = z.strictObject({
   // Origin values accepted besides the gateway's own publicUrl origin (MCP transports, DNS rebinding).
   allowedOrigins: z.array(z.string().min(1)).default([]),
   timeoutMs: z.number().int().min(100).max(600_000).default(30_000),
+  // A non-SSE answer must be complete this long after its headers (default: timeoutMs), else 504 / cut.
+  bodyTimeoutMs: z.number().int().min(100).max(3_600_000).optional(),
+  // An SSE stream silent this long (no byte from the upstream) is ended; absent = no idle limit.
+  sseIdleSeconds: z.number().int().min(1).max(86_400).optional(),
   tls: upstreamTls.optional(),
   identity: z.strictObject({
     // Further verified claims copied into this upstream's assertion (e.g. email, groups, tenant).

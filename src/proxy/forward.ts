@@ -5,7 +5,7 @@ import type { UpstreamConfig } from '../config/compile.ts';
 import type { Principal } from '../auth/principal.ts';
 import type { Reason } from '../reasons.ts';
 import { readBounded, streamGuarded, type Bounded } from './bounded.ts';
-import { exchange, type Exchange } from './exchange.ts';
+import { BodyTimeout, exchange, type Exchange } from './exchange.ts';
 import { clientResponseHeaders } from './headers.ts';
 import { pipeSseFiltered, SseTail, type SseFilter, type StreamRegistry } from './stream.ts';
 
@@ -88,6 +88,8 @@ export interface ForwardRequest {
   readonly abort: AbortController;
   /** Extra response headers from the gateway (CORS, request id). */
   readonly responseHeaders?: Readonly<Record<string, string>>;
+  /** Told why a response whose headers were out is cut, before the cut (its record closes with it). */
+  readonly onCut?: (reason: Reason) => void;
   /** Rewrites upstream response headers and chooses the body treatment. */
   readonly onResponse?: (status: number, headers: OutgoingHttpHeaders) => ResponsePlan | undefined;
 }
@@ -106,9 +108,10 @@ export async function forward(f: ForwardRequest): Promise<ForwardOutcome> {
       headers: f.headers,
       body: f.body ?? null,
       headersTimeout: f.upstream.timeoutMs,
-      // SSE streams are long-lived by design; they end with the token or the client instead.
+      // undici's per-chunk idle timer is off: exchange() applies a whole-body deadline to plain answers
+      // and the configured idle limit to SSE, which is long-lived by design (issue 17 §4).
       bodyTimeout: 0,
-    }, f.abort.signal);
+    }, f.abort.signal, { deadlineMs: f.upstream.bodyTimeoutMs, sseIdleMs: f.upstream.sseIdleMs });
   } catch (err) {
     return { kind: 'failed', reason: upstreamReason(err), headersSent: false };
   }
@@ -124,6 +127,7 @@ export async function forward(f: ForwardRequest): Promise<ForwardOutcome> {
   }
   if (plan?.rewrite !== undefined) {
     const read: Bounded = body.kind === 'whole' ? body : await readBounded(body.stream, plan.rewrite.maxBytes);
+    if (read.kind === 'failed' && read.error instanceof BodyTimeout) return { kind: 'failed', reason: 'upstream_timeout', headersSent: f.res.headersSent };
     if (read.kind === 'over' && plan.rewrite.beyond !== undefined) return streamGuarded(f, status, headers, read, plan.rewrite.beyond);
     if (read.kind === 'over') read.rest.destroy();
     const rewritten = read.kind !== 'whole' || read.buffer.length > plan.rewrite.maxBytes ? undefined : plan.rewrite.apply(read.buffer);
@@ -198,8 +202,14 @@ function streamSse(f: ForwardRequest, body: Readable, status: number, filter: Ss
     };
     arm();
     const unregister = sse.registry.add(f.upstream.name, sse.principal, end);
-    const fail = (): void => {
-      if (!ended) f.res.destroy();
+    let reason: Reason = 'upstream_unavailable';
+    const fail = (err?: unknown): void => {
+      if (err instanceof BodyTimeout) reason = 'upstream_timeout';
+      if (ended) return;
+      f.onCut?.(reason);
+      // A silent stream past its idle limit ends cleanly at an event boundary: the client reconnects.
+      if (reason === 'upstream_timeout' && tail.atBoundary) end();
+      else f.res.destroy();
     };
     body.on('error', fail);
     const onEnd = (): void => {
@@ -218,12 +228,13 @@ function streamSse(f: ForwardRequest, body: Readable, status: number, filter: Ss
       clearTimeout(timer);
       unregister();
       if (!ended) f.abort.abort();
-      resolve(f.res.writableFinished ? { kind: 'done', status } : { kind: 'failed', reason: 'upstream_unavailable', headersSent: true });
+      resolve(f.res.writableFinished ? { kind: 'done', status } : { kind: 'failed', reason, headersSent: true });
     });
   });
 }
 
 function upstreamReason(err: unknown): Reason {
+  if (err instanceof BodyTimeout) return 'upstream_timeout';
   if (err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.ConnectTimeoutError) return 'upstream_timeout';
   if ((err as { name?: string }).name === 'TimeoutError') return 'upstream_timeout';
   return 'upstream_unavailable';
@@ -232,14 +243,17 @@ function upstreamReason(err: unknown): Reason {
 /** Plain body: pipe() with backpressure, without stream/promises' per-call AbortController and DOMException. */
 function pipeBody(f: ForwardRequest, body: Readable, status: number): Promise<ForwardOutcome> {
   return new Promise((resolve) => {
-    const fail = (): void => {
+    let reason: Reason = 'upstream_unavailable';
+    const fail = (err: unknown): void => {
+      if (err instanceof BodyTimeout) reason = 'upstream_timeout';
+      f.onCut?.(reason);
       body.destroy();
       f.res.destroy();
     };
     body.once('error', fail);
     f.res.on('close', () => {
       if (!f.res.writableFinished) body.destroy();
-      resolve(f.res.writableFinished ? { kind: 'done', status } : { kind: 'failed', reason: 'upstream_unavailable', headersSent: true });
+      resolve(f.res.writableFinished ? { kind: 'done', status } : { kind: 'failed', reason, headersSent: true });
     });
     body.pipe(f.res);
   });

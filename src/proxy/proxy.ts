@@ -27,6 +27,9 @@ export function createProxy(deps: PlannerDeps & { readonly pools: Pools }): Prox
       req, res, upstream, dispatcher: deps.pools.get(upstream), path: upstreamPath, headers,
       body: inspected?.body ?? (hasBody(req) ? req : undefined), abort: ctx.abort,
       ...(ctx.cors === undefined ? {} : { responseHeaders: ctx.cors }),
+      onCut: (reason) => {
+        record.reason = reason;
+      },
       onResponse: (status, h) => {
         record.upstreamMs = performance.now() - record.perfStart - gatewayMs;
         return plan(status, h);
