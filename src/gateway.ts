@@ -4,6 +4,7 @@ import type { Config } from './config/compile.ts';
 import { ConfigError } from './config/errors.ts';
 import type { IssuerKeys } from './auth/keys.ts';
 import { startKeys } from './auth/gateway-key.ts';
+import { refuseKeyLoss } from './auth/carry.ts';
 import { createAdminServer } from './observe/admin.ts';
 import { createLogger, type Logger } from './observe/log.ts';
 import { createMetrics, type Metrics } from './observe/metrics.ts';
@@ -129,6 +130,7 @@ class RunningGateway implements Gateway {
     const built = await buildState(next, current, this.#shared);
     try {
       await startKeys([...built.issuerKeys.values()].filter((k) => current.issuerKeys.get(k.name) !== k), next);
+      refuseKeyLoss(current.issuerKeys, built.issuerKeys, next);
     } catch (err) {
       void built.pools.close();
       throw err;

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Config, IssuerConfig } from './config/compile.ts';
 import { ConfigError } from './config/errors.ts';
 import { IssuerKeys } from './auth/keys.ts';
+import { carryKeys } from './auth/carry.ts';
 import { TokenCache } from './auth/token-cache.ts';
 import { createAuthenticator } from './auth/verify.ts';
 import { createIntrospector } from './auth/introspect.ts';
@@ -43,7 +44,7 @@ export async function buildState(config: Config, previous: State | undefined, sh
   const issuerKeys = new Map<string, IssuerKeys>();
   for (const issuer of config.issuers) {
     if (issuer.introspection !== undefined) continue; // validated at its introspection endpoint, no JWKS
-    issuerKeys.set(issuer.name, carriedKeys(issuer, previous, gatewayKeys.thumbprints) ?? newIssuerKeys(issuer, shared, gatewayKeys.thumbprints));
+    issuerKeys.set(issuer.name, await carryKeys(issuer, previous, gatewayKeys.thumbprints, () => newIssuerKeys(issuer, shared, gatewayKeys.thumbprints)));
   }
   let pools: Pools;
   try {
@@ -68,16 +69,6 @@ export async function buildState(config: Config, previous: State | undefined, sh
     onStreamExpired: (record) => logger.info({ event: 'stream_closed', requestId: record.requestId, upstream: record.upstream, sub: record.sub, clientId: record.clientId, reason: 'token_expired' }, 'stream ended: token expired'),
   });
   return { config, handle, issuerKeys, pools, cache };
-}
-
-/**
- * An unchanged issuer keeps its key cache across a reload (if it was built to refuse the same gateway
- * keys); a changed one starts afresh.
- */
-function carriedKeys(issuer: IssuerConfig, previous: State | undefined, gatewayThumbprints: ReadonlySet<string>): IssuerKeys | undefined {
-  const old = previous?.issuerKeys.get(issuer.name);
-  if (old === undefined || !old.refuses(gatewayThumbprints)) return undefined;
-  return JSON.stringify(previous?.config.issuers.find((i) => i.name === issuer.name)) === JSON.stringify(issuer) ? old : undefined;
 }
 
 function newIssuerKeys(issuer: IssuerConfig, shared: Shared, gatewayThumbprints: ReadonlySet<string>): IssuerKeys {

@@ -4,6 +4,7 @@ import { discoverJwksUri } from './discovery.ts';
 import { FetchFailed, fetchJson } from './fetch-json.ts';
 import { GatewayKeyPublished, gatewayKeysIn } from './gateway-key.ts';
 import { evictOldest } from '../lib/evict.ts';
+import { effectiveMaxAge, UnusableSet, usableKeys } from './jwks-set.ts';
 
 /** No usable key set (cold start failed, or the stale window ran out): fail closed with 503. */
 export class KeysUnavailable extends Error {
@@ -48,7 +49,6 @@ export interface KeysDeps {
 }
 
 type Resolver = ReturnType<typeof createLocalJWKSet>;
-const KEY_TYPES = new Set(['RSA', 'EC', 'OKP']);
 /** Back-off after the first failed fetch (so the first retry comes 1-2 s later); doubles per failure, up to jwks.retryMaxSeconds. */
 const RETRY_BASE_MS = 2_000;
 /** Kids refused after a refetch, remembered for cooldownSeconds (bounded: a flood of random kids). */
@@ -89,6 +89,8 @@ export class IssuerKeys {
   #inflight: Promise<void> | undefined;
   #jwksUri: string | undefined;
   #timer: NodeJS.Timeout | undefined;
+  /** The last good set as fetched (bounded by maxBytes), kept so a reload can re-read it (adopt). */
+  #body: unknown;
   /** kids of the gateway's own keys found in the last fetched set. */
   #gatewayKids: readonly string[] = [];
 
@@ -109,7 +111,9 @@ export class IssuerKeys {
   async start(): Promise<void> {
     this.#timer ??= setInterval(() => this.maintain(), 1_000);
     this.#timer.unref();
-    await this.refresh();
+    // An adopted set (reload) serves at once; its refresh and retry schedule carry on from maintain().
+    if (this.#resolver === undefined) await this.refresh();
+    else this.maintain();
     if (this.#gatewayKids.length > 0) {
       this.stop();
       throw new GatewayKeyPublished(this.#config.name, this.#gatewayKids);
@@ -269,27 +273,10 @@ export class IssuerKeys {
     try {
       this.#jwksUri ??= await discoverJwksUri(this.#config);
       const fetched = await fetchJson(this.#jwksUri, cfg.timeoutMs, cfg.maxBytes);
-      const listed = this.#usableKeys(fetched.body);
-      if (listed === undefined) {
-        result = 'invalid_shape';
-        throw new FetchFailed('invalid_json', 'not a JWK Set');
-      }
-      const own = await gatewayKeysIn(fetched.body, this.#deps.gatewayThumbprints);
-      this.#gatewayKids = own.kids;
-      if (own.kids.length > 0) this.#deps.onGatewayKey?.(this.#config.name, own.kids);
-      const keys = listed.filter((k) => !own.dropped.has(k));
-      // A 200 that leaves no key to verify with is an outage, not a rotation to nothing (issue 17 §2):
-      // the last good keys keep serving within the stale window.
-      if (keys.length === 0) {
-        result = 'no_usable_key';
-        throw new FetchFailed('invalid_json', 'no usable signing key');
-      }
+      const keys = await this.#keysOf(fetched.body);
       const now = this.#deps.now();
       const lifetime = effectiveMaxAge(fetched.maxAgeSeconds, cfg.cacheMaxAgeSeconds) * 1000;
-      const kids = new Set(keys.map((k) => k.kid as string));
-      const removed = new Set([...this.#kids].filter((kid) => !kids.has(kid)));
-      this.#resolver = createLocalJWKSet({ keys } as JSONWebKeySet);
-      this.#kids = kids;
+      const removed = this.#install(keys, fetched.body);
       this.#fetchedAt = now;
       this.#expiresAt = now + lifetime;
       this.#refreshAt = now + lifetime * 0.8;
@@ -298,7 +285,8 @@ export class IssuerKeys {
       this.#lastError = undefined;
       if (removed.size > 0) this.#deps.onKeysRemoved?.(this.#config.name, removed);
     } catch (err) {
-      if (result === 'ok') result = err instanceof FetchFailed ? err.code : 'network';
+      if (err instanceof UnusableSet) result = err.result;
+      else result = err instanceof FetchFailed ? err.code : 'network';
       this.#lastAttemptFailed = true;
       this.#nextAttemptAt = this.#lastAttemptAt + this.#backoff(++this.#failures);
       this.#lastError = err instanceof Error ? err.message : 'fetch failed';
@@ -309,6 +297,57 @@ export class IssuerKeys {
     }
   }
 
+  /** The keys of a fetched set this issuer may verify with; UnusableSet when there is none. */
+  async #keysOf(body: unknown): Promise<JWK[]> {
+    const listed = usableKeys(body, this.#config.algorithms);
+    if (listed === undefined) throw new UnusableSet('invalid_shape', 'not a JWK Set');
+    const own = await gatewayKeysIn(body, this.#deps.gatewayThumbprints);
+    this.#gatewayKids = own.kids;
+    if (own.kids.length > 0) this.#deps.onGatewayKey?.(this.#config.name, own.kids);
+    const keys = listed.filter((k) => !own.dropped.has(k));
+    // A 200 that leaves no key to verify with is an outage, not a rotation to nothing (issue 17 §2):
+    // the last good keys keep serving within the stale window.
+    if (keys.length === 0) throw new UnusableSet('no_usable_key', 'no usable signing key');
+    return keys;
+  }
+
+  /** Makes `keys` the set in use; returns the kids that left. */
+  #install(keys: readonly JWK[], body: unknown): ReadonlySet<string> {
+    const kids = new Set(keys.map((k) => k.kid as string));
+    const removed = new Set([...this.#kids].filter((kid) => !kids.has(kid)));
+    this.#resolver = createLocalJWKSet({ keys } as JSONWebKeySet);
+    this.#kids = kids;
+    this.#body = body;
+    return removed;
+  }
+
+  /**
+   * Reload with the same key source (issuer, jwksUri, gateway keys) but other issuer settings changed
+   * (issue 17 §6): takes over `from`'s last good set, re-read under this config's algorithms, with its
+   * times, back-off and refused kids, so no usable key is lost and no fetch is needed to serve. When
+   * none of its keys fits the new algorithms this cache starts empty (start() fetches).
+   */
+  async adopt(from: IssuerKeys): Promise<void> {
+    if (from.#body !== undefined) {
+      try {
+        this.#install(await this.#keysOf(from.#body), from.#body);
+      } catch {
+        return;
+      }
+    }
+    this.#jwksUri = from.#jwksUri;
+    this.#fetchedAt = from.#fetchedAt;
+    this.#expiresAt = from.#expiresAt;
+    this.#refreshAt = from.#refreshAt;
+    this.#lastAttemptAt = from.#lastAttemptAt;
+    this.#lastAttemptFailed = from.#lastAttemptFailed;
+    this.#failures = from.#failures;
+    this.#nextAttemptAt = from.#nextAttemptAt;
+    this.#lastForcedAt = from.#lastForcedAt;
+    this.#lastError = from.#lastError;
+    for (const [name, at] of from.#refused) this.#refused.set(name, at);
+  }
+
   /** Exponential from RETRY_BASE_MS, capped at retryMaxSeconds, with "equal jitter" in [d/2, d). */
   #backoff(failures: number): number {
     const cap = this.#config.jwks.retryMaxSeconds * 1000;
@@ -316,33 +355,7 @@ export class IssuerKeys {
     return Math.round(d / 2 + (d / 2) * (this.#deps.random ?? Math.random)());
   }
 
-  /** RFC 7517 §5: keep only asymmetric signing keys with a kid that fit this issuer's algorithms. */
-  #usableKeys(body: unknown): JWK[] | undefined {
-    if (typeof body !== 'object' || body === null || !Array.isArray((body as { keys?: unknown }).keys)) return undefined;
-    const algorithms = new Set(this.#config.algorithms);
-    const out: JWK[] = [];
-    for (const key of (body as { keys: unknown[] }).keys) {
-      if (typeof key !== 'object' || key === null || Array.isArray(key)) continue;
-      const k = key as JWK & { d?: unknown; key_ops?: unknown };
-      if (typeof k.kid !== 'string' || k.kid.length === 0 || k.kid.length > 256) continue;
-      if (typeof k.kty !== 'string' || !KEY_TYPES.has(k.kty)) continue; // oct and unknown types: never
-      if (k.d !== undefined) continue; // a private key published by mistake is not trusted either
-      if (k.use !== undefined && k.use !== 'sig') continue;
-      if (k.alg !== undefined && !algorithms.has(k.alg)) continue;
-      if (k.key_ops !== undefined && !(Array.isArray(k.key_ops) && k.key_ops.includes('verify'))) continue;
-      out.push(k);
-    }
-    return out;
-  }
-
   get fetchedAt(): number {
     return this.#fetchedAt;
   }
 }
-
-/** Honour the server's max-age within [min(configured, 60 s), configured]. */
-function effectiveMaxAge(serverSeconds: number | undefined, configured: number): number {
-  if (serverSeconds === undefined) return configured;
-  return Math.min(configured, Math.max(serverSeconds, Math.min(configured, 60)));
-}
-
