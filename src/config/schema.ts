@@ -166,7 +166,10 @@ export const configSchema = z.strictObject({
     tokenCacheEntries: z.number().int().min(0).max(1_000_000).default(10_000),
     // Open SSE streams (GET) one identity (issuer + subject + client) may hold at once; more get 429.
     maxStreamsPerIdentity: z.number().int().min(1).max(100_000).default(32),
-    // SIGTERM: stop accepting, let requests finish, end SSE streams with a final event, exit by then.
+    // SIGTERM: /readyz 503 and Connection: close at once; the listener stays open this long (load
+    // balancers take the pod out), then closes.
+    drainDelayMs: z.number().int().min(0).max(120_000).default(0),
+    // After the listener closed: let requests finish, end SSE streams with a final event, exit by then.
     shutdownGraceMs: z.number().int().min(0).max(300_000).default(10_000),
   }).prefault({}),
 });
