@@ -32,6 +32,8 @@ export type Reason =
   | 'header_mismatch'
   | 'media_type_unsupported'
   | 'too_many_streams'
+  | 'upstream_busy'
+  | 'streams_exhausted'
   | 'session_invalid'
   | 'session_unknown'
   | 'origin_forbidden'
@@ -117,6 +119,9 @@ export const reasons: Readonly<Record<Reason, ReasonInfo>> = Object.freeze({
   insufficient_scope: r(403, 'insufficient_scope', true, 'the token lacks a required scope', { rpcCode: FORBIDDEN }),
   client_not_allowed: r(403, undefined, false, 'this client is not allowed for this resource'),
   too_many_streams: r(429, undefined, false, 'too many open streams for this identity', { headers: { 'retry-after': '10' } }),
+  // Overload (issue 17 §8): the gateway sheds at its bounds instead of queueing without end.
+  upstream_busy: r(503, undefined, false, 'the upstream server is at its request limit; try again shortly', { outcome: 'error', headers: { 'retry-after': '1' } }),
+  streams_exhausted: r(503, undefined, false, 'the gateway is at its open stream limit; try again later', { outcome: 'error', headers: { 'retry-after': '10' } }),
   session_invalid: r(400, undefined, false, 'invalid session id'),
   // For another identity's session, the same answer as for an unknown one (MCP: 404 → re-initialize).
   session_unknown: r(404, undefined, false, 'session not found'),

@@ -42,6 +42,8 @@ export interface UpstreamConfig {
   readonly bodyTimeoutMs: number;
   /** SSE idle limit, or undefined (none). */
   readonly sseIdleMs: number | undefined;
+  readonly maxInFlight: number;
+  readonly maxConnections: number;
   readonly tls: Readonly<NonNullable<RawUpstream['tls']>> | undefined;
   readonly identity: { readonly claims: readonly string[]; readonly informationalHeaders: boolean };
   /** RFC 9728 §3.1 well-known URL for this resource. */
@@ -111,6 +113,8 @@ function compile(raw: RawConfig, file: string, warnings: readonly ConfigProblem[
       timeoutMs: u.timeoutMs,
       bodyTimeoutMs: u.bodyTimeoutMs ?? u.timeoutMs,
       sseIdleMs: u.sseIdleSeconds === undefined ? undefined : u.sseIdleSeconds * 1000,
+      maxInFlight: u.maxInFlight,
+      maxConnections: u.maxConnections,
       tls: u.tls === undefined ? undefined : Object.freeze({ ...u.tls }),
       identity: Object.freeze({ claims: Object.freeze([...u.identity.claims]), informationalHeaders: u.identity.informationalHeaders }),
       resourceMetadataUrl: new URL(base).origin + metadataPath,

@@ -114,6 +114,10 @@ const upstream = z.strictObject({
   bodyTimeoutMs: z.number().int().min(100).max(3_600_000).optional(),
   // An SSE stream silent this long (no byte from the upstream) is ended; absent = no idle limit.
   sseIdleSeconds: z.number().int().min(1).max(86_400).optional(),
+  // Requests (not GET streams) in flight to this upstream; past it 503 upstream_busy + Retry-After.
+  maxInFlight: z.number().int().min(1).max(100_000).default(512),
+  // Sockets the gateway opens to this upstream for requests (GET streams have their own pool).
+  maxConnections: z.number().int().min(1).max(10_000).default(128),
   tls: upstreamTls.optional(),
   identity: z.strictObject({
     // Further verified claims copied into this upstream's assertion (e.g. email, groups, tenant).
@@ -166,6 +170,10 @@ export const configSchema = z.strictObject({
     tokenCacheEntries: z.number().int().min(0).max(1_000_000).default(10_000),
     // Open SSE streams (GET) one identity (issuer + subject + client) may hold at once; more get 429.
     maxStreamsPerIdentity: z.number().int().min(1).max(100_000).default(32),
+    // Open SSE streams in all (every upstream, every identity); a GET past it gets 503 streams_exhausted.
+    maxStreams: z.number().int().min(1).max(1_000_000).default(10_000),
+    // Client connections the traffic listener holds at once (server.maxConnections); more are dropped.
+    maxConnections: z.number().int().min(16).max(1_000_000).default(20_000),
     // SIGTERM: /readyz 503 and Connection: close at once; the listener stays open this long (load
     // balancers take the pod out), then closes.
     drainDelayMs: z.number().int().min(0).max(120_000).default(0),

@@ -15,19 +15,21 @@ export interface Exchange {
   readonly body: { readonly kind: 'whole'; readonly buffer: Buffer } | { readonly kind: 'stream'; readonly stream: Readable };
 }
 
-/** How long a body may take once the headers are in (issue 17 §4). */
+/** How long an exchange may take (issue 17 §4, §8). */
 export interface BodyLimits {
+  /** Response headers must arrive this long after dispatch, time queued for a pool socket included. */
+  readonly headersMs: number;
   /** A non-SSE body must be complete this long after its headers: a stalled upstream is cut. */
   readonly deadlineMs: number;
   /** An SSE stream with nothing from the upstream this long is cut; undefined = no idle limit. */
   readonly sseIdleMs: number | undefined;
 }
 
-/** The upstream passed its body deadline or SSE idle limit: 504 if nothing was sent yet, else a cut. */
-export class BodyTimeout extends Error {
+/** The upstream passed a deadline (headers, body) or the SSE idle limit: 504 if nothing was sent yet, else a cut. */
+export class UpstreamTimeout extends Error {
   constructor() {
-    super('upstream body timed out');
-    this.name = 'BodyTimeout';
+    super('upstream timed out');
+    this.name = 'UpstreamTimeout';
   }
 }
 
@@ -56,18 +58,34 @@ export function exchange(dispatcher: Dispatcher, options: Dispatcher.DispatchOpt
     let timer: NodeJS.Timeout | undefined;
     let idle = false;
 
-    const onAbort = (): void => controller?.abort(signal.reason);
+    // A request still queued for a socket has no controller: it leaves the queue (rejected) at once.
+    const onAbort = (): void => {
+      if (controller !== undefined) return controller.abort(signal.reason);
+      settled();
+      reject(signal.reason);
+    };
     signal.addEventListener('abort', onAbort, { once: true });
     const settled = (): void => {
       signal.removeEventListener('abort', onAbort);
       if (timer !== undefined) clearTimeout(timer);
     };
     const armBodyTimer = (c: Controller, sse: boolean): void => {
+      if (timer !== undefined) clearTimeout(timer);
+      timer = undefined;
       const ms = sse ? limits.sseIdleMs : limits.deadlineMs;
       if (ms === undefined) return;
       idle = sse;
-      timer = setTimeout(() => c.abort(new BodyTimeout()), ms);
+      timer = setTimeout(() => c.abort(new UpstreamTimeout()), ms);
     };
+    // Until the headers: a request still queued for a socket has no controller yet, so the deadline
+    // rejects and onRequestStart aborts it when a socket frees up (the signal is aborted then).
+    let expired: UpstreamTimeout | undefined;
+    timer = setTimeout(() => {
+      expired = new UpstreamTimeout();
+      if (controller !== undefined) return controller.abort(expired);
+      settled();
+      reject(expired);
+    }, limits.headersMs);
 
     const toStream = (c: Controller): Readable => {
       const s = new Readable({
@@ -88,6 +106,7 @@ export function exchange(dispatcher: Dispatcher, options: Dispatcher.DispatchOpt
       onRequestStart(c) {
         controller = c;
         if (signal.aborted) c.abort(signal.reason);
+        else if (expired !== undefined) c.abort(expired);
       },
       onResponseStart(c, status, h) {
         statusCode = status;

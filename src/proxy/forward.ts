@@ -5,7 +5,7 @@ import type { UpstreamConfig } from '../config/compile.ts';
 import type { Principal } from '../auth/principal.ts';
 import type { Reason } from '../reasons.ts';
 import { readBounded, streamGuarded, type Bounded } from './bounded.ts';
-import { BodyTimeout, exchange, type Exchange } from './exchange.ts';
+import { UpstreamTimeout, exchange, type Exchange } from './exchange.ts';
 import { clientResponseHeaders } from './headers.ts';
 import { pipeSseFiltered, SseTail, type SseFilter, type StreamRegistry } from './stream.ts';
 
@@ -15,42 +15,51 @@ import { pipeSseFiltered, SseTail, type SseFilter, type StreamRegistry } from '.
 // backpressure ourselves, so SSE events pass one by one, unbuffered.
 
 export interface Pools {
-  get(upstream: UpstreamConfig): Dispatcher;
+  /** GET (the long-lived SSE stream) goes to the upstream's stream pool, every other method to its request pool. */
+  get(upstream: UpstreamConfig, method?: string): Dispatcher;
   close(): Promise<void>;
 }
 
-/** One pool per upstream, with its TLS/mTLS material read once (a missing file refuses start or reload). */
+/**
+ * Two pools per upstream, with its TLS/mTLS material read once (a missing file refuses start or
+ * reload). Requests: at most maxConnections sockets (issue 17 §8: a hanging upstream got 1,380), the
+ * queue bounded by maxInFlight. GET streams: each holds a socket for its whole life, so a cap would
+ * queue new streams behind old ones; limits.maxStreams and maxStreamsPerIdentity bound them instead.
+ */
 export function createPools(upstreams: readonly UpstreamConfig[], readFile: (path: string) => Buffer): Pools {
-  const pools = new Map<string, Pool>();
+  const pools = new Map<string, { readonly requests: Pool; readonly streams: Pool }>();
   for (const u of upstreams) {
-    const tls = u.tls;
-    pools.set(u.name, new Pool(u.target.origin, {
-      // No cap: every open SSE stream holds an upstream connection for its whole life, so a cap would
-      // queue new streams (and requests) behind old ones. Client-side limits bound the count instead
-      // (maxStreamsPerIdentity, the server's own connection handling).
-      connections: null,
-      pipelining: 1,
-      keepAliveTimeout: 4_000,
-      connectTimeout: Math.min(u.timeoutMs, 10_000),
-      ...(tls === undefined ? {} : {
-        connect: {
-          ...(tls.caFile === undefined ? {} : { ca: readFile(tls.caFile) }),
-          ...(tls.certFile === undefined ? {} : { cert: readFile(tls.certFile) }),
-          ...(tls.keyFile === undefined ? {} : { key: readFile(tls.keyFile) }),
-          ...(tls.serverName === undefined ? {} : { servername: tls.serverName }),
-          rejectUnauthorized: true,
-        },
-      }),
-    }));
+    const pool = (connections: number | null): Pool => createPool(u, connections, readFile);
+    pools.set(u.name, { requests: pool(u.maxConnections), streams: pool(null) });
   }
   return {
-    get(upstream) {
-      return pools.get(upstream.name) as Pool;
+    get(upstream, method) {
+      const p = pools.get(upstream.name) as { readonly requests: Pool; readonly streams: Pool };
+      return method === 'GET' ? p.streams : p.requests;
     },
     async close() {
-      await Promise.all([...pools.values()].map((p) => p.close().catch(() => undefined)));
+      await Promise.all([...pools.values()].flatMap((p) => [p.requests, p.streams]).map((p) => p.close().catch(() => undefined)));
     },
   };
+}
+
+function createPool(u: UpstreamConfig, connections: number | null, readFile: (path: string) => Buffer): Pool {
+  const tls = u.tls;
+  return new Pool(u.target.origin, {
+    connections,
+    pipelining: 1,
+    keepAliveTimeout: 4_000,
+    connectTimeout: Math.min(u.timeoutMs, 10_000),
+    ...(tls === undefined ? {} : {
+      connect: {
+        ...(tls.caFile === undefined ? {} : { ca: readFile(tls.caFile) }),
+        ...(tls.certFile === undefined ? {} : { cert: readFile(tls.certFile) }),
+        ...(tls.keyFile === undefined ? {} : { key: readFile(tls.keyFile) }),
+        ...(tls.serverName === undefined ? {} : { servername: tls.serverName }),
+        rejectUnauthorized: true,
+      },
+    }),
+  });
 }
 
 /** How the gateway treats one upstream response, decided when its headers arrive. */
@@ -111,7 +120,7 @@ export async function forward(f: ForwardRequest): Promise<ForwardOutcome> {
       // undici's per-chunk idle timer is off: exchange() applies a whole-body deadline to plain answers
       // and the configured idle limit to SSE, which is long-lived by design (issue 17 §4).
       bodyTimeout: 0,
-    }, f.abort.signal, { deadlineMs: f.upstream.bodyTimeoutMs, sseIdleMs: f.upstream.sseIdleMs });
+    }, f.abort.signal, { headersMs: f.upstream.timeoutMs, deadlineMs: f.upstream.bodyTimeoutMs, sseIdleMs: f.upstream.sseIdleMs });
   } catch (err) {
     return { kind: 'failed', reason: upstreamReason(err), headersSent: false };
   }
@@ -127,7 +136,7 @@ export async function forward(f: ForwardRequest): Promise<ForwardOutcome> {
   }
   if (plan?.rewrite !== undefined) {
     const read: Bounded = body.kind === 'whole' ? body : await readBounded(body.stream, plan.rewrite.maxBytes);
-    if (read.kind === 'failed' && read.error instanceof BodyTimeout) return { kind: 'failed', reason: 'upstream_timeout', headersSent: f.res.headersSent };
+    if (read.kind === 'failed' && read.error instanceof UpstreamTimeout) return { kind: 'failed', reason: 'upstream_timeout', headersSent: f.res.headersSent };
     if (read.kind === 'over' && plan.rewrite.beyond !== undefined) return streamGuarded(f, status, headers, read, plan.rewrite.beyond);
     if (read.kind === 'over') read.rest.destroy();
     const rewritten = read.kind !== 'whole' || read.buffer.length > plan.rewrite.maxBytes ? undefined : plan.rewrite.apply(read.buffer);
@@ -204,7 +213,7 @@ function streamSse(f: ForwardRequest, body: Readable, status: number, filter: Ss
     const unregister = sse.registry.add(f.upstream.name, sse.principal, end);
     let reason: Reason = 'upstream_unavailable';
     const fail = (err?: unknown): void => {
-      if (err instanceof BodyTimeout) reason = 'upstream_timeout';
+      if (err instanceof UpstreamTimeout) reason = 'upstream_timeout';
       if (ended) return;
       f.onCut?.(reason);
       // A silent stream past its idle limit ends cleanly at an event boundary: the client reconnects.
@@ -234,7 +243,7 @@ function streamSse(f: ForwardRequest, body: Readable, status: number, filter: Ss
 }
 
 function upstreamReason(err: unknown): Reason {
-  if (err instanceof BodyTimeout) return 'upstream_timeout';
+  if (err instanceof UpstreamTimeout) return 'upstream_timeout';
   if (err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.ConnectTimeoutError) return 'upstream_timeout';
   if ((err as { name?: string }).name === 'TimeoutError') return 'upstream_timeout';
   return 'upstream_unavailable';
@@ -245,7 +254,7 @@ function pipeBody(f: ForwardRequest, body: Readable, status: number): Promise<Fo
   return new Promise((resolve) => {
     let reason: Reason = 'upstream_unavailable';
     const fail = (err: unknown): void => {
-      if (err instanceof BodyTimeout) reason = 'upstream_timeout';
+      if (err instanceof UpstreamTimeout) reason = 'upstream_timeout';
       f.onCut?.(reason);
       body.destroy();
       f.res.destroy();

@@ -109,6 +109,11 @@ export class StreamRegistry {
     };
   }
 
+  /** Open streams in all (the global cap, limits.maxStreams). */
+  get size(): number {
+    return this.#streams.size;
+  }
+
   countFor(principal: Principal): number {
     return this.#perIdentity.get(identityKey(principal)) ?? 0;
   }
