@@ -9,6 +9,7 @@ import { createAdminServer } from './observe/admin.ts';
 import { createLogger, type Logger } from './observe/log.ts';
 import { createMetrics, type Metrics } from './observe/metrics.ts';
 import { StreamRegistry } from './proxy/stream.ts';
+import { rejudgeStreams } from './proxy/rejudge.ts';
 import { createTrafficListener, type TrafficListener } from './route/listener.ts';
 import { Drain, drainTraffic } from './route/drain.ts';
 import { buildState, type Shared, type State } from './state.ts';
@@ -136,6 +137,7 @@ class RunningGateway implements Gateway {
     }
     // The swap: requests that already started finish on the old state.
     this.#serving = built;
+    rejudgeStreams(this.#shared.streams, next, built.issuerKeys);
     for (const [name, keys] of current.issuerKeys) if (built.issuerKeys.get(name) !== keys) keys.stop();
     void current.pools.close();
   }

@@ -15,6 +15,7 @@ import type { Metrics } from './observe/metrics.ts';
 import { createPipeline, type Handler } from './pipeline.ts';
 import { createPools, type Pools } from './proxy/forward.ts';
 import type { StreamRegistry } from './proxy/stream.ts';
+import { endIssuerStreams, endKeyStreams } from './proxy/rejudge.ts';
 import { createRouter } from './route/match.ts';
 import { createWellKnown } from './route/well-known.ts';
 
@@ -76,7 +77,11 @@ function newIssuerKeys(issuer: IssuerConfig, shared: Shared, gatewayThumbprints:
   let lastResult: string | undefined;
   return new IssuerKeys(issuer, {
     now,
-    onKeysRemoved: (name, kids) => shared.current()?.cache.dropKeys(name, kids),
+    onKeysRemoved: (name, kids) => {
+      shared.current()?.cache.dropKeys(name, kids);
+      endKeyStreams(shared.streams, name, kids);
+    },
+    onUnusable: (name) => endIssuerStreams(shared.streams, name),
     gatewayThumbprints,
     onGatewayKey: (name, kids) => logger.error({ event: 'jwks_gateway_key', issuer: name, kids }, "issuer key set publishes the gateway's own signing key; those keys are dropped"),
     onFetch: (name, result) => {

@@ -36,6 +36,8 @@ export interface KeysDeps {
   readonly now: () => number;
   readonly onFetch?: (issuer: string, result: FetchResult) => void;
   readonly onKeysRemoved?: (issuer: string, kids: ReadonlySet<string>) => void;
+  /** The keys went from usable to unusable (the stale window ran out): the issuer fails closed. */
+  readonly onUnusable?: (issuer: string) => void;
   /**
    * RFC 7638 thumbprints of the gateway's own public keys. A key of the issuer's set with one of them
    * never verifies a token: it is dropped at every fetch (onGatewayKey reports it), and start() fails.
@@ -81,6 +83,8 @@ export class IssuerKeys {
   #failures = 0;
   #nextAttemptAt = 0;
   #lastForcedAt = -Infinity;
+  /** Usable at the last maintain() tick: its change to false is the fail-closed moment. */
+  #wasUsable = false;
   /** A forced refetch for unknown kids that has not started yet: later arrivals may join it. */
   #pending: Promise<void> | undefined;
   /** `alg kid` → when a forced refetch found no such key (the per-kid negative cache). */
@@ -133,7 +137,11 @@ export class IssuerKeys {
 
   /** Background refresh before expiry, and retries while failing. Safe to call any time. */
   maintain(): void {
-    if (this.#deps.now() >= this.#due()) void this.refresh();
+    const now = this.#deps.now();
+    const usable = this.#usable(now);
+    if (this.#wasUsable && !usable) this.#deps.onUnusable?.(this.#config.name);
+    this.#wasUsable = usable;
+    if (now >= this.#due()) void this.refresh();
   }
 
   /** When the next background fetch is due: the refresh point, or the back-off retry while failing. */

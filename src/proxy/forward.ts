@@ -7,7 +7,7 @@ import type { Reason } from '../reasons.ts';
 import { readBounded, streamGuarded, type Bounded } from './bounded.ts';
 import { UpstreamTimeout, exchange, type Exchange } from './exchange.ts';
 import { clientResponseHeaders } from './headers.ts';
-import { pipeSseFiltered, SseTail, type SseFilter, type StreamRegistry } from './stream.ts';
+import { pipeSseFiltered, SseTail, type SseFilter, type StreamGrant, type StreamRegistry } from './stream.ts';
 
 // undici rather than http-proxy-3: one explicit connection pool per upstream made at start-up (STYLE
 // rule 9), headers built by us field by field (nothing implicit is forwarded), an AbortSignal that ends
@@ -82,6 +82,8 @@ export interface ResponsePlan {
     readonly registry: StreamRegistry;
     /** Whose stream it is, for the per-identity cap. */
     readonly principal: Principal;
+    /** What allowed it, to judge it again later. */
+    readonly grant?: StreamGrant;
   };
 }
 
@@ -210,7 +212,7 @@ function streamSse(f: ForwardRequest, body: Readable, status: number, filter: Ss
       timer.unref();
     };
     arm();
-    const unregister = sse.registry.add(f.upstream.name, sse.principal, end);
+    const unregister = sse.registry.add(f.upstream.name, sse.principal, end, sse.grant);
     let reason: Reason = 'upstream_unavailable';
     const fail = (err?: unknown): void => {
       if (err instanceof UpstreamTimeout) reason = 'upstream_timeout';

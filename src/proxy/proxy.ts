@@ -36,7 +36,7 @@ export function createProxy(deps: PlannerDeps & { readonly pools: Pools }): Prox
     const { req, res, record } = ctx;
     // Every answer of an upstream with listing rules is read (listing-plan.ts): it must arrive uncompressed.
     if (filtersListings(upstream)) delete headers['accept-encoding'];
-    const plan = planFor(record, principal, upstream);
+    const plan = planFor(record, principal, upstream, req, inspected?.messages ?? []);
     ctx.abort = new AbortController();
     record.outcome = 'allow';
     const gatewayMs = performance.now() - record.perfStart;
