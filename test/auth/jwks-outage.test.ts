@@ -167,7 +167,7 @@ describe('key-fetch outage', () => {
     expect((await call(await tokenAt())).reason).toBe('jwks_unavailable');
     expect(upstream.bytes).toBe(0);
     idp.fault = { kind: 'ok' };
-    clock += 1_500;
+    clock += 2_000; // the first retry comes 1-2 s after the failure (back-off with jitter)
     expect((await call(await tokenAt())).status).toBe(200);
     expect(await readyz()).toBe(200);
   });
