@@ -42,9 +42,12 @@ export class Drain {
     for (const res of this.#open) if (!res.headersSent) res.setHeader('connection', CLOSE_AFTER);
   }
 
-  /** Resolves once nothing is in flight, or at the deadline (ms since the epoch). */
-  async settled(deadline: number): Promise<void> {
-    while (this.#open.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 25));
+  /** Resolves once nothing is in flight, or at the deadline (ms since the epoch); `tick` runs every 25 ms. */
+  async settled(deadline: number, tick: () => void): Promise<void> {
+    while (this.#open.size > 0 && Date.now() < deadline) {
+      tick();
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
   }
 }
 
@@ -69,7 +72,8 @@ export async function drainTraffic(p: DrainPlan): Promise<{ readonly closed: Pro
   const closed = new Promise<void>((resolve) => (p.server.listening ? NetServer.prototype.close.call(p.server, () => resolve()) : resolve()));
   p.endStreams();
   await sleep(Math.min(ACCEPTED_SETTLE_MS, p.graceMs));
-  await p.drain.settled(deadline);
+  // A stream opened on a connection accepted just before the close ends too, as soon as it is seen.
+  await p.drain.settled(deadline, p.endStreams);
   // Node's own close: its timers stop and idle connections end (the listener is already closed).
   p.server.close(() => undefined);
   return { closed };
