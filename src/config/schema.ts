@@ -172,6 +172,8 @@ export const configSchema = z.strictObject({
     maxStreamsPerIdentity: z.number().int().min(1).max(100_000).default(32),
     // Open SSE streams in all (every upstream, every identity); a GET past it gets 503 streams_exhausted.
     maxStreams: z.number().int().min(1).max(1_000_000).default(10_000),
+    // Memory budget (MiB) outside a cgroup: V8's heap and young generation are sized from it (issue 17 §9).
+    memoryMiB: z.number().int().min(64).max(1_048_576).optional(),
     // Client connections the traffic listener holds at once (server.maxConnections); more are dropped.
     maxConnections: z.number().int().min(16).max(1_000_000).default(20_000),
     // SIGTERM: /readyz 503 and Connection: close at once; the listener stays open this long (load
