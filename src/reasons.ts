@@ -33,6 +33,7 @@ export type Reason =
   | 'media_type_unsupported'
   | 'too_many_streams'
   | 'upstream_busy'
+  | 'upstream_ejected'
   | 'streams_exhausted'
   | 'session_invalid'
   | 'session_unknown'
@@ -121,6 +122,7 @@ export const reasons: Readonly<Record<Reason, ReasonInfo>> = Object.freeze({
   too_many_streams: r(429, undefined, false, 'too many open streams for this identity', { headers: { 'retry-after': '10' } }),
   // Overload (issue 17 §8): the gateway sheds at its bounds instead of queueing without end.
   upstream_busy: r(503, undefined, false, 'the upstream server is at its request limit; try again shortly', { outcome: 'error', headers: { 'retry-after': '1' } }),
+  upstream_ejected: r(503, undefined, false, 'the upstream server is failing and taken out for a while; try again later', { outcome: 'error', headers: { 'retry-after': '10' } }),
   streams_exhausted: r(503, undefined, false, 'the gateway is at its open stream limit; try again later', { outcome: 'error', headers: { 'retry-after': '10' } }),
   session_invalid: r(400, undefined, false, 'invalid session id'),
   // For another identity's session, the same answer as for an unknown one (MCP: 404 → re-initialize).

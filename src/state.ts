@@ -49,7 +49,7 @@ export async function buildState(config: Config, previous: State | undefined, sh
   }
   let pools: Pools;
   try {
-    pools = createPools(config.upstreams, (path) => readFileSync(path));
+    pools = createPools(config.upstreams, (path) => readFileSync(path), now);
   } catch (err) {
     throw new ConfigError([{ file: config.file, line: undefined, key: 'upstreams.tls', message: `cannot read a TLS file (${(err as NodeJS.ErrnoException).code ?? 'error'})` }]);
   }

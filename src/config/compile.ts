@@ -44,6 +44,7 @@ export interface UpstreamConfig {
   readonly sseIdleMs: number | undefined;
   readonly maxInFlight: number;
   readonly maxConnections: number;
+  readonly outlierDetection: Readonly<NonNullable<RawUpstream['outlierDetection']>> | undefined;
   readonly tls: Readonly<NonNullable<RawUpstream['tls']>> | undefined;
   readonly identity: { readonly claims: readonly string[]; readonly informationalHeaders: boolean };
   /** RFC 9728 §3.1 well-known URL for this resource. */
@@ -115,6 +116,7 @@ function compile(raw: RawConfig, file: string, warnings: readonly ConfigProblem[
       sseIdleMs: u.sseIdleSeconds === undefined ? undefined : u.sseIdleSeconds * 1000,
       maxInFlight: u.maxInFlight,
       maxConnections: u.maxConnections,
+      outlierDetection: u.outlierDetection === undefined ? undefined : Object.freeze({ ...u.outlierDetection }),
       tls: u.tls === undefined ? undefined : Object.freeze({ ...u.tls }),
       identity: Object.freeze({ claims: Object.freeze([...u.identity.claims]), informationalHeaders: u.identity.informationalHeaders }),
       resourceMetadataUrl: new URL(base).origin + metadataPath,

@@ -118,6 +118,12 @@ const upstream = z.strictObject({
   maxInFlight: z.number().int().min(1).max(100_000).default(512),
   // Sockets the gateway opens to this upstream for requests (GET streams have their own pool).
   maxConnections: z.number().int().min(1).max(10_000).default(128),
+  // Passive outlier detection, off unless set: taken out after this many failures in a row (503 meanwhile).
+  outlierDetection: z.strictObject({
+    consecutiveFailures: z.number().int().min(1).max(1_000).default(5),
+    ejectSeconds: z.number().int().min(1).max(3_600).default(10),
+    maxEjectSeconds: z.number().int().min(1).max(86_400).default(300),
+  }).optional(),
   tls: upstreamTls.optional(),
   identity: z.strictObject({
     // Further verified claims copied into this upstream's assertion (e.g. email, groups, tenant).

@@ -7,6 +7,7 @@ import type { Reason } from '../reasons.ts';
 import { readBounded, streamGuarded, type Bounded } from './bounded.ts';
 import { UpstreamTimeout, exchange, type Exchange } from './exchange.ts';
 import { clientResponseHeaders } from './headers.ts';
+import { UpstreamHealth } from './outlier.ts';
 import { pipeSseFiltered, SseTail, type SseFilter, type StreamGrant, type StreamRegistry } from './stream.ts';
 
 // undici rather than http-proxy-3: one explicit connection pool per upstream made at start-up (STYLE
@@ -17,6 +18,8 @@ import { pipeSseFiltered, SseTail, type SseFilter, type StreamGrant, type Stream
 export interface Pools {
   /** GET (the long-lived SSE stream) goes to the upstream's stream pool, every other method to its request pool. */
   get(upstream: UpstreamConfig, method?: string): Dispatcher;
+  /** Passive outlier detection for the upstreams that configure it. */
+  readonly health: UpstreamHealth;
   close(): Promise<void>;
 }
 
@@ -26,13 +29,14 @@ export interface Pools {
  * queue bounded by maxInFlight. GET streams: each holds a socket for its whole life, so a cap would
  * queue new streams behind old ones; limits.maxStreams and maxStreamsPerIdentity bound them instead.
  */
-export function createPools(upstreams: readonly UpstreamConfig[], readFile: (path: string) => Buffer): Pools {
+export function createPools(upstreams: readonly UpstreamConfig[], readFile: (path: string) => Buffer, now: () => number = Date.now): Pools {
   const pools = new Map<string, { readonly requests: Pool; readonly streams: Pool }>();
   for (const u of upstreams) {
     const pool = (connections: number | null): Pool => createPool(u, connections, readFile);
     pools.set(u.name, { requests: pool(u.maxConnections), streams: pool(null) });
   }
   return {
+    health: new UpstreamHealth(upstreams, now),
     get(upstream, method) {
       const p = pools.get(upstream.name) as { readonly requests: Pool; readonly streams: Pool };
       return method === 'GET' ? p.streams : p.requests;

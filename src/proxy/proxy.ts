@@ -25,6 +25,10 @@ export function createProxy(deps: PlannerDeps & { readonly pools: Pools }): Prox
     if (stream && deps.streams.size >= maxStreams) return deny('streams_exhausted');
     const release = stream ? NO_SLOT : inFlight.take(upstream);
     if (release === undefined) return deny('upstream_busy');
+    if (deps.pools.health.ejectedFor(upstream) > 0) {
+      release();
+      return deny('upstream_ejected');
+    }
     try {
       return await forwarded(ctx, upstream, upstreamPath, principal, inspected, headers);
     } finally {
@@ -47,13 +51,17 @@ export function createProxy(deps: PlannerDeps & { readonly pools: Pools }): Prox
       ...(ctx.cors === undefined ? {} : { responseHeaders: ctx.cors }),
       onCut: (reason) => {
         record.reason = reason;
+        if (reason === 'upstream_timeout') deps.pools.health.record(upstream, true);
       },
       onResponse: (status, h) => {
         record.upstreamMs = performance.now() - record.perfStart - gatewayMs;
+        deps.pools.health.record(upstream, status >= 500);
         return plan(status, h);
       },
     });
     if (outcome.kind === 'done') return ANSWERED;
+    // No answer at all, and not because the client left first.
+    if (!outcome.headersSent && record.upstreamMs === undefined && !ctx.abort.signal.aborted) deps.pools.health.record(upstream, true);
     if (!outcome.headersSent) return deny(outcome.reason);
     record.reason = outcome.reason;
     return ANSWERED;
