@@ -40,6 +40,7 @@ interface Outcome {
 describe('drain under load (SIGTERM with busy keep-alive connections)', () => {
   it('goes unready first, answers Connection: close, closes the listener after drainDelayMs and resets nothing that started', async () => {
     const token = await idp.token(AUD);
+    upstream.reset();
     const pool = new Pool(gw.url, { connections: CONNECTIONS, pipelining: 1 });
     const outcomes: Outcome[] = [];
     let stop = false;
@@ -84,7 +85,13 @@ describe('drain under load (SIGTERM with busy keep-alive connections)', () => {
     expect(after.filter((o) => o.sentAt >= t0).every((o) => o.status === 200 && o.connection === 'close')).toBe(true);
     expect(after.filter((o) => o.connection !== 'close').length).toBeLessThanOrEqual(CONNECTIONS);
     expect(after.every((o) => o.status === 200)).toBe(true);
-    expect(resets.map((o) => ({ ...o, sentAt: Math.round(o.sentAt - t0), doneAt: Math.round(o.doneAt - t0) }))).toEqual([]); // 0 requests reset
+    // 0 requests that started were reset: every request the upstream received was answered 200.
+    const answered = outcomes.filter((o) => o.status === 200).length;
+    expect(upstream.received.length).toBe(answered);
+    // A connection still in the kernel's accept queue when the listener closes is reset by the kernel
+    // before its request is read (it never started); on a loaded machine one per client at most.
+    expect(resets.length).toBeLessThanOrEqual(CONNECTIONS);
+    expect(resets.every((o) => o.error === 'ECONNRESET' && o.sentAt - t0 < DELAY_MS + 50)).toBe(true);
     // After the listener closed only what was already in flight was answered: at most one per connection.
     const servedLate = after.filter((o) => o.sentAt > t0 + DELAY_MS + 20);
     expect(servedLate.length).toBeLessThanOrEqual(CONNECTIONS);
