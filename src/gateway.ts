@@ -4,11 +4,14 @@ import type { Config } from './config/compile.ts';
 import { ConfigError } from './config/errors.ts';
 import type { IssuerKeys } from './auth/keys.ts';
 import { startKeys } from './auth/gateway-key.ts';
+import { refuseKeyLoss } from './auth/carry.ts';
 import { createAdminServer } from './observe/admin.ts';
 import { createLogger, type Logger } from './observe/log.ts';
 import { createMetrics, type Metrics } from './observe/metrics.ts';
 import { StreamRegistry } from './proxy/stream.ts';
+import { rejudgeStreams } from './proxy/rejudge.ts';
 import { createTrafficListener, type TrafficListener } from './route/listener.ts';
+import { Drain, drainTraffic } from './route/drain.ts';
 import { buildState, type Shared, type State } from './state.ts';
 
 export interface GatewayOptions {
@@ -25,7 +28,7 @@ export interface Gateway {
   ready(): boolean;
   /** Loads (validates) and swaps in a new configuration atomically; a failure keeps the old one serving. */
   reload(load: () => Config): Promise<void>;
-  /** SIGTERM: stop accepting, finish in-flight requests, end SSE streams with a final event. */
+  /** SIGTERM: not ready, Connection: close, stop accepting after drainDelayMs, finish in-flight requests, end SSE streams with a final event. */
   shutdown(graceMs?: number): Promise<void>;
   close(): Promise<void>;
   readonly metrics: Metrics;
@@ -57,8 +60,7 @@ class RunningGateway implements Gateway {
   readonly #traffic: TrafficListener;
   readonly #admin: Server;
   #serving: State;
-  #inflight = 0;
-  #draining = false;
+  readonly #drain = new Drain();
 
   constructor(initial: Config, state: State, shared: Shared) {
     this.#initial = initial;
@@ -68,7 +70,7 @@ class RunningGateway implements Gateway {
     this.#traffic = createTrafficListener(initial, (req, res) => this.#onRequest(req, res), shared.logger);
     this.#admin = createAdminServer({
       ready: () => this.ready(),
-      readiness: () => ({ draining: this.#draining, rateLimits: this.#serving.limitStore.status(), issuers: [...this.#serving.issuerKeys.values()].map((k) => k.status()).map(({ lastError: _e, ...s }) => s) }),
+      readiness: () => ({ draining: this.#drain.draining, rateLimits: this.#serving.limitStore.status(), issuers: [...this.#serving.issuerKeys.values()].map((k) => k.status()).map(({ lastError: _e, ...s }) => s), upstreams: this.#serving.pools.health.report() }),
       metrics: shared.metrics,
     });
   }
@@ -90,12 +92,11 @@ class RunningGateway implements Gateway {
   }
 
   ready(): boolean {
-    return !this.#draining && [...this.#serving.issuerKeys.values()].every((k) => k.status().usable);
+    return !this.#drain.draining && [...this.#serving.issuerKeys.values()].every((k) => k.status().usable);
   }
 
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
-    this.#inflight++;
-    res.on('close', () => this.#inflight--);
+    this.#drain.track(res);
     void this.#serving.handle(req, res);
   }
 
@@ -129,6 +130,7 @@ class RunningGateway implements Gateway {
     const built = await buildState(next, current, this.#shared);
     try {
       await startKeys([...built.issuerKeys.values()].filter((k) => current.issuerKeys.get(k.name) !== k), next);
+      refuseKeyLoss(current.issuerKeys, built.issuerKeys, next);
     } catch (err) {
       void built.pools.close();
       if (built.limitStore !== current.limitStore) void built.limitStore.close();
@@ -136,18 +138,15 @@ class RunningGateway implements Gateway {
     }
     // The swap: requests that already started finish on the old state.
     this.#serving = built;
+    rejudgeStreams(this.#shared.streams, next, built.issuerKeys);
     for (const [name, keys] of current.issuerKeys) if (built.issuerKeys.get(name) !== keys) keys.stop();
     void current.pools.close();
     if (built.limitStore !== current.limitStore) void current.limitStore.close();
   }
 
   async shutdown(graceMs = this.#serving.config.limits.shutdownGraceMs): Promise<void> {
-    this.#draining = true;
-    const closed = closeServer(this.#traffic.server);
-    this.#traffic.server.closeIdleConnections();
-    this.#shared.streams.endAll(SHUTDOWN_EVENT);
-    const deadline = Date.now() + graceMs;
-    while (this.#inflight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+    const endStreams = (): void => this.#shared.streams.endAll(SHUTDOWN_EVENT);
+    const { closed } = await drainTraffic({ server: this.#traffic.server, drain: this.#drain, endStreams, delayMs: this.#serving.config.limits.drainDelayMs, graceMs });
     await this.close();
     await closed;
   }

@@ -40,6 +40,9 @@ export type Reason =
   | 'name_invalid'
   | 'too_many_streams'
   | 'rate_limited'
+  | 'upstream_busy'
+  | 'upstream_ejected'
+  | 'streams_exhausted'
   | 'session_invalid'
   | 'session_unknown'
   | 'event_id_unknown'
@@ -140,6 +143,10 @@ export const reasons: Readonly<Record<Reason, ReasonInfo>> = Object.freeze({
   too_many_streams: r(429, undefined, false, 'too many open streams for this identity', { headers: { 'retry-after': '10' } }),
   // Retry-After varies per refusal (the limit's wait): the denial carries it (retryAfterSeconds).
   rate_limited: r(429, undefined, false, 'rate limit or quota exceeded; retry after the time given', { rpcCode: RATE_LIMITED }),
+  // Overload (issue 17 §8): the gateway sheds at its bounds instead of queueing without end.
+  upstream_busy: r(503, undefined, false, 'the upstream server is at its request limit; try again shortly', { outcome: 'error', headers: { 'retry-after': '1' } }),
+  upstream_ejected: r(503, undefined, false, 'the upstream server is failing and taken out for a while; try again later', { outcome: 'error', headers: { 'retry-after': '10' } }),
+  streams_exhausted: r(503, undefined, false, 'the gateway is at its open stream limit; try again later', { outcome: 'error', headers: { 'retry-after': '10' } }),
   session_invalid: r(400, undefined, false, 'invalid session id'),
   // For another identity's session, the same answer as for an unknown one (MCP: 404 → re-initialize).
   session_unknown: r(404, undefined, false, 'session not found'),

@@ -4,6 +4,7 @@ import { loadConfig } from './config/compile.ts';
 import { ConfigError, formatProblem } from './config/errors.ts';
 import { createGateway, type Gateway, type GatewayOptions } from './gateway.ts';
 import { createLogger, type Logger } from './observe/log.ts';
+import { runUnderHeapBudget } from './lib/heap.ts';
 
 export type ServedGateway = Gateway & {
   readonly addresses: Awaited<ReturnType<Gateway['listen']>>;
@@ -31,6 +32,9 @@ export async function startFromFile(file: string, logger: Logger = createLogger(
 }
 
 export async function serve(file: string): Promise<void> {
+  // A configured memory budget bounds V8 from the start: this process then only relays to the sized one.
+  const sized = runUnderHeapBudget(loadConfig(file).limits.memoryMiB);
+  if (sized !== undefined) return void sized.then((code) => process.exit(code));
   const logger = createLogger();
   const gateway = await startFromFile(file, logger);
   // SIGHUP or a change of the file reloads; several events in a burst make one reload.

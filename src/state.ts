@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Config, IssuerConfig } from './config/compile.ts';
 import { ConfigError } from './config/errors.ts';
 import { IssuerKeys } from './auth/keys.ts';
+import { carryKeys } from './auth/carry.ts';
 import { TokenCache } from './auth/token-cache.ts';
 import { createAuthenticator } from './auth/verify.ts';
 import { createIntrospector } from './auth/introspect.ts';
@@ -16,6 +17,7 @@ import { createCallLimits } from './limits/calls.ts';
 import { createLimitStore, type LimitStore } from './limits/store.ts';
 import { createPools, type Pools } from './proxy/forward.ts';
 import type { StreamRegistry } from './proxy/stream.ts';
+import { endIssuerStreams, endKeyStreams } from './proxy/rejudge.ts';
 import { createRouter } from './route/match.ts';
 import { createWellKnown } from './route/well-known.ts';
 
@@ -47,11 +49,11 @@ export async function buildState(config: Config, previous: State | undefined, sh
   const issuerKeys = new Map<string, IssuerKeys>();
   for (const issuer of config.issuers) {
     if (issuer.introspection !== undefined) continue; // validated at its introspection endpoint, no JWKS
-    issuerKeys.set(issuer.name, carriedKeys(issuer, previous, gatewayKeys.thumbprints) ?? newIssuerKeys(issuer, shared, gatewayKeys.thumbprints));
+    issuerKeys.set(issuer.name, await carryKeys(issuer, previous, gatewayKeys.thumbprints, () => newIssuerKeys(issuer, shared, gatewayKeys.thumbprints)));
   }
   let pools: Pools;
   try {
-    pools = createPools(config.upstreams, (path) => readFileSync(path));
+    pools = createPools(config.upstreams, (path) => readFileSync(path), now);
   } catch (err) {
     throw new ConfigError([{ file: config.file, line: undefined, key: 'upstreams.tls', message: `cannot read a TLS file (${(err as NodeJS.ErrnoException).code ?? 'error'})` }]);
   }
@@ -93,22 +95,16 @@ function newLimitStore(config: Config, shared: Shared): LimitStore {
   });
 }
 
-/**
- * An unchanged issuer keeps its key cache across a reload (if it was built to refuse the same gateway
- * keys); a changed one starts afresh.
- */
-function carriedKeys(issuer: IssuerConfig, previous: State | undefined, gatewayThumbprints: ReadonlySet<string>): IssuerKeys | undefined {
-  const old = previous?.issuerKeys.get(issuer.name);
-  if (old === undefined || !old.refuses(gatewayThumbprints)) return undefined;
-  return JSON.stringify(previous?.config.issuers.find((i) => i.name === issuer.name)) === JSON.stringify(issuer) ? old : undefined;
-}
-
 function newIssuerKeys(issuer: IssuerConfig, shared: Shared, gatewayThumbprints: ReadonlySet<string>): IssuerKeys {
   const { now, logger, metrics } = shared;
   let lastResult: string | undefined;
   return new IssuerKeys(issuer, {
     now,
-    onKeysRemoved: (name, kids) => shared.current()?.cache.dropKeys(name, kids),
+    onKeysRemoved: (name, kids) => {
+      shared.current()?.cache.dropKeys(name, kids);
+      endKeyStreams(shared.streams, name, kids);
+    },
+    onUnusable: (name) => endIssuerStreams(shared.streams, name),
     gatewayThumbprints,
     onGatewayKey: (name, kids) => logger.error({ event: 'jwks_gateway_key', issuer: name, kids }, "issuer key set publishes the gateway's own signing key; those keys are dropped"),
     onFetch: (name, result) => {

@@ -3,6 +3,8 @@ import type { IssuerConfig } from '../config/compile.ts';
 import { discoverJwksUri } from './discovery.ts';
 import { FetchFailed, fetchJson } from './fetch-json.ts';
 import { GatewayKeyPublished, gatewayKeysIn } from './gateway-key.ts';
+import { evictOldest } from '../lib/evict.ts';
+import { effectiveMaxAge, UnusableSet, usableKeys } from './jwks-set.ts';
 
 /** No usable key set (cold start failed, or the stale window ran out): fail closed with 503. */
 export class KeysUnavailable extends Error {
@@ -28,29 +30,42 @@ export interface KeysStatus {
   readonly lastError: string | undefined;
 }
 
-export type FetchResult = 'ok' | FetchFailed['code'] | 'invalid_shape';
+export type FetchResult = 'ok' | FetchFailed['code'] | 'invalid_shape' | 'no_usable_key';
 
 export interface KeysDeps {
   readonly now: () => number;
   readonly onFetch?: (issuer: string, result: FetchResult) => void;
   readonly onKeysRemoved?: (issuer: string, kids: ReadonlySet<string>) => void;
+  /** The keys went from usable to unusable (the stale window ran out): the issuer fails closed. */
+  readonly onUnusable?: (issuer: string) => void;
   /**
    * RFC 7638 thumbprints of the gateway's own public keys. A key of the issuer's set with one of them
    * never verifies a token: it is dropped at every fetch (onGatewayKey reports it), and start() fails.
    */
   readonly gatewayThumbprints?: ReadonlySet<string>;
   readonly onGatewayKey?: (issuer: string, kids: readonly string[]) => void;
+  /** Waits `ms` of the injected clock's time (tests move the clock); default: a real timer. */
+  readonly sleep?: (ms: number) => Promise<void>;
+  /** In [0, 1): the jitter of retry back-off; default Math.random. */
+  readonly random?: () => number;
 }
 
 type Resolver = ReturnType<typeof createLocalJWKSet>;
-const KEY_TYPES = new Set(['RSA', 'EC', 'OKP']);
-const FAILED_RETRY_MS = 1_000;
+/** Back-off after the first failed fetch (so the first retry comes 1-2 s later); doubles per failure, up to jwks.retryMaxSeconds. */
+const RETRY_BASE_MS = 2_000;
+/** Kids refused after a refetch, remembered for cooldownSeconds (bounded: a flood of random kids). */
+const REFUSED_KIDS = 4_096;
+const realSleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * One issuer's signing keys. Policy (documented in README "Signing keys"):
  * - fresh for cacheMaxAgeSeconds (or the server's Cache-Control max-age, if shorter), refreshed in the
  *   background from 80 % of that lifetime, one fetch in flight at a time;
- * - an unknown kid triggers at most one refetch per cooldownSeconds;
+ * - an unknown kid waits for a refetch that starts after it arrived (so a key published before use is
+ *   always found), at most one per unknownKidIntervalMs whatever the kids; a kid that refetch did not
+ *   find is refused without any fetch for cooldownSeconds (per kid, bounded);
+ * - a failed fetch (a 200 without one usable key included) is retried with jittered exponential
+ *   back-off up to retryMaxSeconds, one in flight, whatever the traffic;
  * - when refreshes fail, the last good set serves until staleIfErrorSeconds past its fresh lifetime,
  *   then every token of this issuer is refused (KeysUnavailable) until a fetch succeeds again.
  */
@@ -64,11 +79,22 @@ export class IssuerKeys {
   #refreshAt = 0;
   #lastAttemptAt = -Infinity;
   #lastAttemptFailed = false;
+  /** Consecutive failed fetches, and when the next retry is due (back-off with jitter). */
+  #failures = 0;
+  #nextAttemptAt = 0;
   #lastForcedAt = -Infinity;
+  /** Usable at the last maintain() tick: its change to false is the fail-closed moment. */
+  #wasUsable = false;
+  /** A forced refetch for unknown kids that has not started yet: later arrivals may join it. */
+  #pending: Promise<void> | undefined;
+  /** `alg kid` → when a forced refetch found no such key (the per-kid negative cache). */
+  readonly #refused = new Map<string, number>();
   #lastError: string | undefined;
   #inflight: Promise<void> | undefined;
   #jwksUri: string | undefined;
   #timer: NodeJS.Timeout | undefined;
+  /** The last good set as fetched (bounded by maxBytes), kept so a reload can re-read it (adopt). */
+  #body: unknown;
   /** kids of the gateway's own keys found in the last fetched set. */
   #gatewayKids: readonly string[] = [];
 
@@ -89,7 +115,9 @@ export class IssuerKeys {
   async start(): Promise<void> {
     this.#timer ??= setInterval(() => this.maintain(), 1_000);
     this.#timer.unref();
-    await this.refresh();
+    // An adopted set (reload) serves at once; its refresh and retry schedule carry on from maintain().
+    if (this.#resolver === undefined) await this.refresh();
+    else this.maintain();
     if (this.#gatewayKids.length > 0) {
       this.stop();
       throw new GatewayKeyPublished(this.#config.name, this.#gatewayKids);
@@ -110,8 +138,15 @@ export class IssuerKeys {
   /** Background refresh before expiry, and retries while failing. Safe to call any time. */
   maintain(): void {
     const now = this.#deps.now();
-    const due = this.#lastAttemptFailed ? this.#lastAttemptAt + FAILED_RETRY_MS : this.#refreshAt;
-    if (now >= due) void this.refresh();
+    const usable = this.#usable(now);
+    if (this.#wasUsable && !usable) this.#deps.onUnusable?.(this.#config.name);
+    this.#wasUsable = usable;
+    if (now >= this.#due()) void this.refresh();
+  }
+
+  /** When the next background fetch is due: the refresh point, or the back-off retry while failing. */
+  #due(): number {
+    return this.#lastAttemptFailed ? this.#nextAttemptAt : this.#refreshAt;
   }
 
   status(): KeysStatus {
@@ -133,11 +168,12 @@ export class IssuerKeys {
   /**
    * For a request that finds no usable keys (cold, or past the stale window): waits for the fetch in
    * flight, such as the background retry after an outage, instead of refusing while it may be about to
-   * succeed; else makes one attempt (rate-limited while failing). Bounded by the fetch's own timeouts.
+   * succeed; else makes one attempt if one is due (the back-off holds whatever the traffic). Bounded by
+   * the fetch's own timeouts.
    */
   async recovered(): Promise<boolean> {
     if (this.#inflight !== undefined) await this.#inflight;
-    else if (!this.#lastAttemptFailed || this.#deps.now() - this.#lastAttemptAt >= FAILED_RETRY_MS) await this.refresh();
+    else if (this.#deps.now() >= this.#due()) await this.refresh();
     return this.#usable(this.#deps.now());
   }
 
@@ -147,35 +183,88 @@ export class IssuerKeys {
 
   /** jose key-resolver: keys come from this issuer's JWKS only, never from jku/x5u/jwk/x5c (RFC 8725 §3.10). */
   readonly resolve = async (header: JWSHeaderParameters, token: FlattenedJWSInput): Promise<CryptoKey> => {
-    let now = this.#deps.now();
-    if (!this.#usable(now)) {
+    const arrived = this.#deps.now();
+    if (!this.#usable(arrived)) {
       if (!(await this.recovered())) throw new KeysUnavailable();
-      now = this.#deps.now();
-    } else if (now >= this.#refreshAt) {
+    } else if (arrived >= this.#due()) {
       void this.refresh();
     }
+    return (await this.#lookup(header, token)) ?? this.#resolveUnknown(header, token, arrived);
+  };
+
+  async #lookup(header: JWSHeaderParameters, token: FlattenedJWSInput): Promise<CryptoKey | undefined> {
     try {
       return await (this.#resolver as Resolver)(header, token);
     } catch (err) {
-      if (!(err instanceof joseErrors.JWKSNoMatchingKey)) throw err;
-    }
-    // Rotation: a kid we have not seen may be new. One refetch per cooldown, whatever the kid (SC-038,
-    // SC-157); requests arriving while that refetch runs wait for it instead of failing.
-    if (this.#inflight === undefined) {
-      if (now - this.#lastForcedAt < this.#config.jwks.cooldownSeconds * 1000) throw new KeyUnknown();
-      this.#lastForcedAt = now;
-    }
-    await this.refresh();
-    try {
-      return await (this.#resolver as Resolver)(header, token);
-    } catch (err) {
-      if (err instanceof joseErrors.JWKSNoMatchingKey) throw new KeyUnknown();
+      if (err instanceof joseErrors.JWKSNoMatchingKey) return undefined;
       throw err;
     }
-  };
+  }
+
+  /**
+   * Rotation under a flood of junk kids (SC-038, SC-157, issue 17 §1): a kid already refused is refused
+   * again without a fetch for cooldownSeconds; any other waits for a refetch that starts after it
+   * arrived, shared by every kid waiting then, at most one per unknownKidIntervalMs. So an IdP that
+   * publishes a key before signing with it loses no request, and the IdP sees at most one such
+   * fetch per interval. While fetches fail the key cannot be learned: 503, and no kid is remembered.
+   */
+  async #resolveUnknown(header: JWSHeaderParameters, token: FlattenedJWSInput, arrived: number): Promise<CryptoKey> {
+    const cfg = this.#config.jwks;
+    const name = `${String(header.alg)} ${typeof header.kid === 'string' ? header.kid : ''}`;
+    const refusedAt = this.#refused.get(name);
+    if (refusedAt !== undefined && arrived - refusedAt < cfg.cooldownSeconds * 1000) throw new KeyUnknown();
+    // The fetch in flight started before this request, but most likely after the key was published.
+    if (this.#inflight !== undefined) {
+      await this.#inflight;
+      const fetched = await this.#lookup(header, token);
+      if (fetched !== undefined) return fetched;
+    }
+    await this.#refetchAfterArrival();
+    const found = await this.#lookup(header, token);
+    if (found !== undefined) return found;
+    if (this.#lastAttemptFailed) throw new KeysUnavailable();
+    this.#refused.delete(name);
+    evictOldest(this.#refused, REFUSED_KIDS, 1);
+    this.#refused.set(name, this.#deps.now());
+    throw new KeyUnknown();
+  }
+
+  /** Joins the forced refetch that has not started yet, or schedules one. */
+  #refetchAfterArrival(): Promise<void> {
+    this.#pending ??= this.#forcedRefetch();
+    return this.#pending;
+  }
+
+  /**
+   * Starts one fetch after any in flight, no sooner than unknownKidIntervalMs after the last forced one
+   * (nor before the back-off retry while failing), then waits for it. Gives up without fetching when
+   * the back-off retry is further away than the interval: callers see the failure and answer 503.
+   */
+  async #forcedRefetch(): Promise<void> {
+    const interval = this.#config.jwks.unknownKidIntervalMs;
+    for (;;) {
+      await this.#inflight; // also the first await: #pending is set before it is cleared below
+      const start = Math.max(this.#lastForcedAt + interval, this.#lastAttemptFailed ? this.#nextAttemptAt : -Infinity);
+      const wait = start - this.#deps.now();
+      if (wait > interval) {
+        this.#pending = undefined;
+        return;
+      }
+      if (wait > 0) await (this.#deps.sleep ?? realSleep)(wait);
+      if (this.#inflight === undefined) break; // else a fetch started while waiting, maybe before a waiter came
+    }
+    this.#pending = undefined;
+    this.#lastForcedAt = this.#deps.now();
+    await this.refresh();
+  }
 
   #usable(now: number): boolean {
     return this.#resolver !== undefined && now < this.#expiresAt + this.#config.jwks.staleIfErrorSeconds * 1000;
+  }
+
+  /** Resolves once no fetch is in flight (without starting one). */
+  async settled(): Promise<void> {
+    while (this.#inflight !== undefined) await this.#inflight;
   }
 
   refresh(): Promise<void> {
@@ -192,30 +281,22 @@ export class IssuerKeys {
     try {
       this.#jwksUri ??= await discoverJwksUri(this.#config);
       const fetched = await fetchJson(this.#jwksUri, cfg.timeoutMs, cfg.maxBytes);
-      const listed = this.#usableKeys(fetched.body);
-      if (listed === undefined) {
-        result = 'invalid_shape';
-        throw new FetchFailed('invalid_json', 'not a JWK Set');
-      }
-      const own = await gatewayKeysIn(fetched.body, this.#deps.gatewayThumbprints);
-      this.#gatewayKids = own.kids;
-      if (own.kids.length > 0) this.#deps.onGatewayKey?.(this.#config.name, own.kids);
-      const keys = listed.filter((k) => !own.dropped.has(k));
+      const keys = await this.#keysOf(fetched.body);
       const now = this.#deps.now();
       const lifetime = effectiveMaxAge(fetched.maxAgeSeconds, cfg.cacheMaxAgeSeconds) * 1000;
-      const kids = new Set(keys.map((k) => k.kid as string));
-      const removed = new Set([...this.#kids].filter((kid) => !kids.has(kid)));
-      this.#resolver = createLocalJWKSet({ keys } as JSONWebKeySet);
-      this.#kids = kids;
+      const removed = this.#install(keys, fetched.body);
       this.#fetchedAt = now;
       this.#expiresAt = now + lifetime;
       this.#refreshAt = now + lifetime * 0.8;
       this.#lastAttemptFailed = false;
+      this.#failures = 0;
       this.#lastError = undefined;
       if (removed.size > 0) this.#deps.onKeysRemoved?.(this.#config.name, removed);
     } catch (err) {
-      if (result === 'ok') result = err instanceof FetchFailed ? err.code : 'network';
+      if (err instanceof UnusableSet) result = err.result;
+      else result = err instanceof FetchFailed ? err.code : 'network';
       this.#lastAttemptFailed = true;
+      this.#nextAttemptAt = this.#lastAttemptAt + this.#backoff(++this.#failures);
       this.#lastError = err instanceof Error ? err.message : 'fetch failed';
       // Discovery is retried on the next attempt: the metadata may have been what failed.
       if (this.#config.jwksUri === undefined && this.#resolver === undefined) this.#jwksUri = undefined;
@@ -224,33 +305,65 @@ export class IssuerKeys {
     }
   }
 
-  /** RFC 7517 §5: keep only asymmetric signing keys with a kid that fit this issuer's algorithms. */
-  #usableKeys(body: unknown): JWK[] | undefined {
-    if (typeof body !== 'object' || body === null || !Array.isArray((body as { keys?: unknown }).keys)) return undefined;
-    const algorithms = new Set(this.#config.algorithms);
-    const out: JWK[] = [];
-    for (const key of (body as { keys: unknown[] }).keys) {
-      if (typeof key !== 'object' || key === null || Array.isArray(key)) continue;
-      const k = key as JWK & { d?: unknown; key_ops?: unknown };
-      if (typeof k.kid !== 'string' || k.kid.length === 0 || k.kid.length > 256) continue;
-      if (typeof k.kty !== 'string' || !KEY_TYPES.has(k.kty)) continue; // oct and unknown types: never
-      if (k.d !== undefined) continue; // a private key published by mistake is not trusted either
-      if (k.use !== undefined && k.use !== 'sig') continue;
-      if (k.alg !== undefined && !algorithms.has(k.alg)) continue;
-      if (k.key_ops !== undefined && !(Array.isArray(k.key_ops) && k.key_ops.includes('verify'))) continue;
-      out.push(k);
+  /** The keys of a fetched set this issuer may verify with; UnusableSet when there is none. */
+  async #keysOf(body: unknown): Promise<JWK[]> {
+    const listed = usableKeys(body, this.#config.algorithms);
+    if (listed === undefined) throw new UnusableSet('invalid_shape', 'not a JWK Set');
+    const own = await gatewayKeysIn(body, this.#deps.gatewayThumbprints);
+    this.#gatewayKids = own.kids;
+    if (own.kids.length > 0) this.#deps.onGatewayKey?.(this.#config.name, own.kids);
+    const keys = listed.filter((k) => !own.dropped.has(k));
+    // A 200 that leaves no key to verify with is an outage, not a rotation to nothing (issue 17 §2):
+    // the last good keys keep serving within the stale window.
+    if (keys.length === 0) throw new UnusableSet('no_usable_key', 'no usable signing key');
+    return keys;
+  }
+
+  /** Makes `keys` the set in use; returns the kids that left. */
+  #install(keys: readonly JWK[], body: unknown): ReadonlySet<string> {
+    const kids = new Set(keys.map((k) => k.kid as string));
+    const removed = new Set([...this.#kids].filter((kid) => !kids.has(kid)));
+    this.#resolver = createLocalJWKSet({ keys } as JSONWebKeySet);
+    this.#kids = kids;
+    this.#body = body;
+    return removed;
+  }
+
+  /**
+   * Reload with the same key source (issuer, jwksUri, gateway keys) but other issuer settings changed
+   * (issue 17 §6): takes over `from`'s last good set, re-read under this config's algorithms, with its
+   * times, back-off and refused kids, so no usable key is lost and no fetch is needed to serve. When
+   * none of its keys fits the new algorithms this cache starts empty (start() fetches).
+   */
+  async adopt(from: IssuerKeys): Promise<void> {
+    if (from.#body !== undefined) {
+      try {
+        this.#install(await this.#keysOf(from.#body), from.#body);
+      } catch {
+        return;
+      }
     }
-    return out;
+    this.#jwksUri = from.#jwksUri;
+    this.#fetchedAt = from.#fetchedAt;
+    this.#expiresAt = from.#expiresAt;
+    this.#refreshAt = from.#refreshAt;
+    this.#lastAttemptAt = from.#lastAttemptAt;
+    this.#lastAttemptFailed = from.#lastAttemptFailed;
+    this.#failures = from.#failures;
+    this.#nextAttemptAt = from.#nextAttemptAt;
+    this.#lastForcedAt = from.#lastForcedAt;
+    this.#lastError = from.#lastError;
+    for (const [name, at] of from.#refused) this.#refused.set(name, at);
+  }
+
+  /** Exponential from RETRY_BASE_MS, capped at retryMaxSeconds, with "equal jitter" in [d/2, d). */
+  #backoff(failures: number): number {
+    const cap = this.#config.jwks.retryMaxSeconds * 1000;
+    const d = Math.min(cap, RETRY_BASE_MS * 2 ** Math.min(failures - 1, 20));
+    return Math.round(d / 2 + (d / 2) * (this.#deps.random ?? Math.random)());
   }
 
   get fetchedAt(): number {
     return this.#fetchedAt;
   }
 }
-
-/** Honour the server's max-age within [min(configured, 60 s), configured]. */
-function effectiveMaxAge(serverSeconds: number | undefined, configured: number): number {
-  if (serverSeconds === undefined) return configured;
-  return Math.min(configured, Math.max(serverSeconds, Math.min(configured, 60)));
-}
-

@@ -43,6 +43,13 @@ export interface UpstreamConfig {
   /** Extra request header names (lowercase) forwarded from the client, beyond the allow-list. */
   readonly forwardHeaders: readonly string[];
   readonly timeoutMs: number;
+  /** Whole-body deadline for non-SSE answers, from the headers on. */
+  readonly bodyTimeoutMs: number;
+  /** SSE idle limit, or undefined (none). */
+  readonly sseIdleMs: number | undefined;
+  readonly maxInFlight: number;
+  readonly maxConnections: number;
+  readonly outlierDetection: Readonly<NonNullable<RawUpstream['outlierDetection']>> | undefined;
   readonly tls: Readonly<NonNullable<RawUpstream['tls']>> | undefined;
   /** Rate limits and quotas, in file order; every matching one must allow a call. */
   readonly rateLimits: readonly LimitRule[];
@@ -142,6 +149,11 @@ function compile(raw: RawConfig, file: string, warnings: readonly ConfigProblem[
       allowedOrigins: new Set([new URL(base).origin, ...u.allowedOrigins]),
       forwardHeaders: Object.freeze(u.forwardHeaders.map((h) => h.toLowerCase())),
       timeoutMs: u.timeoutMs,
+      bodyTimeoutMs: u.bodyTimeoutMs ?? u.timeoutMs,
+      sseIdleMs: u.sseIdleSeconds === undefined ? undefined : u.sseIdleSeconds * 1000,
+      maxInFlight: u.maxInFlight,
+      maxConnections: u.maxConnections,
+      outlierDetection: u.outlierDetection === undefined ? undefined : Object.freeze({ ...u.outlierDetection }),
       tls: u.tls === undefined ? undefined : Object.freeze({ ...u.tls }),
       rateLimits: compileLimits(u.rateLimits),
       identity: Object.freeze({ claims: Object.freeze([...u.identity.claims]), informationalHeaders: u.identity.informationalHeaders }),

@@ -59,7 +59,7 @@ export function lintConfig(raw: RawConfig, file: string, locate: (p: Path) => nu
     if (iss.jwks.staleIfErrorSeconds > 3_600) warn(at('jwks', 'staleIfErrorSeconds'), 'over an hour of serving stale keys in an outage delays revocation');
     if (iss.jwks.cacheMaxAgeSeconds > 3_600) warn(at('jwks', 'cacheMaxAgeSeconds'), 'over an hour: a removed key keeps verifying that long');
     if (iss.jwks.cacheMaxAgeSeconds < 60) warn(at('jwks', 'cacheMaxAgeSeconds'), 'under a minute: the IdP is asked for keys very often');
-    if (iss.jwks.cooldownSeconds < 5) warn(at('jwks', 'cooldownSeconds'), 'under 5 s: unknown-kid floods reach the IdP often');
+    if (iss.jwks.unknownKidIntervalMs < 500) warn(at('jwks', 'unknownKidIntervalMs'), 'under 500 ms: unknown-kid floods reach the IdP often');
     if (iss.clockSkewSeconds > 120) warn(at('clockSkewSeconds'), 'over two minutes of clock skew accepted');
     if (iss.maxTokenLifetimeSeconds > DEFAULT_MAX_TOKEN_LIFETIME) warn(at('maxTokenLifetimeSeconds'), 'tokens living over 24 h are accepted: a stolen token stays usable that long');
     if (iss.introspection !== undefined && iss.scopeClaim !== 'scope') err(at('scopeClaim'), 'introspection answers carry scope (RFC 7662 §2.2); scp applies to JWT issuers only');

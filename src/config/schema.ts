@@ -36,7 +36,12 @@ const upstreamTls = z.strictObject({
 
 const jwksOptions = z.strictObject({
   cacheMaxAgeSeconds: z.number().int().min(1).max(86_400).default(600),
+  // Per kid: a kid a refetch did not find is refused without another fetch for this long.
   cooldownSeconds: z.number().int().min(1).max(3_600).default(30),
+  // The IdP sees at most one unknown-kid refetch per this interval, whatever the kids (issue 17 §1).
+  unknownKidIntervalMs: z.number().int().min(100).max(60_000).default(1_000),
+  // Failed fetches are retried with jittered exponential back-off up to this (issue 17 §3).
+  retryMaxSeconds: z.number().int().min(2).max(600).default(10),
   staleIfErrorSeconds: z.number().int().min(0).max(86_400).default(300),
   timeoutMs: z.number().int().min(100).max(60_000).default(5_000),
   maxBytes: z.number().int().min(1_024).max(4 * 1024 * 1024).default(512 * 1024),
@@ -142,6 +147,20 @@ const upstream = z.strictObject({
   // credential, identity, framing or routing header).
   forwardHeaders: z.array(z.string().min(1)).default([]),
   timeoutMs: z.number().int().min(100).max(600_000).default(30_000),
+  // A non-SSE answer must be complete this long after its headers (default: timeoutMs), else 504 / cut.
+  bodyTimeoutMs: z.number().int().min(100).max(3_600_000).optional(),
+  // An SSE stream silent this long (no byte from the upstream) is ended; absent = no idle limit.
+  sseIdleSeconds: z.number().int().min(1).max(86_400).optional(),
+  // Requests (not GET streams) in flight to this upstream; past it 503 upstream_busy + Retry-After.
+  maxInFlight: z.number().int().min(1).max(100_000).default(512),
+  // Sockets the gateway opens to this upstream for requests (GET streams have their own pool).
+  maxConnections: z.number().int().min(1).max(10_000).default(128),
+  // Passive outlier detection, off unless set: taken out after this many failures in a row (503 meanwhile).
+  outlierDetection: z.strictObject({
+    consecutiveFailures: z.number().int().min(1).max(1_000).default(5),
+    ejectSeconds: z.number().int().min(1).max(3_600).default(10),
+    maxEjectSeconds: z.number().int().min(1).max(86_400).default(300),
+  }).optional(),
   tls: upstreamTls.optional(),
   rateLimits: z.array(rateLimit).default([]),
   identity: z.strictObject({
@@ -236,7 +255,16 @@ export const configSchema = z.strictObject({
     tokenCacheEntries: z.number().int().min(0).max(1_000_000).default(10_000),
     // Open SSE streams (GET) one identity (issuer + subject + client) may hold at once; more get 429.
     maxStreamsPerIdentity: z.number().int().min(1).max(100_000).default(32),
-    // SIGTERM: stop accepting, let requests finish, end SSE streams with a final event, exit by then.
+    // Open SSE streams in all (every upstream, every identity); a GET past it gets 503 streams_exhausted.
+    maxStreams: z.number().int().min(1).max(1_000_000).default(10_000),
+    // Memory budget (MiB) outside a cgroup: V8's heap and young generation are sized from it (issue 17 §9).
+    memoryMiB: z.number().int().min(64).max(1_048_576).optional(),
+    // Client connections the traffic listener holds at once (server.maxConnections); more are dropped.
+    maxConnections: z.number().int().min(16).max(1_000_000).default(20_000),
+    // SIGTERM: /readyz 503 and Connection: close at once; the listener stays open this long (load
+    // balancers take the pod out), then closes.
+    drainDelayMs: z.number().int().min(0).max(120_000).default(0),
+    // After the listener closed: let requests finish, end SSE streams with a final event, exit by then.
     shutdownGraceMs: z.number().int().min(0).max(300_000).default(10_000),
   }).prefault({}),
 });

@@ -9,7 +9,7 @@ import type { ForwardOutcome, ForwardRequest } from './forward.ts';
 export type Bounded =
   | { readonly kind: 'whole'; readonly buffer: Buffer }
   | { readonly kind: 'over'; readonly head: Buffer; readonly rest: Readable }
-  | { readonly kind: 'failed' };
+  | { readonly kind: 'failed'; readonly error: unknown };
 
 /** Reads until the end or until more than maxBytes arrived; then the rest stays paused, unread. */
 export function readBounded(body: Readable, maxBytes: number): Promise<Bounded> {
@@ -30,7 +30,7 @@ export function readBounded(body: Readable, maxBytes: number): Promise<Bounded> 
       settle({ kind: 'over', head: Buffer.concat(chunks, size), rest: body });
     };
     const onEnd = (): void => settle({ kind: 'whole', buffer: Buffer.concat(chunks, size) });
-    const onError = (): void => settle({ kind: 'failed' });
+    const onError = (error: unknown): void => settle({ kind: 'failed', error });
     body.on('error', () => undefined); // after settling too: a late error must not crash the process
     body.on('data', onData);
     body.once('end', onEnd);

@@ -15,6 +15,24 @@ export interface Exchange {
   readonly body: { readonly kind: 'whole'; readonly buffer: Buffer } | { readonly kind: 'stream'; readonly stream: Readable };
 }
 
+/** How long an exchange may take (issue 17 §4, §8). */
+export interface BodyLimits {
+  /** Response headers must arrive this long after dispatch, time queued for a pool socket included. */
+  readonly headersMs: number;
+  /** A non-SSE body must be complete this long after its headers: a stalled upstream is cut. */
+  readonly deadlineMs: number;
+  /** An SSE stream with nothing from the upstream this long is cut; undefined = no idle limit. */
+  readonly sseIdleMs: number | undefined;
+}
+
+/** The upstream passed a deadline (headers, body) or the SSE idle limit: 504 if nothing was sent yet, else a cut. */
+export class UpstreamTimeout extends Error {
+  constructor() {
+    super('upstream timed out');
+    this.name = 'UpstreamTimeout';
+  }
+}
+
 type Controller = Parameters<NonNullable<Dispatcher.DispatchHandler['onRequestStart']>>[0];
 const JSON_TYPE = /^application\/json\s*(?:;|$)/i;
 const SSE_TYPE = /^text\/event-stream/i;
@@ -24,7 +42,7 @@ const SSE_TYPE = /^text\/event-stream/i;
  * Rejects with undici's error, or the signal's reason, before that: a collected body that breaks off
  * never reached the client, so it becomes a clean 502.
  */
-export function exchange(dispatcher: Dispatcher, options: Dispatcher.DispatchOptions, signal: AbortSignal): Promise<Exchange> {
+export function exchange(dispatcher: Dispatcher, options: Dispatcher.DispatchOptions, signal: AbortSignal, limits: BodyLimits): Promise<Exchange> {
   return new Promise((resolve, reject) => {
     if (signal.aborted) return reject(signal.reason);
     let controller: Controller | undefined;
@@ -36,15 +54,44 @@ export function exchange(dispatcher: Dispatcher, options: Dispatcher.DispatchOpt
     let declared = NaN;
     let stream: Readable | undefined;
     let ended = false;
+    // One timer per response: a deadline (plain bodies) or an idle limit re-armed by each chunk (SSE).
+    let timer: NodeJS.Timeout | undefined;
+    let idle = false;
 
-    const onAbort = (): void => controller?.abort(signal.reason);
+    // A request still queued for a socket has no controller: it leaves the queue (rejected) at once.
+    const onAbort = (): void => {
+      if (controller !== undefined) return controller.abort(signal.reason);
+      settled();
+      reject(signal.reason);
+    };
     signal.addEventListener('abort', onAbort, { once: true });
-    const settled = (): void => signal.removeEventListener('abort', onAbort);
+    const settled = (): void => {
+      signal.removeEventListener('abort', onAbort);
+      if (timer !== undefined) clearTimeout(timer);
+    };
+    const armBodyTimer = (c: Controller, sse: boolean): void => {
+      if (timer !== undefined) clearTimeout(timer);
+      timer = undefined;
+      const ms = sse ? limits.sseIdleMs : limits.deadlineMs;
+      if (ms === undefined) return;
+      idle = sse;
+      timer = setTimeout(() => c.abort(new UpstreamTimeout()), ms);
+    };
+    // Until the headers: a request still queued for a socket has no controller yet, so the deadline
+    // rejects and onRequestStart aborts it when a socket frees up (the signal is aborted then).
+    let expired: UpstreamTimeout | undefined;
+    timer = setTimeout(() => {
+      expired = new UpstreamTimeout();
+      if (controller !== undefined) return controller.abort(expired);
+      settled();
+      reject(expired);
+    }, limits.headersMs);
 
     const toStream = (c: Controller): Readable => {
       const s = new Readable({
         read: () => c.resume(),
         destroy: (err, cb) => {
+          if (timer !== undefined) clearTimeout(timer);
           // The consumer left before the end (client gone, stream ended by the gateway): stop the upstream.
           if (!ended && !c.aborted) c.abort(err ?? signal.reason);
           cb(err);
@@ -59,6 +106,7 @@ export function exchange(dispatcher: Dispatcher, options: Dispatcher.DispatchOpt
       onRequestStart(c) {
         controller = c;
         if (signal.aborted) c.abort(signal.reason);
+        else if (expired !== undefined) c.abort(expired);
       },
       onResponseStart(c, status, h) {
         statusCode = status;
@@ -69,10 +117,13 @@ export function exchange(dispatcher: Dispatcher, options: Dispatcher.DispatchOpt
         declared = Number(h['content-length'] ?? NaN);
         const type = String(h['content-type'] ?? '');
         const small = declared <= WHOLE_BODY_BYTES || (Number.isNaN(declared) && JSON_TYPE.test(type));
-        if (small && !SSE_TYPE.test(type)) chunks = [];
+        const sse = SSE_TYPE.test(type);
+        armBodyTimer(c, sse);
+        if (small && !sse) chunks = [];
         else toStream(c);
       },
       onResponseData(c, chunk) {
+        if (idle) timer?.refresh();
         if (chunks !== undefined) {
           size += chunk.length;
           // More than it declared: broken framing, none of it is used.

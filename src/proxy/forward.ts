@@ -5,9 +5,10 @@ import type { UpstreamConfig } from '../config/compile.ts';
 import type { Principal } from '../auth/principal.ts';
 import type { Reason } from '../reasons.ts';
 import { readBounded, streamGuarded, type Bounded } from './bounded.ts';
-import { exchange, type Exchange } from './exchange.ts';
+import { UpstreamTimeout, exchange, type Exchange } from './exchange.ts';
 import { clientResponseHeaders } from './headers.ts';
-import { pipeSseFiltered, SseTail, type SseFilter, type StreamRegistry } from './stream.ts';
+import { UpstreamHealth } from './outlier.ts';
+import { pipeSseFiltered, SseTail, type SseFilter, type StreamGrant, type StreamRegistry } from './stream.ts';
 
 // undici rather than http-proxy-3: one explicit connection pool per upstream made at start-up (STYLE
 // rule 9), headers built by us field by field (nothing implicit is forwarded), an AbortSignal that ends
@@ -15,42 +16,54 @@ import { pipeSseFiltered, SseTail, type SseFilter, type StreamRegistry } from '.
 // backpressure ourselves, so SSE events pass one by one, unbuffered.
 
 export interface Pools {
-  get(upstream: UpstreamConfig): Dispatcher;
+  /** GET (the long-lived SSE stream) goes to the upstream's stream pool, every other method to its request pool. */
+  get(upstream: UpstreamConfig, method?: string): Dispatcher;
+  /** Passive outlier detection for the upstreams that configure it. */
+  readonly health: UpstreamHealth;
   close(): Promise<void>;
 }
 
-/** One pool per upstream, with its TLS/mTLS material read once (a missing file refuses start or reload). */
-export function createPools(upstreams: readonly UpstreamConfig[], readFile: (path: string) => Buffer): Pools {
-  const pools = new Map<string, Pool>();
+/**
+ * Two pools per upstream, with its TLS/mTLS material read once (a missing file refuses start or
+ * reload). Requests: at most maxConnections sockets (issue 17 §8: a hanging upstream got 1,380), the
+ * queue bounded by maxInFlight. GET streams: each holds a socket for its whole life, so a cap would
+ * queue new streams behind old ones; limits.maxStreams and maxStreamsPerIdentity bound them instead.
+ */
+export function createPools(upstreams: readonly UpstreamConfig[], readFile: (path: string) => Buffer, now: () => number = Date.now): Pools {
+  const pools = new Map<string, { readonly requests: Pool; readonly streams: Pool }>();
   for (const u of upstreams) {
-    const tls = u.tls;
-    pools.set(u.name, new Pool(u.target.origin, {
-      // No cap: every open SSE stream holds an upstream connection for its whole life, so a cap would
-      // queue new streams (and requests) behind old ones. Client-side limits bound the count instead
-      // (maxStreamsPerIdentity, the server's own connection handling).
-      connections: null,
-      pipelining: 1,
-      keepAliveTimeout: 4_000,
-      connectTimeout: Math.min(u.timeoutMs, 10_000),
-      ...(tls === undefined ? {} : {
-        connect: {
-          ...(tls.caFile === undefined ? {} : { ca: readFile(tls.caFile) }),
-          ...(tls.certFile === undefined ? {} : { cert: readFile(tls.certFile) }),
-          ...(tls.keyFile === undefined ? {} : { key: readFile(tls.keyFile) }),
-          ...(tls.serverName === undefined ? {} : { servername: tls.serverName }),
-          rejectUnauthorized: true,
-        },
-      }),
-    }));
+    const pool = (connections: number | null): Pool => createPool(u, connections, readFile);
+    pools.set(u.name, { requests: pool(u.maxConnections), streams: pool(null) });
   }
   return {
-    get(upstream) {
-      return pools.get(upstream.name) as Pool;
+    health: new UpstreamHealth(upstreams, now),
+    get(upstream, method) {
+      const p = pools.get(upstream.name) as { readonly requests: Pool; readonly streams: Pool };
+      return method === 'GET' ? p.streams : p.requests;
     },
     async close() {
-      await Promise.all([...pools.values()].map((p) => p.close().catch(() => undefined)));
+      await Promise.all([...pools.values()].flatMap((p) => [p.requests, p.streams]).map((p) => p.close().catch(() => undefined)));
     },
   };
+}
+
+function createPool(u: UpstreamConfig, connections: number | null, readFile: (path: string) => Buffer): Pool {
+  const tls = u.tls;
+  return new Pool(u.target.origin, {
+    connections,
+    pipelining: 1,
+    keepAliveTimeout: 4_000,
+    connectTimeout: Math.min(u.timeoutMs, 10_000),
+    ...(tls === undefined ? {} : {
+      connect: {
+        ...(tls.caFile === undefined ? {} : { ca: readFile(tls.caFile) }),
+        ...(tls.certFile === undefined ? {} : { cert: readFile(tls.certFile) }),
+        ...(tls.keyFile === undefined ? {} : { key: readFile(tls.keyFile) }),
+        ...(tls.serverName === undefined ? {} : { servername: tls.serverName }),
+        rejectUnauthorized: true,
+      },
+    }),
+  });
 }
 
 /** How the gateway treats one upstream response, decided when its headers arrive. */
@@ -73,6 +86,8 @@ export interface ResponsePlan {
     readonly registry: StreamRegistry;
     /** Whose stream it is, for the per-identity cap. */
     readonly principal: Principal;
+    /** What allowed it, to judge it again later. */
+    readonly grant?: StreamGrant;
   };
 }
 
@@ -88,6 +103,8 @@ export interface ForwardRequest {
   readonly abort: AbortController;
   /** Extra response headers from the gateway (CORS, request id). */
   readonly responseHeaders?: Readonly<Record<string, string>>;
+  /** Told why a response whose headers were out is cut, before the cut (its record closes with it). */
+  readonly onCut?: (reason: Reason) => void;
   /** Rewrites upstream response headers and chooses the body treatment. */
   readonly onResponse?: (status: number, headers: OutgoingHttpHeaders) => ResponsePlan | undefined;
 }
@@ -106,9 +123,10 @@ export async function forward(f: ForwardRequest): Promise<ForwardOutcome> {
       headers: f.headers,
       body: f.body ?? null,
       headersTimeout: f.upstream.timeoutMs,
-      // SSE streams are long-lived by design; they end with the token or the client instead.
+      // undici's per-chunk idle timer is off: exchange() applies a whole-body deadline to plain answers
+      // and the configured idle limit to SSE, which is long-lived by design (issue 17 §4).
       bodyTimeout: 0,
-    }, f.abort.signal);
+    }, f.abort.signal, { headersMs: f.upstream.timeoutMs, deadlineMs: f.upstream.bodyTimeoutMs, sseIdleMs: f.upstream.sseIdleMs });
   } catch (err) {
     return { kind: 'failed', reason: upstreamReason(err), headersSent: false };
   }
@@ -124,6 +142,7 @@ export async function forward(f: ForwardRequest): Promise<ForwardOutcome> {
   }
   if (plan?.rewrite !== undefined) {
     const read: Bounded = body.kind === 'whole' ? body : await readBounded(body.stream, plan.rewrite.maxBytes);
+    if (read.kind === 'failed' && read.error instanceof UpstreamTimeout) return { kind: 'failed', reason: 'upstream_timeout', headersSent: f.res.headersSent };
     if (read.kind === 'over' && plan.rewrite.beyond !== undefined) return streamGuarded(f, status, headers, read, plan.rewrite.beyond);
     if (read.kind === 'over') read.rest.destroy();
     const rewritten = read.kind !== 'whole' || read.buffer.length > plan.rewrite.maxBytes ? undefined : plan.rewrite.apply(read.buffer);
@@ -197,9 +216,15 @@ function streamSse(f: ForwardRequest, body: Readable, status: number, filter: Ss
       timer.unref();
     };
     arm();
-    const unregister = sse.registry.add(f.upstream.name, sse.principal, end);
-    const fail = (): void => {
-      if (!ended) f.res.destroy();
+    const unregister = sse.registry.add(f.upstream.name, sse.principal, end, sse.grant);
+    let reason: Reason = 'upstream_unavailable';
+    const fail = (err?: unknown): void => {
+      if (err instanceof UpstreamTimeout) reason = 'upstream_timeout';
+      if (ended) return;
+      f.onCut?.(reason);
+      // A silent stream past its idle limit ends cleanly at an event boundary: the client reconnects.
+      if (reason === 'upstream_timeout' && tail.atBoundary) end();
+      else f.res.destroy();
     };
     body.on('error', fail);
     const onEnd = (): void => {
@@ -218,12 +243,13 @@ function streamSse(f: ForwardRequest, body: Readable, status: number, filter: Ss
       clearTimeout(timer);
       unregister();
       if (!ended) f.abort.abort();
-      resolve(f.res.writableFinished ? { kind: 'done', status } : { kind: 'failed', reason: 'upstream_unavailable', headersSent: true });
+      resolve(f.res.writableFinished ? { kind: 'done', status } : { kind: 'failed', reason, headersSent: true });
     });
   });
 }
 
 function upstreamReason(err: unknown): Reason {
+  if (err instanceof UpstreamTimeout) return 'upstream_timeout';
   if (err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.ConnectTimeoutError) return 'upstream_timeout';
   if ((err as { name?: string }).name === 'TimeoutError') return 'upstream_timeout';
   return 'upstream_unavailable';
@@ -232,14 +258,17 @@ function upstreamReason(err: unknown): Reason {
 /** Plain body: pipe() with backpressure, without stream/promises' per-call AbortController and DOMException. */
 function pipeBody(f: ForwardRequest, body: Readable, status: number): Promise<ForwardOutcome> {
   return new Promise((resolve) => {
-    const fail = (): void => {
+    let reason: Reason = 'upstream_unavailable';
+    const fail = (err: unknown): void => {
+      if (err instanceof UpstreamTimeout) reason = 'upstream_timeout';
+      f.onCut?.(reason);
       body.destroy();
       f.res.destroy();
     };
     body.once('error', fail);
     f.res.on('close', () => {
       if (!f.res.writableFinished) body.destroy();
-      resolve(f.res.writableFinished ? { kind: 'done', status } : { kind: 'failed', reason: 'upstream_unavailable', headersSent: true });
+      resolve(f.res.writableFinished ? { kind: 'done', status } : { kind: 'failed', reason, headersSent: true });
     });
     body.pipe(f.res);
   });

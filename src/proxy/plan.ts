@@ -1,4 +1,6 @@
-import type { OutgoingHttpHeaders } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
+import { decodeProtectedHeader } from 'jose';
+import type { RpcMessage } from '../policy/jsonrpc.ts';
 import type { Principal } from '../auth/principal.ts';
 import type { Config, UpstreamConfig } from '../config/compile.ts';
 import type { SessionBinder } from '../identity/session.ts';
@@ -25,10 +27,10 @@ const SSE_TYPE = /^text\/event-stream/i;
  * Response planning: the upstream's session id and SSE event ids are re-bound to the caller, an SSE
  * stream ends when the token that opened it expires, and listings are filtered to what the caller may use (listing-plan.ts).
  */
-export function createResponsePlanning(deps: PlannerDeps): (record: RequestRecord, principal: Principal, upstream: UpstreamConfig) => ResponsePlanner {
+export function createResponsePlanning(deps: PlannerDeps): (record: RequestRecord, principal: Principal, upstream: UpstreamConfig, req: IncomingMessage, messages: readonly RpcMessage[]) => ResponsePlanner {
   const { config, sessions, streams } = deps;
   const maxListingBytes = config.limits.maxListingBytes;
-  return (record, principal, upstream) => function plan(status, h) {
+  return (record, principal, upstream, req, messages) => function plan(status, h) {
     rebindSession(sessions, h, principal, upstream);
     const bindEventId = (id: string): string | undefined => sessions.bind(id, principal, upstream, 'event');
     const filtering = listingPlan(status, h, { principal, upstream, maxBytes: maxListingBytes, bindEventId });
@@ -43,6 +45,14 @@ export function createResponsePlanning(deps: PlannerDeps): (record: RequestRecor
         endAfterMs: (principal.exp + skew) * 1000 - deps.now(),
         registry: streams,
         principal,
+        // What allowed it, to judge it again at reload, fail-closed or key removal (issue 17 §5).
+        grant: {
+          kid: verifiedKid(req),
+          messages,
+          onRevoked: (reason) => {
+            record.reason = reason;
+          },
+        },
         onExpired: () => {
           record.reason = 'token_expired';
           deps.onStreamExpired?.(record);
@@ -50,6 +60,18 @@ export function createResponsePlanning(deps: PlannerDeps): (record: RequestRecor
       },
     };
   };
+}
+
+/** The kid of the (already verified) bearer JWT; undefined for opaque tokens. Only read for streams. */
+function verifiedKid(req: IncomingMessage): string | undefined {
+  const token = /^bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
+  if (token === undefined || token.split('.').length !== 3) return undefined;
+  try {
+    const kid = decodeProtectedHeader(token).kid;
+    return typeof kid === 'string' ? kid : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The upstream's Mcp-Session-Id leaves bound to this identity, or not at all. */

@@ -1,6 +1,8 @@
 import type { ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Principal } from '../auth/principal.ts';
+import type { RpcMessage } from '../policy/jsonrpc.ts';
+import type { Reason } from '../reasons.ts';
 
 /**
  * Remembers whether the bytes sent so far stand at an SSE event boundary, so the gateway can add a
@@ -74,6 +76,27 @@ export function pipeSseFiltered(body: Readable, filter: SseFilter, res: ServerRe
 
 export type EndStream = (finalEvent?: string) => void;
 
+/** What an open stream was judged on, so it can be judged again (issue 17 §5). */
+export interface StreamGrant {
+  /** The kid of the key that verified its token (JWT), if any. */
+  readonly kid: string | undefined;
+  /** The JSON-RPC messages of the POST it answers; none for a GET stream. */
+  readonly messages: readonly RpcMessage[];
+  /** Told why the gateway ends it (the audit line). */
+  readonly onRevoked: (reason: Reason) => void;
+}
+
+export interface OpenStream {
+  readonly upstream: string;
+  readonly principal: Principal;
+  readonly grant: StreamGrant | undefined;
+}
+
+/** The final event of a stream the gateway ends because it is no longer allowed (no retry: it would be refused). */
+export function revokedEvent(reason: Reason): string {
+  return `event: revoked\ndata: {"reason":"${reason}"}\n\n`;
+}
+
 /** Whose stream it is: issuer, subject and client together. */
 function identityKey(p: Principal): string {
   return `${p.iss}\u0000${p.sub}\u0000${p.clientId ?? ''}`;
@@ -84,7 +107,7 @@ function identityKey(p: Principal): string {
  * identity cannot hold more than its share (SC-155).
  */
 export class StreamRegistry {
-  readonly #streams = new Set<EndStream>();
+  readonly #streams = new Map<EndStream, OpenStream>();
   readonly #perIdentity = new Map<string, number>();
   readonly #onChange: ((upstream: string, delta: 1 | -1) => void) | undefined;
 
@@ -92,9 +115,9 @@ export class StreamRegistry {
     this.#onChange = onChange;
   }
 
-  add(upstream: string, principal: Principal, end: EndStream): () => void {
+  add(upstream: string, principal: Principal, end: EndStream, grant?: StreamGrant): () => void {
     const identity = identityKey(principal);
-    this.#streams.add(end);
+    this.#streams.set(end, { upstream, principal, grant });
     this.#perIdentity.set(identity, (this.#perIdentity.get(identity) ?? 0) + 1);
     this.#onChange?.(upstream, 1);
     let removed = false;
@@ -109,11 +132,29 @@ export class StreamRegistry {
     };
   }
 
+  /** Open streams in all (the global cap, limits.maxStreams). */
+  get size(): number {
+    return this.#streams.size;
+  }
+
   countFor(principal: Principal): number {
     return this.#perIdentity.get(identityKey(principal)) ?? 0;
   }
 
   endAll(finalEvent: string): void {
-    for (const end of [...this.#streams]) end(finalEvent);
+    for (const end of [...this.#streams.keys()]) end(finalEvent);
+  }
+
+  /** Ends, with a final `revoked` event, every stream `judge` no longer allows; returns how many. */
+  endWhere(judge: (stream: OpenStream) => Reason | undefined): number {
+    let ended = 0;
+    for (const [end, stream] of [...this.#streams]) {
+      const reason = judge(stream);
+      if (reason === undefined) continue;
+      stream.grant?.onRevoked(reason);
+      end(revokedEvent(reason));
+      ended++;
+    }
+    return ended;
   }
 }

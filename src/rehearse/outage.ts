@@ -9,6 +9,8 @@ import { asMetadata } from './tokens.ts';
 
 const FRESH_S = 2;
 const STALE_S = 3;
+// Retries back off up to this (jittered between half and all of it): the restored relay is seen within it.
+const RETRY_MAX_S = 2;
 
 /**
  * Key-fetch outage, in local mode: rehearse runs a gateway of its own from the same config (ephemeral
@@ -30,7 +32,7 @@ export async function outageDrill(config: Config, token: () => Promise<string>, 
   });
   await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r));
   const relayUrl = `http://127.0.0.1:${(relay.address() as AddressInfo).port}/jwks`;
-  const drilled: IssuerConfig = { ...issuer, jwksUri: relayUrl, jwks: { ...issuer.jwks, cacheMaxAgeSeconds: FRESH_S, staleIfErrorSeconds: STALE_S, cooldownSeconds: 1, timeoutMs: 1_000 } };
+  const drilled: IssuerConfig = { ...issuer, jwksUri: relayUrl, jwks: { ...issuer.jwks, cacheMaxAgeSeconds: FRESH_S, staleIfErrorSeconds: STALE_S, cooldownSeconds: 1, timeoutMs: 1_000, retryMaxSeconds: RETRY_MAX_S } };
   const local: Config = {
     ...config,
     listen: { host: '127.0.0.1', port: 0, tls: undefined },
@@ -58,7 +60,7 @@ export async function outageDrill(config: Config, token: () => Promise<string>, 
     const after = await call();
     const readyAfter = await ready();
     cut = false;
-    await sleep(1_500);
+    await sleep(RETRY_MAX_S * 1000 + 500);
     const recovered = await call();
     const readyAgain = await ready();
     const ok = inWindow.status === 200 && after.status === 503 && after.reason === 'jwks_unavailable' && readyAfter === 503 && recovered.status === 200 && readyAgain === 200;

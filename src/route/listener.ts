@@ -53,6 +53,8 @@ export function createTrafficListener(config: Config, handle: (req: IncomingMess
     };
     server = secure;
   }
+  // Issue 17 §8: a bound on client connections; past it Node drops new ones at accept.
+  server.maxConnections = config.limits.maxConnections;
   harden(server, onRequest);
   return { server, stop };
 }

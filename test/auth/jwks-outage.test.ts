@@ -67,6 +67,40 @@ describe('key-fetch outage', () => {
     expect((await call(await tokenAt())).status).toBe(200);
   });
 
+  it('a 200 with no usable key ({"keys":[]}, no kid, none for the allowed algorithms) is a failed fetch: last good keys serve, the stale window applies, /readyz shows it', async () => {
+    clock = Date.now();
+    idp = await TestIdp.start();
+    upstream = await TestUpstream.start();
+    gw = await startGateway(twoUpstreamConfig({ issuer: idp.issuer, jwksUri: idp.jwksUri, algorithms: ['RS256'], jwks: { cacheMaxAgeSeconds: 10, staleIfErrorSeconds: 20 } }, upstream.url), { now: () => clock });
+    const keys = gw.gateway.issuerKeys.get('idp');
+    const k1 = (idp.keys.get('k1') as { publicJwk: Record<string, unknown> }).publicJwk;
+    const { kid: _kid, ...noKid } = k1;
+    const es = (await idp.addKey('es', 'ES256', false)).publicJwk;
+    const bodies = [{ keys: [] }, { keys: [noKid] }, { keys: [es] }];
+    const served: number[] = [];
+    clock += 15_000; // past the fresh lifetime: every refresh below is the one that would replace k1
+    for (const body of bodies) {
+      idp.fault = { kind: 'body', body: JSON.stringify(body) };
+      await keys?.refresh();
+      served.push((await call(await tokenAt())).status);
+    }
+    expect(served).toEqual([200, 200, 200]); // 0 of 3 lost: k1 still verifies
+    expect(keys?.status()).toMatchObject({ usable: true, keys: 1, staleSeconds: 5, lastError: 'no usable signing key' });
+    const ready = await request(gw.adminUrl + '/readyz');
+    expect(ready.statusCode).toBe(200);
+    // Serving stale keys shows: the alert on mcp_warden_jwks_stale_seconds fires, not a silent 401 wave.
+    expect(await ready.body.json()).toMatchObject({ ready: true, issuers: [{ issuer: 'idp', usable: true, keys: 1, staleSeconds: 5 }] });
+    const metrics = await (await request(gw.adminUrl + '/metrics')).body.text();
+    expect(metrics).toMatch(/mcp_warden_jwks_fetch_total\{issuer="idp",result="no_usable_key"\} 3/);
+
+    clock += 16_000; // 31 s: the stale window is over, still no usable key published
+    await keys?.refresh();
+    upstream.reset();
+    expect(await call(await tokenAt())).toMatchObject({ status: 503, reason: 'jwks_unavailable' });
+    expect(upstream.bytes).toBe(0);
+    expect(await readyz()).toBe(503);
+  });
+
   it('after an outage, requests arriving while the recovery fetch is in flight wait for it instead of getting 503', async () => {
     clock = Date.now();
     idp = await TestIdp.start();
@@ -133,7 +167,7 @@ describe('key-fetch outage', () => {
     expect((await call(await tokenAt())).reason).toBe('jwks_unavailable');
     expect(upstream.bytes).toBe(0);
     idp.fault = { kind: 'ok' };
-    clock += 1_500;
+    clock += 2_000; // the first retry comes 1-2 s after the failure (back-off with jitter)
     expect((await call(await tokenAt())).status).toBe(200);
     expect(await readyz()).toBe(200);
   });

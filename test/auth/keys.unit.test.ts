@@ -26,6 +26,10 @@ interface Harness {
   nextFetch(): Promise<FetchResult>;
   /** The key for `kid`, as jose's verifier would ask for it. */
   resolve(kid: string, alg?: string): Promise<CryptoKey>;
+  /** Every wait the keys asked for (injected sleep: it moves the clock by that much, at once). */
+  readonly slept: number[];
+  /** The jitter draw for the next back-offs, in [0, 1). */
+  jitter: number;
 }
 
 let idp: TestIdp | undefined;
@@ -35,7 +39,7 @@ afterEach(async () => {
 });
 
 /** A TestIdp and an IssuerKeys for it with these `jwks` settings (the rest as the schema defaults them). */
-async function harness(jwks: Record<string, number>): Promise<Harness> {
+async function harness(jwks: Record<string, number>, realClock = false): Promise<Harness> {
   const server = await TestIdp.start();
   idp = server;
   const issuer = loadConfigText(`
@@ -49,8 +53,16 @@ identity: { signingKeyFile: /dev/null }
   const fetches: FetchResult[] = [];
   const removed: string[][] = [];
   const waiting: ((result: FetchResult) => void)[] = [];
-  const keys = new IssuerKeys(issuer, {
+  const slept: number[] = [];
+  const h = { jitter: 0 };
+  const keys = new IssuerKeys(issuer, realClock ? { now: Date.now, onFetch: (_name, result) => fetches.push(result) } : {
     now: () => clock,
+    sleep: async (ms) => {
+      slept.push(ms);
+      clock += ms;
+      await new Promise((resolve) => setImmediate(resolve));
+    },
+    random: () => h.jitter,
     onFetch: (_name, result) => {
       fetches.push(result);
       // onFetch runs inside the fetch; the next macrotask sees it finished (no longer in flight).
@@ -58,23 +70,24 @@ identity: { signingKeyFile: /dev/null }
     },
     onKeysRemoved: (_name, kids) => removed.push([...kids].sort()),
   });
-  return {
+  return Object.assign(h, {
     idp: server,
     keys,
     fetches,
     removed,
-    advance: (ms) => {
+    slept,
+    advance: (ms: number) => {
       clock += ms;
     },
-    nextFetch: () => new Promise((resolve, reject) => {
+    nextFetch: () => new Promise<FetchResult>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('no key fetch finished within 5 s')), 5_000);
       waiting.push((result) => {
         clearTimeout(timer);
         resolve(result);
       });
     }),
-    resolve: (kid, alg = 'RS256') => keys.resolve({ alg, kid }, NO_TOKEN),
-  };
+    resolve: (kid: string, alg = 'RS256') => keys.resolve({ alg, kid }, NO_TOKEN),
+  });
 }
 
 describe('IssuerKeys: cache lifetime (cacheMaxAgeSeconds, Cache-Control max-age)', () => {
@@ -95,7 +108,7 @@ describe('IssuerKeys: cache lifetime (cacheMaxAgeSeconds, Cache-Control max-age)
 
     h.advance(79_999);
     h.keys.maintain();
-    await expect(h.resolve('k2', 'ES256')).rejects.toThrow(KeyUnknown);
+    expect(h.keys.hasKid('k2')).toBe(false);
     expect(h.idp.jwksRequests).toBe(2);
 
     h.advance(1); // 80 s of 100: refresh due
@@ -135,21 +148,53 @@ describe('IssuerKeys: cache lifetime (cacheMaxAgeSeconds, Cache-Control max-age)
 });
 
 describe('IssuerKeys: unknown kid (rotation) and cooldownSeconds', () => {
-  it('refetches once for an unknown kid, then not again within the cooldown whatever the kid, then once more', async () => {
-    const h = await harness({ cooldownSeconds: 30 });
+  it('refuses a kid its refetch did not find without fetching again for cooldownSeconds, per kid', async () => {
+    const h = await harness({ cooldownSeconds: 30, unknownKidIntervalMs: 1_000 });
     await h.keys.refresh();
     await expect(h.resolve('x1')).rejects.toThrow(KeyUnknown);
     expect(h.idp.jwksRequests).toBe(2);
-    await expect(h.resolve('x2')).rejects.toThrow(KeyUnknown);
+    for (let i = 0; i < 20; i++) await expect(h.resolve('x1')).rejects.toThrow(KeyUnknown);
     h.advance(29_999);
-    await expect(h.resolve('x3')).rejects.toThrow(KeyUnknown);
+    await expect(h.resolve('x1')).rejects.toThrow(KeyUnknown);
     expect(h.idp.jwksRequests).toBe(2);
+    expect(h.slept).toEqual([]);
 
-    h.advance(1);
-    await h.idp.addKey('k2', 'ES256');
-    expect((await h.resolve('k2', 'ES256')).type).toBe('public');
+    h.advance(1); // the kid's cooldown is over: one more refetch, which finds it now published
+    await h.idp.addKey('x1', 'ES256');
+    expect((await h.resolve('x1', 'ES256')).type).toBe('public');
     expect(h.idp.jwksRequests).toBe(3);
     expect(h.fetches).toEqual(['ok', 'ok', 'ok']);
+  });
+
+  it('under a flood of junk kids a key published before use loses no request, and the IdP sees at most one refetch per unknownKidIntervalMs', async () => {
+    // Real time here: requests arrive while others wait for a refetch, as they do under load.
+    const h = await harness({ cooldownSeconds: 30, unknownKidIntervalMs: 200 }, true);
+    await h.keys.refresh();
+    const started = Date.now();
+    const junk: Promise<unknown>[] = [];
+    const legit: Promise<unknown>[] = [];
+    let published = false;
+    // 2 s of flood, a fresh junk kid every 5 ms (200/s); the new key is published at 1 s and used from
+    // 1 ms later, one lookup every 5 ms.
+    while (Date.now() - started < 2_000) {
+      junk.push(h.resolve(`junk-${junk.length}`).then(() => 'accepted', (err: unknown) => err));
+      if (!published && Date.now() - started >= 1_000) {
+        await h.idp.addKey('new', 'ES256');
+        published = true;
+        await new Promise((resolve) => setTimeout(resolve, 1));
+      }
+      if (published) legit.push(h.resolve('new', 'ES256').then(() => 'accepted', (err: unknown) => err));
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    const [j, l] = await Promise.all([Promise.all(junk), Promise.all(legit)]);
+    const elapsedMs = Date.now() - started;
+    expect(j.length).toBeGreaterThan(150);
+    expect(j.every((r) => r instanceof KeyUnknown)).toBe(true); // every junk kid refused
+    expect(l.length).toBeGreaterThan(50);
+    expect(l.filter((r) => r !== 'accepted')).toEqual([]); // 0 valid lookups lost
+    // One refetch per 200 ms at most, whatever the flood: ≤ 11 in the ~2.2 s, and the start-up fetch.
+    expect(h.idp.jwksRequests - 1).toBeLessThanOrEqual(Math.ceil(elapsedMs / 200));
+    expect(h.fetches.every((r) => r === 'ok')).toBe(true);
   });
 
   it('lets concurrent lookups of unknown kids share one refetch', async () => {
@@ -164,44 +209,65 @@ describe('IssuerKeys: unknown kid (rotation) and cooldownSeconds', () => {
 });
 
 describe('IssuerKeys: fetch failures (staleIfErrorSeconds, then fail closed)', () => {
-  it('serves the last good set up to staleIfErrorSeconds past its lifetime, then refuses every kid, then recovers', async () => {
-    const h = await harness({ cacheMaxAgeSeconds: 10, staleIfErrorSeconds: 20 });
+  /**
+   * Drives `h` from now to `untilMs` past T0 in 100 ms ticks, each with `perTick` lookups of k1 (as
+   * every token the verified cache never saw asks) plus the refresh tick; returns the
+   * clock (ms past T0) of every fetch attempt and the lookups' outcomes.
+   */
+  async function drive(h: Harness, now: { ms: number }, untilMs: number, perTick: number): Promise<{ attempts: number[]; outcomes: Map<string, number> }> {
+    const attempts: number[] = [];
+    const outcomes = new Map<string, number>();
+    for (; now.ms < untilMs; now.ms += 100, h.advance(100)) {
+      const before = h.fetches.length;
+      const lookups = Array.from({ length: perTick }, () => h.resolve('k1'));
+      h.keys.maintain();
+      for (const r of await Promise.allSettled(lookups)) {
+        const name = r.status === 'fulfilled' ? 'key' : (r.reason as Error).name;
+        outcomes.set(name, (outcomes.get(name) ?? 0) + 1);
+      }
+      await h.keys.settled();
+      for (let i = before; i < h.fetches.length; i++) attempts.push(now.ms);
+    }
+    return { attempts, outcomes };
+  }
+
+  it('retries a failing JWKS with jittered exponential back-off, one fetch at a time, whatever the traffic (1,000 lookups/s)', async () => {
+    const h = await harness({ cacheMaxAgeSeconds: 10, staleIfErrorSeconds: 20, retryMaxSeconds: 8, unknownKidIntervalMs: 100 });
     await h.keys.refresh();
     h.idp.fault = { kind: 'status', status: 500 };
-
-    h.advance(15_000);
-    await h.keys.refresh();
-    expect(h.fetches).toEqual(['ok', 'status']);
-    expect(h.keys.status()).toEqual({ issuer: 'idp', usable: true, keys: 1, staleSeconds: 5, lastError: 'status 500' });
-    const retried = h.nextFetch(); // a lookup while stale also retries, in the background
-    expect((await h.resolve('k1')).type).toBe('public');
-    expect(await retried).toBe('status');
-
-    h.advance(14_999); // 29.999 s: the last millisecond of the stale window
-    expect(h.keys.usable()).toBe(true);
-    const lastRetry = h.nextFetch();
-    expect((await h.resolve('k1')).type).toBe('public');
-    expect(await lastRetry).toBe('status');
+    const now = { ms: 0 };
+    h.jitter = 0; // each delay is d/2 for d = 2 s, 4 s, 8 s, 8 s, … (retryMaxSeconds)
+    const first = await drive(h, now, 20_000, 100);
+    // An unknown kid while the IdP fails, the retry 3 s away: 503 (the key cannot be learned now), no fetch.
     const requests = h.idp.jwksRequests;
-
-    h.advance(1); // 30 s = lifetime 10 + stale 20: fail closed
-    expect(h.keys.usable()).toBe(false);
-    expect(h.keys.status()).toMatchObject({ usable: false, keys: 1, staleSeconds: 20 });
-    await expect(h.resolve('k1')).rejects.toThrow(KeysUnavailable); // within 1 s of the last attempt: no fetch
-    h.advance(998);
-    await expect(h.resolve('k1')).rejects.toThrow(KeysUnavailable);
+    await expect(h.resolve('fresh')).rejects.toThrow(KeysUnavailable);
     expect(h.idp.jwksRequests).toBe(requests);
-    h.advance(1); // 1 s after the last attempt: one more, awaited, and it fails too
-    await expect(h.resolve('k1')).rejects.toThrow(KeysUnavailable);
-    expect(h.idp.jwksRequests).toBe(requests + 1);
-    await expect(h.resolve('k1')).rejects.toThrow(KeysUnavailable);
-    expect(h.idp.jwksRequests).toBe(requests + 1);
+    const rest = await drive(h, now, 30_000, 100);
+    const stale = { attempts: [...first.attempts, ...rest.attempts], outcomes: new Map([['key', (first.outcomes.get('key') ?? 0) + (rest.outcomes.get('key') ?? 0)]]) };
+    expect(first.outcomes.size + rest.outcomes.size).toBe(2);
+    // The refresh is due at 8 s (80 % of 10); then retries 1, 2, 4, 4, 4 s apart: 7 fetches in 30 s
+    // of 1,000 lookups/s, instead of one per uncached token.
+    expect(stale.attempts).toEqual([8_000, 9_000, 11_000, 15_000, 19_000, 23_000, 27_000]);
+    expect(stale.outcomes).toEqual(new Map([['key', 30_000]])); // every lookup served by the last good set
+    expect(h.keys.status()).toMatchObject({ usable: false, staleSeconds: 20 });
 
+    const closed = await drive(h, now, 35_000, 100); // fail closed: still one retry per back-off
+    expect(closed.attempts).toEqual([31_000]);
+    expect(closed.outcomes).toEqual(new Map([['KeysUnavailable', 5_000]]));
     h.idp.fault = { kind: 'ok' };
-    h.advance(1_000);
-    expect((await h.resolve('k1')).type).toBe('public');
-    expect(h.idp.jwksRequests).toBe(requests + 2);
-    expect(h.keys.status()).toEqual({ issuer: 'idp', usable: true, keys: 1, staleSeconds: 0, lastError: undefined });
+    const back = await drive(h, now, 36_000, 10); // the retry due at 35 s succeeds: recovered
+    expect(back.attempts).toEqual([35_000]);
+    expect(h.keys.status()).toMatchObject({ usable: true, staleSeconds: 0, lastError: undefined });
+    expect(back.outcomes.get('KeysUnavailable')).toBeUndefined();
+  });
+
+  it('spreads the retries by the jitter draw: d × (0.5 + 0.5 × draw)', async () => {
+    const h = await harness({ cacheMaxAgeSeconds: 10, staleIfErrorSeconds: 60, retryMaxSeconds: 8 });
+    await h.keys.refresh();
+    h.idp.fault = { kind: 'status', status: 500 };
+    h.jitter = 0.5;
+    const { attempts } = await drive(h, { ms: 0 }, 30_000, 1);
+    expect(attempts.slice(1).map((t, i) => t - (attempts[i] as number))).toEqual([1_500, 3_000, 6_000, 6_000]);
   });
 
   it('with staleIfErrorSeconds 0 refuses as soon as the lifetime ends and the refresh fails', async () => {
@@ -215,7 +281,7 @@ describe('IssuerKeys: fetch failures (staleIfErrorSeconds, then fail closed)', (
     await expect(h.resolve('k1')).rejects.toThrow(KeysUnavailable);
   });
 
-  it('a cold start that fails refuses every lookup, retrying at most once a second, and serves once a fetch succeeds', async () => {
+  it('a cold start that fails refuses every lookup, retrying with back-off (1 s, then 2 s), and serves once a fetch succeeds', async () => {
     const h = await harness({});
     h.idp.fault = { kind: 'body', body: '<html>', contentType: 'text/html' };
     await h.keys.refresh();
@@ -231,6 +297,9 @@ describe('IssuerKeys: fetch failures (staleIfErrorSeconds, then fail closed)', (
     expect(h.idp.jwksRequests).toBe(2);
 
     h.idp.fault = { kind: 'ok' };
+    h.advance(1_000);
+    h.keys.maintain(); // back-off: the third attempt is due 2 s after the second
+    expect(h.idp.jwksRequests).toBe(2);
     h.advance(1_000);
     const retried = h.nextFetch();
     h.keys.maintain();
@@ -302,6 +371,9 @@ describe('IssuerKeys: what a JWKS may hold, and keys leaving it', () => {
       // Looked up with an algorithm the issuer allows (or the key's own, RS512): the verifier refuses HS256 before any lookup.
       if (typeof k.kid === 'string' && k.kid !== '') await expect(h.resolve(k.kid, k.alg === 'RS512' ? 'RS512' : 'RS256'), k.kid).rejects.toThrow(KeyUnknown);
     }
-    expect(h.idp.jwksRequests).toBe(requests + 1); // the one unknown-kid refetch, nothing more
+    // One refetch per distinct unknown kid (7), each spaced by unknownKidIntervalMs; none verifies.
+    expect(h.idp.jwksRequests).toBe(requests + 7);
+    for (const k of hostile) if (typeof k.kid === 'string' && k.kid !== '') await expect(h.resolve(k.kid, k.alg === 'RS512' ? 'RS512' : 'RS256')).rejects.toThrow(KeyUnknown);
+    expect(h.idp.jwksRequests).toBe(requests + 7); // refused again without a fetch (cooldownSeconds, per kid)
   });
 });

@@ -280,6 +280,24 @@ describe('Helm chart: the Deployment', () => {
     expect(raw).toMatch(/- name: http\n\s+containerPort: \{\{ \.Values\.config\.listen\.port \}\}/);
   });
 
+  it('drains on termination: a preStop sleep, then a grace period that covers it, the drain delay and the shutdown grace', () => {
+    expect(at(container, 'lifecycle', 'preStop')).toEqual({ sleep: { seconds: 'x' } });
+    expect(raw).toContain('seconds: {{ .Values.preStopSleepSeconds }}');
+    const preStop = Number(at(values, 'preStopSleepSeconds'));
+    const grace = Number(at(values, 'terminationGracePeriodSeconds'));
+    // The gateway's own defaults for what the chart leaves to config.limits.
+    const edge = at(helmMerge(values, parse(read(CHART, 'examples', 'values-edge.yaml'))), 'config');
+    const defaults = loadConfigText(stringify(edge), 'values-edge.yaml#config').limits;
+    expect(preStop).toBeGreaterThanOrEqual(5);
+    expect(grace).toBeGreaterThanOrEqual(preStop + (defaults.drainDelayMs + defaults.shutdownGraceMs) / 1000 + 2);
+    // Rendering refuses a grace period that would SIGKILL the drain, computed with those same defaults.
+    expect(raw).toContain('{{- $drainMs := add (dig "limits" "drainDelayMs" 0 .Values.config) (dig "limits" "shutdownGraceMs" 10000 .Values.config) }}');
+    expect(raw).toContain('{{- $needed := add .Values.preStopSleepSeconds (div (add $drainMs 999) 1000) 2 }}');
+    expect(raw).toMatch(/\{\{- if lt \(int \.Values\.terminationGracePeriodSeconds\) \(int \$needed\) \}\}\n\s+\{\{- fail /);
+    expect(defaults.drainDelayMs).toBe(0);
+    expect(defaults.shutdownGraceMs).toBe(10_000);
+  });
+
   it('rolls the pods when the ConfigMap changes (checksum of its rendered content)', () => {
     expect(Object.keys(at(deployment, 'spec', 'template', 'metadata', 'annotations') ?? {})).toContain('checksum/config');
     expect(raw).toContain('checksum/config: {{ include (print $.Template.BasePath "/configmap.yaml") . | sha256sum }}');

@@ -84,9 +84,9 @@ describe('JWKS faults with a cold cache fail closed', () => {
       gw = undefined;
       idp = undefined;
     }
-    // Junk entries are ignored; with no usable key the token's kid is unknown: 401, never 200.
+    // Junk entries are ignored; a set left with no usable key is a failed fetch (issue 17 §2): 503, never 200.
     const { idp: i, gw: g } = await coldGateway({ kind: 'body', body: '{"keys":[1,"a",{"kty":"oct","k":"c2VjcmV0","kid":"k1"}]}' });
-    expect(await call(g, await i.token(AUD))).toEqual({ status: 401, reason: 'key_unknown' });
+    expect(await call(g, await i.token(AUD))).toEqual({ status: 503, reason: 'jwks_unavailable' });
     expect(upstream.bytes).toBe(0);
   });
 
@@ -112,12 +112,15 @@ describe('JWKS faults with a cold cache fail closed', () => {
     await prm.body.dump();
   });
 
-  it('SC-084 a revoked key stops verifying once its cache lifetime (cacheMaxAgeSeconds) has passed', async () => {
+  it('SC-084 a revoked key stops verifying once its cache lifetime (cacheMaxAgeSeconds) has passed (its successor published)', async () => {
     let clock = Date.now();
     idp = await TestIdp.start();
     gw = await startGateway(twoUpstreamConfig({ issuer: idp.issuer, jwksUri: idp.jwksUri, jwks: { cacheMaxAgeSeconds: 60 } }, upstream.url), { now: () => clock });
     const token = await idp.token(AUD, { exp: Math.floor(clock / 1000) + 3_600 });
     expect((await call(gw, token)).status).toBe(200);
+    // The successor is published beside the removal: a set with no usable key at all is an outage, and
+    // the last good keys serve through it (README "Tokens and signing keys").
+    await idp.addKey('k2', 'ES256');
     idp.published.delete('k1');
     clock += 61_000;
     gw.gateway.issuerKeys.get('idp')?.maintain();
@@ -132,7 +135,7 @@ describe('JWKS faults with a cold cache fail closed', () => {
     await expectFailClosed(g, i);
     // Once the JWKS is whole again the gateway recovers by itself.
     i.fault = { kind: 'ok' };
-    await new Promise((r) => setTimeout(r, 1_100));
+    await new Promise((r) => setTimeout(r, 2_100)); // the first retry comes 1-2 s after the failure (jitter)
     expect((await call(g, await i.token(AUD))).status).toBe(200);
   });
 });

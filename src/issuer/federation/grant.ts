@@ -168,6 +168,9 @@ function keysConfig(p: TrustedPlatform): IssuerConfig {
     jwks: {
       cacheMaxAgeSeconds: p.jwks?.cacheMaxAgeSeconds ?? 600,
       cooldownSeconds: p.jwks?.cooldownSeconds ?? 30,
+      // The gateway's defaults (config/schema.ts jwks): one unknown-kid refetch a second, retries back off to 10 s.
+      unknownKidIntervalMs: 1_000,
+      retryMaxSeconds: 10,
       staleIfErrorSeconds: p.jwks?.staleIfErrorSeconds ?? 300,
       timeoutMs: p.jwks?.timeoutMs ?? 5_000,
       maxBytes: 512 * 1024,
