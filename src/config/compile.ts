@@ -118,7 +118,26 @@ function issuerKeyPath(key: string): (string | number)[] {
 
 function compile(raw: RawConfig, file: string, warnings: readonly ConfigProblem[], keyFileLine: number | undefined): Config {
   const base = stripTrailingSlash(raw.publicUrl);
-  const issuers = raw.issuers.map((i): IssuerConfig => Object.freeze({
+  const issuers = raw.issuers.map(compileIssuer);
+  const byName = new Map(issuers.map((i) => [i.name, i]));
+  const upstreams = raw.upstreams.map((u) => compileUpstream(u, base, byName));
+  return Object.freeze({
+    file,
+    listen: Object.freeze({ host: raw.listen.host, port: raw.listen.port, tls: raw.listen.tls === undefined ? undefined : Object.freeze({ ...raw.listen.tls }) }),
+    admin: Object.freeze({ ...raw.admin }),
+    publicUrl: new URL(base),
+    issuers: Object.freeze(issuers),
+    upstreams: Object.freeze(upstreams),
+    identity: Object.freeze({ ...raw.identity, signingKeyFileLine: keyFileLine }),
+    limits: Object.freeze({ ...raw.limits }),
+    rateLimitStore: Object.freeze({ maxEntries: raw.rateLimitStore.maxEntries, redis: raw.rateLimitStore.redis === undefined ? undefined : Object.freeze({ ...raw.rateLimitStore.redis }) }),
+    authorizationServer: raw.authorizationServer === undefined ? undefined : compileAuthorizationServer(raw.authorizationServer, upstreams),
+    warnings,
+  });
+}
+
+function compileIssuer(i: RawConfig['issuers'][number]): IssuerConfig {
+  return Object.freeze({
     name: i.name,
     issuer: i.issuer,
     jwksUri: i.jwksUri,
@@ -130,65 +149,56 @@ function compile(raw: RawConfig, file: string, warnings: readonly ConfigProblem[
     scopeClaim: i.scopeClaim,
     jwks: Object.freeze({ ...i.jwks }),
     introspection: i.introspection === undefined ? undefined : Object.freeze({ ...i.introspection }),
-  }));
-  const byName = new Map(issuers.map((i) => [i.name, i]));
-  const upstreams = raw.upstreams.map((u): UpstreamConfig => {
-    const path = stripTrailingSlash(u.path);
-    const metadataPath = `/.well-known/oauth-protected-resource${path}`;
-    return Object.freeze({
-      name: u.name,
-      path,
-      target: new URL(u.target),
-      audience: u.audience ?? base + path,
-      issuers: Object.freeze(u.issuers.map((n) => byName.get(n) as IssuerConfig)),
-      scopes: Object.freeze([...u.scopes]),
-      clients: u.clients === undefined ? undefined : new Set(u.clients),
-      rules: compileRules(u.tools, u.rules),
-      defaultAction: u.default,
-      allScopes: Object.freeze([...new Set([...u.scopes, ...u.tools.flatMap((t) => t.scopes), ...u.rules.flatMap((r) => r.scopes)])]),
-      allowedOrigins: new Set([new URL(base).origin, ...u.allowedOrigins]),
-      forwardHeaders: Object.freeze(u.forwardHeaders.map((h) => h.toLowerCase())),
-      timeoutMs: u.timeoutMs,
-      bodyTimeoutMs: u.bodyTimeoutMs ?? u.timeoutMs,
-      sseIdleMs: u.sseIdleSeconds === undefined ? undefined : u.sseIdleSeconds * 1000,
-      maxInFlight: u.maxInFlight,
-      maxConnections: u.maxConnections,
-      outlierDetection: u.outlierDetection === undefined ? undefined : Object.freeze({ ...u.outlierDetection }),
-      tls: u.tls === undefined ? undefined : Object.freeze({ ...u.tls }),
-      rateLimits: compileLimits(u.rateLimits),
-      identity: Object.freeze({ claims: Object.freeze([...u.identity.claims]), informationalHeaders: u.identity.informationalHeaders }),
-      resourceMetadataUrl: new URL(base).origin + metadataPath,
-      resourceMetadataPath: metadataPath,
-    });
   });
+}
+
+function compileUpstream(u: RawConfig['upstreams'][number], base: string, byName: ReadonlyMap<string, IssuerConfig>): UpstreamConfig {
+  const path = stripTrailingSlash(u.path);
+  const metadataPath = `/.well-known/oauth-protected-resource${path}`;
   return Object.freeze({
-    file,
-    listen: Object.freeze({ host: raw.listen.host, port: raw.listen.port, tls: raw.listen.tls === undefined ? undefined : Object.freeze({ ...raw.listen.tls }) }),
-    admin: Object.freeze({ ...raw.admin }),
-    publicUrl: new URL(base),
-    issuers: Object.freeze(issuers),
-    upstreams: Object.freeze(upstreams),
-    identity: Object.freeze({ ...raw.identity, signingKeyFileLine: keyFileLine }),
-    limits: Object.freeze({ ...raw.limits }),
-    rateLimitStore: Object.freeze({ maxEntries: raw.rateLimitStore.maxEntries, redis: raw.rateLimitStore.redis === undefined ? undefined : Object.freeze({ ...raw.rateLimitStore.redis }) }),
-    authorizationServer: raw.authorizationServer === undefined ? undefined : Object.freeze({
-      ...(raw.authorizationServer.issuer === undefined ? {} : { issuer: raw.authorizationServer.issuer }),
-      host: raw.authorizationServer.listen.host,
-      port: raw.authorizationServer.listen.port,
-      keysFile: raw.authorizationServer.keysFile,
-      accessTokenTtlSeconds: raw.authorizationServer.accessTokenTtlSeconds,
-      signingAlg: raw.authorizationServer.signingAlg,
-      rotationGraceSeconds: raw.authorizationServer.rotationGraceSeconds,
-      refreshTokenTtlSeconds: raw.authorizationServer.refreshTokenTtlSeconds,
-      registration: raw.authorizationServer.registration,
-      clients: raw.authorizationServer.clients,
-      ...(raw.authorizationServer.fetch === undefined ? {} : { fetch: raw.authorizationServer.fetch }),
-      ...(raw.authorizationServer.federation === undefined ? {} : { federation: compileFederation(raw.authorizationServer.federation, upstreams) }),
-      // RFC 8707: tokens only for the resources this gateway serves, with their scopes.
-      resources: upstreams.map((u) => ({ audience: u.audience, scopes: u.allScopes })),
-    }),
-    warnings,
+    name: u.name,
+    path,
+    target: new URL(u.target),
+    audience: u.audience ?? base + path,
+    issuers: Object.freeze(u.issuers.map((n) => byName.get(n) as IssuerConfig)),
+    scopes: Object.freeze([...u.scopes]),
+    clients: u.clients === undefined ? undefined : new Set(u.clients),
+    rules: compileRules(u.tools, u.rules),
+    defaultAction: u.default,
+    allScopes: Object.freeze([...new Set([...u.scopes, ...u.tools.flatMap((t) => t.scopes), ...u.rules.flatMap((r) => r.scopes)])]),
+    allowedOrigins: new Set([new URL(base).origin, ...u.allowedOrigins]),
+    forwardHeaders: Object.freeze(u.forwardHeaders.map((h) => h.toLowerCase())),
+    timeoutMs: u.timeoutMs,
+    bodyTimeoutMs: u.bodyTimeoutMs ?? u.timeoutMs,
+    sseIdleMs: u.sseIdleSeconds === undefined ? undefined : u.sseIdleSeconds * 1000,
+    maxInFlight: u.maxInFlight,
+    maxConnections: u.maxConnections,
+    outlierDetection: u.outlierDetection === undefined ? undefined : Object.freeze({ ...u.outlierDetection }),
+    tls: u.tls === undefined ? undefined : Object.freeze({ ...u.tls }),
+    rateLimits: compileLimits(u.rateLimits),
+    identity: Object.freeze({ claims: Object.freeze([...u.identity.claims]), informationalHeaders: u.identity.informationalHeaders }),
+    resourceMetadataUrl: new URL(base).origin + metadataPath,
+    resourceMetadataPath: metadataPath,
   });
+}
+
+function compileAuthorizationServer(as: NonNullable<RawConfig['authorizationServer']>, upstreams: readonly UpstreamConfig[]): NonNullable<Config['authorizationServer']> {
+  return Object.freeze({
+    ...(as.issuer === undefined ? {} : { issuer: as.issuer }),
+    host: as.listen.host,
+    port: as.listen.port,
+    keysFile: as.keysFile,
+    accessTokenTtlSeconds: as.accessTokenTtlSeconds,
+    signingAlg: as.signingAlg,
+    rotationGraceSeconds: as.rotationGraceSeconds,
+    refreshTokenTtlSeconds: as.refreshTokenTtlSeconds,
+    registration: as.registration,
+    clients: as.clients,
+    ...(as.fetch === undefined ? {} : { fetch: as.fetch }),
+    ...(as.federation === undefined ? {} : { federation: compileFederation(as.federation, upstreams) }),
+    // RFC 8707: tokens only for the resources this gateway serves, with their scopes.
+    resources: upstreams.map((u) => ({ audience: u.audience, scopes: u.allScopes })),
+    });
 }
 
 /** Federation rules may name upstreams instead of spelling out their audiences. */
