@@ -46,6 +46,10 @@ export interface UpstreamConfig {
   /** Rate limits and quotas, in file order; every matching one must allow a call. */
   readonly rateLimits: readonly LimitRule[];
   readonly identity: { readonly claims: readonly string[]; readonly informationalHeaders: boolean };
+  /** RFC 9449: `dpop` = only DPoP-bound tokens with a proof; a cnf-bound token is checked either way. */
+  readonly senderConstraint: 'dpop' | 'none';
+  /** RFC 9449 §7.1 `algs` of the DPoP challenge (the gateway-wide proof allow-list). */
+  readonly dpopAlgorithms: readonly string[];
   /** RFC 9728 §3.1 well-known URL for this resource. */
   readonly resourceMetadataUrl: string;
   readonly resourceMetadataPath: string;
@@ -61,9 +65,19 @@ export interface Config {
   readonly identity: { readonly header: string; readonly signingKeyFile: string; readonly ttlSeconds: number; readonly signingKeyFileLine: number | undefined };
   readonly limits: Readonly<RawConfig['limits']>;
   readonly rateLimitStore: LimitStoreConfig;
+  readonly dpop: DpopConfig;
   /** The embedded issuer's settings, with the resources it may issue tokens for (every upstream). */
   readonly authorizationServer: IssuerOptions | undefined;
   readonly warnings: readonly ConfigProblem[];
+}
+
+export interface DpopConfig {
+  readonly algorithms: readonly string[];
+  readonly proofMaxAgeSeconds: number;
+  readonly clockSkewSeconds: number;
+  readonly replayCacheEntries: number;
+  /** §8 server nonces: absent = not required. */
+  readonly nonceRotationSeconds: number | undefined;
 }
 
 export function loadConfig(file: string, env?: Readonly<Record<string, string | undefined>>): Config {
@@ -116,6 +130,8 @@ function compile(raw: RawConfig, file: string, warnings: readonly ConfigProblem[
       tls: u.tls === undefined ? undefined : Object.freeze({ ...u.tls }),
       rateLimits: compileLimits(u.rateLimits),
       identity: Object.freeze({ claims: Object.freeze([...u.identity.claims]), informationalHeaders: u.identity.informationalHeaders }),
+      senderConstraint: u.senderConstraint,
+      dpopAlgorithms: Object.freeze([...raw.dpop.algorithms]),
       resourceMetadataUrl: new URL(base).origin + metadataPath,
       resourceMetadataPath: metadataPath,
     });
@@ -130,6 +146,13 @@ function compile(raw: RawConfig, file: string, warnings: readonly ConfigProblem[
     identity: Object.freeze({ ...raw.identity, signingKeyFileLine: keyFileLine }),
     limits: Object.freeze({ ...raw.limits }),
     rateLimitStore: Object.freeze({ maxEntries: raw.rateLimitStore.maxEntries, redis: raw.rateLimitStore.redis === undefined ? undefined : Object.freeze({ ...raw.rateLimitStore.redis }) }),
+    dpop: Object.freeze({
+      algorithms: Object.freeze([...raw.dpop.algorithms]),
+      proofMaxAgeSeconds: raw.dpop.proofMaxAgeSeconds,
+      clockSkewSeconds: raw.dpop.clockSkewSeconds,
+      replayCacheEntries: raw.dpop.replayCacheEntries,
+      nonceRotationSeconds: raw.dpop.nonce?.rotationSeconds,
+    }),
     authorizationServer: raw.authorizationServer === undefined ? undefined : Object.freeze({
       ...(raw.authorizationServer.issuer === undefined ? {} : { issuer: raw.authorizationServer.issuer }),
       host: raw.authorizationServer.listen.host,
