@@ -132,7 +132,7 @@ describe('DPoP proofs (RFC 9449 §4.3, §7.1)', () => {
     const token = await bound();
     const secret = randomBytes(32);
     const hs = await new SignJWT({ htm: 'POST', htu: HTU, iat: Math.floor(Date.now() / 1000), jti: 'hs', ath: athOf(token) })
-      .setProtectedHeader({ typ: 'dpop+jwt', alg: 'HS256', jwk: { kty: 'oct', k: secret.toString('base64url') } })
+      .setProtectedHeader({ typ: 'dpop+jwt', alg: 'HS256', jwk: { kty: 'oct', k: secret.toString('base64url') } } as Parameters<SignJWT['setProtectedHeader']>[0])
       .sign(secret);
     await expectDpopRefused(await post(withDpop(token, hs)), 'dpop_invalid');
     const es512 = await dpopKey('ES512');
