@@ -29,7 +29,8 @@ export function createAuthentication(config: Config, authenticator: Authenticato
     if (isDenial(proof)) return proof;
     const principal = await authenticator(bearer.token, upstream);
     if (isDenial(principal)) return principal;
-    const unproven = await sender.check(req, bearer, proof, principal, upstream);
+    const pending = sender.check(req, bearer, proof, principal, upstream);
+    const unproven = pending instanceof Promise ? await pending : pending;
     if (unproven !== undefined) return unproven;
     ctx.record.iss = principal.iss;
     ctx.record.sub = principal.sub;

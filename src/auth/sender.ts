@@ -16,8 +16,11 @@ const MAX_PROOF_BYTES = 8_192;
 export interface SenderCheck {
   /** Before any key is used: the scheme this upstream accepts and the DPoP header's syntax; the proof text. */
   readProof(req: IncomingMessage, credential: BearerToken, upstream: UpstreamConfig): string | undefined | Denial;
-  /** After the token is verified (cached or not): the token's binding, proven on every request. */
-  check(req: IncomingMessage, credential: BearerToken, proof: string | undefined, principal: Principal, upstream: UpstreamConfig): Promise<Denial | undefined>;
+  /**
+   * After the token is verified (cached or not): the token's binding, proven on every request.
+   * Synchronous undefined for an unbound Bearer token, so the warm Bearer path awaits nothing more.
+   */
+  check(req: IncomingMessage, credential: BearerToken, proof: string | undefined, principal: Principal, upstream: UpstreamConfig): Denial | Promise<Denial | undefined> | undefined;
 }
 
 export interface SenderDeps {
@@ -48,7 +51,7 @@ export function createSenderCheck(config: Config, deps: SenderDeps): SenderCheck
       if (count !== 1 || value === undefined || value.length > MAX_PROOF_BYTES || !COMPACT_JWS.test(value)) return deny('dpop_invalid');
       return value;
     },
-    async check(req, credential, proof, principal, upstream) {
+    check(req, credential, proof, principal) {
       const cnf = principal.claims['cnf'];
       if (cnf === undefined && credential.scheme === 'bearer') return undefined; // the warm Bearer path
       const jkt = boundThumbprint(cnf);
@@ -56,28 +59,33 @@ export function createSenderCheck(config: Config, deps: SenderDeps): SenderCheck
       if (jkt === undefined) return deny('token_binding_mismatch');
       if (credential.scheme === 'bearer') return deny('dpop_required'); // §7.2 downgrade of a bound token
       if (proof === undefined) return deny('dpop_invalid');
-      const nowMs = deps.now();
-      const accepted = await verifyProof(proof, {
-        method: req.method ?? '',
-        htu: base + pathOf(req.url ?? '/'), // the public URL, never Host (§4.3 check 9)
-        ath: Buffer.from(principal.tokenHash, 'hex').toString('base64url'),
-        jkt,
-        nowMs,
-        algorithms,
-        maxAgeSeconds: dpop.proofMaxAgeSeconds,
-        skewSeconds: dpop.clockSkewSeconds,
-        nonces,
-      });
-      if (accepted === 'dpop_nonce_required') return { ...deny('dpop_nonce_required'), dpopNonce: (nonces as DpopNonces).current(nowMs) };
-      if (typeof accepted === 'string') return deny(accepted);
-      // §11.1: one use per proof, per key, while its iat is acceptable.
-      const expiresAtMs = (accepted.iat + dpop.proofMaxAgeSeconds + 2 * dpop.clockSkewSeconds) * 1000;
-      const seen = deps.replay.record(`${jkt} ${accepted.jti}`, expiresAtMs, nowMs);
-      if (seen === 'replayed') return deny('dpop_replayed');
-      if (seen === 'full') return deny('dpop_unavailable');
-      return undefined;
+      return proven(req, proof, principal, jkt);
     },
   };
+
+  // §4.3 and §11.1 for a bound token with its proof (the cache never skips this).
+  async function proven(req: IncomingMessage, proof: string, principal: Principal, jkt: string): Promise<Denial | undefined> {
+    const nowMs = deps.now();
+    const accepted = await verifyProof(proof, {
+      method: req.method ?? '',
+      htu: base + pathOf(req.url ?? '/'), // the public URL, never Host (§4.3 check 9)
+      ath: Buffer.from(principal.tokenHash, 'hex').toString('base64url'),
+      jkt,
+      nowMs,
+      algorithms,
+      maxAgeSeconds: dpop.proofMaxAgeSeconds,
+      skewSeconds: dpop.clockSkewSeconds,
+      nonces,
+    });
+    if (accepted === 'dpop_nonce_required') return { ...deny('dpop_nonce_required'), dpopNonce: (nonces as DpopNonces).current(nowMs) };
+    if (typeof accepted === 'string') return deny(accepted);
+    // §11.1: one use per proof, per key, while its iat is acceptable.
+    const expiresAtMs = (accepted.iat + dpop.proofMaxAgeSeconds + 2 * dpop.clockSkewSeconds) * 1000;
+    const seen = deps.replay.record(`${jkt} ${accepted.jti}`, expiresAtMs, nowMs);
+    if (seen === 'replayed') return deny('dpop_replayed');
+    if (seen === 'full') return deny('dpop_unavailable');
+    return undefined;
+  }
 }
 
 /** RFC 7800 cnf with the one confirmation method checked here: RFC 9449 §6.1 `jkt`, nothing else. */
