@@ -23,6 +23,7 @@ export function createAuthentication(config: Config, authenticator: Authenticato
     const bearer = readBearer(req, query, config.limits.maxTokenBytes, opaqueFor.has(upstream.name));
     ctx.tokenPresented = req.headers.authorization !== undefined;
     if (isDenial(bearer)) return bearer;
+    ctx.dpopPresented = bearer.scheme === 'dpop';
     // RFC 6750 §2.2 form-encoded body tokens are not supported; beside a header token they are a second method.
     if (FORM_TYPE.test(req.headers['content-type'] ?? '')) return deny('credentials_conflict');
     const proof = sender.readProof(req, bearer, upstream); // syntax only, before any key is used

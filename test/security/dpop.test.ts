@@ -182,6 +182,13 @@ describe('Bearer and DPoP-bound tokens (RFC 9449 §7.2)', () => {
     expect(fx.upstream.received).toHaveLength(1);
   });
 
+  it('answers a DPoP caller with a DPoP challenge also for a token refusal on an upstream that does not require DPoP', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const token = await fx.idp.token(AUD, { cnf: { jkt: key.jkt }, iat: now - 600, exp: now - 300 });
+    const reply = await post(withDpop(token, await proofFor(key, { htm: 'POST', htu: AUD, token })), '/mcp');
+    expectRefusedReply(fx.upstream, reply, 401, 'token_expired', `DPoP resource_metadata="${prm('/mcp')}", error="invalid_token", error_description="${reasons.token_expired.description}", scope="mcp:tools", algs="${ALGS}"`);
+  });
+
   it('asks for a DPoP token without error details when none was sent, and advertises DPoP in the metadata', async () => {
     expectRefusedReply(fx.upstream, await post([]), 401, 'token_missing', dpopChallenge(undefined));
     const doc = (await (await fetch(`${fx.gw.url}/.well-known/oauth-protected-resource${PATH}`)).json()) as Record<string, unknown>;
