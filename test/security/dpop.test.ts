@@ -27,7 +27,10 @@ function dpopChallenge(reason: Reason | undefined, path = PATH): string {
 
 const fx = useGatewayFixture({
   config: (config, _idp, upstream) => {
-    (config['upstreams'] as unknown[]).push({ name: 'dpop', path: PATH, target: `${upstream.url}/echo/dpop`, issuers: ['idp'], scopes: ['mcp:tools'], senderConstraint: 'dpop' });
+    (config['upstreams'] as unknown[]).push(
+      { name: 'dpop', path: PATH, target: `${upstream.url}/echo/dpop`, issuers: ['idp'], scopes: ['mcp:tools'], senderConstraint: 'dpop' },
+      { name: 'dpop-sse', path: '/dpop-sse', target: `${upstream.url}/sse`, issuers: ['idp'], scopes: ['mcp:tools'], senderConstraint: 'dpop' },
+    );
     return config;
   },
 });
@@ -156,6 +159,20 @@ describe('DPoP proofs (RFC 9449 §4.3, §7.1)', () => {
   it('refuses the DPoP scheme with a token that is not DPoP-bound', async () => {
     const token = await fx.idp.token(AUD_DPOP);
     await expectDpopRefused(await post(withDpop(token, await proofFor(key, { htm: 'POST', htu: HTU, token }))), 'token_binding_mismatch');
+  });
+});
+
+describe('DPoP streams', () => {
+  it('opens an SSE stream with a proof for GET (one proof at the open, none per event), and refuses a POST proof for it', async () => {
+    const token = await fx.idp.token(`${PUBLIC_URL}/dpop-sse`, { cnf: { jkt: key.jkt } });
+    const get = async (htm: string): Promise<Reply> => sendExact(port(), 'GET', '/dpop-sse', [['Accept', 'text/event-stream'], ...withDpop(token, await proofFor(key, { htm, htu: `${PUBLIC_URL}/dpop-sse`, token }))]);
+    const refused = await get('POST');
+    expectRefusedReply(fx.upstream, refused, 401, 'dpop_invalid', dpopChallenge('dpop_invalid', '/dpop-sse'));
+    const stream = await get('GET');
+    expect(stream.status, stream.text).toBe(200);
+    expect(stream.headers['content-type']).toMatch(/^text\/event-stream/);
+    expect(stream.text).toContain('data: {"n":0}');
+    expect(fx.upstream.received).toHaveLength(1);
   });
 });
 
