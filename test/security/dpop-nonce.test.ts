@@ -72,6 +72,16 @@ describe('DPoP server nonces (RFC 9449 §8)', () => {
     expect((await send(token, fresh)).status).toBe(200);
   });
 
+  it('lets a browser client send DPoP and read DPoP-Nonce (CORS preflight and refusal)', async () => {
+    const preflight = await sendExact(fx.port, 'OPTIONS', PATH, [['Origin', PUBLIC_URL], ['Access-Control-Request-Method', 'POST'], ['Access-Control-Request-Headers', 'authorization, dpop, content-type']]);
+    expect(String(preflight.headers['access-control-allow-headers']).split(', ')).toContain('dpop');
+    const token = await fx.idp.token(HTU, { cnf: { jkt: key.jkt } });
+    const proof = await proofFor(key, { htm: 'POST', htu: HTU, token, iat: Math.floor(clock() / 1000) });
+    const reply = await sendExact(fx.port, 'POST', PATH, [['Origin', PUBLIC_URL], ...Object.entries(MCP_POST_HEADERS), ['Authorization', `DPoP ${token}`], ['DPoP', proof]], RPC);
+    expectNonceRefusal(reply);
+    expect(String(reply.headers['access-control-expose-headers']).split(', ')).toEqual(expect.arrayContaining(['www-authenticate', 'dpop-nonce']));
+  });
+
   it('gives the same nonce from a second gateway sharing the key file (stateless, replicas agree)', async () => {
     const token = await fx.idp.token(HTU, { cnf: { jkt: key.jkt } });
     const nonce = expectNonceRefusal(await send(token, undefined));
