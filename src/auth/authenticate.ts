@@ -30,12 +30,12 @@ export function createAuthentication(config: Config, authenticator: Authenticato
     if (isDenial(proof)) return proof;
     const principal = await authenticator(bearer.token, upstream);
     if (isDenial(principal)) return principal;
-    const pending = sender.check(req, bearer, proof, principal, upstream);
-    const unproven = pending instanceof Promise ? await pending : pending;
-    if (unproven !== undefined) return unproven;
+    // Recorded before the binding check: a refused proof names whose token was used without its key.
     ctx.record.iss = principal.iss;
     ctx.record.sub = principal.sub;
     ctx.record.clientId = principal.clientId;
-    return principal;
+    const pending = sender.check(req, bearer, proof, principal, upstream);
+    const unproven = pending instanceof Promise ? await pending : pending;
+    return unproven ?? principal;
   };
 }

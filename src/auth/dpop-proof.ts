@@ -48,7 +48,7 @@ export async function verifyProof(proof: string, expect: ProofExpectation): Prom
   const { htm, htu, iat, jti, ath } = claims as Record<string, unknown>;
   if (typeof jti !== 'string' || jti.length === 0 || jti.length > 256) return 'dpop_invalid'; // check 3
   if (htm !== expect.method) return 'dpop_invalid'; // check 8
-  if (typeof htu !== 'string' || normalisedHtu(htu) !== expect.htu) return 'dpop_invalid'; // check 9
+  if (typeof htu !== 'string' || expect.htu === '' || normalisedHtu(htu) !== expect.htu) return 'dpop_invalid'; // check 9
   if (typeof iat !== 'number' || !Number.isFinite(iat)) return 'dpop_invalid';
   const nowS = expect.nowMs / 1000;
   if (iat > nowS + expect.skewSeconds || iat < nowS - expect.maxAgeSeconds - expect.skewSeconds) return 'dpop_invalid'; // check 11

@@ -4,7 +4,7 @@ import { rawHeader } from '../lib/raw-header.ts';
 import { deny, type Denial } from '../reasons.ts';
 import type { BearerToken } from './bearer.ts';
 import { createDpopNonces, type DpopNonces } from './dpop-nonce.ts';
-import { verifyProof } from './dpop-proof.ts';
+import { normalisedHtu, verifyProof } from './dpop-proof.ts';
 import type { DpopReplayCache } from './dpop-replay.ts';
 import type { Principal } from './principal.ts';
 
@@ -68,7 +68,7 @@ export function createSenderCheck(config: Config, deps: SenderDeps): SenderCheck
     const nowMs = deps.now();
     const accepted = await verifyProof(proof, {
       method: req.method ?? '',
-      htu: base + pathOf(req.url ?? '/'), // the public URL, never Host (§4.3 check 9)
+      htu: normalisedHtu(base + pathOf(req.url ?? '/')) ?? '', // the public URL, never Host (§4.3 check 9)
       ath: Buffer.from(principal.tokenHash, 'hex').toString('base64url'),
       jkt,
       nowMs,

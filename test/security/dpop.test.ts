@@ -122,6 +122,11 @@ describe('DPoP proofs (RFC 9449 §4.3, §7.1)', () => {
   it('refuses a proof signed with another key than the one the token is bound to (thumbprint ≠ cnf.jkt)', async () => {
     const token = await bound(key);
     await expectDpopRefused(await post(withDpop(token, await proofFor(other, { htm: 'POST', htu: HTU, token }))), 'token_binding_mismatch');
+    // The audit line names whose token was used without its key (and never the token).
+    await expect.poll(() => fx.gw.logs.find((l) => l.includes('"token_binding_mismatch"'))).toBeDefined();
+    const line = JSON.parse(fx.gw.logs.find((l) => l.includes('"token_binding_mismatch"')) as string) as Record<string, unknown>;
+    expect(line).toMatchObject({ sub: 'alice', reason: 'token_binding_mismatch' });
+    expect(JSON.stringify(line)).not.toContain(token);
     // The bound key's jwk in the header, signed by another key: the thumbprint matches, the signature does not.
     await expectDpopRefused(await post(withDpop(token, await proofFor({ ...other, publicJwk: key.publicJwk }, { htm: 'POST', htu: HTU, token }))), 'dpop_invalid');
   });
