@@ -80,6 +80,15 @@ describe('DPoP proofs (RFC 9449 §4.3, §7.1)', () => {
     await expectDpopRefused(await post(withDpop(token, first)), 'dpop_replayed');
   });
 
+  it('still refuses a replayed proof after a configuration reload (the jti cache is carried over)', async () => {
+    const token = await bound();
+    const proof = await proofFor(key, { htm: 'POST', htu: HTU, token });
+    expect((await post(withDpop(token, proof))).status).toBe(200);
+    expect(await fx.gw.gateway.reloadFromFile()).toBe(true);
+    fx.upstream.reset();
+    await expectDpopRefused(await post(withDpop(token, proof)), 'dpop_replayed');
+  });
+
   it('refuses a replayed proof (same jti) even on its first reuse, and accepts a new jti', async () => {
     const token = await bound();
     const jti = `j-${Math.random()}`;
@@ -159,6 +168,9 @@ describe('DPoP proofs (RFC 9449 §4.3, §7.1)', () => {
     const proof = await proofFor(key, { htm: 'POST', htu: HTU, token });
     await expectDpopRefused(await post([...withDpop(token, proof), ['DPoP', await proofFor(key, { htm: 'POST', htu: HTU, token })]]), 'dpop_invalid');
     await expectDpopRefused(await post([['Authorization', `DPoP ${token}`]]), 'dpop_invalid');
+    // RFC 9449 §7.2: Bearer and DPoP Authorization headers together are one credential too many (400).
+    const both = await post([['Authorization', `Bearer ${token}`], ...withDpop(token, proof)]);
+    expectRefusedReply(fx.upstream, both, 400, 'token_duplicate', `DPoP resource_metadata="${prm(PATH)}", error="invalid_request", error_description="${reasons.token_duplicate.description}", scope="mcp:tools", algs="${ALGS}"`);
   });
 
   it('refuses the DPoP scheme with a token that is not DPoP-bound', async () => {
