@@ -30,7 +30,7 @@ export interface State {
   readonly cache: TokenCache;
   /** Rate-limit buckets; kept across a reload that leaves rateLimitStore unchanged. */
   readonly limitStore: LimitStore;
-  /** DPoP jti values seen; kept across a reload with the same size, so a reload never re-opens a replay. */
+  /** DPoP jti values seen; carried across every reload, so a reload never re-opens a replay. */
   readonly dpopReplay: DpopReplayCache;
 }
 
@@ -60,7 +60,8 @@ export async function buildState(config: Config, previous: State | undefined, sh
     throw new ConfigError([{ file: config.file, line: undefined, key: 'upstreams.tls', message: `cannot read a TLS file (${(err as NodeJS.ErrnoException).code ?? 'error'})` }]);
   }
   const limitStore = carriedLimitStore(config, previous) ?? newLimitStore(config, shared);
-  const dpopReplay = previous?.config.dpop.replayCacheEntries === config.dpop.replayCacheEntries ? previous.dpopReplay : new DpopReplayCache(config.dpop.replayCacheEntries);
+  // A reload never forgets a seen jti: the same cache, or a new size holding the old entries.
+  const dpopReplay = previous?.config.dpop.replayCacheEntries === config.dpop.replayCacheEntries ? previous.dpopReplay : new DpopReplayCache(config.dpop.replayCacheEntries, previous?.dpopReplay);
   const handle = createPipeline({
     config,
     router: createRouter(config.upstreams),

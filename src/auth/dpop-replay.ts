@@ -8,8 +8,10 @@ export class DpopReplayCache {
   /** key → expiry (ms), in insertion order; expiries grow nearly monotonically, so the front expires first. */
   readonly #seen = new Map<string, number>();
 
-  constructor(maxEntries: number) {
+  /** `previous`: the cache of the configuration being replaced, whose live entries are kept (even beyond a smaller bound). */
+  constructor(maxEntries: number, previous?: DpopReplayCache) {
     this.#max = maxEntries;
+    if (previous !== undefined) for (const [key, expiry] of previous.#seen) this.#seen.set(key, expiry);
   }
 
   /** Records a proof: 'fresh' the first time, 'replayed' when seen and still live, 'full' when no room. */

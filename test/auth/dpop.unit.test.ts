@@ -58,6 +58,13 @@ describe('DPoP jti replay cache', () => {
     expect(cache.record('a', 2_000, 1_100)).toBe('full'); // 'b' and 'c' still live
     expect(cache.record('a', 2_500, 1_600)).toBe('fresh'); // 'b' expired and swept
   });
+
+  it('keeps every live entry when a reload changes its size', () => {
+    const old = new DpopReplayCache(1_000);
+    expect(old.record('x', 5_000, 0)).toBe('fresh');
+    const resized = new DpopReplayCache(2_000, old);
+    expect(resized.record('x', 5_000, 100)).toBe('replayed');
+  });
 });
 
 describe('DPoP nonces', () => {
