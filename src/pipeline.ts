@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Config } from './config/compile.ts';
 import { createAuthentication } from './auth/authenticate.ts';
+import type { SenderCheck } from './auth/sender.ts';
 import type { Authenticator } from './auth/verify.ts';
 import type { AssertionMinter } from './identity/assertion.ts';
 import { createIdentityForwarding } from './identity/forward-identity.ts';
@@ -26,6 +27,7 @@ export interface PipelineDeps {
   readonly router: Router;
   readonly wellKnown: WellKnown;
   readonly authenticate: Authenticator;
+  readonly checkSender: SenderCheck;
   readonly mintAssertion: AssertionMinter;
   readonly sessions: SessionBinder;
   readonly pools: Pools;
@@ -46,7 +48,7 @@ export type Handler = (req: IncomingMessage, res: ServerResponse) => Promise<voi
 export function createPipeline(deps: PipelineDeps): Handler {
   const { config } = deps;
   const admit = createAdmission(config.upstreams, deps.router, deps.wellKnown);
-  const authenticate = createAuthentication(config, deps.authenticate);
+  const authenticate = createAuthentication(config, deps.authenticate, deps.checkSender);
   const readMessages = createMessageReader(config);
   const capStreams = createStreamCap(config, deps.streams);
   const limitCalls = deps.limitCalls;

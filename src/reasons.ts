@@ -21,6 +21,12 @@ export type Reason =
   | 'aud_mismatch'
   | 'claims_invalid'
   | 'token_inactive'
+  | 'dpop_required'
+  | 'dpop_invalid'
+  | 'dpop_replayed'
+  | 'dpop_nonce_required'
+  | 'dpop_unavailable'
+  | 'token_binding_mismatch'
   | 'jwks_unavailable'
   | 'introspection_unavailable'
   | 'insufficient_scope'
@@ -61,7 +67,14 @@ export type Reason =
   | 'client_closed'
   | 'internal_error';
 
-type OAuthError = 'invalid_request' | 'invalid_token' | 'insufficient_scope';
+// RFC 6750 §3.1 and RFC 9449 §7.1 / §9 (the DPoP challenge's own codes).
+type OAuthError = 'invalid_request' | 'invalid_token' | 'insufficient_scope' | 'invalid_dpop_proof' | 'use_dpop_nonce';
+
+/**
+ * The challenge's scheme: `resource` = the one the upstream accepts (Bearer, or DPoP where it requires
+ * sender-constrained tokens); `DPoP` = always DPoP with `algs` (RFC 9449 §7.1), for the proof refusals.
+ */
+type ChallengeScheme = 'resource' | 'DPoP';
 
 /**
  * Everything a denial does, in one row: nothing outside this table decides a status, a challenge, a
@@ -71,8 +84,9 @@ export interface ReasonInfo {
   readonly status: number;
   /** RFC 6750 §3.1 error code for the Bearer challenge; undefined = no error attribute (or no challenge). */
   readonly oauthError: OAuthError | undefined;
-  /** Whether a Bearer challenge is sent at all (every 401 and 403-scope must carry one). */
+  /** Whether a challenge is sent at all (every 401 and 403-scope must carry one). */
   readonly challenge: boolean;
+  readonly scheme: ChallengeScheme;
   /** Generic text: never derived from the token, never from internals (SC-179). */
   readonly description: string;
   /** The `error` member of a plain JSON answer: the OAuth code, else a name for the status. */
@@ -93,6 +107,7 @@ interface Extra {
   readonly statelessRpcCode?: number;
   readonly outcome?: 'deny' | 'error';
   readonly headers?: Readonly<Record<string, string>>;
+  readonly scheme?: ChallengeScheme;
 }
 
 // JSON-RPC 2.0 §5.1: -32600 Invalid Request unless the row says otherwise.
@@ -108,6 +123,7 @@ const UNSUPPORTED_PROTOCOL_VERSION = -32022;
 const r = (status: number, oauthError: OAuthError | undefined, challenge: boolean, description: string, extra: Extra = {}): ReasonInfo =>
   Object.freeze({
     status, oauthError, challenge, description,
+    scheme: extra.scheme ?? 'resource',
     error: oauthError ?? errorName(status),
     rpcCode: extra.rpcCode ?? INVALID_REQUEST,
     rpcCodes: Object.freeze({ sessions: extra.rpcCode ?? INVALID_REQUEST, stateless: extra.statelessRpcCode ?? extra.rpcCode ?? INVALID_REQUEST }),
@@ -136,6 +152,17 @@ export const reasons: Readonly<Record<Reason, ReasonInfo>> = Object.freeze({
   aud_mismatch: r(401, 'invalid_token', true, 'the token audience is not this resource'),
   claims_invalid: r(401, 'invalid_token', true, 'the token claims are invalid'),
   token_inactive: r(401, 'invalid_token', true, 'the token is not active'),
+  // RFC 9449 §7.2: a DPoP-bound token sent as Bearer (a downgrade), or Bearer where the upstream requires DPoP.
+  dpop_required: r(401, 'invalid_token', true, 'this token must be presented with the DPoP scheme and a DPoP proof', { scheme: 'DPoP' }),
+  // RFC 9449 §4.3: a missing, repeated or malformed proof, or one failing any check.
+  dpop_invalid: r(401, 'invalid_dpop_proof', true, 'the DPoP proof is missing or invalid', { scheme: 'DPoP' }),
+  dpop_replayed: r(401, 'invalid_dpop_proof', true, 'the DPoP proof was already used', { scheme: 'DPoP' }),
+  // RFC 9449 §8 / §9: the answer carries a fresh DPoP-Nonce (the denial's dpopNonce).
+  dpop_nonce_required: r(401, 'use_dpop_nonce', true, 'a fresh DPoP nonce from this server is required', { scheme: 'DPoP' }),
+  // The jti replay cache is full of live entries: refusing is the only answer that cannot admit a replay.
+  dpop_unavailable: r(503, undefined, false, 'DPoP proofs cannot be checked right now; try again later', { headers: RETRY_SOON, outcome: 'error' }),
+  // RFC 9449 §7.1 / §6.1: the proof's key is not the token's cnf.jkt, or the token's binding is absent or not checkable.
+  token_binding_mismatch: r(401, 'invalid_token', true, 'the proof key is not the key this token is bound to', { scheme: 'DPoP' }),
   jwks_unavailable: r(503, undefined, false, 'signing keys are unavailable; try again later', { headers: RETRY_SOON }),
   introspection_unavailable: r(503, undefined, false, 'token introspection is unavailable; try again later', { headers: RETRY_SOON }),
   insufficient_scope: r(403, 'insufficient_scope', true, 'the token lacks a required scope', { rpcCode: FORBIDDEN }),
@@ -229,6 +256,8 @@ export interface Denial {
   readonly retryAfterSeconds?: number;
   /** The request's protocol era, which picks the JSON-RPC code (ReasonInfo.rpcCodes); absent = sessions. */
   readonly era?: Era;
+  /** RFC 9449 §8: the nonce a use_dpop_nonce refusal hands out in DPoP-Nonce. */
+  readonly dpopNonce?: string;
   /** Members of the JSON-RPC error's data beside `reason` (e.g. -32022's supported and requested). */
   readonly data?: Readonly<Record<string, unknown>>;
 }

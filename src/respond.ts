@@ -20,6 +20,9 @@ export function refuse(ctx: RequestContext, denial: Denial): void {
   if (denial.retryAfterSeconds !== undefined) headers['retry-after'] = String(denial.retryAfterSeconds);
   const resourceMetadataUrl = ctx.upstream?.resourceMetadataUrl;
   if (info.challenge && resourceMetadataUrl !== undefined) {
+    const upstream = ctx.upstream as NonNullable<typeof ctx.upstream>;
+    // RFC 9449 §7.1 / §7.2: DPoP for the proof refusals, where the upstream requires it, and to a DPoP caller.
+    const dpop = info.scheme === 'DPoP' || upstream.senderConstraint === 'dpop' || ctx.dpopPresented;
     const params: string[] = [`resource_metadata="${resourceMetadataUrl}"`];
     // RFC 6750 §3: a request without credentials gets no error code.
     if (info.oauthError !== undefined && (ctx.tokenPresented || info.oauthError !== 'invalid_token')) {
@@ -27,8 +30,11 @@ export function refuse(ctx: RequestContext, denial: Denial): void {
     }
     const scopes = denial.scopes ?? ctx.upstream?.scopes ?? [];
     if (scopes.length > 0) params.push(`scope="${scopes.join(' ')}"`);
-    headers['www-authenticate'] = `Bearer ${params.join(', ')}`;
+    // RFC 9449 §7.1: the DPoP challenge names the accepted proof algorithms.
+    if (dpop) params.push(`algs="${upstream.dpopAlgorithms.join(' ')}"`);
+    headers['www-authenticate'] = `${dpop ? 'DPoP' : 'Bearer'} ${params.join(', ')}`;
   }
+  if (denial.dpopNonce !== undefined) headers['dpop-nonce'] = denial.dpopNonce;
   // A request body we refused without reading must not be parsed as the next request on this connection.
   if (!req.complete) headers['connection'] = 'close';
   const body = JSON.stringify(denial.rpcId !== undefined ? rpcError(denial, denial.rpcId) : {

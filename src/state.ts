@@ -3,6 +3,8 @@ import type { Config, IssuerConfig } from './config/compile.ts';
 import { ConfigError } from './config/errors.ts';
 import { IssuerKeys } from './auth/keys.ts';
 import { carryKeys } from './auth/carry.ts';
+import { DpopReplayCache } from './auth/dpop-replay.ts';
+import { createSenderCheck } from './auth/sender.ts';
 import { TokenCache } from './auth/token-cache.ts';
 import { createAuthenticator } from './auth/verify.ts';
 import { createIntrospector } from './auth/introspect.ts';
@@ -30,6 +32,8 @@ export interface State {
   readonly cache: TokenCache;
   /** Rate-limit buckets; kept across a reload that leaves rateLimitStore unchanged. */
   readonly limitStore: LimitStore;
+  /** DPoP jti values seen; carried across every reload, so a reload never re-opens a replay. */
+  readonly dpopReplay: DpopReplayCache;
 }
 
 /** What outlives a reload: the clock, logs, metrics, open streams, and the state now serving. */
@@ -58,11 +62,14 @@ export async function buildState(config: Config, previous: State | undefined, sh
     throw new ConfigError([{ file: config.file, line: undefined, key: 'upstreams.tls', message: `cannot read a TLS file (${(err as NodeJS.ErrnoException).code ?? 'error'})` }]);
   }
   const limitStore = carriedLimitStore(config, previous) ?? newLimitStore(config, shared);
+  // A reload never forgets a seen jti: the same cache, or a new size holding the old entries.
+  const dpopReplay = previous?.config.dpop.replayCacheEntries === config.dpop.replayCacheEntries ? previous.dpopReplay : new DpopReplayCache(config.dpop.replayCacheEntries, previous?.dpopReplay);
   const handle = createPipeline({
     config,
     router: createRouter(config.upstreams),
     wellKnown: createWellKnown(config, gatewayKeys.publicJwks),
     authenticate: createAuthenticator({ keys: issuerKeys, cache, introspect: createIntrospector(now, (name, result) => metrics.jwksFetch(name, `introspection_${result}`)), now }),
+    checkSender: createSenderCheck(config, { now, replay: dpopReplay, nonceSecret: gatewayKeys.sessionSecrets[0] as Buffer }),
     sessions: createSessionBinder(gatewayKeys.sessionSecrets),
     mintAssertion: createAssertionMinter({ keys: gatewayKeys, issuer: config.publicUrl.origin, ttlSeconds: config.identity.ttlSeconds, now, maxEntries: config.limits.tokenCacheEntries }),
     pools,
@@ -75,7 +82,7 @@ export async function buildState(config: Config, previous: State | undefined, sh
     },
     onStreamExpired: (record) => logger.info({ event: 'stream_closed', requestId: record.requestId, upstream: record.upstream, sub: record.sub, clientId: record.clientId, reason: 'token_expired' }, 'stream ended: token expired'),
   });
-  return { config, handle, issuerKeys, pools, cache, limitStore };
+  return { config, handle, issuerKeys, pools, cache, limitStore, dpopReplay };
 }
 
 function carriedLimitStore(config: Config, previous: State | undefined): LimitStore | undefined {

@@ -5,27 +5,37 @@ import type { Admitted } from '../route/admission.ts';
 import type { Step } from '../stage.ts';
 import { readBearer } from './bearer.ts';
 import type { Principal } from './principal.ts';
+import type { SenderCheck } from './sender.ts';
 import type { Authenticator } from './verify.ts';
 
 export type Authentication = (ctx: RequestContext, admitted: Admitted) => Promise<Step<Principal>>;
 
 const FORM_TYPE = /^application\/x-www-form-urlencoded\b/i;
 
-/** The authenticate stage: exactly one bearer credential, verified for this upstream's audience. */
-export function createAuthentication(config: Config, authenticator: Authenticator): Authentication {
+/**
+ * The authenticate stage: exactly one credential (Bearer or DPoP), verified for this upstream's audience,
+ * then held to its sender constraint (RFC 9449) on every request, cached token or not.
+ */
+export function createAuthentication(config: Config, authenticator: Authenticator, sender: SenderCheck): Authentication {
   const opaqueFor = new Set(config.upstreams.filter((u) => u.issuers.some((i) => i.introspection !== undefined)).map((u) => u.name));
   return async function authenticate(ctx, { upstream, query }) {
     const { req } = ctx;
     const bearer = readBearer(req, query, config.limits.maxTokenBytes, opaqueFor.has(upstream.name));
     ctx.tokenPresented = req.headers.authorization !== undefined;
     if (isDenial(bearer)) return bearer;
+    ctx.dpopPresented = bearer.scheme === 'dpop';
     // RFC 6750 §2.2 form-encoded body tokens are not supported; beside a header token they are a second method.
     if (FORM_TYPE.test(req.headers['content-type'] ?? '')) return deny('credentials_conflict');
+    const proof = sender.readProof(req, bearer, upstream); // syntax only, before any key is used
+    if (isDenial(proof)) return proof;
     const principal = await authenticator(bearer.token, upstream);
     if (isDenial(principal)) return principal;
+    // Recorded before the binding check: a refused proof names whose token was used without its key.
     ctx.record.iss = principal.iss;
     ctx.record.sub = principal.sub;
     ctx.record.clientId = principal.clientId;
-    return principal;
+    const pending = sender.check(req, bearer, proof, principal, upstream);
+    const unproven = pending instanceof Promise ? await pending : pending;
+    return unproven ?? principal;
   };
 }

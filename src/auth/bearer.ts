@@ -4,6 +4,8 @@ import { deny, type Denial } from '../reasons.ts';
 
 export interface BearerToken {
   readonly kind: 'bearer';
+  /** RFC 6750 `Bearer`, or RFC 9449 §7.1 `DPoP` (the token must then be proven with a DPoP proof). */
+  readonly scheme: 'bearer' | 'dpop';
   readonly token: string;
 }
 
@@ -15,7 +17,7 @@ const B64TOKEN = /^[A-Za-z0-9\-._~+\/]+=*$/;
 
 /**
  * Header → token, no crypto (oauth4webapi habit: syntax before keys). Exactly one Authorization header
- * with the Bearer scheme; any other carrier is ignored for authentication and, beside a header token,
+ * with the Bearer or DPoP scheme; any other carrier is ignored for authentication and, beside a header token,
  * refused as "more than one method" (RFC 6750 §3.1).
  */
 export function readBearer(req: IncomingMessage, query: URLSearchParams, maxTokenBytes: number, allowOpaque: boolean): BearerToken | Denial {
@@ -26,16 +28,19 @@ export function readBearer(req: IncomingMessage, query: URLSearchParams, maxToke
   if (value === undefined) return deny('token_missing');
   // RFC 9110 §11.1: the scheme is case-insensitive; RFC 6750 §2.1: "Bearer" 1*SP b64token.
   const match = /^([A-Za-z][A-Za-z0-9!#$%&'*+.^_`|~-]*)(?: +(.*))?$/.exec(value);
-  if (match === null || (match[1] as string).toLowerCase() !== 'bearer') {
-    // A scheme-less value or another scheme (Basic, DPoP, Token) carries no bearer token (SC-095, SC-183).
+  const scheme = match === null ? undefined : (match[1] as string).toLowerCase();
+  if (match === null || (scheme !== 'bearer' && scheme !== 'dpop')) {
+    // A scheme-less value or another scheme (Basic, Token) carries no access token (SC-095, SC-183).
     return queryToken ? deny('credentials_conflict') : deny('token_missing');
   }
   if (queryToken) return deny('credentials_conflict');
   const token = match[2] ?? '';
   if (token.length > maxTokenBytes) return deny('token_too_large');
   if (token === '') return deny('token_malformed');
-  if (COMPACT_JWS.test(token)) return { kind: 'bearer', token };
-  if (allowOpaque && B64TOKEN.test(token) && !token.includes('.')) return { kind: 'bearer', token };
+  // RFC 9449 §7.1: the DPoP scheme's token68 has the b64token syntax of RFC 6750 §2.1.
+  const kind = 'bearer';
+  if (COMPACT_JWS.test(token)) return { kind, scheme, token };
+  if (allowOpaque && B64TOKEN.test(token) && !token.includes('.')) return { kind, scheme, token };
   return deny('token_malformed');
 }
 

@@ -54,6 +54,10 @@ export interface UpstreamConfig {
   /** Rate limits and quotas, in file order; every matching one must allow a call. */
   readonly rateLimits: readonly LimitRule[];
   readonly identity: { readonly claims: readonly string[]; readonly informationalHeaders: boolean };
+  /** RFC 9449: `dpop` = only DPoP-bound tokens with a proof; a cnf-bound token is checked either way. */
+  readonly senderConstraint: 'dpop' | 'none';
+  /** RFC 9449 §7.1 `algs` of the DPoP challenge (the gateway-wide proof allow-list). */
+  readonly dpopAlgorithms: readonly string[];
   /** RFC 9728 §3.1 well-known URL for this resource. */
   readonly resourceMetadataUrl: string;
   readonly resourceMetadataPath: string;
@@ -69,9 +73,19 @@ export interface Config {
   readonly identity: { readonly header: string; readonly signingKeyFile: string; readonly ttlSeconds: number; readonly signingKeyFileLine: number | undefined };
   readonly limits: Readonly<RawConfig['limits']>;
   readonly rateLimitStore: LimitStoreConfig;
+  readonly dpop: DpopConfig;
   /** The embedded issuer's settings, with the resources it may issue tokens for (every upstream). */
   readonly authorizationServer: IssuerOptions | undefined;
   readonly warnings: readonly ConfigProblem[];
+}
+
+export interface DpopConfig {
+  readonly algorithms: readonly string[];
+  readonly proofMaxAgeSeconds: number;
+  readonly clockSkewSeconds: number;
+  readonly replayCacheEntries: number;
+  /** §8 server nonces: absent = not required. */
+  readonly nonceRotationSeconds: number | undefined;
 }
 
 export function loadConfig(file: string, env?: Readonly<Record<string, string | undefined>>): Config {
@@ -120,7 +134,8 @@ function compile(raw: RawConfig, file: string, warnings: readonly ConfigProblem[
   const base = stripTrailingSlash(raw.publicUrl);
   const issuers = raw.issuers.map(compileIssuer);
   const byName = new Map(issuers.map((i) => [i.name, i]));
-  const upstreams = raw.upstreams.map((u) => compileUpstream(u, base, byName));
+  const dpopAlgorithms = Object.freeze([...raw.dpop.algorithms]);
+  const upstreams = raw.upstreams.map((u) => compileUpstream(u, base, byName, dpopAlgorithms));
   return Object.freeze({
     file,
     listen: Object.freeze({ host: raw.listen.host, port: raw.listen.port, tls: raw.listen.tls === undefined ? undefined : Object.freeze({ ...raw.listen.tls }) }),
@@ -131,6 +146,13 @@ function compile(raw: RawConfig, file: string, warnings: readonly ConfigProblem[
     identity: Object.freeze({ ...raw.identity, signingKeyFileLine: keyFileLine }),
     limits: Object.freeze({ ...raw.limits }),
     rateLimitStore: Object.freeze({ maxEntries: raw.rateLimitStore.maxEntries, redis: raw.rateLimitStore.redis === undefined ? undefined : Object.freeze({ ...raw.rateLimitStore.redis }) }),
+    dpop: Object.freeze({
+      algorithms: dpopAlgorithms,
+      proofMaxAgeSeconds: raw.dpop.proofMaxAgeSeconds,
+      clockSkewSeconds: raw.dpop.clockSkewSeconds,
+      replayCacheEntries: raw.dpop.replayCacheEntries,
+      nonceRotationSeconds: raw.dpop.nonce?.rotationSeconds,
+    }),
     authorizationServer: raw.authorizationServer === undefined ? undefined : compileAuthorizationServer(raw.authorizationServer, upstreams),
     warnings,
   });
@@ -152,7 +174,7 @@ function compileIssuer(i: RawConfig['issuers'][number]): IssuerConfig {
   });
 }
 
-function compileUpstream(u: RawConfig['upstreams'][number], base: string, byName: ReadonlyMap<string, IssuerConfig>): UpstreamConfig {
+function compileUpstream(u: RawConfig['upstreams'][number], base: string, byName: ReadonlyMap<string, IssuerConfig>, dpopAlgorithms: readonly string[]): UpstreamConfig {
   const path = stripTrailingSlash(u.path);
   const metadataPath = `/.well-known/oauth-protected-resource${path}`;
   return Object.freeze({
@@ -177,6 +199,8 @@ function compileUpstream(u: RawConfig['upstreams'][number], base: string, byName
     tls: u.tls === undefined ? undefined : Object.freeze({ ...u.tls }),
     rateLimits: compileLimits(u.rateLimits),
     identity: Object.freeze({ claims: Object.freeze([...u.identity.claims]), informationalHeaders: u.identity.informationalHeaders }),
+    senderConstraint: u.senderConstraint,
+    dpopAlgorithms,
     resourceMetadataUrl: new URL(base).origin + metadataPath,
     resourceMetadataPath: metadataPath,
   });

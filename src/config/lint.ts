@@ -7,7 +7,7 @@ import { methodIsSound, nameIsSound } from '../policy/names.ts';
 
 type Path = readonly (string | number)[];
 
-const RESERVED_ASSERTION_CLAIMS = new Set(['iss', 'aud', 'exp', 'iat', 'nbf', 'jti', 'sub', 'scope', 'client_id', 'orig_iss', 'orig_exp', 'orig_jti', 'cnf']);
+const RESERVED_ASSERTION_CLAIMS = new Set(['iss', 'aud', 'exp', 'iat', 'nbf', 'jti', 'sub', 'scope', 'client_id', 'orig_iss', 'orig_exp', 'orig_jti', 'cnf', 'sender', 'sender_jkt']);
 export interface LintResult {
   readonly errors: readonly ConfigProblem[];
   readonly warnings: readonly ConfigProblem[];

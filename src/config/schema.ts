@@ -163,6 +163,9 @@ const upstream = z.strictObject({
   }).optional(),
   tls: upstreamTls.optional(),
   rateLimits: z.array(rateLimit).default([]),
+  // RFC 9449: `dpop` requires every token to be DPoP-bound and proven with a DPoP proof. A token that
+  // carries `cnf` is checked whatever this says (README "Sender-constrained tokens").
+  senderConstraint: z.enum(['dpop', 'none']).default('none'),
   identity: z.strictObject({
     // Further verified claims copied into this upstream's assertion (e.g. email, groups, tenant).
     claims: z.array(z.string().regex(/^[A-Za-z0-9_:.-]{1,64}$/)).default([]),
@@ -236,6 +239,19 @@ const authorizationServer = z.strictObject({
   }).optional(),
 });
 
+// RFC 9449 proof checks, for every upstream (a cnf-bound token is always checked).
+const dpop = z.strictObject({
+  // §4.3 check 5: asymmetric algorithms only, the allow-list advertised in `algs` and RFC 9728 metadata.
+  algorithms: z.array(z.enum(ASYMMETRIC_ALGORITHMS)).min(1).default(['ES256', 'EdDSA', 'PS256', 'RS256']),
+  // §4.3 check 11 and §11.1: how old a proof's iat may be; jti values are remembered this long.
+  proofMaxAgeSeconds: z.number().int().min(5).max(300).default(60),
+  clockSkewSeconds: z.number().int().min(0).max(60).default(5),
+  // Remembered jti values per replica; when full of live ones, proofs are refused (503), never forgotten.
+  replayCacheEntries: z.number().int().min(1_000).max(10_000_000).default(100_000),
+  // §8: when set, every proof must carry a server nonce, rotated this often (current and previous accepted).
+  nonce: z.strictObject({ rotationSeconds: z.number().int().min(10).max(3_600).default(300) }).optional(),
+});
+
 export const configSchema = z.strictObject({
   listen: listener.extend({ tls: serverTls.optional() }).prefault({ port: 8080 }),
   admin: listener.prefault({ port: 9090 }),
@@ -245,6 +261,7 @@ export const configSchema = z.strictObject({
   identity: identity,
   authorizationServer: authorizationServer.optional(),
   rateLimitStore: rateLimitStore.prefault({}),
+  dpop: dpop.prefault({}),
   limits: z.strictObject({
     maxTokenBytes: z.number().int().min(1_024).max(16_384).default(8_192),
     maxBodyBytes: z.number().int().min(1_024).max(64 * 1024 * 1024).default(1024 * 1024),

@@ -47,6 +47,14 @@ export function createAssertionMinter(options: MinterOptions): AssertionMinter {
     };
     if (principal.clientId !== undefined) claims['client_id'] = principal.clientId;
     if (principal.jti !== undefined) claims['orig_jti'] = principal.jti;
+    // A cnf-bound principal gets here only once its proof passed (auth/sender.ts): tell the upstream how
+    // possession was proven, and of which key (RFC 9449 §6.1 jkt), so it can require it. Not as `cnf`:
+    // RFC 7800 would then bind the assertion itself to the caller's key, which the gateway does not hold.
+    const jkt = (principal.claims['cnf'] as { readonly jkt?: unknown } | undefined)?.jkt;
+    if (typeof jkt === 'string') {
+      claims['sender'] = 'dpop';
+      claims['sender_jkt'] = jkt;
+    }
     // Only the claims this upstream's policy lists, and only from the verified token (SC-175).
     for (const name of upstream.identity.claims) {
       const value = principal.claims[name];

@@ -110,8 +110,9 @@ export function buildProviderConfiguration(settings: IssuerSettings, keys: KeyVi
       userinfo: { enabled: false },
       rpInitiatedLogout: { enabled: false },
       pushedAuthorizationRequests: { enabled: false },
-      // The gateway accepts Bearer tokens only.
-      dPoP: { enabled: false },
+      // RFC 9449: a client that sends a DPoP proof to the token endpoint gets a cnf.jkt-bound token
+      // (token_type DPoP), which the gateway holds to that key; without a proof, Bearer as before.
+      dPoP: { enabled: true },
     },
     findAccount: async (_ctx, sub) => ({ accountId: sub, claims: async () => ({ sub }) }),
     interactions: { url: async (_ctx, interaction) => `${INTERACTION_PATH}${interaction.uid}` },

@@ -15,6 +15,8 @@ export interface RequestContext {
   cors: Readonly<Record<string, string>> | undefined;
   /** RFC 6750 §3: a request without credentials gets no error attributes in its challenge. */
   tokenPresented: boolean;
+  /** RFC 9449 §7.1: a request that used the DPoP scheme is answered with a DPoP challenge. */
+  dpopPresented: boolean;
   /** Ends the upstream exchange when the client leaves before the answer is complete. */
   abort: AbortController | undefined;
 }
@@ -32,7 +34,7 @@ export function openContext(req: IncomingMessage, res: ServerResponse, now: () =
   const traceparent = req.headers['traceparent'];
   const record = newRecord(requestId, req.method ?? '', now(), typeof traceparent === 'string' && traceparent.length <= 128 ? traceparent : undefined);
   res.setHeader('x-request-id', requestId);
-  const ctx: RequestContext = { req, res, requestId, record, upstream: undefined, cors: undefined, tokenPresented: false, abort: undefined };
+  const ctx: RequestContext = { req, res, requestId, record, upstream: undefined, cors: undefined, tokenPresented: false, dpopPresented: false, abort: undefined };
   res.on('close', () => {
     record.status ??= res.statusCode;
     onRecord(record);

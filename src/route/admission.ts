@@ -73,8 +73,9 @@ function corsHeaders(origin: string): Readonly<Record<string, string>> {
   return Object.freeze({
     'access-control-allow-origin': origin,
     'access-control-allow-methods': 'GET, POST, DELETE',
-    'access-control-allow-headers': 'authorization, content-type, accept, mcp-session-id, mcp-protocol-version, last-event-id, mcp-method, mcp-name',
-    'access-control-expose-headers': 'mcp-session-id, www-authenticate, x-request-id',
+    // RFC 9449 §7.1: a browser client sends DPoP and must be able to read WWW-Authenticate and DPoP-Nonce.
+    'access-control-allow-headers': 'authorization, dpop, content-type, accept, mcp-session-id, mcp-protocol-version, last-event-id, mcp-method, mcp-name',
+    'access-control-expose-headers': 'mcp-session-id, www-authenticate, dpop-nonce, x-request-id',
     vary: 'Origin',
   });
 }

@@ -54,6 +54,9 @@ function metadata(u: UpstreamConfig): Record<string, unknown> {
     bearer_methods_supported: ['header'],
     resource_name: u.name,
   };
+  // RFC 9728 §2: a cnf-bound token is checked on every upstream, so every one supports DPoP proofs.
+  doc['dpop_signing_alg_values_supported'] = [...u.dpopAlgorithms];
+  if (u.senderConstraint === 'dpop') doc['dpop_bound_access_tokens_required'] = true;
   // RFC 9728 §3.2: zero-valued parameters are omitted.
   if (scopes.size > 0) doc['scopes_supported'] = [...scopes];
   return doc;

@@ -15,7 +15,7 @@ function fakeReq(rawHeaders: string[]): IncomingMessage {
 const JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 
 describe('fuzz: Authorization header parser', () => {
-  it('yields a token only for exactly one "Bearer <compact JWS>" header, and never throws', () => {
+  it('yields a token only for exactly one "Bearer <compact JWS>" or "DPoP <compact JWS>" header, and never throws', () => {
     const headerValue = fc.oneof(
       fc.string({ maxLength: 200 }),
       fc.tuple(fc.constantFrom('Bearer', 'bearer', 'BEARER', 'Basic', 'DPoP', 'Bearer:', ''), fc.constantFrom(' ', '  ', '', '\t'), fc.string({ maxLength: 120 })).map(([a, b, c]) => a + b + c),
@@ -27,8 +27,9 @@ describe('fuzz: Authorization header parser', () => {
       if (result.kind === 'bearer') {
         expect(values).toHaveLength(1);
         expect(queryToken).toBe(false);
-        const m = /^bearer +(.*)$/i.exec(values[0] as string);
-        expect(m?.[1]).toBe(result.token);
+        const m = /^(bearer|dpop) +(.*)$/i.exec(values[0] as string);
+        expect(m?.[2]).toBe(result.token);
+        expect(m?.[1]?.toLowerCase()).toBe(result.scheme);
         expect(result.token).toMatch(JWS);
       } else if (values.length > 1) {
         expect(result.reason).toBe('token_duplicate');

@@ -119,11 +119,11 @@ describe('credential carriers and identity headers', () => {
     }
   });
 
-  it('SC-095 answers another scheme (Basic, DPoP, Token) as if no bearer token were sent', async () => {
+  // DPoP is supported (RFC 9449): `DPoP <unbound token>` is refused in test/security/dpop.test.ts.
+  it('SC-095 answers another scheme (Basic, Token) as if no bearer token were sent', async () => {
     const good = await fx.idp.token(AUD);
     for (const headers of [
       [['Authorization', 'Basic YWRtaW46YWRtaW4=']],
-      [['Authorization', `DPoP ${good}`], ['DPoP', 'eyJhbGciOiJFUzI1NiJ9.e30.sig']],
       [['Authorization', `Token ${good}`]],
     ] as const) {
       fx.upstream.reset();
