@@ -74,7 +74,6 @@ export class IssuerKeys {
   readonly #deps: KeysDeps;
   #resolver: Resolver | undefined;
   #kids: ReadonlySet<string> = new Set();
-  #fetchedAt = 0;
   #expiresAt = 0;
   #refreshAt = 0;
   #lastAttemptAt = -Infinity;
@@ -285,7 +284,6 @@ export class IssuerKeys {
       const now = this.#deps.now();
       const lifetime = effectiveMaxAge(fetched.maxAgeSeconds, cfg.cacheMaxAgeSeconds) * 1000;
       const removed = this.#install(keys, fetched.body);
-      this.#fetchedAt = now;
       this.#expiresAt = now + lifetime;
       this.#refreshAt = now + lifetime * 0.8;
       this.#lastAttemptFailed = false;
@@ -344,7 +342,6 @@ export class IssuerKeys {
       }
     }
     this.#jwksUri = from.#jwksUri;
-    this.#fetchedAt = from.#fetchedAt;
     this.#expiresAt = from.#expiresAt;
     this.#refreshAt = from.#refreshAt;
     this.#lastAttemptAt = from.#lastAttemptAt;
@@ -361,9 +358,5 @@ export class IssuerKeys {
     const cap = this.#config.jwks.retryMaxSeconds * 1000;
     const d = Math.min(cap, RETRY_BASE_MS * 2 ** Math.min(failures - 1, 20));
     return Math.round(d / 2 + (d / 2) * (this.#deps.random ?? Math.random)());
-  }
-
-  get fetchedAt(): number {
-    return this.#fetchedAt;
   }
 }
