@@ -26,6 +26,7 @@ export type Reason =
   | 'insufficient_scope'
   | 'client_not_allowed'
   | 'policy_denied'
+  | 'condition_error'
   | 'body_too_large'
   | 'body_invalid'
   | 'rpc_invalid'
@@ -145,6 +146,8 @@ export const reasons: Readonly<Record<Reason, ReasonInfo>> = Object.freeze({
   // Another identity's Last-Event-ID: answered like an unknown one, so its existence does not leak.
   event_id_unknown: r(404, undefined, false, 'event not found'),
   policy_denied: r(403, undefined, false, 'the policy does not allow this call', { rpcCode: FORBIDDEN }),
+  // A rule's CEL condition could not be decided for this call (missing field, wrong type, cost limit): fail closed.
+  condition_error: r(403, undefined, false, 'the policy could not evaluate a condition for this call', { rpcCode: FORBIDDEN }),
   body_too_large: r(413, undefined, false, 'the request body is too large'),
   body_invalid: r(400, undefined, false, 'the request body is not valid JSON', { rpcCode: -32700 }),
   rpc_invalid: r(400, undefined, false, 'the request body is not a valid JSON-RPC message'),

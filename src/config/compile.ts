@@ -77,10 +77,13 @@ export function loadConfigText(text: string, file = 'config.yaml', env?: Readonl
 function compileLoaded(loaded: LoadedConfig): Config {
   const { errors, warnings } = lintConfig(loaded.raw, loaded.file, loaded.locate);
   if (errors.length > 0) throw new ConfigError(errors);
-  return compile(loaded.raw, loaded.file, warnings, loaded.locate(['identity', 'signingKeyFile']));
+  return compile(loaded.raw, loaded.file, warnings, loaded.locate);
 }
 
-function compile(raw: RawConfig, file: string, warnings: readonly ConfigProblem[], keyFileLine: number | undefined): Config {
+function compile(raw: RawConfig, file: string, warnings: readonly ConfigProblem[], locate: LoadedConfig['locate']): Config {
+  const keyFileLine = locate(['identity', 'signingKeyFile']);
+  // Rule conditions are compiled here, once: a syntax or type error refuses the config with its line.
+  const problems: ConfigProblem[] = [];
   const base = stripTrailingSlash(raw.publicUrl);
   const issuers = raw.issuers.map((i): IssuerConfig => Object.freeze({
     name: i.name,
@@ -96,8 +99,12 @@ function compile(raw: RawConfig, file: string, warnings: readonly ConfigProblem[
     introspection: i.introspection === undefined ? undefined : Object.freeze({ ...i.introspection }),
   }));
   const byName = new Map(issuers.map((i) => [i.name, i]));
-  const upstreams = raw.upstreams.map((u): UpstreamConfig => {
+  const upstreams = raw.upstreams.map((u, ui): UpstreamConfig => {
     const path = stripTrailingSlash(u.path);
+    const ruleProblem = (at: readonly (string | number)[], message: string): void => {
+      const key = ['upstreams', ui, ...at];
+      problems.push({ file, line: locate(key), key: key.join('.'), message });
+    };
     const metadataPath = `/.well-known/oauth-protected-resource${path}`;
     return Object.freeze({
       name: u.name,
@@ -107,7 +114,7 @@ function compile(raw: RawConfig, file: string, warnings: readonly ConfigProblem[
       issuers: Object.freeze(u.issuers.map((n) => byName.get(n) as IssuerConfig)),
       scopes: Object.freeze([...u.scopes]),
       clients: u.clients === undefined ? undefined : new Set(u.clients),
-      rules: compileRules(u.tools, u.rules),
+      rules: compileRules(u.tools, u.rules, ruleProblem),
       defaultAction: u.default,
       allScopes: Object.freeze([...new Set([...u.scopes, ...u.tools.flatMap((t) => t.scopes), ...u.rules.flatMap((r) => r.scopes)])]),
       allowedOrigins: new Set([new URL(base).origin, ...u.allowedOrigins]),
@@ -120,6 +127,7 @@ function compile(raw: RawConfig, file: string, warnings: readonly ConfigProblem[
       resourceMetadataPath: metadataPath,
     });
   });
+  if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze({
     file,
     listen: Object.freeze({ host: raw.listen.host, port: raw.listen.port, tls: raw.listen.tls === undefined ? undefined : Object.freeze({ ...raw.listen.tls }) }),

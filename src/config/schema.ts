@@ -76,6 +76,8 @@ const toolRule = z.strictObject({
   scopes: z.array(z.string().min(1)).default([]),
   claims: z.record(z.string(), z.array(z.string().min(1)).min(1)).optional(),
   deny: z.boolean().default(false),
+  // A CEL condition (README "Conditions"): the rule applies only to calls for which it is true.
+  when: z.string().min(1).optional(),
 });
 
 // One policy rule (README "Policy"): which JSON-RPC calls it matches, and what they need.
@@ -87,6 +89,7 @@ const rule = z.strictObject({
   scopes: z.array(z.string().min(1)).default([]),
   claims: z.record(z.string(), z.array(z.string().min(1)).min(1)).optional(),
   deny: z.boolean().default(false),
+  when: z.string().min(1).optional(),
 });
 
 // A rate limit or quota (README "Rate limits and quotas"): a token bucket (rate + burst) or a fixed

@@ -2,7 +2,7 @@ import type { Principal } from '../auth/principal.ts';
 import type { RequestContext } from '../observe/context.ts';
 import type { Admitted } from '../route/admission.ts';
 import type { Step } from '../stage.ts';
-import { decide, decideAll, type Allow } from './decide.ts';
+import { decide, judgeAll, type Allow, type Judgement } from './decide.ts';
 import type { Inspected } from './jsonrpc.ts';
 
 /** The request as the policy judged it: its JSON-RPC messages (POST), or none (GET, DELETE). */
@@ -24,12 +24,19 @@ export function authorizeMessages(ctx: RequestContext, { upstream }: Admitted, p
   const first = inspected.messages[0];
   record.rpcMethod = inspected.batch ? `batch(${inspected.messages.length})` : first?.method;
   record.tool = inspected.batch ? undefined : first?.name ?? first?.uri;
-  const verdict = decideAll(principal, upstream, inspected.messages);
-  if ('denial' in verdict) {
-    record.rpcMethod = verdict.message.method;
-    record.tool = verdict.message.name ?? verdict.message.uri;
-    return { ...verdict.denial, era: inspected.era };
+  const { judgement, message } = judgeAll(principal, upstream, inspected.messages);
+  // The audit line names the deciding rule and its condition id, never an argument value (issue 23).
+  record.rule = judgement.rule;
+  record.condition = judgement.condition;
+  record.conditionFault = judgement.fault === undefined ? undefined : faultText(judgement.fault);
+  if (judgement.decision.kind === 'deny' && message !== undefined) {
+    record.rpcMethod = message.method;
+    record.tool = message.name ?? message.uri;
+    return { ...judgement.decision, rpcId: message.id, era: inspected.era };
   }
-  record.rule = verdict.allow.rule;
   return { inspected };
+}
+
+function faultText(f: NonNullable<Judgement['fault']>): string {
+  return f.column === undefined ? f.fault : `${f.fault} at column ${f.column}`;
 }

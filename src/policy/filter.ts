@@ -14,7 +14,7 @@ import { templateAllowed } from './templates.ts';
 type Judge = (item: Record<string, unknown>, principal: Principal, upstream: UpstreamConfig) => boolean;
 
 const byName = (call: string): Judge => (item, principal, upstream) =>
-  typeof item['name'] === 'string' && decide(principal, upstream, { kind: 'rpc', method: call, name: item['name'] }).kind === 'allow';
+  typeof item['name'] === 'string' && decide(principal, upstream, { kind: 'rpc', method: call, name: item['name'], listing: true }).kind === 'allow';
 
 /** Result field → how one of its items is judged (an item that cannot be judged is not shown). */
 const FIELDS: Readonly<Record<string, Judge>> = {
