@@ -8,6 +8,7 @@ import { startIssuer } from './issuer/index.ts';
 import { rotateIssuerKeys } from './issuer/rotate.ts';
 import { rehearse } from './rehearse/run.ts';
 import { exitCode, formatReport } from './rehearse/report.ts';
+import { policyExplain, policyTest } from './policy-test/command.ts';
 
 const USAGE = `usage:
   mcp-warden serve --config <file>       run the gateway
@@ -23,6 +24,9 @@ const USAGE = `usage:
   mcp-warden keys promote --file <file> --kid <kid>           make that key the signer
   mcp-warden keys retire --file <file> --kid <kid>            remove a key that no longer signs
   mcp-warden keys list --file <file>
+  mcp-warden policy test <file> [--config <file>]   run policy test cases; exit 0 when all pass, 1 otherwise
+  mcp-warden policy explain --config <file> --claims <json|@file> --call <json|@file> [--upstream <name>]
+                                         which entry decides one call, and why
 `;
 
 /** Thin CLI (STYLE rule 13): parse argv, load config, hand over. Returns the exit code, or undefined while serving. */
@@ -56,6 +60,8 @@ export async function main(argv: readonly string[]): Promise<number | undefined>
       return keysCommand(rest);
     case 'rehearse':
       return rehearseCommand(rest);
+    case 'policy':
+      return policyCommand(rest);
     case 'issuer': {
       const { values } = parseArgs({ args: rest, options: { config: { type: 'string' } }, strict: true });
       if (values.config === undefined) return usage();
@@ -131,6 +137,26 @@ async function keysCommand(args: readonly string[]): Promise<number> {
       return 0;
     default:
       return usage();
+  }
+}
+
+function policyCommand(args: readonly string[]): number {
+  const [sub, ...rest] = args;
+  const { values, positionals } = parseArgs({
+    args: [...rest],
+    options: { config: { type: 'string' }, claims: { type: 'string' }, call: { type: 'string' }, upstream: { type: 'string' } },
+    allowPositionals: true,
+    strict: true,
+  });
+  try {
+    let result;
+    if (sub === 'test' && positionals.length === 1) result = policyTest(positionals[0] as string, values.config);
+    else if (sub === 'explain' && values.config !== undefined && values.claims !== undefined && values.call !== undefined) result = policyExplain(values.config, values.claims, values.call, values.upstream);
+    else return usage();
+    process.stdout.write(result.output);
+    return result.code;
+  } catch (err) {
+    return reportConfigError(err);
   }
 }
 

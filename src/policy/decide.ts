@@ -72,8 +72,11 @@ const DEFAULT_ALLOWED: Judgement = Object.freeze({ ...BY_SCOPES, by: 'default' }
 const DEFAULT_DENIED: Judgement = Object.freeze({ ...BY_SCOPES, decision: deny('policy_denied'), by: 'default' });
 const outcome = (decision: Allow | Denial, by: Judgement['by']): Judgement => ({ decision, by, rule: undefined, condition: undefined, fault: undefined });
 
-/** decide() with what decided it: the one code path the gateway, `policy test` and `policy explain` share. */
-export function judge(principal: Principal, upstream: UpstreamConfig, call: Call): Judgement {
+/**
+ * decide() with what decided it: the one code path the gateway, `policy test` and `policy explain`
+ * share. `notes`, when given (explain), collects the entries that met the call without deciding it.
+ */
+export function judge(principal: Principal, upstream: UpstreamConfig, call: Call, notes?: string[]): Judgement {
   if (upstream.clients !== undefined && (principal.clientId === undefined || !upstream.clients.has(principal.clientId))) {
     return outcome(deny('client_not_allowed'), 'clients');
   }
@@ -92,12 +95,16 @@ export function judge(principal: Principal, upstream: UpstreamConfig, call: Call
     if (f === 'none') continue;
     if (rule.condition !== undefined) {
       const holds = condition(rule, principal, upstream, call);
-      if (holds === false) continue;
+      if (holds === false) {
+        notes?.push(`${rule.source}: condition ${rule.condition.id} is false, the entry does not apply`);
+        continue;
+      }
       if (holds !== true) return { decision: deny('condition_error'), by: 'rule', rule: rule.source, condition: rule.condition.id, fault: holds };
     }
     const refusal = restriction(principal, upstream, rule);
     if (refusal !== undefined) return { decision: refusal, by: 'rule', rule: rule.source, condition: rule.condition?.id, fault: undefined };
     if (f === 'exact') return { decision: { kind: 'allow', rule: rule.source }, by: 'rule', rule: rule.source, condition: rule.condition?.id, fault: undefined };
+    notes?.push(`${rule.source}: met only in normalised form, so it restricts and does not allow; the search goes on`);
   }
   if (HOUSEKEEPING.has(call.method)) return HOUSEKEEPING_ALLOWED;
   return upstream.defaultAction === 'allow' ? DEFAULT_ALLOWED : DEFAULT_DENIED;
