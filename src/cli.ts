@@ -9,6 +9,7 @@ import { rotateIssuerKeys } from './issuer/rotate.ts';
 import { rehearse } from './rehearse/run.ts';
 import { exitCode, formatReport } from './rehearse/report.ts';
 import { policyExplain, policyTest } from './policy-test/command.ts';
+import { updatePins } from './policy/pins-update.ts';
 
 const USAGE = `usage:
   mcp-warden serve --config <file>       run the gateway
@@ -27,6 +28,8 @@ const USAGE = `usage:
   mcp-warden policy test <file> [--config <file>]   run policy test cases; exit 0 when all pass, 1 otherwise
   mcp-warden policy explain --config <file> --claims <json|@file> --call <json|@file> [--upstream <name>]
                                          which entry decides one call, and why
+  mcp-warden pins update --config <file> [--upstream <name>]
+                                         pin the tool definitions the gateway observed differing
 `;
 
 /** Thin CLI (STYLE rule 13): parse argv, load config, hand over. Returns the exit code, or undefined while serving. */
@@ -62,6 +65,17 @@ export async function main(argv: readonly string[]): Promise<number | undefined>
       return rehearseCommand(rest);
     case 'policy':
       return policyCommand(rest);
+    case 'pins': {
+      const [sub, ...args] = rest;
+      const { values } = parseArgs({ args, options: { config: { type: 'string' }, upstream: { type: 'string' } }, strict: true });
+      if (sub !== 'update' || values.config === undefined) return usage();
+      try {
+        process.stdout.write(updatePins(loadConfig(values.config), values.upstream));
+        return 0;
+      } catch (err) {
+        return reportConfigError(err);
+      }
+    }
     case 'issuer': {
       const { values } = parseArgs({ args: rest, options: { config: { type: 'string' } }, strict: true });
       if (values.config === undefined) return usage();

@@ -10,6 +10,7 @@ import { createMetrics, type Metrics } from './observe/metrics.ts';
 import { StreamRegistry } from './proxy/stream.ts';
 import { createTrafficListener, type TrafficListener } from './route/listener.ts';
 import { buildState, type Shared, type State } from './state.ts';
+import { pinStatus } from './policy/pins.ts';
 
 export interface GatewayOptions {
   readonly logger?: Logger;
@@ -68,7 +69,7 @@ class RunningGateway implements Gateway {
     this.#traffic = createTrafficListener(initial, (req, res) => this.#onRequest(req, res), shared.logger);
     this.#admin = createAdminServer({
       ready: () => this.ready(),
-      readiness: () => ({ draining: this.#draining, rateLimits: this.#serving.limitStore.status(), issuers: [...this.#serving.issuerKeys.values()].map((k) => k.status()).map(({ lastError: _e, ...s }) => s) }),
+      readiness: () => ({ draining: this.#draining, pins: pinStatus(this.#serving.config), rateLimits: this.#serving.limitStore.status(), issuers: [...this.#serving.issuerKeys.values()].map((k) => k.status()).map(({ lastError: _e, ...s }) => s) }),
       metrics: shared.metrics,
     });
   }

@@ -4,6 +4,7 @@ import { lintConfig } from './lint.ts';
 import { loadConfigFile, parseConfigText, type LoadedConfig } from './load.ts';
 import { stripTrailingSlash } from './urls.ts';
 import { compileRules, type PolicyRule } from '../policy/compile.ts';
+import { readPinFile, type PinningConfig } from '../policy/pins.ts';
 import type { IssuerOptions } from '../issuer/types.ts';
 import { compileLimits, type LimitRule } from '../limits/rules.ts';
 import type { LimitStoreConfig } from '../limits/store.ts';
@@ -46,6 +47,8 @@ export interface UpstreamConfig {
   /** Rate limits and quotas, in file order; every matching one must allow a call. */
   readonly rateLimits: readonly LimitRule[];
   readonly identity: { readonly claims: readonly string[]; readonly informationalHeaders: boolean };
+  /** Tool catalogue pinning; undefined = off. */
+  readonly pinning: PinningConfig | undefined;
   /** RFC 9728 §3.1 well-known URL for this resource. */
   readonly resourceMetadataUrl: string;
   readonly resourceMetadataPath: string;
@@ -78,6 +81,18 @@ function compileLoaded(loaded: LoadedConfig): Config {
   const { errors, warnings } = lintConfig(loaded.raw, loaded.file, loaded.locate);
   if (errors.length > 0) throw new ConfigError(errors);
   return compile(loaded.raw, loaded.file, warnings, loaded.locate);
+}
+
+function pinningOf(raw: RawUpstream['pinning'], problem: (message: string) => void): PinningConfig | undefined {
+  if (raw === undefined) return undefined;
+  if (raw.file !== undefined) {
+    try {
+      readPinFile(raw.file);
+    } catch (err) {
+      problem((err as Error).message);
+    }
+  }
+  return Object.freeze({ onChange: raw.onChange, file: raw.file, unlistedTools: raw.unlistedTools });
 }
 
 function compile(raw: RawConfig, file: string, warnings: readonly ConfigProblem[], locate: LoadedConfig['locate']): Config {
@@ -122,6 +137,7 @@ function compile(raw: RawConfig, file: string, warnings: readonly ConfigProblem[
       timeoutMs: u.timeoutMs,
       tls: u.tls === undefined ? undefined : Object.freeze({ ...u.tls }),
       rateLimits: compileLimits(u.rateLimits),
+      pinning: pinningOf(u.pinning, (message) => ruleProblem(['pinning', 'file'], message)),
       identity: Object.freeze({ claims: Object.freeze([...u.identity.claims]), informationalHeaders: u.identity.informationalHeaders }),
       resourceMetadataUrl: new URL(base).origin + metadataPath,
       resourceMetadataPath: metadataPath,

@@ -147,6 +147,12 @@ const upstream = z.strictObject({
   timeoutMs: z.number().int().min(100).max(600_000).default(30_000),
   tls: upstreamTls.optional(),
   rateLimits: z.array(rateLimit).default([]),
+  // Tool catalogue pinning (README "Pinned tool catalogues"); absent = off.
+  pinning: z.strictObject({
+    onChange: z.enum(['report', 'block']).default('report'),
+    file: z.string().min(1).optional(),
+    unlistedTools: z.enum(['allow', 'deny']).default('allow'),
+  }).optional(),
   identity: z.strictObject({
     // Further verified claims copied into this upstream's assertion (e.g. email, groups, tenant).
     claims: z.array(z.string().regex(/^[A-Za-z0-9_:.-]{1,64}$/)).default([]),

@@ -4,6 +4,7 @@ import type { Admitted } from '../route/admission.ts';
 import type { Step } from '../stage.ts';
 import { decide, judgeAll, type Allow, type Judgement } from './decide.ts';
 import type { Inspected } from './jsonrpc.ts';
+import { pinRefusal } from './pins.ts';
 
 /** The request as the policy judged it: its JSON-RPC messages (POST), or none (GET, DELETE). */
 export interface Judged {
@@ -33,6 +34,14 @@ export function authorizeMessages(ctx: RequestContext, { upstream }: Admitted, p
     record.rpcMethod = message.method;
     record.tool = message.name ?? message.uri;
     return { ...judgement.decision, rpcId: message.id, era: inspected.era };
+  }
+  for (const m of inspected.messages) {
+    const refusal = m.method === 'tools/call' && m.name !== undefined ? pinRefusal(upstream, m.name) : undefined;
+    if (refusal === undefined) continue;
+    record.rpcMethod = m.method;
+    record.tool = m.name;
+    record.rule = 'pinning';
+    return { ...refusal, rpcId: m.id, era: inspected.era };
   }
   return { inspected };
 }
