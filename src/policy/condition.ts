@@ -57,7 +57,12 @@ export function compileCondition(source: string): Condition | string {
   const root = parsed.expr.exprKind;
   if (root.case === 'constExpr' && root.value.constantKind.case !== 'boolValue') return 'a condition must be a bool expression';
   const positions = parsed.sourceInfo?.positions ?? {};
-  const run = plan(ENV, parsed);
+  let run: (bindings: never) => unknown;
+  try {
+    run = plan(ENV, parsed);
+  } catch (err) {
+    return `CEL: ${(err as Error).message}`;
+  }
   const { nodes, comprehensions } = shape;
   return Object.freeze({
     id: `cel:${createHash('sha256').update(source).digest('hex').slice(0, 12)}`,
