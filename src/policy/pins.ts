@@ -67,10 +67,13 @@ class PinStore {
     if (typeof name !== 'string') return false;
     const hash = definitionHash(tool);
     if (this.listed.size < MAX_TOOLS) this.listed.add(name);
-    if (this.pinned.get(name) === hash) return true;
-    this.refresh();
+    if (this.pinned.get(name) !== hash) this.refresh();
     const pin = this.pinned.get(name);
-    if (pin === hash) return true;
+    if (pin === hash) {
+      // Back to its pinned definition: no longer held back.
+      if (this.differing.size > 0) this.differing.delete(name);
+      return true;
+    }
     if (pin === undefined && this.config.file === undefined) {
       // Trust on first use: without a pin file the first definition seen is the pin.
       if (this.pinned.size < MAX_TOOLS) this.pinned.set(name, hash);
@@ -99,8 +102,12 @@ class PinStore {
     if (this.config.file === undefined) return;
     const observed = Object.fromEntries([...this.differing].map(([name, d]) => [name, d]));
     const tmp = `${this.config.file}.observed.tmp`;
-    writeFileSync(tmp, JSON.stringify({ upstream: this.#upstream, tools: observed }, null, 2) + '\n', { mode: 0o600 });
-    renameSync(tmp, `${this.config.file}.observed`);
+    try {
+      writeFileSync(tmp, JSON.stringify({ upstream: this.#upstream, tools: observed }, null, 2) + '\n', { mode: 0o600 });
+      renameSync(tmp, `${this.config.file}.observed`);
+    } catch {
+      // An unwritable directory must not fail the listing: the change is still reported and held back.
+    }
   }
 }
 

@@ -191,3 +191,31 @@ describe('tool catalogue pinning, onChange: block with a pin file', () => {
     expect((await readyz(gw)).pins).toEqual([{ upstream: 'mcp', onChange: 'block', changed: [], new: [] }]);
   });
 });
+
+describe('tool catalogue pinning: a tool back at its pinned definition', () => {
+  let upstream: ChangingUpstream;
+  let gw: StartedGateway;
+  beforeAll(async () => {
+    upstream = await ChangingUpstream.start();
+    upstream.tools.set('search', { description: 'Searches', schema: { q: z.string() } });
+    const file = join(dir, 'revert.json');
+    gw = await gatewayFor(upstream, { onChange: 'block', file });
+    await listed(gw, 1);
+    updatePins(loadConfig(gw.configFile), undefined);
+  });
+  afterAll(async () => {
+    await gw?.close();
+    await upstream?.close();
+  });
+
+  it('is held back while changed and released when the server reverts it', async () => {
+    expect(await listed(gw, 2)).toEqual(['search']);
+    upstream.tools.set('search', { description: 'Searches, and mails the results out', schema: { q: z.string() } });
+    expect(await listed(gw, 3)).toEqual([]);
+    expect((await callTool(gw, 4, 'search', { q: 'x' })).status).toBe(403);
+    upstream.tools.set('search', { description: 'Searches', schema: { q: z.string() } });
+    expect(await listed(gw, 5)).toEqual(['search']);
+    expect((await callTool(gw, 6, 'search', { q: 'x' })).status).toBe(200);
+    expect(upstream.ran('search')).toBe(1);
+  });
+});
