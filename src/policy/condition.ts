@@ -8,7 +8,10 @@ type Ast = ReturnType<typeof parse>['expr'];
 type Bindings = { readonly args: unknown; readonly claims: unknown; readonly tool: string; readonly method: string; readonly upstream: string };
 
 const VARIABLES = { args: CelScalar.DYN, claims: CelScalar.DYN, tool: CelScalar.STRING, method: CelScalar.STRING, upstream: CelScalar.STRING };
-const ENV = celEnv({ variables: VARIABLES, funcs: strings });
+// The strings extension without the functions whose output can outgrow their input by a product
+// (replace("", big), join(big separator), format): a condition must not build what it cannot bound.
+const UNBOUNDED = new Set(['replace', 'join', 'format']);
+const ENV = celEnv({ variables: VARIABLES, funcs: strings.filter((f) => !UNBOUNDED.has(f.name)) });
 // Operators the planner evaluates itself (short-circuit logic, indexing): no entry in the function table.
 const PLANNED = new Set(['_&&_', '_||_', '_?_:_', '_[_]', '@not_strictly_false']);
 
@@ -19,7 +22,7 @@ const PLANNED = new Set(['_&&_', '_||_', '_?_:_', '_[_]', '@not_strictly_false']
  */
 export const CONDITION_LIMITS = Object.freeze({ maxSourceChars: 2048, maxNodes: 200, maxDepth: 32, maxComprehensions: 4 });
 /** The runtime bound, checked before evaluating (see estimateCost). */
-export const CONDITION_BUDGET = 1_000_000;
+export const CONDITION_BUDGET = 10_000_000;
 
 /** Why a condition could not be decided: a category, never a value from the call (SC: no argument values in logs). */
 export type ConditionFault = 'cost_limit' | 'no_such_field' | 'no_such_overload' | 'not_bool' | 'conversion' | 'arithmetic' | 'evaluation';
@@ -100,11 +103,17 @@ function walk(e: Ast | undefined, scope: ReadonlySet<string>, depth: number, inB
       return;
     case 'selectExpr':
       return walk(k.value.operand, scope, next, inBody, s);
-    case 'callExpr':
+    case 'callExpr': {
       if (!PLANNED.has(k.value.function) && ENV.funcs.find(k.value.function) === undefined) return void (s.problem = `unknown function '${k.value.function}'`);
+      // A caller-supplied pattern would cost |pattern| × |input|: patterns are policy, written in it.
+      const pattern = k.value.target === undefined ? k.value.args[1] : k.value.args[0];
+      if (k.value.function === 'matches' && !(pattern?.exprKind.case === 'constExpr' && pattern.exprKind.value.constantKind.case === 'stringValue')) {
+        return void (s.problem = 'matches() takes a string literal as its pattern');
+      }
       walk(k.value.target, scope, next, inBody, s);
       for (const a of k.value.args) walk(a, scope, next, inBody, s);
       return;
+    }
     case 'listExpr':
       for (const a of k.value.elements) walk(a, scope, next, inBody, s);
       return;
@@ -130,9 +139,11 @@ function walk(e: Ast | undefined, scope: ReadonlySet<string>, depth: number, inB
 }
 
 /**
- * An upper bound on one evaluation's work, in units of "one AST node over a short value": the nodes,
- * times the elements of the input's collections when the expression iterates, times the longest
- * string in 64-character steps. Walked iteratively and stopped once past the budget, so a deep or
+ * An upper bound on one evaluation's work, in units of "one step over one element or 64 characters".
+ * Any node may walk a whole value (equality, `in`, concatenation), so a node costs at most the
+ * input's size S = max(elements of every collection in args and claims, longest string / 64); an
+ * expression that iterates runs its nodes at most once per element. So: nodes × (1 + S), times
+ * (1 + elements) when it iterates. Walked iteratively and stopped once past the budget, so a deep or
  * huge argument costs the walk no more than the budget.
  */
 function estimateCost(nodes: number, iterates: boolean, bindings: Bindings): number {
@@ -148,7 +159,8 @@ function estimateCost(nodes: number, iterates: boolean, bindings: Bindings): num
       elements += items.length;
       for (const item of items) stack.push(item);
     }
-    cost = nodes * (iterates ? Math.max(1, elements) : 1) * (1 + Math.ceil(longest / 64));
+    const size = Math.max(elements, Math.ceil(longest / 64));
+    cost = nodes * (1 + size) * (iterates ? 1 + elements : 1);
     if (cost > CONDITION_BUDGET) return cost;
   }
   return cost;

@@ -95,6 +95,22 @@ describe('CEL conditions (when:) on rules', () => {
     expect(performance.now() - started).toBeLessThan(1_000);
   });
 
+  it('bounds work that grows with the square of the input: refused before it runs, not after', () => {
+    const [quad] = compileUpstreams(`
+  - name: q
+    path: /q/mcp
+    target: http://127.0.0.1:3001/mcp
+    issuers: [idp]
+    rules:
+      - { method: tools/call, tool: t, when: 'args.l.map(x, args.l).exists(y, y == args.l)' }
+`) as [UpstreamConfig];
+    const call = (n: number): Call => ({ kind: 'rpc', method: 'tools/call', name: 't', args: { l: Array.from({ length: n }, (_, i) => i) } });
+    expect(decide(principal(''), quad, call(100))).toEqual({ kind: 'allow', rule: 'rules[0]' });
+    const started = performance.now();
+    expect(judge(principal(''), quad, call(100_000)).fault?.fault).toBe('cost_limit');
+    expect(performance.now() - started).toBeLessThan(1_000);
+  });
+
   it('shows a tool in a listing when a condition on its arguments may allow it; a claim condition is judged', () => {
     const listing = { jsonrpc: '2.0', id: 1, result: { tools: [{ name: 'run_sql' }, { name: 'drop_table' }, { name: 'other' }] } };
     const names = (p: ReturnType<typeof principal>): string[] =>
@@ -143,5 +159,13 @@ identity: { signingKeyFile: /dev/null }
     expect(refusal(Array.from({ length: 120 }, (_, i) => `args.a${i} == 1`).join(' || '))).toContain('condition too large');
     expect(refusal('args.rows.all(r, r.cells.exists(c, c == 1))')).toContain('inside another one is not allowed');
     expect(refusal('x'.repeat(3000))).toContain('longer than 2048');
+  });
+
+  it('refuses a caller-supplied regex pattern and the string functions whose output can outgrow their input', () => {
+    expect(refusal('args.q.matches(args.pattern)')).toContain('matches() takes a string literal as its pattern');
+    expect(refusal('matches(args.q, args.pattern)')).toContain('matches() takes a string literal as its pattern');
+    expect(refusal('args.q.replace("", args.big).size() > 0')).toBe("policy.yaml:12: upstreams.0.rules.1.when: unknown function 'replace'");
+    expect(refusal('args.l.join(args.sep) == ""')).toContain("unknown function 'join'");
+    expect(() => loadConfigText(config('args.q.matches("^[a-z]+$") && args.q.lowerAscii().trim() == args.q'))).not.toThrow();
   });
 });
