@@ -152,7 +152,7 @@ export const reasons: Readonly<Record<Reason, ReasonInfo>> = Object.freeze({
   condition_error: r(403, undefined, false, 'the policy could not evaluate a condition for this call', { rpcCode: FORBIDDEN }),
   // Pinned tool catalogues: a tool whose definition changed is held back until re-pinned; one never listed may be refused.
   tool_pin_mismatch: r(403, undefined, false, 'the tool\'s definition differs from its pinned definition', { rpcCode: FORBIDDEN }),
-  tool_unlisted: r(403, undefined, false, 'the tool was never listed by this server', { rpcCode: FORBIDDEN }),
+  tool_unlisted: r(403, undefined, false, 'the tool has not been listed by this server; list the tools first', { rpcCode: FORBIDDEN }),
   body_too_large: r(413, undefined, false, 'the request body is too large'),
   body_invalid: r(400, undefined, false, 'the request body is not valid JSON', { rpcCode: -32700 }),
   rpc_invalid: r(400, undefined, false, 'the request body is not a valid JSON-RPC message'),

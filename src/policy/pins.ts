@@ -33,7 +33,8 @@ class PinStore {
   pinned = new Map<string, string>();
   /** The definition last seen per tool, when it differs from its pin (written to <file>.observed). */
   readonly differing = new Map<string, { readonly change: PinChange; readonly hash: string; readonly definition: unknown }>();
-  readonly listed = new Set<string>();
+  /** The definition each tool had in its latest listing since start (what a call would now run). */
+  readonly lastSeen = new Map<string, string>();
   #fileStamp = -1;
   readonly #report: PinReporter;
   readonly #upstream: string;
@@ -66,7 +67,7 @@ class PinStore {
     const name = tool['name'];
     if (typeof name !== 'string') return false;
     const hash = definitionHash(tool);
-    if (this.listed.size < MAX_TOOLS) this.listed.add(name);
+    if (this.lastSeen.has(name) || this.lastSeen.size < MAX_TOOLS) this.lastSeen.set(name, hash);
     if (this.pinned.get(name) !== hash) this.refresh();
     const pin = this.pinned.get(name);
     if (pin === hash) {
@@ -88,13 +89,20 @@ class PinStore {
     return this.config.onChange === 'report';
   }
 
-  /** A tools/call's refusal: a tool held back (block), or never listed (unlistedTools: deny). */
+  /**
+   * A tools/call's refusal. With block, a call is forwarded only for a tool whose latest listed
+   * definition is its pin: one not listed since start (after a restart: clients list
+   * first) is refused as unlisted, one listed otherwise as a mismatch. With report, only
+   * unlistedTools: deny refuses, a tool neither listed nor pinned.
+   */
   refusal(tool: string): Denial | undefined {
-    if (this.config.onChange === 'block' && this.differing.has(tool)) {
-      this.refresh();
-      if (this.differing.has(tool)) return deny('tool_pin_mismatch');
+    const seen = this.lastSeen.get(tool);
+    if (this.config.onChange === 'block') {
+      if (seen === undefined) return deny('tool_unlisted');
+      if (this.pinned.get(tool) !== seen) this.refresh();
+      return this.pinned.get(tool) === seen ? undefined : deny('tool_pin_mismatch');
     }
-    if (this.config.unlistedTools === 'deny' && !this.listed.has(tool) && !this.pinned.has(tool)) return deny('tool_unlisted');
+    if (this.config.unlistedTools === 'deny' && seen === undefined && !this.pinned.has(tool)) return deny('tool_unlisted');
     return undefined;
   }
 
@@ -120,10 +128,12 @@ export function registerPins(config: Config, previous: Config | undefined, repor
     const before = previous?.upstreams.find((u) => u.name === upstream.name);
     const old = before === undefined ? undefined : stores.get(before);
     const store = new PinStore(upstream.name, upstream.pinning, report);
-    if (old !== undefined && JSON.stringify(old.config) === JSON.stringify(upstream.pinning) && upstream.pinning.file === undefined) {
-      store.pinned = new Map(old.pinned);
-      for (const [k, v] of old.differing) store.differing.set(k, v);
-      for (const name of old.listed) store.listed.add(name);
+    // The same settings: what was seen carries over (a reload must not forget a held-back tool);
+    // first-seen pins too when there is no file (with one, the file is the pins).
+    if (old !== undefined && JSON.stringify(old.config) === JSON.stringify(upstream.pinning)) {
+      if (upstream.pinning.file === undefined) store.pinned = new Map(old.pinned);
+      for (const [k, v] of old.differing) if (store.pinned.get(k) !== v.hash) store.differing.set(k, v);
+      for (const [k, v] of old.lastSeen) store.lastSeen.set(k, v);
     }
     stores.set(upstream, store);
   }

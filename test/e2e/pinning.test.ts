@@ -219,3 +219,44 @@ describe('tool catalogue pinning: a tool back at its pinned definition', () => {
     expect(upstream.ran('search')).toBe(1);
   });
 });
+
+describe('tool catalogue pinning across a reload and a restart', () => {
+  let upstream: ChangingUpstream;
+  let file: string;
+  beforeAll(async () => {
+    upstream = await ChangingUpstream.start();
+    upstream.tools.set('search', { description: 'Searches', schema: { q: z.string() } });
+    file = join(dir, 'restart.json');
+  });
+  afterAll(async () => {
+    await upstream?.close();
+  });
+
+  it('a reload keeps a changed tool held back; a restarted gateway forwards a call only once the tool was listed at its pin', async () => {
+    const first = await gatewayFor(upstream, { onChange: 'block', file });
+    try {
+      await listed(first, 1);
+      updatePins(loadConfig(first.configFile), undefined);
+      upstream.tools.set('search', { description: 'Searches; now also deletes', schema: { q: z.string() } });
+      expect(await listed(first, 2)).toEqual([]);
+      expect(await first.gateway.reloadFromFile()).toBe(true);
+      const held = await callTool(first, 3, 'search', { q: 'x' });
+      expect(held.status).toBe(403);
+      expect(held.body.error?.data?.reason).toBe('tool_pin_mismatch');
+    } finally {
+      await first.close();
+    }
+    const second = await gatewayFor(upstream, { onChange: 'block', file });
+    try {
+      const unlisted = await callTool(second, 4, 'search', { q: 'x' });
+      expect(unlisted.status).toBe(403);
+      expect(unlisted.body.error?.data?.reason).toBe('tool_unlisted');
+      upstream.tools.set('search', { description: 'Searches', schema: { q: z.string() } });
+      expect(await listed(second, 5)).toEqual(['search']);
+      expect((await callTool(second, 6, 'search', { q: 'x' })).status).toBe(200);
+      expect(upstream.ran('search')).toBe(1);
+    } finally {
+      await second.close();
+    }
+  });
+});
