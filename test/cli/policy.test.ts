@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -103,5 +103,38 @@ describe('mcp-warden policy explain', () => {
     const run = await cli('policy', 'explain', '--config', CONFIG, '--claims', '{"scope":"mcp:sql"}', '--call', '{"method":"tools/call","params":{"name":"export_everything"}}');
     expect(run.stdout).toContain('decision:  deny policy_denied by default\nwhy:       no entry decided: the upstream\'s default applies\n');
     expect(run.code).toBe(0);
+  });
+});
+
+describe('mcp-warden pins update', () => {
+  const pinConfig = (pinFile: string): string => `publicUrl: http://127.0.0.1:8080
+issuers: [{ name: corp, issuer: https://idp.example.com, algorithms: [ES256] }]
+upstreams:
+  - name: files
+    path: /files/mcp
+    target: http://127.0.0.1:3001/mcp
+    issuers: [corp]
+    pinning: { onChange: block, file: ${pinFile} }
+identity: { signingKeyFile: ./k.jwk }
+`;
+
+  it('writes the observed definitions into the pin file, prints each tool and removes the observation, exit 0', async () => {
+    const pins = join(dir, 'files.pins.json');
+    const config = join(dir, 'pinned.yaml');
+    writeFileSync(config, pinConfig(pins));
+    writeFileSync(pins, JSON.stringify({ tools: { search: 'a'.repeat(64) } }));
+    writeFileSync(`${pins}.observed`, JSON.stringify({ upstream: 'files', tools: { search: { change: 'changed', hash: 'b'.repeat(64), definition: {} }, fetch: { change: 'new', hash: 'c'.repeat(64), definition: {} } } }));
+    const run = await cli('pins', 'update', '--config', config);
+    expect(run.stdout).toBe(`files: pinned fetch (new, now ${'c'.repeat(12)})\nfiles: pinned search (changed, was ${'a'.repeat(12)}, now ${'b'.repeat(12)})\n`);
+    expect(run.code).toBe(0);
+    expect(JSON.parse(readFileSync(pins, 'utf8'))).toEqual({ tools: { fetch: 'c'.repeat(64), search: 'b'.repeat(64) } });
+    expect(existsSync(`${pins}.observed`)).toBe(false);
+    expect((await cli('pins', 'update', '--config', config)).stdout).toBe(`files: ${pins} is up to date (nothing observed)\n`);
+  });
+
+  it('refuses a config without a pin file, exit 1', async () => {
+    const run = await cli('pins', 'update', '--config', CONFIG);
+    expect(run.stderr).toContain('no upstream has a pin file');
+    expect(run.code).toBe(1);
   });
 });
