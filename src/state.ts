@@ -17,7 +17,7 @@ import { createLimitStore, type LimitStore } from './limits/store.ts';
 import { createPools, type Pools } from './proxy/forward.ts';
 import type { StreamRegistry } from './proxy/stream.ts';
 import { createRouter } from './route/match.ts';
-import { registerPins } from './policy/pins.ts';
+import { pinReporter, registerPins } from './policy/pins.ts';
 import { createWellKnown } from './route/well-known.ts';
 
 /** Everything built from one Config; requests take the state current when they arrive. */
@@ -57,7 +57,7 @@ export async function buildState(config: Config, previous: State | undefined, sh
     throw new ConfigError([{ file: config.file, line: undefined, key: 'upstreams.tls', message: `cannot read a TLS file (${(err as NodeJS.ErrnoException).code ?? 'error'})` }]);
   }
   const limitStore = carriedLimitStore(config, previous) ?? newLimitStore(config, shared);
-  registerPins(config, previous?.config, (upstream, tool, change) => { metrics.toolPinChange(upstream, change); logger.warn({ event: 'tool_pin', upstream, tool, change }, 'a listed tool differs from its pinned definition'); });
+  registerPins(config, previous?.config, pinReporter(logger, metrics));
   const handle = createPipeline({
     config,
     router: createRouter(config.upstreams),

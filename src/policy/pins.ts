@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
 import { readFileSync, statSync, writeFileSync, renameSync } from 'node:fs';
 import type { Config, UpstreamConfig } from '../config/compile.ts';
+import type { Logger } from '../observe/log.ts';
+import type { Metrics } from '../observe/metrics.ts';
 import { deny, type Denial } from '../reasons.ts';
 
 // Tool catalogue pinning (README "Pinned tool catalogues"): a tool's definition is hashed the first
@@ -19,6 +21,14 @@ export interface PinningConfig {
 export type PinChange = 'new' | 'changed';
 export interface PinReporter {
   (upstream: string, tool: string, change: PinChange): void;
+}
+
+/** A change is one warn line and one metric increment, once per definition seen (never a definition's text). */
+export function pinReporter(logger: Logger, metrics: Metrics): PinReporter {
+  return (upstream, tool, change) => {
+    metrics.toolPinChange(upstream, change);
+    logger.warn({ event: 'tool_pin', upstream, tool, change }, 'a listed tool differs from its pinned definition');
+  };
 }
 
 interface PinFile {
