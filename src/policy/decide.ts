@@ -112,12 +112,13 @@ export function judge(principal: Principal, upstream: UpstreamConfig, call: Call
 
 /**
  * Whether the rule's condition holds for this call. A listing item has no arguments yet: a condition
- * that reads `args` then counts as holding for an allowing rule (the tool is shown; each call is judged
- * with its arguments) and as not holding for a refusing one (other arguments may be allowed).
+ * that reads `args` then counts as holding when the entry would let this caller through (the tool is
+ * shown; each call is judged with its arguments) and as not holding when it would refuse (deny,
+ * claims, scopes: other arguments may not meet it), so a tool is shown when some call may be allowed.
  */
 function condition(rule: PolicyRule, principal: Principal, upstream: UpstreamConfig, call: Extract<Call, { kind: 'rpc' }>): ReturnType<NonNullable<PolicyRule['condition']>['evaluate']> {
   const c = rule.condition as NonNullable<PolicyRule['condition']>;
-  if (call.listing === true && c.readsArgs) return !rule.deny;
+  if (call.listing === true && c.readsArgs) return restriction(principal, upstream, rule) === undefined;
   return c.evaluate({
     args: call.args ?? EMPTY_ARGS,
     claims: principal.claims,

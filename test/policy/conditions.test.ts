@@ -118,6 +118,23 @@ describe('CEL conditions (when:) on rules', () => {
     expect(names(sre)).toEqual(['run_sql']);
     expect(names(principal('mcp:db', { groups: ['dba'] }))).toEqual(['run_sql', 'drop_table']);
   });
+
+  it('lists a tool whose first conditioned entry would refuse the caller when a later one may allow it', () => {
+    const [u] = compileUpstreams(`
+  - name: w
+    path: /w/mcp
+    target: http://127.0.0.1:3001/mcp
+    issuers: [idp]
+    default: deny
+    rules:
+      - { method: tools/call, tool: run_sql, scopes: [admin], when: 'args.database == "billing"' }
+      - { method: tools/call, tool: run_sql, when: 'args.database == "analytics"' }
+      - { method: tools/call, tool: wipe, scopes: [admin], when: 'args.all == true' }
+`) as [UpstreamConfig];
+    const listing = { jsonrpc: '2.0', id: 1, result: { tools: [{ name: 'run_sql' }, { name: 'wipe' }] } };
+    const shown = (filterMessage(listing, principal(''), u) as { result: { tools: { name: string }[] } }).result.tools.map((t) => t.name);
+    expect(shown).toEqual(['run_sql']);
+  });
 });
 
 describe('conditions are compiled with the config', () => {
