@@ -8,6 +8,8 @@ import { serveIssuer } from './issuer/serve.ts';
 import { rotateIssuerKeys } from './issuer/rotate.ts';
 import { rehearse } from './rehearse/run.ts';
 import { exitCode, formatReport } from './rehearse/report.ts';
+import { policyExplain, policyTest } from './policy-test/command.ts';
+import { updatePins } from './policy/pins-update.ts';
 
 const USAGE = `usage:
   mcp-warden serve --config <file>       run the gateway
@@ -24,6 +26,11 @@ const USAGE = `usage:
   mcp-warden keys promote --file <file> --kid <kid>           make that key the signer
   mcp-warden keys retire --file <file> --kid <kid>            remove a key that no longer signs
   mcp-warden keys list --file <file>
+  mcp-warden policy test <file> [--config <file>]   run policy test cases; exit 0 when all pass, 1 otherwise
+  mcp-warden policy explain --config <file> --claims <json|@file> --call <json|@file> [--upstream <name>]
+                                         which entry decides one call, and why
+  mcp-warden pins update --config <file> [--upstream <name>]
+                                         pin the tool definitions the gateway observed differing
 `;
 
 /** Thin CLI (STYLE rule 13): parse argv, load config, hand over. Returns the exit code, or undefined while serving. */
@@ -57,6 +64,19 @@ export async function main(argv: readonly string[]): Promise<number | undefined>
       return keysCommand(rest);
     case 'rehearse':
       return rehearseCommand(rest);
+    case 'policy':
+      return policyCommand(rest);
+    case 'pins': {
+      const [sub, ...args] = rest;
+      const { values } = parseArgs({ args, options: { config: { type: 'string' }, upstream: { type: 'string' } }, strict: true });
+      if (sub !== 'update' || values.config === undefined) return usage();
+      try {
+        process.stdout.write(updatePins(loadConfig(values.config), values.upstream));
+        return 0;
+      } catch (err) {
+        return reportConfigError(err);
+      }
+    }
     case 'issuer': {
       const { values } = parseArgs({ args: rest, options: { config: { type: 'string' } }, strict: true });
       if (values.config === undefined) return usage();
@@ -130,6 +150,26 @@ async function keysCommand(args: readonly string[]): Promise<number> {
       return 0;
     default:
       return usage();
+  }
+}
+
+function policyCommand(args: readonly string[]): number {
+  const [sub, ...rest] = args;
+  const { values, positionals } = parseArgs({
+    args: [...rest],
+    options: { config: { type: 'string' }, claims: { type: 'string' }, call: { type: 'string' }, upstream: { type: 'string' } },
+    allowPositionals: true,
+    strict: true,
+  });
+  try {
+    let result;
+    if (sub === 'test' && positionals.length === 1) result = policyTest(positionals[0] as string, values.config);
+    else if (sub === 'explain' && values.config !== undefined && values.claims !== undefined && values.call !== undefined) result = policyExplain(values.config, values.claims, values.call, values.upstream);
+    else return usage();
+    process.stdout.write(result.output);
+    return result.code;
+  } catch (err) {
+    return reportConfigError(err);
   }
 }
 

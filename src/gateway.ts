@@ -13,6 +13,7 @@ import { rejudgeStreams } from './proxy/rejudge.ts';
 import { createTrafficListener, type TrafficListener } from './route/listener.ts';
 import { Drain, drainTraffic } from './route/drain.ts';
 import { buildState, type Shared, type State } from './state.ts';
+import { pinStatus } from './policy/pins.ts';
 
 export interface GatewayOptions {
   readonly logger?: Logger;
@@ -70,7 +71,7 @@ class RunningGateway implements Gateway {
     this.#traffic = createTrafficListener(initial, (req, res) => this.#onRequest(req, res), shared.logger);
     this.#admin = createAdminServer({
       ready: () => this.ready(),
-      readiness: () => ({ draining: this.#drain.draining, rateLimits: this.#serving.limitStore.status(), issuers: [...this.#serving.issuerKeys.values()].map((k) => k.status()).map(({ lastError: _e, ...s }) => s), upstreams: this.#serving.pools.health.report() }),
+      readiness: () => ({ draining: this.#drain.draining, pins: pinStatus(this.#serving.config), rateLimits: this.#serving.limitStore.status(), issuers: [...this.#serving.issuerKeys.values()].map((k) => k.status()).map(({ lastError: _e, ...s }) => s), upstreams: this.#serving.pools.health.report() }),
       metrics: shared.metrics,
     });
   }

@@ -32,6 +32,9 @@ export type Reason =
   | 'insufficient_scope'
   | 'client_not_allowed'
   | 'policy_denied'
+  | 'condition_error'
+  | 'tool_pin_mismatch'
+  | 'tool_unlisted'
   | 'body_too_large'
   | 'body_invalid'
   | 'rpc_invalid'
@@ -182,6 +185,11 @@ export const reasons: Readonly<Record<Reason, ReasonInfo>> = Object.freeze({
   // MCP tasks: task ids are not yet bound to the caller the way session and event ids are.
   tasks_unsupported: r(403, undefined, false, 'MCP tasks are not accepted through this gateway', { rpcCode: FORBIDDEN }),
   policy_denied: r(403, undefined, false, 'the policy does not allow this call', { rpcCode: FORBIDDEN }),
+  // A rule's CEL condition could not be decided for this call (missing field, wrong type, cost limit): fail closed.
+  condition_error: r(403, undefined, false, 'the policy could not evaluate a condition for this call', { rpcCode: FORBIDDEN }),
+  // Pinned tool catalogues: a tool whose definition changed is held back until re-pinned; one never listed may be refused.
+  tool_pin_mismatch: r(403, undefined, false, 'the tool\'s definition differs from its pinned definition', { rpcCode: FORBIDDEN }),
+  tool_unlisted: r(403, undefined, false, 'the tool has not been listed by this server; list the tools first', { rpcCode: FORBIDDEN }),
   body_too_large: r(413, undefined, false, 'the request body is too large'),
   body_invalid: r(400, undefined, false, 'the request body is not valid JSON', { rpcCode: -32700 }),
   rpc_invalid: r(400, undefined, false, 'the request body is not a valid JSON-RPC message'),

@@ -21,6 +21,7 @@ import { createPools, type Pools } from './proxy/forward.ts';
 import type { StreamRegistry } from './proxy/stream.ts';
 import { endIssuerStreams, endKeyStreams } from './proxy/rejudge.ts';
 import { createRouter } from './route/match.ts';
+import { pinReporter, registerPins } from './policy/pins.ts';
 import { createWellKnown } from './route/well-known.ts';
 
 /** Everything built from one Config; requests take the state current when they arrive. */
@@ -64,6 +65,7 @@ export async function buildState(config: Config, previous: State | undefined, sh
   const limitStore = carriedLimitStore(config, previous) ?? newLimitStore(config, shared);
   // A reload never forgets a seen jti: the same cache, or a new size holding the old entries.
   const dpopReplay = previous?.config.dpop.replayCacheEntries === config.dpop.replayCacheEntries ? previous.dpopReplay : new DpopReplayCache(config.dpop.replayCacheEntries, previous?.dpopReplay);
+  registerPins(config, previous?.config, pinReporter(logger, metrics));
   const handle = createPipeline({
     config,
     router: createRouter(config.upstreams),

@@ -4,6 +4,7 @@ import { lintConfig } from './lint.ts';
 import { loadConfigFile, parseConfigText, type LoadedConfig } from './load.ts';
 import { stripTrailingSlash } from './urls.ts';
 import { compileRules, type PolicyRule } from '../policy/compile.ts';
+import { readPinFile, type PinningConfig } from '../policy/pins.ts';
 import type { FederationOptions, IssuerOptions } from '../issuer/types.ts';
 import { validateIssuerOptions } from '../issuer/options.ts';
 import { compileLimits, type LimitRule } from '../limits/rules.ts';
@@ -54,6 +55,8 @@ export interface UpstreamConfig {
   /** Rate limits and quotas, in file order; every matching one must allow a call. */
   readonly rateLimits: readonly LimitRule[];
   readonly identity: { readonly claims: readonly string[]; readonly informationalHeaders: boolean };
+  /** Tool catalogue pinning; undefined = off. */
+  readonly pinning: PinningConfig | undefined;
   /** RFC 9449: `dpop` = only DPoP-bound tokens with a proof; a cnf-bound token is checked either way. */
   readonly senderConstraint: 'dpop' | 'none';
   /** RFC 9449 §7.1 `algs` of the DPoP challenge (the gateway-wide proof allow-list). */
@@ -99,7 +102,7 @@ export function loadConfigText(text: string, file = 'config.yaml', env?: Readonl
 function compileLoaded(loaded: LoadedConfig): Config {
   const { errors, warnings } = lintConfig(loaded.raw, loaded.file, loaded.locate);
   if (errors.length > 0) throw new ConfigError(errors);
-  const config = compile(loaded.raw, loaded.file, warnings, loaded.locate(['identity', 'signingKeyFile']));
+  const config = compile(loaded.raw, loaded.file, warnings, loaded.locate);
   checkAuthorizationServer(config, loaded);
   return config;
 }
@@ -130,12 +133,22 @@ function issuerKeyPath(key: string): (string | number)[] {
   return ['authorizationServer', ...parts];
 }
 
-function compile(raw: RawConfig, file: string, warnings: readonly ConfigProblem[], keyFileLine: number | undefined): Config {
+function compile(raw: RawConfig, file: string, warnings: readonly ConfigProblem[], locate: LoadedConfig['locate']): Config {
+  const keyFileLine = locate(['identity', 'signingKeyFile']);
+  // Rule conditions are compiled here, once: a syntax or type error refuses the config with its line.
+  const problems: ConfigProblem[] = [];
   const base = stripTrailingSlash(raw.publicUrl);
   const issuers = raw.issuers.map(compileIssuer);
   const byName = new Map(issuers.map((i) => [i.name, i]));
   const dpopAlgorithms = Object.freeze([...raw.dpop.algorithms]);
-  const upstreams = raw.upstreams.map((u) => compileUpstream(u, base, byName, dpopAlgorithms));
+  const upstreams = raw.upstreams.map((u, ui) => {
+    const problem = (at: readonly (string | number)[], message: string): void => {
+      const key = ['upstreams', ui, ...at];
+      problems.push({ file, line: locate(key), key: key.join('.'), message });
+    };
+    return compileUpstream(u, base, byName, dpopAlgorithms, problem);
+  });
+  if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze({
     file,
     listen: Object.freeze({ host: raw.listen.host, port: raw.listen.port, tls: raw.listen.tls === undefined ? undefined : Object.freeze({ ...raw.listen.tls }) }),
@@ -158,6 +171,18 @@ function compile(raw: RawConfig, file: string, warnings: readonly ConfigProblem[
   });
 }
 
+function pinningOf(raw: RawUpstream['pinning'], problem: (message: string) => void): PinningConfig | undefined {
+  if (raw === undefined) return undefined;
+  if (raw.file !== undefined) {
+    try {
+      readPinFile(raw.file);
+    } catch (err) {
+      problem((err as Error).message);
+    }
+  }
+  return Object.freeze({ onChange: raw.onChange, file: raw.file, unlistedTools: raw.unlistedTools });
+}
+
 function compileIssuer(i: RawConfig['issuers'][number]): IssuerConfig {
   return Object.freeze({
     name: i.name,
@@ -174,7 +199,7 @@ function compileIssuer(i: RawConfig['issuers'][number]): IssuerConfig {
   });
 }
 
-function compileUpstream(u: RawConfig['upstreams'][number], base: string, byName: ReadonlyMap<string, IssuerConfig>, dpopAlgorithms: readonly string[]): UpstreamConfig {
+function compileUpstream(u: RawUpstream, base: string, byName: ReadonlyMap<string, IssuerConfig>, dpopAlgorithms: readonly string[], problem: (at: readonly (string | number)[], message: string) => void): UpstreamConfig {
   const path = stripTrailingSlash(u.path);
   const metadataPath = `/.well-known/oauth-protected-resource${path}`;
   return Object.freeze({
@@ -185,7 +210,7 @@ function compileUpstream(u: RawConfig['upstreams'][number], base: string, byName
     issuers: Object.freeze(u.issuers.map((n) => byName.get(n) as IssuerConfig)),
     scopes: Object.freeze([...u.scopes]),
     clients: u.clients === undefined ? undefined : new Set(u.clients),
-    rules: compileRules(u.tools, u.rules),
+    rules: compileRules(u.tools, u.rules, problem),
     defaultAction: u.default,
     allScopes: Object.freeze([...new Set([...u.scopes, ...u.tools.flatMap((t) => t.scopes), ...u.rules.flatMap((r) => r.scopes)])]),
     allowedOrigins: new Set([new URL(base).origin, ...u.allowedOrigins]),
@@ -198,6 +223,7 @@ function compileUpstream(u: RawConfig['upstreams'][number], base: string, byName
     outlierDetection: u.outlierDetection === undefined ? undefined : Object.freeze({ ...u.outlierDetection }),
     tls: u.tls === undefined ? undefined : Object.freeze({ ...u.tls }),
     rateLimits: compileLimits(u.rateLimits),
+    pinning: pinningOf(u.pinning, (message) => problem(['pinning', 'file'], message)),
     identity: Object.freeze({ claims: Object.freeze([...u.identity.claims]), informationalHeaders: u.identity.informationalHeaders }),
     senderConstraint: u.senderConstraint,
     dpopAlgorithms,

@@ -129,6 +129,8 @@ function lintUpstream(lint: Lint, up: RawUpstream, i: number, audiences: Map<str
   });
   lintScopes(up, at, err);
   lintRules(up, at, err);
+  // Held-back tools are released by `mcp-warden pins update`, which writes the pin file.
+  if (up.pinning?.onChange === 'block' && up.pinning.file === undefined) err(at('pinning', 'file'), 'onChange: block needs a pin file (released with mcp-warden pins update)');
   up.identity.claims.forEach((c, j) => {
     // The assertion's own claims are set by the gateway; a listed claim may never overwrite them.
     if (RESERVED_ASSERTION_CLAIMS.has(c)) err(at('identity', 'claims', j), `"${c}" is set by the gateway itself`);

@@ -81,6 +81,8 @@ const toolRule = z.strictObject({
   scopes: z.array(z.string().min(1)).default([]),
   claims: z.record(z.string(), z.array(z.string().min(1)).min(1)).optional(),
   deny: z.boolean().default(false),
+  // A CEL condition (README "Conditions"): the rule applies only to calls for which it is true.
+  when: z.string().min(1).optional(),
 });
 
 // One policy rule (README "Policy"): which JSON-RPC calls it matches, and what they need.
@@ -92,6 +94,7 @@ const rule = z.strictObject({
   scopes: z.array(z.string().min(1)).default([]),
   claims: z.record(z.string(), z.array(z.string().min(1)).min(1)).optional(),
   deny: z.boolean().default(false),
+  when: z.string().min(1).optional(),
 });
 
 // A rate limit or quota (README "Rate limits and quotas"): a token bucket (rate + burst) or a fixed
@@ -166,6 +169,12 @@ const upstream = z.strictObject({
   // RFC 9449: `dpop` requires every token to be DPoP-bound and proven with a DPoP proof. A token that
   // carries `cnf` is checked whatever this says (README "Sender-constrained tokens").
   senderConstraint: z.enum(['dpop', 'none']).default('none'),
+  // Tool catalogue pinning (README "Pinned tool catalogues"); absent = off.
+  pinning: z.strictObject({
+    onChange: z.enum(['report', 'block']).default('report'),
+    file: z.string().min(1).optional(),
+    unlistedTools: z.enum(['allow', 'deny']).default('allow'),
+  }).optional(),
   identity: z.strictObject({
     // Further verified claims copied into this upstream's assertion (e.g. email, groups, tenant).
     claims: z.array(z.string().regex(/^[A-Za-z0-9_:.-]{1,64}$/)).default([]),

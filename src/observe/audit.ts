@@ -14,6 +14,8 @@ export function auditRecord(logger: Logger, r: RequestRecord, now: () => number)
     decision: r.outcome,
     reason: r.reason,
     rule: r.rule,
+    condition: r.condition,
+    conditionFault: r.conditionFault,
     status: r.status,
     iss: r.iss,
     sub: r.sub,

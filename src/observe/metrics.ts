@@ -19,6 +19,8 @@ export interface Metrics {
   /** The shared rate-limit store became unreachable (true: local fallback) or answers again. */
   rateLimitFallback(active: boolean): void;
   rateLimitFallbackCheck(): void;
+  /** A listed tool's definition differs from its pin (changed) or has none in the pin file (new). */
+  toolPinChange(upstream: string, change: 'new' | 'changed'): void;
 }
 
 export interface MetricSources {
@@ -46,6 +48,7 @@ export function createMetrics(sources: MetricSources): Metrics {
   const limited = new Counter({ name: 'mcp_warden_rate_limited_total', help: 'Calls refused by a rate limit or quota, by upstream and rule', labelNames: ['upstream', 'rule'], registers: [registry] });
   const fallback = new Gauge({ name: 'mcp_warden_rate_limit_fallback', help: '1 while the shared rate-limit store is unreachable and each replica enforces limits / replicas locally', registers: [registry] });
   const fallbackChecks = new Counter({ name: 'mcp_warden_rate_limit_fallback_checks_total', help: 'Calls judged by the local fallback while the shared rate-limit store was unreachable', registers: [registry] });
+  const pinChanges = new Counter({ name: 'mcp_warden_tool_pin_changes_total', help: 'Listed tool definitions that differ from their pin, by upstream and change (new, changed)', labelNames: ['upstream', 'change'], registers: [registry] });
   reloads.inc({ result: 'success' }, 0);
   reloads.inc({ result: 'failure' }, 0);
 
@@ -75,6 +78,9 @@ export function createMetrics(sources: MetricSources): Metrics {
     },
     rateLimitFallbackCheck() {
       fallbackChecks.inc();
+    },
+    toolPinChange(upstream, change) {
+      pinChanges.inc({ upstream, change });
     },
   };
 }

@@ -22,6 +22,9 @@ export interface RequestRecord {
   gatewaySeconds: number | undefined;
   /** The policy rule that allowed the call, e.g. "tools[0]". */
   rule: string | undefined;
+  /** The deciding rule's CEL condition id ("cel:…"), and why it could not be decided (never a value). */
+  condition: string | undefined;
+  conditionFault: string | undefined;
   traceparent: string | undefined;
   readonly perfStart: number;
 }
@@ -30,6 +33,6 @@ export function newRecord(requestId: string, httpMethod: string, startedAt: numb
   return {
     requestId, httpMethod, startedAt, traceparent, perfStart: performance.now(),
     upstream: undefined, outcome: 'deny', reason: undefined, status: undefined, iss: undefined, sub: undefined, clientId: undefined,
-    rpcMethod: undefined, tool: undefined, upstreamMs: undefined, gatewaySeconds: undefined, rule: undefined,
+    rpcMethod: undefined, tool: undefined, upstreamMs: undefined, gatewaySeconds: undefined, rule: undefined, condition: undefined, conditionFault: undefined,
   };
 }

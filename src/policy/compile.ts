@@ -1,4 +1,5 @@
 // Policy rules → predicates, compiled once at config load (STYLE rule 2).
+import { compileCondition, type Condition } from './condition.ts';
 import { fold, foldUri } from './names.ts';
 
 /**
@@ -33,13 +34,19 @@ export interface PolicyRule {
   readonly scopes: readonly string[];
   readonly claims: ReadonlyMap<string, ReadonlySet<string>> | undefined;
   readonly deny: boolean;
+  /** `when`: the rule applies only to calls for which this CEL condition holds. */
+  readonly condition: Condition | undefined;
 }
+
+/** Where a rule's problem sits (relative to its upstream: ["rules", 2, "when"]) and what it is. */
+export type RuleProblem = (path: readonly (string | number)[], message: string) => void;
 
 interface RawToolRule {
   readonly name: string;
   readonly scopes: readonly string[];
   readonly claims?: Readonly<Record<string, readonly string[]>> | undefined;
   readonly deny: boolean;
+  readonly when?: string | undefined;
 }
 interface RawRule {
   readonly method: string;
@@ -49,10 +56,11 @@ interface RawRule {
   readonly scopes: readonly string[];
   readonly claims?: Readonly<Record<string, readonly string[]>> | undefined;
   readonly deny: boolean;
+  readonly when?: string | undefined;
 }
 
 /** Evaluation order: `tools` entries first (the most specific form), then `rules`, each in file order. */
-export function compileRules(tools: readonly RawToolRule[], rules: readonly RawRule[]): readonly PolicyRule[] {
+export function compileRules(tools: readonly RawToolRule[], rules: readonly RawRule[], problem: RuleProblem): readonly PolicyRule[] {
   const out: PolicyRule[] = [];
   tools.forEach((t, i) => {
     out.push(Object.freeze({
@@ -62,6 +70,7 @@ export function compileRules(tools: readonly RawToolRule[], rules: readonly RawR
       scopes: Object.freeze([...t.scopes]),
       claims: compileClaims(t.claims),
       deny: t.deny,
+      condition: condition(t.when, ['tools', i, 'when'], problem),
     }));
   });
   rules.forEach((r, i) => {
@@ -76,9 +85,17 @@ export function compileRules(tools: readonly RawToolRule[], rules: readonly RawR
       scopes: Object.freeze([...r.scopes]),
       claims: compileClaims(r.claims),
       deny: r.deny,
+      condition: condition(r.when, ['rules', i, 'when'], problem),
     }));
   });
   return Object.freeze(out);
+}
+
+function condition(source: string | undefined, path: readonly (string | number)[], problem: RuleProblem): Condition | undefined {
+  if (source === undefined) return undefined;
+  const compiled = compileCondition(source);
+  if (typeof compiled === 'string') return void problem(path, compiled);
+  return compiled;
 }
 
 function compileClaims(claims: Readonly<Record<string, readonly string[]>> | undefined): ReadonlyMap<string, ReadonlySet<string>> | undefined {

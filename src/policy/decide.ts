@@ -2,6 +2,7 @@ import type { UpstreamConfig } from '../config/compile.ts';
 import type { Principal } from '../auth/principal.ts';
 import { deny, type Denial } from '../reasons.ts';
 import type { Fit, JudgedName, PolicyRule } from './compile.ts';
+import type { ConditionFault } from './condition.ts';
 import { fold, foldUri, nameIsSound } from './names.ts';
 
 export interface Allow {
@@ -13,7 +14,29 @@ export interface Allow {
 /** What the request asks the upstream to do. */
 export type Call =
   | { readonly kind: 'http' } // GET stream or DELETE: no JSON-RPC body to judge
-  | { readonly kind: 'rpc'; readonly method: string; readonly name?: string | undefined; readonly uri?: string | undefined };
+  | {
+    readonly kind: 'rpc';
+    readonly method: string;
+    readonly name?: string | undefined;
+    readonly uri?: string | undefined;
+    /** params.arguments of tools/call and prompts/get, for rule conditions (`args`). */
+    readonly args?: unknown;
+    /** Judging an item of a listing (filter.ts): there are no arguments yet (see condition()). */
+    readonly listing?: boolean;
+  };
+
+/** A decision with what decided it, for the audit line and `policy explain` (never argument values). */
+export interface Judgement {
+  readonly decision: Allow | Denial;
+  /** The step that decided: the client list, the upstream's scopes, the name check, a rule, or the fallback. */
+  readonly by: 'clients' | 'scopes' | 'name' | 'rule' | 'housekeeping' | 'default';
+  /** The deciding rule ("tools[0]", "rules[2]"), when a rule decided. */
+  readonly rule: string | undefined;
+  /** The deciding rule's condition id ("cel:…"), when it has one. */
+  readonly condition: string | undefined;
+  /** Why the condition could not be decided (condition_error), with its column in the expression. */
+  readonly fault: { readonly fault: ConditionFault; readonly column: number | undefined } | undefined;
+}
 
 // Protocol housekeeping a client must be able to send whatever the default (lifecycle, liveness,
 // cancellation), unless a rule names it explicitly. A client's JSON-RPC responses (to sampling or
@@ -33,33 +56,79 @@ const ALLOW_BY_SCOPES: Allow = Object.freeze({ kind: 'allow', rule: undefined })
  * 1. client allow-list (RFC 9068 client_id; confused-deputy guard, SC-067)
  * 2. the upstream's required scopes (exact, case-sensitive tokens: RFC 6749 §3.3, SC-063)
  * 3. the rules in order: a rule whose method and target meet the call, literally or in normalised form
- *    (NFKC, case-folded: SC-188), refuses by deny, claims or scopes; its allowing needs an exact fit,
- *    so a rule met only by the normalised form restricts and the search goes on
+ *    (NFKC, case-folded: SC-188), and whose `when` condition holds (a false one: the rule does not
+ *    apply; one that cannot be decided: condition_error), refuses by deny, claims or scopes; its
+ *    allowing needs an exact fit, so a rule met only by the normalised form restricts and the search
+ *    goes on
  * 4. no rule allowed it: housekeeping allowed; otherwise the upstream's default (allow | deny)
  */
 export function decide(principal: Principal, upstream: UpstreamConfig, call: Call): Allow | Denial {
+  return judge(principal, upstream, call).decision;
+}
+
+const BY_SCOPES: Judgement = Object.freeze({ decision: ALLOW_BY_SCOPES, by: 'scopes', rule: undefined, condition: undefined, fault: undefined });
+const HOUSEKEEPING_ALLOWED: Judgement = Object.freeze({ ...BY_SCOPES, by: 'housekeeping' });
+const DEFAULT_ALLOWED: Judgement = Object.freeze({ ...BY_SCOPES, by: 'default' });
+const DEFAULT_DENIED: Judgement = Object.freeze({ ...BY_SCOPES, decision: deny('policy_denied'), by: 'default' });
+const outcome = (decision: Allow | Denial, by: Judgement['by']): Judgement => ({ decision, by, rule: undefined, condition: undefined, fault: undefined });
+
+/**
+ * decide() with what decided it: the one code path the gateway, `policy test` and `policy explain`
+ * share. `notes`, when given (explain), collects the entries that met the call without deciding it.
+ */
+export function judge(principal: Principal, upstream: UpstreamConfig, call: Call, notes?: string[]): Judgement {
   if (upstream.clients !== undefined && (principal.clientId === undefined || !upstream.clients.has(principal.clientId))) {
-    return deny('client_not_allowed');
+    return outcome(deny('client_not_allowed'), 'clients');
   }
   for (const scope of upstream.scopes) {
     // MCP 2025-11-25 "Scope challenge handling": name every scope this request needs.
-    if (!principal.scopes.has(scope)) return deny('insufficient_scope', upstream.scopes);
+    if (!principal.scopes.has(scope)) return outcome(deny('insufficient_scope', upstream.scopes), 'scopes');
   }
-  if (call.kind === 'http') return ALLOW_BY_SCOPES;
+  if (call.kind === 'http') return BY_SCOPES;
   const target = call.name ?? call.uri;
   // Also for names from an upstream's listing (filter.ts): what cannot be judged is not shown.
-  if (target !== undefined && !nameIsSound(target)) return deny('name_invalid');
+  if (target !== undefined && !nameIsSound(target)) return outcome(deny('name_invalid'), 'name');
   const method = judged(call.method, fold);
   const name = call.name !== undefined ? judged(call.name, fold) : call.uri !== undefined ? judged(call.uri, foldUri) : undefined;
   for (const rule of upstream.rules) {
     const f = fits(rule, call.method, method, name);
     if (f === 'none') continue;
+    if (rule.condition !== undefined) {
+      const holds = condition(rule, principal, upstream, call);
+      if (holds === false) {
+        notes?.push(`${rule.source}: condition ${rule.condition.id} is false, the entry does not apply`);
+        continue;
+      }
+      if (holds !== true) return { decision: deny('condition_error'), by: 'rule', rule: rule.source, condition: rule.condition.id, fault: holds };
+    }
     const refusal = restriction(principal, upstream, rule);
-    if (refusal !== undefined) return refusal;
-    if (f === 'exact') return { kind: 'allow', rule: rule.source };
+    if (refusal !== undefined) return { decision: refusal, by: 'rule', rule: rule.source, condition: rule.condition?.id, fault: undefined };
+    if (f === 'exact') return { decision: { kind: 'allow', rule: rule.source }, by: 'rule', rule: rule.source, condition: rule.condition?.id, fault: undefined };
+    notes?.push(`${rule.source}: met only in normalised form, so it restricts and does not allow; the search goes on`);
   }
-  return HOUSEKEEPING.has(call.method) || upstream.defaultAction === 'allow' ? ALLOW_BY_SCOPES : deny('policy_denied');
+  if (HOUSEKEEPING.has(call.method)) return HOUSEKEEPING_ALLOWED;
+  return upstream.defaultAction === 'allow' ? DEFAULT_ALLOWED : DEFAULT_DENIED;
 }
+
+/**
+ * Whether the rule's condition holds for this call. A listing item has no arguments yet: a condition
+ * that reads `args` then counts as holding when the entry would let this caller through (the tool is
+ * shown; each call is judged with its arguments) and as not holding when it would refuse (deny,
+ * claims, scopes: other arguments may not meet it), so a tool is shown when some call may be allowed.
+ */
+function condition(rule: PolicyRule, principal: Principal, upstream: UpstreamConfig, call: Extract<Call, { kind: 'rpc' }>): ReturnType<NonNullable<PolicyRule['condition']>['evaluate']> {
+  const c = rule.condition as NonNullable<PolicyRule['condition']>;
+  if (call.listing === true && c.readsArgs) return restriction(principal, upstream, rule) === undefined;
+  return c.evaluate({
+    args: call.args ?? EMPTY_ARGS,
+    claims: principal.claims,
+    tool: call.method === 'tools/call' ? call.name ?? '' : '',
+    method: call.method,
+    upstream: upstream.name,
+  });
+}
+
+const EMPTY_ARGS = Object.freeze({});
 
 function judged(literal: string, normalise: (s: string) => string): JudgedName {
   return { literal, folded: normalise(literal) };
@@ -104,20 +173,29 @@ const IMPLIED: ReadonlyMap<string, { readonly byName: string; readonly byUri: st
   ['resources/unsubscribe', { byName: 'resources/read', byUri: 'resources/read' }],
 ]);
 
+type Judgeable = { readonly method: string; readonly name: string | undefined; readonly uri: string | undefined; readonly args?: unknown; readonly id: string | number | null };
+
 /** Every message of a request body; the first denial refuses the whole request (no partial forwarding). */
-export function decideAll(principal: Principal, upstream: UpstreamConfig, messages: readonly { readonly method: string; readonly name: string | undefined; readonly uri: string | undefined; readonly id: string | number | null }[]): { readonly allow: Allow } | { readonly denial: Denial; readonly message: (typeof messages)[number] } {
-  let first: Allow | undefined;
+export function decideAll<M extends Judgeable>(principal: Principal, upstream: UpstreamConfig, messages: readonly M[]): { readonly allow: Allow } | { readonly denial: Denial; readonly message: M } {
+  const { judgement, message } = judgeAll(principal, upstream, messages);
+  const d = judgement.decision;
+  return d.kind === 'allow' || message === undefined ? { allow: d as Allow } : { denial: { ...d, rpcId: message.id }, message };
+}
+
+/** decideAll with what decided: the first denial and its message, else the first message's allowing. */
+export function judgeAll<M extends Judgeable>(principal: Principal, upstream: UpstreamConfig, messages: readonly M[]): { readonly judgement: Judgement; readonly message: M | undefined } {
+  let first: Judgement | undefined;
   for (const m of messages) {
     // A call that names a prompt or resource by another method (an argument completion, a
     // subscription) may only name what the caller could get or read.
     const implied = IMPLIED.get(m.method);
     if (implied !== undefined && (m.name !== undefined || m.uri !== undefined)) {
-      const primary = decide(principal, upstream, { kind: 'rpc', method: m.uri === undefined ? implied.byName : implied.byUri, name: m.name, uri: m.uri });
-      if (primary.kind === 'deny') return { denial: { ...primary, rpcId: m.id }, message: m };
+      const primary = judge(principal, upstream, { kind: 'rpc', method: m.uri === undefined ? implied.byName : implied.byUri, name: m.name, uri: m.uri, args: m.args });
+      if (primary.decision.kind === 'deny') return { judgement: primary, message: m };
     }
-    const d = decide(principal, upstream, { kind: 'rpc', method: m.method, name: m.name, uri: m.uri });
-    if (d.kind === 'deny') return { denial: { ...d, rpcId: m.id }, message: m };
-    first ??= d;
+    const j = judge(principal, upstream, { kind: 'rpc', method: m.method, name: m.name, uri: m.uri, args: m.args });
+    if (j.decision.kind === 'deny') return { judgement: j, message: m };
+    first ??= j;
   }
-  return { allow: first ?? ALLOW_BY_SCOPES };
+  return { judgement: first ?? BY_SCOPES, message: undefined };
 }

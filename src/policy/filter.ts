@@ -2,6 +2,7 @@ import type { Principal } from '../auth/principal.ts';
 import type { UpstreamConfig } from '../config/compile.ts';
 import { decide } from './decide.ts';
 import { learnTool } from './param-headers.ts';
+import { observeTool } from './pins.ts';
 import { templateAllowed } from './templates.ts';
 
 // The listing filter (issue 15, points 8-9). The rule is the SHAPE of a result, not the request it
@@ -14,7 +15,7 @@ import { templateAllowed } from './templates.ts';
 type Judge = (item: Record<string, unknown>, principal: Principal, upstream: UpstreamConfig) => boolean;
 
 const byName = (call: string): Judge => (item, principal, upstream) =>
-  typeof item['name'] === 'string' && decide(principal, upstream, { kind: 'rpc', method: call, name: item['name'] }).kind === 'allow';
+  typeof item['name'] === 'string' && decide(principal, upstream, { kind: 'rpc', method: call, name: item['name'], listing: true }).kind === 'allow';
 
 /** Result field → how one of its items is judged (an item that cannot be judged is not shown). */
 const FIELDS: Readonly<Record<string, Judge>> = {
@@ -26,9 +27,9 @@ const FIELDS: Readonly<Record<string, Judge>> = {
     typeof item['uriTemplate'] === 'string' && templateAllowed(principal, upstream, item['uriTemplate']),
 };
 
-/** Whether listings of this upstream can differ per caller at all (no rules, default allow: never). */
+/** Whether listings of this upstream must be read: they can differ per caller, or their tools are pinned. */
 export function filtersListings(upstream: UpstreamConfig): boolean {
-  return upstream.rules.length > 0 || upstream.defaultAction === 'deny';
+  return upstream.rules.length > 0 || upstream.defaultAction === 'deny' || upstream.pinning !== undefined;
 }
 
 /** A message the caller must not see at all (filterMessage): dropped from its stream or batch. */
@@ -53,11 +54,18 @@ export function filterMessage(doc: unknown, principal: Principal, upstream: Upst
     if (!Object.hasOwn(result, field)) continue;
     const items = (result as Record<string, unknown>)[field];
     filtered ??= { ...(result as Record<string, unknown>) };
+    // Every tool the upstream lists is learnt and checked against its pin, whoever may see it; a tool
+    // held back by its pin (onChange: block) is shown to no one.
+    const held = new Set<unknown>();
     if (field === 'tools' && Array.isArray(items)) {
-      for (const t of items) if (typeof t === 'object' && t !== null) learnTool(upstream, t as Record<string, unknown>);
+      for (const t of items) {
+        if (typeof t !== 'object' || t === null) continue;
+        learnTool(upstream, t as Record<string, unknown>);
+        if (!observeTool(upstream, t as Record<string, unknown>)) held.add(t);
+      }
     }
     filtered[field] = Array.isArray(items)
-      ? items.filter((item: unknown) => typeof item === 'object' && item !== null && judge(item as Record<string, unknown>, principal, upstream))
+      ? items.filter((item: unknown) => typeof item === 'object' && item !== null && !held.has(item) && judge(item as Record<string, unknown>, principal, upstream))
       : [];
   }
   if (filtered === undefined) return doc;

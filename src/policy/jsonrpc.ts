@@ -14,7 +14,7 @@ export interface RpcMessage {
   /** tools/call and prompts/get: params.name; resources/read: params.uri. */
   readonly name: string | undefined;
   readonly uri: string | undefined;
-  /** tools/call: params.arguments, for the Mcp-Param-* check. */
+  /** params.arguments (tools/call, prompts/get): the Mcp-Param-* check and rule conditions (`args`). */
   readonly args: unknown;
   /** params._meta["io.modelcontextprotocol/protocolVersion"] when present (2026-07-28 carries it). */
   readonly metaVersion: unknown;
