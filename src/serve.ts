@@ -1,10 +1,9 @@
-import { watch, type FSWatcher } from 'node:fs';
-import { dirname, basename } from 'node:path';
 import { loadConfig } from './config/compile.ts';
 import { ConfigError, formatProblem } from './config/errors.ts';
 import { createGateway, type Gateway, type GatewayOptions } from './gateway.ts';
 import { createLogger, type Logger } from './observe/log.ts';
 import { runUnderHeapBudget } from './lib/heap.ts';
+import { watchForReload } from './lib/watch-reload.ts';
 
 export type ServedGateway = Gateway & {
   readonly addresses: Awaited<ReturnType<Gateway['listen']>>;
@@ -37,26 +36,12 @@ export async function serve(file: string): Promise<void> {
   if (sized !== undefined) return void sized.then((code) => process.exit(code));
   const logger = createLogger();
   const gateway = await startFromFile(file, logger);
-  // SIGHUP or a change of the file reloads; several events in a burst make one reload.
-  let pending: NodeJS.Timeout | undefined;
-  const scheduleReload = (): void => {
-    clearTimeout(pending);
-    pending = setTimeout(() => void gateway.reloadFromFile(), 200);
-  };
-  process.on('SIGHUP', scheduleReload);
-  // Watch the directory: editors and ConfigMap updates replace the file rather than write it in place.
-  let watcher: FSWatcher | undefined;
-  try {
-    watcher = watch(dirname(file), (_event, name) => {
-      if (name === basename(file) || name === '..data') scheduleReload();
-    });
-  } catch {
-    logger.warn({ event: 'config_watch_unavailable' }, 'cannot watch the config file; reload with SIGHUP');
-  }
+  // SIGHUP or a change of the file reloads.
+  const reloads = watchForReload(file, () => void gateway.reloadFromFile(), () => logger.warn({ event: 'config_watch_unavailable' }, 'cannot watch the config file; reload with SIGHUP'));
+  process.on('SIGHUP', reloads.trigger);
   const stop = (signal: string): void => {
     logger.info({ event: 'shutdown', signal }, 'shutting down');
-    watcher?.close();
-    clearTimeout(pending);
+    reloads.close();
     void gateway.shutdown().then(() => process.exit(0));
   };
   process.once('SIGTERM', () => stop('SIGTERM'));

@@ -48,30 +48,8 @@ export function validateIssuerOptions(options: IssuerOptions): IssuerSettings {
     problems.push({ file: 'issuer options', line: undefined, key, message });
   };
 
-  if (options.host === '') fail('host', 'must not be empty');
-  if (!Number.isInteger(options.port) || options.port < 0 || options.port > 65535) {
-    fail('port', 'must be an integer between 0 and 65535');
-  }
-  if (options.keysFile === '') fail('keysFile', 'must not be empty');
-
-  const ttl = options.accessTokenTtlSeconds ?? DEFAULT_TTL_SECONDS;
-  if (!Number.isInteger(ttl) || ttl < 1 || ttl > MAX_TTL_SECONDS) {
-    fail('accessTokenTtlSeconds', `must be an integer between 1 and ${MAX_TTL_SECONDS}`);
-  }
-  const refreshTtl = options.refreshTokenTtlSeconds ?? DEFAULT_REFRESH_TTL_SECONDS;
-  if (!Number.isInteger(refreshTtl) || refreshTtl < ttl || refreshTtl > MAX_REFRESH_TTL_SECONDS) {
-    fail('refreshTokenTtlSeconds', `must be an integer between accessTokenTtlSeconds and ${MAX_REFRESH_TTL_SECONDS}`);
-  }
-  const secretTtl = options.registration?.clientSecretTtlSeconds ?? DEFAULT_SECRET_TTL_SECONDS;
-  // No value means "never": a permanent credential nobody rotates is what expiry exists to prevent.
-  if (!Number.isInteger(secretTtl) || secretTtl < 1 || secretTtl > MAX_SECRET_TTL_SECONDS) {
-    fail('registration.clientSecretTtlSeconds', `must be an integer between 1 and ${MAX_SECRET_TTL_SECONDS}`);
-  }
-  const grace = options.rotationGraceSeconds ?? DEFAULT_GRACE_SECONDS;
-  if (!Number.isFinite(grace) || grace < 0) fail('rotationGraceSeconds', 'must be a number >= 0');
-  const signingAlg = options.signingAlg ?? 'ES256';
-  if (!SIGNING_ALGS.has(signingAlg)) fail('signingAlg', 'must be ES256 or EdDSA');
-
+  checkListener(options, fail);
+  const { ttl, refreshTtl, secretTtl, grace, signingAlg } = checkTokens(options, fail);
   checkResources(options.resources, fail);
   checkClients(options.clients ?? [], options.resources, fail);
   const taken = new Set([...(options.clients ?? []).map((c) => c.client_id), ...options.resources.map((r) => r.audience)]);
@@ -79,17 +57,8 @@ export function validateIssuerOptions(options: IssuerOptions): IssuerSettings {
 
   const issuerHost = checkIssuer(options, fail);
   const local = issuerHost !== undefined && isLoopbackHost(issuerHost) && isLoopbackHost(options.host);
-  const iat = options.registration?.initialAccessToken;
-  if (iat === undefined && !local && issuerHost !== undefined) {
-    fail('registration.initialAccessToken', 'is required unless the issuer and its listener are both loopback');
-  }
-  if (iat !== undefined && iat.length < MIN_INITIAL_ACCESS_TOKEN_LENGTH) {
-    fail('registration.initialAccessToken', `must be at least ${MIN_INITIAL_ACCESS_TOKEN_LENGTH} characters`);
-  }
-
-  for (const host of options.fetch?.privateHosts ?? []) {
-    if (host === '' || host.includes('*') || host.includes('/')) fail('fetch.privateHosts', `"${host}" must be one host name or address, no wildcards`);
-  }
+  const iat = checkInitialAccessToken(options, local, issuerHost, fail);
+  checkFetch(options, fail);
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze({
     issuer: options.issuer,
@@ -109,6 +78,56 @@ export function validateIssuerOptions(options: IssuerOptions): IssuerSettings {
     local,
     now: options.now ?? Date.now,
   });
+}
+
+type Fail = (key: string, message: string) => void;
+
+function checkListener(options: IssuerOptions, fail: Fail): void {
+  if (options.host === '') fail('host', 'must not be empty');
+  if (!Number.isInteger(options.port) || options.port < 0 || options.port > 65535) {
+    fail('port', 'must be an integer between 0 and 65535');
+  }
+  if (options.keysFile === '') fail('keysFile', 'must not be empty');
+}
+
+/** Lifetimes and the signing algorithm, defaults applied. */
+function checkTokens(options: IssuerOptions, fail: Fail): { ttl: number; refreshTtl: number; secretTtl: number; grace: number; signingAlg: SigningAlg } {
+  const ttl = options.accessTokenTtlSeconds ?? DEFAULT_TTL_SECONDS;
+  if (!Number.isInteger(ttl) || ttl < 1 || ttl > MAX_TTL_SECONDS) {
+    fail('accessTokenTtlSeconds', `must be an integer between 1 and ${MAX_TTL_SECONDS}`);
+  }
+  const refreshTtl = options.refreshTokenTtlSeconds ?? DEFAULT_REFRESH_TTL_SECONDS;
+  if (!Number.isInteger(refreshTtl) || refreshTtl < ttl || refreshTtl > MAX_REFRESH_TTL_SECONDS) {
+    fail('refreshTokenTtlSeconds', `must be an integer between accessTokenTtlSeconds and ${MAX_REFRESH_TTL_SECONDS}`);
+  }
+  const secretTtl = options.registration?.clientSecretTtlSeconds ?? DEFAULT_SECRET_TTL_SECONDS;
+  // No value means "never": a permanent credential nobody rotates is what expiry exists to prevent.
+  if (!Number.isInteger(secretTtl) || secretTtl < 1 || secretTtl > MAX_SECRET_TTL_SECONDS) {
+    fail('registration.clientSecretTtlSeconds', `must be an integer between 1 and ${MAX_SECRET_TTL_SECONDS}`);
+  }
+  const grace = options.rotationGraceSeconds ?? DEFAULT_GRACE_SECONDS;
+  if (!Number.isFinite(grace) || grace < 0) fail('rotationGraceSeconds', 'must be a number >= 0');
+  const signingAlg = options.signingAlg ?? 'ES256';
+  if (!SIGNING_ALGS.has(signingAlg)) fail('signingAlg', 'must be ES256 or EdDSA');
+  return { ttl, refreshTtl, secretTtl, grace, signingAlg };
+}
+
+/** Open registration only where nothing off the machine can reach the issuer (STYLE rule 14). */
+function checkInitialAccessToken(options: IssuerOptions, local: boolean, issuerHost: string | undefined, fail: Fail): string | undefined {
+  const iat = options.registration?.initialAccessToken;
+  if (iat === undefined && !local && issuerHost !== undefined) {
+    fail('registration.initialAccessToken', 'is required unless the issuer and its listener are both loopback');
+  }
+  if (iat !== undefined && iat.length < MIN_INITIAL_ACCESS_TOKEN_LENGTH) {
+    fail('registration.initialAccessToken', `must be at least ${MIN_INITIAL_ACCESS_TOKEN_LENGTH} characters`);
+  }
+  return iat;
+}
+
+function checkFetch(options: IssuerOptions, fail: Fail): void {
+  for (const host of options.fetch?.privateHosts ?? []) {
+    if (host === '' || host.includes('*') || host.includes('/')) fail('fetch.privateHosts', `"${host}" must be one host name or address, no wildcards`);
+  }
 }
 
 /** The issuer identifier: the configured one verbatim, or http://host:port from the listen address. */

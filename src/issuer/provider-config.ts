@@ -35,17 +35,9 @@ export function resourcePolicyFor(settings: IssuerSettings, keys: KeyView): Reso
 
 /** `extraClients`: clients defined by other configuration (federation rules), static like the configured ones. */
 export function buildProviderConfiguration(settings: IssuerSettings, keys: KeyView, shared: SharedProviderState, extraClients: readonly StaticClientMetadata[] = []): ProviderConfiguration {
-  const ttl = settings.accessTokenTtlSeconds;
   const alg = settings.signingAlg;
   const resources = resourcePolicyFor(settings, keys);
-  // Last line of defence for "never audience-less": oidc-provider would mint an opaque token
-  // without a resource server for e.g. `resource=` with a scope; the ttl lookup refuses it.
-  const audienceBoundTtl = (_ctx: ProviderContext, token: ProviderToken): number => {
-    if (token.resourceServer === undefined) throw new errors.InvalidTarget(MISSING_RESOURCE);
-    return ttl;
-  };
   const resourceScopes = settings.resources.flatMap((r) => r.scopes);
-  const refreshTtl = settings.refreshTokenTtlSeconds;
 
   return {
     // oidc-provider's own in-memory adapter, knowingly: this issuer is single-node and its
@@ -79,41 +71,7 @@ export function buildProviderConfiguration(settings: IssuerSettings, keys: KeyVi
     // OAuth 2.1 §4.3.1 / RFC 9700 §4.14.2: every use rotates, for public and confidential clients
     // alike; oidc-provider revokes the whole grant when a rotated (consumed) token comes back.
     rotateRefreshToken: true,
-    features: {
-      devInteractions: { enabled: false },
-      clientCredentials: { enabled: true },
-      registration: {
-        enabled: true,
-        initialAccessToken: settings.initialAccessToken ?? false,
-        // RFC 7592: the registration access token manages (and rotates the secret of) the client.
-        issueRegistrationAccessToken: true,
-      },
-      // RFC 7592 §2.2: an update replaces the client's secret (client-policy.ts); every use of the
-      // registration access token replaces it too, so a leaked one works at most once.
-      registrationManagement: { enabled: true, rotateRegistrationAccessToken: true },
-      // Client ID Metadata Documents (MCP 2026-07-28's recommended registration): an https client_id
-      // is fetched by oidc-provider (outbound.ts), must name itself, is cached by its HTTP caching
-      // headers within [30 s, 1 day]; such a client is interactive only (client-policy.ts).
-      clientIdMetadataDocument: { enabled: true, ack: 'draft-02', allowClient: async (_ctx: ProviderContext, client: ProviderClient) => isInteractiveOnly(client) },
-      resourceIndicators: {
-        enabled: true,
-        defaultResource: resources.defaultResource,
-        getResourceServerInfo: resources.getResourceServerInfo,
-        // A code bound to one resource may be exchanged without repeating it.
-        useGrantedResource: async () => true,
-      },
-      // RFC 7009: a client revokes its own refresh token, which ends the grant and its whole family.
-      // Access tokens are JWTs the gateway verifies offline; they are short-lived rather than revocable.
-      // Another client's token is left alone, answered like any token it cannot see (RFC 7009 §2.2).
-      revocation: { enabled: true, allowedPolicy: async (_ctx: ProviderContext, client: ProviderClient, token: { readonly clientId?: string }) => token.clientId === client.clientId },
-      // Without userinfo, oidc-provider has no reason to mint audience-less access tokens.
-      userinfo: { enabled: false },
-      rpInitiatedLogout: { enabled: false },
-      pushedAuthorizationRequests: { enabled: false },
-      // RFC 9449: a client that sends a DPoP proof to the token endpoint gets a cnf.jkt-bound token
-      // (token_type DPoP), which the gateway holds to that key; without a proof, Bearer as before.
-      dPoP: { enabled: true },
-    },
+    features: features(settings, resources),
     findAccount: async (_ctx, sub) => ({ accountId: sub, claims: async () => ({ sub }) }),
     interactions: { url: async (_ctx, interaction) => `${INTERACTION_PATH}${interaction.uid}` },
     // OAuth 2.1: PKCE for every authorization code, S256 being the only method oidc-provider has.
@@ -124,19 +82,71 @@ export function buildProviderConfiguration(settings: IssuerSettings, keys: KeyVi
     },
     responseTypes: ['code'],
     scopes: ['openid', ...new Set(resourceScopes)],
-    ttl: {
-      AccessToken: audienceBoundTtl,
-      ClientCredentials: audienceBoundTtl,
-      AuthorizationCode: AUTHORIZATION_CODE_TTL_SECONDS,
-      IdToken: ttl,
-      // A rotated-in token inherits what is left of its predecessor: the family's absolute lifetime.
-      RefreshToken: (ctx: ProviderContext, _token: ProviderToken, _client: ProviderClient) =>
-        ctx.oidc?.entities.RotatedRefreshToken?.remainingTTL ?? refreshTtl,
-      Interaction: BROWSER_STATE_TTL_SECONDS,
-      Session: BROWSER_STATE_TTL_SECONDS,
-      // A refresh token is only valid while its grant exists.
-      Grant: refreshTtl,
+    ttl: tokenLifetimes(settings),
+  };
+}
+
+/** What the provider offers: registration and its management, resource indicators, revocation; nothing else. */
+function features(settings: IssuerSettings, resources: ResourcePolicy): NonNullable<ProviderConfiguration['features']> {
+  return {
+    devInteractions: { enabled: false },
+    clientCredentials: { enabled: true },
+    registration: {
+      enabled: true,
+      initialAccessToken: settings.initialAccessToken ?? false,
+      // RFC 7592: the registration access token manages (and rotates the secret of) the client.
+      issueRegistrationAccessToken: true,
     },
+    // RFC 7592 §2.2: an update replaces the client's secret (client-policy.ts); every use of the
+    // registration access token replaces it too, so a leaked one works at most once.
+    registrationManagement: { enabled: true, rotateRegistrationAccessToken: true },
+    // Client ID Metadata Documents (MCP 2026-07-28's recommended registration): an https client_id
+    // is fetched by oidc-provider (outbound.ts), must name itself, is cached by its HTTP caching
+    // headers within [30 s, 1 day]; such a client is interactive only (client-policy.ts).
+    clientIdMetadataDocument: { enabled: true, ack: 'draft-02', allowClient: async (_ctx: ProviderContext, client: ProviderClient) => isInteractiveOnly(client) },
+    resourceIndicators: {
+      enabled: true,
+      defaultResource: resources.defaultResource,
+      getResourceServerInfo: resources.getResourceServerInfo,
+      // A code bound to one resource may be exchanged without repeating it.
+      useGrantedResource: async () => true,
+    },
+    // RFC 7009: a client revokes its own refresh token, which ends the grant and its whole family.
+    // Access tokens are JWTs the gateway verifies offline; they are short-lived rather than revocable.
+    // Another client's token is left alone, answered like any token it cannot see (RFC 7009 §2.2).
+    revocation: { enabled: true, allowedPolicy: async (_ctx: ProviderContext, client: ProviderClient, token: { readonly clientId?: string }) => token.clientId === client.clientId },
+    // Without userinfo, oidc-provider has no reason to mint audience-less access tokens.
+    userinfo: { enabled: false },
+    rpInitiatedLogout: { enabled: false },
+    pushedAuthorizationRequests: { enabled: false },
+    // RFC 9449: a client that sends a DPoP proof to the token endpoint gets a cnf.jkt-bound token
+    // (token_type DPoP), which the gateway holds to that key; without a proof, Bearer as before.
+    dPoP: { enabled: true },
+  };
+}
+
+/** How long each artifact lives. */
+function tokenLifetimes(settings: IssuerSettings): NonNullable<ProviderConfiguration['ttl']> {
+  const ttl = settings.accessTokenTtlSeconds;
+  const refreshTtl = settings.refreshTokenTtlSeconds;
+  // Last line of defence for "never audience-less": oidc-provider would mint an opaque token
+  // without a resource server for e.g. `resource=` with a scope; the ttl lookup refuses it.
+  const audienceBoundTtl = (_ctx: ProviderContext, token: ProviderToken): number => {
+    if (token.resourceServer === undefined) throw new errors.InvalidTarget(MISSING_RESOURCE);
+    return ttl;
+  };
+  return {
+    AccessToken: audienceBoundTtl,
+    ClientCredentials: audienceBoundTtl,
+    AuthorizationCode: AUTHORIZATION_CODE_TTL_SECONDS,
+    IdToken: ttl,
+    // A rotated-in token inherits what is left of its predecessor: the family's absolute lifetime.
+    RefreshToken: (ctx: ProviderContext, _token: ProviderToken, _client: ProviderClient) =>
+      ctx.oidc?.entities.RotatedRefreshToken?.remainingTTL ?? refreshTtl,
+    Interaction: BROWSER_STATE_TTL_SECONDS,
+    Session: BROWSER_STATE_TTL_SECONDS,
+    // A refresh token is only valid while its grant exists.
+    Grant: refreshTtl,
   };
 }
 

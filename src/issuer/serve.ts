@@ -1,9 +1,8 @@
 // `mcp-warden issuer --config <file>`: like `serve` for the gateway, SIGHUP or a change of the file
 // reloads; an invalid new config is reported and the running one kept.
-import { watch, type FSWatcher } from 'node:fs';
-import { basename, dirname } from 'node:path';
 import { loadConfig } from '../config/compile.ts';
 import { ConfigError, formatProblem } from '../config/errors.ts';
+import { watchForReload } from '../lib/watch-reload.ts';
 import { startIssuer } from './start.ts';
 import type { IssuerOptions, RunningIssuer } from './types.ts';
 
@@ -36,28 +35,15 @@ export async function serveIssuer(file: string, report: (line: string) => void):
       return false;
     }
   };
-  // Several events in a burst (editors, ConfigMap symlink swaps) make one reload.
-  let pending: NodeJS.Timeout | undefined;
-  const scheduleReload = (): void => {
-    clearTimeout(pending);
-    pending = setTimeout(() => void reloadFromFile(), 200);
-  };
-  process.on('SIGHUP', scheduleReload);
-  let watcher: FSWatcher | undefined;
-  try {
-    watcher = watch(dirname(file), (_event, name) => {
-      if (name === basename(file) || name === '..data') scheduleReload();
-    });
-  } catch {
-    report('mcp-warden issuer: cannot watch the config file; reload with SIGHUP');
-  }
+  // SIGHUP or a change of the file reloads.
+  const reloads = watchForReload(file, () => void reloadFromFile(), () => report('mcp-warden issuer: cannot watch the config file; reload with SIGHUP'));
+  process.on('SIGHUP', reloads.trigger);
   return {
     issuer,
     reloadFromFile,
     async stop() {
-      process.off('SIGHUP', scheduleReload);
-      watcher?.close();
-      clearTimeout(pending);
+      process.off('SIGHUP', reloads.trigger);
+      reloads.close();
       await issuer.close();
     },
   };

@@ -1,9 +1,9 @@
 // Public types of the embedded issuer: a single-node authorization server for demos and tests.
 
-import type { FederationOptions } from './federation/settings.ts';
+import type { FederationOptions } from './federation/types.ts';
 
 export type SigningAlg = 'ES256' | 'EdDSA';
-export type { FederationOptions, FederationRule, TrustedPlatform } from './federation/settings.ts';
+export type { FederationOptions, FederationRule, TrustedPlatform } from './federation/types.ts';
 
 /** An audience (RFC 8707 resource indicator) that tokens may be issued for, and its scopes. */
 export interface IssuerResource {

@@ -5,28 +5,9 @@ import { bodyFault, decodeBody } from './body.ts';
 import { eraOf, SUPPORTED_VERSIONS, type Era } from './era.ts';
 import { mirrorFault } from './mirror.ts';
 import { fold, methodIsSound, nameIsSound } from './names.ts';
+import type { Inspected, RpcMessage } from './rpc-message.ts';
 
-export interface RpcMessage {
-  readonly kind: 'request' | 'notification' | 'response';
-  /** JSON-RPC method; "response" for a client's response to a server request. */
-  readonly method: string;
-  readonly id: string | number | null;
-  /** tools/call and prompts/get: params.name; resources/read: params.uri. */
-  readonly name: string | undefined;
-  readonly uri: string | undefined;
-  /** params.arguments (tools/call, prompts/get): the Mcp-Param-* check and rule conditions (`args`). */
-  readonly args: unknown;
-  /** params._meta["io.modelcontextprotocol/protocolVersion"] when present (2026-07-28 carries it). */
-  readonly metaVersion: unknown;
-}
-
-export interface Inspected {
-  readonly body: Buffer;
-  readonly messages: readonly RpcMessage[];
-  readonly batch: boolean;
-  /** The request's protocol era: its JSON-RPC errors are numbered by it. */
-  readonly era: Era;
-}
+export type { Inspected, RpcMessage } from './rpc-message.ts';
 
 /** MCP revisions the gateway understands (MCP transports "Protocol Version Header": others get 400). */
 const VERSIONS = new Set(SUPPORTED_VERSIONS);

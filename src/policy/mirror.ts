@@ -3,8 +3,8 @@ import type { UpstreamConfig } from '../config/compile.ts';
 import { rawHeader } from '../lib/raw-header.ts';
 import { eraOf } from './era.ts';
 import { decodeHeaderValue } from './header-value.ts';
-import type { RpcMessage } from './jsonrpc.ts';
 import { paramHeadersOf } from './param-headers.ts';
+import type { RpcMessage } from './rpc-message.ts';
 
 // MCP 2026-07-28 transports "Request Metadata": headers mirror the body so intermediaries can route on
 // them; whoever reads the body MUST refuse a request whose headers say something else. The policy

@@ -1,6 +1,6 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
-import type { ForwardOutcome, ForwardRequest } from './forward.ts';
+import type { ForwardOutcome, ForwardRequest } from './types.ts';
 
 // A body the gateway must read before any of it reaches the client (the listing filter's JSON), read
 // up to a bound. Past the bound it is either refused or, when the plan allows, streamed on while a

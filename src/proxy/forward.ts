@@ -1,14 +1,16 @@
-import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { Pool, errors as undiciErrors, type Dispatcher } from 'undici';
 import type { UpstreamConfig } from '../config/compile.ts';
-import type { Principal } from '../auth/principal.ts';
 import type { Reason } from '../reasons.ts';
 import { readBounded, streamGuarded, type Bounded } from './bounded.ts';
 import { UpstreamTimeout, exchange, type Exchange } from './exchange.ts';
 import { clientResponseHeaders } from './headers.ts';
 import { UpstreamHealth } from './outlier.ts';
-import { pipeSseFiltered, SseTail, type SseFilter, type StreamGrant, type StreamRegistry } from './stream.ts';
+import { pipeSseFiltered, SseTail, type SseFilter } from './stream.ts';
+import type { ForwardOutcome, ForwardRequest, ResponsePlan } from './types.ts';
+
+export type { ForwardOutcome, ForwardRequest, ResponsePlan } from './types.ts';
 
 // undici rather than http-proxy-3: one explicit connection pool per upstream made at start-up (STYLE
 // rule 9), headers built by us field by field (nothing implicit is forwarded), an AbortSignal that ends
@@ -66,67 +68,10 @@ function createPool(u: UpstreamConfig, connections: number | null, readFile: (pa
   });
 }
 
-/** How the gateway treats one upstream response, decided when its headers arrive. */
-export interface ResponsePlan {
-  /** Refused before anything reaches the client: 502 (a listing the gateway cannot read, fail closed). */
-  readonly refuse?: true;
-  /** SSE parsed and re-emitted event by event (the listing filter); throws to cut the stream. */
-  readonly sseFilter?: SseFilter;
-  /** Read whole (at most maxBytes), then replaced; undefined from rewrite = refuse (fail closed). */
-  readonly rewrite?: {
-    readonly maxBytes: number;
-    readonly apply: (body: Buffer) => Buffer | undefined;
-    /** Past maxBytes: streamed while this accepts each chunk (cut at the first it refuses); absent = 502. */
-    readonly beyond?: (chunk: Buffer) => boolean;
-  };
-  /** An SSE stream: ended after endAfterMs (the token that opened it expires) or by shutdown. */
-  readonly sse?: {
-    readonly endAfterMs: number;
-    readonly onExpired: () => void;
-    readonly registry: StreamRegistry;
-    /** Whose stream it is, for the per-identity cap. */
-    readonly principal: Principal;
-    /** What allowed it, to judge it again later. */
-    readonly grant?: StreamGrant;
-  };
-}
-
-export interface ForwardRequest {
-  readonly req: IncomingMessage;
-  readonly res: ServerResponse;
-  readonly upstream: UpstreamConfig;
-  readonly dispatcher: Dispatcher;
-  readonly path: string;
-  readonly headers: Record<string, string | string[]>;
-  /** A body already read by the gateway (policy inspection) or the request stream itself. */
-  readonly body: Buffer | IncomingMessage | undefined;
-  readonly abort: AbortController;
-  /** Extra response headers from the gateway (CORS, request id). */
-  readonly responseHeaders?: Readonly<Record<string, string>>;
-  /** Told why a response whose headers were out is cut, before the cut (its record closes with it). */
-  readonly onCut?: (reason: Reason) => void;
-  /** Rewrites upstream response headers and chooses the body treatment. */
-  readonly onResponse?: (status: number, headers: OutgoingHttpHeaders) => ResponsePlan | undefined;
-}
-
-export type ForwardOutcome =
-  | { readonly kind: 'done'; readonly status: number }
-  | { readonly kind: 'failed'; readonly reason: Reason; readonly headersSent: boolean };
-
 export async function forward(f: ForwardRequest): Promise<ForwardOutcome> {
   let response: Exchange;
   try {
-    response = await exchange(f.dispatcher, {
-      origin: f.upstream.target.origin,
-      path: f.path,
-      method: f.req.method as Dispatcher.HttpMethod,
-      headers: f.headers,
-      body: f.body ?? null,
-      headersTimeout: f.upstream.timeoutMs,
-      // undici's per-chunk idle timer is off: exchange() applies a whole-body deadline to plain answers
-      // and the configured idle limit to SSE, which is long-lived by design (issue 17 §4).
-      bodyTimeout: 0,
-    }, f.abort.signal, { headersMs: f.upstream.timeoutMs, deadlineMs: f.upstream.bodyTimeoutMs, sseIdleMs: f.upstream.sseIdleMs });
+    response = await exchangeWith(f);
   } catch (err) {
     return { kind: 'failed', reason: upstreamReason(err), headersSent: false };
   }
@@ -140,37 +85,60 @@ export async function forward(f: ForwardRequest): Promise<ForwardOutcome> {
     if (body.kind === 'stream') body.stream.destroy();
     return broken(f);
   }
-  if (plan?.rewrite !== undefined) {
-    const read: Bounded = body.kind === 'whole' ? body : await readBounded(body.stream, plan.rewrite.maxBytes);
-    if (read.kind === 'failed' && read.error instanceof UpstreamTimeout) return { kind: 'failed', reason: 'upstream_timeout', headersSent: f.res.headersSent };
-    if (read.kind === 'over' && plan.rewrite.beyond !== undefined) return streamGuarded(f, status, headers, read, plan.rewrite.beyond);
-    if (read.kind === 'over') read.rest.destroy();
-    const rewritten = read.kind !== 'whole' || read.buffer.length > plan.rewrite.maxBytes ? undefined : plan.rewrite.apply(read.buffer);
-    if (rewritten === undefined) return broken(f);
-    headers['content-length'] = String(rewritten.length);
-    f.res.writeHead(status, headers);
-    f.res.end(rewritten);
-    return { kind: 'done', status };
-  }
-  if (body.kind === 'whole' && plan === undefined) {
-    // The usual JSON-RPC answer, complete before anything reached the client: headers and body leave in one write.
-    // A chunked answer now has a known length (never on 204/304, which carry no body).
-    if (headers['content-length'] === undefined && status !== 204 && status !== 304) headers['content-length'] = String(body.buffer.length);
-    f.res.writeHead(status, headers);
-    f.res.end(body.buffer);
-    return new Promise((resolve) => {
-      const done = (): void => resolve(f.res.writableFinished ? { kind: 'done', status } : { kind: 'failed', reason: 'upstream_unavailable', headersSent: true });
-      if (f.res.closed) done();
-      else f.res.on('close', done);
-    });
-  }
+  if (plan?.rewrite !== undefined) return sendRewritten(f, status, headers, body, plan.rewrite);
+  if (body.kind === 'whole' && plan === undefined) return sendWhole(f, status, headers, body.buffer);
+  return sendStream(f, status, headers, body, plan);
+}
 
+function exchangeWith(f: ForwardRequest): Promise<Exchange> {
+  return exchange(f.dispatcher, {
+    origin: f.upstream.target.origin,
+    path: f.path,
+    method: f.req.method as Dispatcher.HttpMethod,
+    headers: f.headers,
+    body: f.body ?? null,
+    headersTimeout: f.upstream.timeoutMs,
+    // undici's per-chunk idle timer is off: exchange() applies a whole-body deadline to plain answers
+    // and the configured idle limit to SSE, which is long-lived by design (issue 17 §4).
+    bodyTimeout: 0,
+  }, f.abort.signal, { headersMs: f.upstream.timeoutMs, deadlineMs: f.upstream.bodyTimeoutMs, sseIdleMs: f.upstream.sseIdleMs });
+}
+
+/** The plan reads the body whole (bounded) and replaces it; past the bound it is guarded or refused. */
+async function sendRewritten(f: ForwardRequest, status: number, headers: OutgoingHttpHeaders, body: Exchange['body'], rewrite: NonNullable<ResponsePlan['rewrite']>): Promise<ForwardOutcome> {
+  const read: Bounded = body.kind === 'whole' ? body : await readBounded(body.stream, rewrite.maxBytes);
+  if (read.kind === 'failed' && read.error instanceof UpstreamTimeout) return { kind: 'failed', reason: 'upstream_timeout', headersSent: f.res.headersSent };
+  if (read.kind === 'over' && rewrite.beyond !== undefined) return streamGuarded(f, status, headers, read, rewrite.beyond);
+  if (read.kind === 'over') read.rest.destroy();
+  const rewritten = read.kind !== 'whole' || read.buffer.length > rewrite.maxBytes ? undefined : rewrite.apply(read.buffer);
+  if (rewritten === undefined) return broken(f);
+  headers['content-length'] = String(rewritten.length);
+  f.res.writeHead(status, headers);
+  f.res.end(rewritten);
+  return { kind: 'done', status };
+}
+
+/** The usual JSON-RPC answer, complete before anything reached the client: headers and body leave in one write. */
+function sendWhole(f: ForwardRequest, status: number, headers: OutgoingHttpHeaders, buffer: Buffer): Promise<ForwardOutcome> {
+  // A chunked answer now has a known length (never on 204/304, which carry no body).
+  if (headers['content-length'] === undefined && status !== 204 && status !== 304) headers['content-length'] = String(buffer.length);
+  f.res.writeHead(status, headers);
+  f.res.end(buffer);
+  return new Promise((resolve) => {
+    const done = (): void => resolve(f.res.writableFinished ? { kind: 'done', status } : { kind: 'failed', reason: 'upstream_unavailable', headersSent: true });
+    if (f.res.closed) done();
+    else f.res.on('close', done);
+  });
+}
+
+/** Streamed bodies, and whole ones a plan filters or ends: piped, as SSE when the plan says so. */
+function sendStream(f: ForwardRequest, status: number, headers: OutgoingHttpHeaders, body: Exchange['body'], plan: ResponsePlan | undefined): Promise<ForwardOutcome> {
   const stream = body.kind === 'stream' ? body.stream : Readable.from([body.buffer], { objectMode: false });
   stream.on('error', () => undefined);
   // The listing filter comes with an SSE plan (same content type); without one nothing is passed unread.
   if (plan?.sseFilter !== undefined && plan.sse === undefined) {
     stream.destroy();
-    return broken(f);
+    return Promise.resolve(broken(f));
   }
   if (plan?.sseFilter !== undefined) delete headers['content-length'];
   f.res.writeHead(status, headers);
@@ -203,19 +171,10 @@ function streamSse(f: ForwardRequest, body: Readable, status: number, filter: Ss
       f.res.end(finalEvent !== undefined && tail.atBoundary ? finalEvent : undefined);
       f.abort.abort();
     };
-    // setTimeout fires at once for delays past 2^31-1 ms (~24.8 days): re-arm until the real deadline.
-    const deadline = Date.now() + Math.max(0, sse.endAfterMs);
-    let timer: NodeJS.Timeout;
-    const arm = (): void => {
-      const left = deadline - Date.now();
-      timer = setTimeout(() => {
-        if (Date.now() < deadline) return arm();
-        end();
-        sse.onExpired();
-      }, Math.min(Math.max(0, left), 2 ** 31 - 1));
-      timer.unref();
-    };
-    arm();
+    const clearDeadline = expireAfter(sse.endAfterMs, () => {
+      end();
+      sse.onExpired();
+    });
     const unregister = sse.registry.add(f.upstream.name, sse.principal, end, sse.grant);
     let reason: Reason = 'upstream_unavailable';
     const fail = (err?: unknown): void => {
@@ -227,25 +186,43 @@ function streamSse(f: ForwardRequest, body: Readable, status: number, filter: Ss
       else f.res.destroy();
     };
     body.on('error', fail);
-    const onEnd = (): void => {
+    stop = pipeSse(f.res, body, filter, tail, fail, () => {
       ended = true;
-    };
-    if (filter === undefined) {
-      body.on('end', onEnd);
-      // Every chunk pipe() hands to the client passes the tail first (same 'data' event), no extra stream.
-      body.on('data', (chunk: Buffer | string) => tail.saw(chunk));
-      body.pipe(f.res);
-      stop = () => body.unpipe(f.res);
-    } else {
-      stop = pipeSseFiltered(body, filter, f.res, tail, fail, onEnd);
-    }
+    });
     f.res.on('close', () => {
-      clearTimeout(timer);
+      clearDeadline();
       unregister();
       if (!ended) f.abort.abort();
       resolve(f.res.writableFinished ? { kind: 'done', status } : { kind: 'failed', reason, headersSent: true });
     });
   });
+}
+
+/** Calls expired once endAfterMs have passed; returns what cancels it. */
+function expireAfter(endAfterMs: number, expired: () => void): () => void {
+  // setTimeout fires at once for delays past 2^31-1 ms (~24.8 days): re-arm until the real deadline.
+  const deadline = Date.now() + Math.max(0, endAfterMs);
+  let timer: NodeJS.Timeout;
+  const arm = (): void => {
+    const left = deadline - Date.now();
+    timer = setTimeout(() => {
+      if (Date.now() < deadline) return arm();
+      expired();
+    }, Math.min(Math.max(0, left), 2 ** 31 - 1));
+    timer.unref();
+  };
+  arm();
+  return () => clearTimeout(timer);
+}
+
+/** Pipes the SSE body to the client, through the listing filter when there is one; returns what stops it. */
+function pipeSse(res: ServerResponse, body: Readable, filter: SseFilter | undefined, tail: SseTail, fail: (err?: unknown) => void, onEnd: () => void): () => void {
+  if (filter !== undefined) return pipeSseFiltered(body, filter, res, tail, fail, onEnd);
+  body.on('end', onEnd);
+  // Every chunk pipe() hands to the client passes the tail first (same 'data' event), no extra stream.
+  body.on('data', (chunk: Buffer | string) => tail.saw(chunk));
+  body.pipe(res);
+  return () => body.unpipe(res);
 }
 
 function upstreamReason(err: unknown): Reason {

@@ -3,7 +3,7 @@ import type { Principal } from '../auth/principal.ts';
 import type { UpstreamConfig } from '../config/compile.ts';
 import { createListingGuard, filterJsonBody, filterJsonText, filtersListings } from '../policy/filter.ts';
 import { SseEvents } from '../policy/sse-filter.ts';
-import type { ResponsePlan } from './forward.ts';
+import type { ResponsePlan } from './types.ts';
 
 // Listing filter, fail closed (issue 15, point 8). On an upstream whose listings can differ per caller,
 // EVERY response body reaches the client only through the gateway's parser: JSON read whole and

@@ -5,7 +5,7 @@ import type { Principal } from '../auth/principal.ts';
 import type { Config, UpstreamConfig } from '../config/compile.ts';
 import type { SessionBinder } from '../identity/session.ts';
 import type { RequestRecord } from '../observe/record.ts';
-import type { ResponsePlan } from './forward.ts';
+import type { ResponsePlan } from './types.ts';
 import { listingPlan } from './listing-plan.ts';
 import { SseEvents } from '../policy/sse-filter.ts';
 import type { StreamRegistry } from './stream.ts';

@@ -82,9 +82,17 @@ describe('mcp-remote (its default OAuth) against the demo', () => {
     } finally {
       child.stdin.end();
       const group = -(child.pid as number);
-      process.kill(group, 'SIGTERM');
+      // mcp-remote-client exits by itself ("Exiting OK") once it has listed what it may: then the group is gone.
+      const signal = (name: NodeJS.Signals): void => {
+        try {
+          process.kill(group, name);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+        }
+      };
+      signal('SIGTERM');
       await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5_000))]);
-      if (child.exitCode === null && child.signalCode === null) process.kill(group, 'SIGKILL');
+      if (child.exitCode === null && child.signalCode === null) signal('SIGKILL');
     }
   }, 40_000);
 });

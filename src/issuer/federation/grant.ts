@@ -9,7 +9,8 @@ import { IssuerKeys, KeysUnavailable } from '../../auth/keys.ts';
 import type { ResourcePolicy } from '../resources.ts';
 import { ReplayCache } from './replay.ts';
 import { matchRule } from './rules.ts';
-import { JWT_BEARER, type FederationRule, type FederationSettings, type TrustedPlatform } from './settings.ts';
+import { JWT_BEARER, type FederationSettings } from './settings.ts';
+import type { FederationRule, TrustedPlatform } from './types.ts';
 
 const MAX_ASSERTION_CHARS = 16_384;
 const REPLAY_ENTRIES = 100_000;

@@ -1,6 +1,6 @@
 // Which rule a verified platform token falls under: the first whose subject pattern and claims match.
 import type { JWTPayload } from 'jose';
-import type { FederationRule } from './settings.ts';
+import type { FederationRule } from './types.ts';
 
 /** `*` matches any run of characters, everything else itself; anchored at both ends. */
 export function subjectMatches(pattern: string, subject: string): boolean {
