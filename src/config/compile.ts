@@ -4,7 +4,7 @@ import { lintConfig } from './lint.ts';
 import { loadConfigFile, parseConfigText, type LoadedConfig } from './load.ts';
 import { stripTrailingSlash } from './urls.ts';
 import { compileRules, type PolicyRule } from '../policy/compile.ts';
-import { readPinFile, type PinningConfig } from '../policy/pins.ts';
+import { readPinFile, type PinningConfig } from '../policy/pin-file.ts';
 import type { FederationOptions, IssuerOptions } from '../issuer/types.ts';
 import { validateIssuerOptions } from '../issuer/options.ts';
 import { compileLimits, type LimitRule } from '../limits/rules.ts';

@@ -1,7 +1,7 @@
 import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import type { Config } from '../config/compile.ts';
 import { ConfigError } from '../config/errors.ts';
-import { readPinFile } from './pins.ts';
+import { readPinFile } from './pin-file.ts';
 
 /**
  * `mcp-warden pins update`: accepts the definitions the gateway observed (<file>.observed, written

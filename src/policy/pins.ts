@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync, statSync, writeFileSync, renameSync } from 'node:fs';
 import type { Config, UpstreamConfig } from '../config/compile.ts';
+import { readPinFile, type PinFile, type PinningConfig } from './pin-file.ts';
 import type { Logger } from '../observe/log.ts';
 import type { Metrics } from '../observe/metrics.ts';
 import { deny, type Denial } from '../reasons.ts';
@@ -11,12 +12,6 @@ import { deny, type Denial } from '../reasons.ts';
 // onChange: block, the tool is hidden and its calls refused until `mcp-warden pins update` pins it.
 // Kept per compiled upstream (a WeakMap), carried across a reload of the same settings.
 
-export interface PinningConfig {
-  readonly onChange: 'report' | 'block';
-  /** Absolute path of the pin file (JSON); undefined = trust on first use, in memory. */
-  readonly file: string | undefined;
-  readonly unlistedTools: 'allow' | 'deny';
-}
 
 export type PinChange = 'new' | 'changed';
 export interface PinReporter {
@@ -31,9 +26,6 @@ export function pinReporter(logger: Logger, metrics: Metrics): PinReporter {
   };
 }
 
-interface PinFile {
-  readonly tools: Readonly<Record<string, string>>;
-}
 
 const MAX_TOOLS = 4096;
 
@@ -198,18 +190,3 @@ function mtimeOf(file: string): number {
   }
 }
 
-/** The pin file, or no pins when it does not exist yet (every tool is then new until pinned). */
-export function readPinFile(file: string): PinFile {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch {
-    return { tools: {} };
-  }
-  const parsed = JSON.parse(text) as unknown;
-  const tools = typeof parsed === 'object' && parsed !== null ? (parsed as { tools?: unknown }).tools : undefined;
-  if (typeof tools !== 'object' || tools === null || Object.values(tools).some((h) => typeof h !== 'string' || !/^[0-9a-f]{64}$/.test(h))) {
-    throw new Error(`${file}: not a pin file ({"tools": {"<name>": "<sha256 hex>"}})`);
-  }
-  return { tools: tools as Record<string, string> };
-}
