@@ -27,9 +27,11 @@ COPY config ./config
 USER 10001:10001
 # 8080: traffic (MCP clients). 9090: admin (/metrics, /healthz, /readyz).
 EXPOSE 8080 9090
-# No curl in slim images: node itself asks the admin listener. Liveness only (/healthz), like the
-# Kubernetes liveness probe; readiness (/readyz) is for load balancers.
+# No curl in slim images: the gateway's own `health` command asks /healthz on the admin listener the
+# config names (admin.host/port), so the check follows a changed admin port. Liveness only, like the
+# Kubernetes liveness probe; readiness (/readyz) is for load balancers. A config mounted elsewhere than
+# the CMD's path needs the same path here (docker run --health-cmd, or a derived image).
 HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 \
-  CMD ["node", "-e", "fetch('http://127.0.0.1:9090/healthz', { signal: AbortSignal.timeout(3000) }).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+  CMD ["node", "/app/bin/mcp-warden.js", "health", "--config", "/etc/mcp-warden/config.yaml"]
 ENTRYPOINT ["node", "/app/bin/mcp-warden.js"]
 CMD ["serve", "--config", "/etc/mcp-warden/config.yaml"]

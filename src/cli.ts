@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { loadConfig } from './config/compile.ts';
 import { ConfigError, formatProblem } from './config/errors.ts';
 import { serve } from './serve.ts';
+import { probeHealth } from './observe/health.ts';
 import { addKey, generateKeyFile, listKeys, promoteKey, retireKey } from './identity/keyfile.ts';
 import { checkGatewayKeyFile } from './identity/keys.ts';
 import { serveIssuer } from './issuer/serve.ts';
@@ -14,6 +15,7 @@ import { updatePins } from './policy/pins-update.ts';
 const USAGE = `usage:
   mcp-warden serve --config <file>       run the gateway
   mcp-warden validate --config <file>    check config and policy (exit 0 valid, 1 invalid)
+  mcp-warden health --config <file>      ask /healthz on the config's admin listener (exit 0 healthy)
   mcp-warden rehearse --config <file> [--json] [--strict] [--url <gateway base URL>]
                       [--client-id <id> --client-secret <secret>] [--rotate-cmd <shell command>]
                       [--direct-url <upstream URL>] [--no-outage]
@@ -60,6 +62,8 @@ export async function main(argv: readonly string[]): Promise<number | undefined>
         return reportConfigError(err);
       }
     }
+    case 'health':
+      return healthCommand(rest);
     case 'keys':
       return keysCommand(rest);
     case 'rehearse':
@@ -93,6 +97,18 @@ export async function main(argv: readonly string[]): Promise<number | undefined>
     }
     default:
       return usage();
+  }
+}
+
+async function healthCommand(rest: readonly string[]): Promise<number> {
+  const { values } = parseArgs({ args: [...rest], options: { config: { type: 'string' } }, strict: true });
+  if (values.config === undefined) return usage();
+  try {
+    const { ok, detail } = await probeHealth(values.config);
+    (ok ? process.stdout : process.stderr).write(`${ok ? 'healthy' : 'unhealthy'}: ${detail}\n`);
+    return ok ? 0 : 1;
+  } catch (err) {
+    return reportConfigError(err);
   }
 }
 

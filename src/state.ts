@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Config, IssuerConfig } from './config/compile.ts';
 import { ConfigError } from './config/errors.ts';
 import { IssuerKeys } from './auth/keys.ts';
+import { introspectionReporter, logFetchChange } from './observe/fetch-log.ts';
 import { carryKeys } from './auth/carry.ts';
 import { DpopReplayCache } from './auth/dpop-replay.ts';
 import { createSenderCheck } from './auth/sender.ts';
@@ -70,7 +71,7 @@ export async function buildState(config: Config, previous: State | undefined, sh
     config,
     router: createRouter(config.upstreams),
     wellKnown: createWellKnown(config, gatewayKeys.publicJwks),
-    authenticate: createAuthenticator({ keys: issuerKeys, cache, introspect: createIntrospector(now, (name, result) => metrics.jwksFetch(name, `introspection_${result}`)), now }),
+    authenticate: createAuthenticator({ keys: issuerKeys, cache, introspect: createIntrospector(now, introspectionReporter(shared)), now }),
     checkSender: createSenderCheck(config, { now, replay: dpopReplay, nonceSecret: gatewayKeys.sessionSecrets[0] as Buffer }),
     sessions: createSessionBinder(gatewayKeys.sessionSecrets),
     mintAssertion: createAssertionMinter({ keys: gatewayKeys, issuer: config.publicUrl.origin, ttlSeconds: config.identity.ttlSeconds, now, maxEntries: config.limits.tokenCacheEntries }),
@@ -116,11 +117,9 @@ function newIssuerKeys(issuer: IssuerConfig, shared: Shared, gatewayThumbprints:
     onUnusable: (name) => endIssuerStreams(shared.streams, name),
     gatewayThumbprints,
     onGatewayKey: (name, kids) => logger.error({ event: 'jwks_gateway_key', issuer: name, kids }, "issuer key set publishes the gateway's own signing key; those keys are dropped"),
-    onFetch: (name, result) => {
+    onFetch: (name, result, failure) => {
       metrics.jwksFetch(name, result);
-      // Logged on change only: an outage is one line, not one per retry.
-      if (lastResult !== result) logger[result === 'ok' ? 'info' : 'warn']({ event: 'jwks_fetch', issuer: name, result }, result === 'ok' ? 'signing keys fetched' : 'signing key fetch failed');
-      lastResult = result;
+      lastResult = logFetchChange(logger, lastResult, { event: 'jwks_fetch', issuer: name, result, ...failure }, result === 'ok' ? 'signing keys fetched' : 'signing key fetch failed');
     },
   });
 }

@@ -20,20 +20,24 @@ export async function discoverJwksUri(issuer: IssuerConfig): Promise<string> {
   for (const candidate of candidates) {
     try {
       const { body } = await fetchJson(candidate, issuer.jwks.timeoutMs, issuer.jwks.maxBytes);
-      if (typeof body !== 'object' || body === null) throw new FetchFailed('invalid_json', 'metadata is not an object');
+      const where = { url: candidate };
+      if (typeof body !== 'object' || body === null) throw new FetchFailed('metadata', 'metadata is not an object', where);
       const meta = body as { issuer?: unknown; jwks_uri?: unknown };
-      if (meta.issuer !== issuer.issuer) throw new FetchFailed('invalid_json', 'metadata issuer does not match the configured issuer');
+      if (meta.issuer !== issuer.issuer) {
+        // Both values, so a trailing slash on either side is visible in the one log line.
+        throw new FetchFailed('metadata', `metadata issuer does not match the configured issuer (metadata ${JSON.stringify(String(meta.issuer).slice(0, 200))}, configured ${JSON.stringify(issuer.issuer)})`, where);
+      }
       const jwksUri = typeof meta.jwks_uri === 'string' ? parseUrl(meta.jwks_uri) : undefined;
-      if (jwksUri === undefined) throw new FetchFailed('invalid_json', 'metadata jwks_uri is missing');
+      if (jwksUri === undefined) throw new FetchFailed('metadata', 'metadata jwks_uri is missing', where);
       // The issuer itself is https or loopback (lint), so the same origin is too.
       if (jwksUri.origin !== url.origin || jwksUri.username !== '' || jwksUri.password !== '') {
-        throw new FetchFailed('invalid_json', "metadata jwks_uri is not on the issuer's origin; name jwksUri in the config to use it");
+        throw new FetchFailed('metadata', "metadata jwks_uri is not on the issuer's origin; name jwksUri in the config to use it", where);
       }
       return jwksUri.href;
     } catch (err) {
       last = err;
       // A metadata document with the wrong issuer is an answer, not an outage: do not try the other form.
-      if (err instanceof FetchFailed && err.code === 'invalid_json' && err.message.includes('issuer')) throw err;
+      if (err instanceof FetchFailed && err.code === 'metadata' && err.message.startsWith('metadata issuer')) throw err;
     }
   }
   throw last instanceof Error ? last : new FetchFailed('network', 'discovery failed');

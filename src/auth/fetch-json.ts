@@ -4,11 +4,28 @@ import { Agent, request, type Dispatcher } from 'undici';
 // (SC-076..081, SC-089). undici.request never follows redirects unless told to.
 
 export class FetchFailed extends Error {
-  readonly code: 'timeout' | 'status' | 'content_type' | 'too_large' | 'invalid_json' | 'network';
-  constructor(code: FetchFailed['code'], message: string) {
+  /** `metadata`: discovery metadata that answered but cannot be used (wrong issuer, jwks_uri elsewhere). */
+  readonly code: 'timeout' | 'status' | 'content_type' | 'too_large' | 'invalid_json' | 'network' | 'metadata';
+  /** The URL that failed, without userinfo, query or fragment (they may hold credentials). */
+  readonly url: string | undefined;
+  /** The HTTP status, when the server answered with one other than 200. */
+  readonly status: number | undefined;
+  constructor(code: FetchFailed['code'], message: string, where: { readonly url?: string; readonly status?: number } = {}) {
     super(message);
     this.name = 'FetchFailed';
     this.code = code;
+    this.url = where.url === undefined ? undefined : loggableUrl(where.url);
+    this.status = where.status;
+  }
+}
+
+/** origin + path only: what an operator needs to find the endpoint, never a credential in the URL. */
+export function loggableUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    return u.origin + u.pathname;
+  } catch {
+    return '(invalid URL)';
   }
 }
 
@@ -33,6 +50,16 @@ export interface PostForm {
 }
 
 export async function fetchJson(url: string, timeoutMs: number, maxBytes: number, post?: PostForm): Promise<FetchedJson> {
+  try {
+    return await fetchOnce(url, timeoutMs, maxBytes, post);
+  } catch (err) {
+    // Every failure names its URL, so a log line says where, not only what (issue 24 §1).
+    const f = err instanceof FetchFailed ? err : new FetchFailed('network', networkMessage(err));
+    throw new FetchFailed(f.code, f.message, { url, ...(f.status === undefined ? {} : { status: f.status }) });
+  }
+}
+
+async function fetchOnce(url: string, timeoutMs: number, maxBytes: number, post?: PostForm): Promise<FetchedJson> {
   const signal = AbortSignal.timeout(timeoutMs);
   let res: Dispatcher.ResponseData;
   try {
@@ -53,7 +80,7 @@ export async function fetchJson(url: string, timeoutMs: number, maxBytes: number
   // The body may still be open when we give up on it; a late abort must not surface as an unhandled error.
   res.body.on('error', () => undefined);
   try {
-    if (res.statusCode !== 200) throw new FetchFailed('status', `status ${res.statusCode}`);
+    if (res.statusCode !== 200) throw new FetchFailed('status', `status ${res.statusCode}`, { status: res.statusCode });
     const type = String(res.headers['content-type'] ?? '');
     if (!JSON_TYPE.test(type)) throw new FetchFailed('content_type', 'not a JSON content type');
     const declared = Number(res.headers['content-length'] ?? NaN);

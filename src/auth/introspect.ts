@@ -1,6 +1,6 @@
 import type { IssuerConfig, UpstreamConfig } from '../config/compile.ts';
 import { deny, type Denial } from '../reasons.ts';
-import { FetchFailed, fetchJson } from './fetch-json.ts';
+import { FetchFailed, fetchJson, loggableUrl } from './fetch-json.ts';
 import { principalFrom, type Principal } from './principal.ts';
 import { timeClaimsProblem } from './time-claims.ts';
 import { evictOldest } from '../lib/evict.ts';
@@ -21,7 +21,14 @@ interface Cached {
  * Handling"). Answers are cached by token hash for at most cacheTtlSeconds and never past `exp` (§4).
  * Any failure to get an answer refuses the request (503): never accept on error.
  */
-export function createIntrospector(now: () => number, onResult?: (issuer: string, result: string) => void): Introspector {
+/** A failed introspection in the operator's terms (logged by the caller on change). */
+export interface IntrospectionFailure {
+  readonly error: string;
+  readonly url?: string;
+  readonly status?: number;
+}
+
+export function createIntrospector(now: () => number, onResult?: (issuer: string, result: string, failure?: IntrospectionFailure) => void): Introspector {
   const cache = new Map<string, Cached>();
   return async function introspect(token, tokenHash, issuer, upstream) {
     const cfg = issuer.introspection;
@@ -40,10 +47,13 @@ export function createIntrospector(now: () => number, onResult?: (issuer: string
         }));
         onResult?.(issuer.name, 'ok');
       } catch (err) {
-        onResult?.(issuer.name, err instanceof FetchFailed ? err.code : 'network');
+        onResult?.(issuer.name, err instanceof FetchFailed ? err.code : 'network', failureOf(err, cfg.endpoint));
         return deny('introspection_unavailable');
       }
-      if (typeof body !== 'object' || body === null || Array.isArray(body)) return deny('introspection_unavailable');
+      if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+        onResult?.(issuer.name, 'invalid_shape', { error: 'the answer is not a JSON object', url: loggableUrl(cfg.endpoint) });
+        return deny('introspection_unavailable');
+      }
       nowMs = now();
       const exp = (body as { exp?: unknown }).exp;
       const ttlEnd = nowMs + cfg.cacheTtlSeconds * 1000;
@@ -71,4 +81,9 @@ function check(r: Record<string, unknown>, issuer: IssuerConfig, upstream: Upstr
   // §2.2: `username` names the resource owner when the answer has no `sub`.
   const claims = r['sub'] === undefined && r['username'] !== undefined ? { ...r, sub: r['username'] } : r;
   return principalFrom(claims, issuer, tokenHash) ?? deny('claims_invalid');
+}
+
+function failureOf(err: unknown, endpoint: string): IntrospectionFailure {
+  if (!(err instanceof FetchFailed)) return { error: 'introspection failed', url: loggableUrl(endpoint) };
+  return { error: err.message, url: err.url ?? loggableUrl(endpoint), ...(err.status === undefined ? {} : { status: err.status }) };
 }

@@ -26,11 +26,42 @@ export function usableKeys(body: unknown, allowed: readonly string[] | undefined
     if (typeof k.kty !== 'string' || !KEY_TYPES.has(k.kty)) continue; // oct and unknown types: never
     if (k.d !== undefined) continue; // a private key published by mistake is not trusted either
     if (k.use !== undefined && k.use !== 'sig') continue;
-    if (k.alg !== undefined && !algorithms.has(k.alg)) continue;
+    // A key without `alg` still verifies only the algorithms of its type (RFC 7518 §3.1): an ES256-only
+    // set is no key at all for an RS256 allow-list (issue 24: ready with 0 usable keys before).
+    if (!keyAlgorithms(k).some((alg) => algorithms.has(alg))) continue;
     if (k.key_ops !== undefined && !(Array.isArray(k.key_ops) && k.key_ops.includes('verify'))) continue;
     out.push(k);
   }
   return out;
+}
+
+/** The JWS algorithms a key may verify: its `alg`, else those its type and curve allow. */
+export function keyAlgorithms(k: JWK): readonly string[] {
+  if (k.alg !== undefined) return fitsType(k, k.alg) ? [k.alg] : [];
+  if (k.kty === 'RSA') return ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512'];
+  if (k.kty === 'EC') return EC_ALG[String(k.crv)] === undefined ? [] : [EC_ALG[String(k.crv)] as string];
+  if (k.kty === 'OKP' && (k.crv === 'Ed25519' || k.crv === 'Ed448')) return k.crv === 'Ed25519' ? ['EdDSA', 'Ed25519'] : ['EdDSA'];
+  return [];
+}
+
+const EC_ALG: Readonly<Record<string, string>> = { 'P-256': 'ES256', 'P-384': 'ES384', 'P-521': 'ES512' };
+
+function fitsType(k: JWK, alg: string): boolean {
+  if (/^(?:RS|PS)(?:256|384|512)$/.test(alg)) return k.kty === 'RSA';
+  if (/^ES(?:256|384|512)$/.test(alg)) return k.kty === 'EC' && EC_ALG[String(k.crv)] === alg;
+  if (alg === 'EdDSA' || alg === 'Ed25519') return k.kty === 'OKP';
+  return false;
+}
+
+/** Why a set gave no usable key, in the operator's terms: what is allowed against what is published. */
+export function noUsableKeyMessage(body: unknown, allowed: readonly string[] | undefined): string {
+  const keys = (body as { keys?: unknown }).keys as unknown[];
+  const published = new Set<string>();
+  for (const key of keys) {
+    if (typeof key === 'object' && key !== null) for (const alg of keyAlgorithms(key as JWK)) published.add(alg);
+  }
+  const list = published.size === 0 ? 'none' : [...published].slice(0, 12).join(', ');
+  return `no usable signing key for the allowed algorithms ${(allowed ?? []).join(', ')} (the set has ${keys.length} key(s), for: ${list})`;
 }
 
 /** Honour the server's max-age within [min(configured, 60 s), configured]. */

@@ -1,10 +1,10 @@
 import { createLocalJWKSet, errors as joseErrors, type CryptoKey, type JSONWebKeySet, type JWK, type JWSHeaderParameters, type FlattenedJWSInput } from 'jose';
 import type { IssuerConfig } from '../config/compile.ts';
 import { discoverJwksUri } from './discovery.ts';
-import { FetchFailed, fetchJson } from './fetch-json.ts';
+import { FetchFailed, fetchJson, loggableUrl } from './fetch-json.ts';
 import { GatewayKeyPublished, gatewayKeysIn } from './gateway-key.ts';
 import { evictOldest } from '../lib/evict.ts';
-import { effectiveMaxAge, UnusableSet, usableKeys } from './jwks-set.ts';
+import { effectiveMaxAge, noUsableKeyMessage, UnusableSet, usableKeys } from './jwks-set.ts';
 
 /** No usable key set (cold start failed, or the stale window ran out): fail closed with 503. */
 export class KeysUnavailable extends Error {
@@ -28,13 +28,23 @@ export interface KeysStatus {
   /** Seconds past the fresh lifetime while serving the last good set; 0 when fresh. */
   readonly staleSeconds: number;
   readonly lastError: string | undefined;
+  /** Only while not usable: why, for /readyz (issue 24 §1). */
+  readonly reason?: FetchFailure | { readonly result: 'not_fetched'; readonly error: string };
 }
 
 export type FetchResult = 'ok' | FetchFailed['code'] | 'invalid_shape' | 'no_usable_key';
 
+/** One failed fetch in the operator's terms: the result label, the precise cause, where, and the status. */
+export interface FetchFailure {
+  readonly result: Exclude<FetchResult, 'ok'>;
+  readonly error: string;
+  readonly url?: string;
+  readonly status?: number;
+}
+
 export interface KeysDeps {
   readonly now: () => number;
-  readonly onFetch?: (issuer: string, result: FetchResult) => void;
+  readonly onFetch?: (issuer: string, result: FetchResult, failure: FetchFailure | undefined) => void;
   readonly onKeysRemoved?: (issuer: string, kids: ReadonlySet<string>) => void;
   /** The keys went from usable to unusable (the stale window ran out): the issuer fails closed. */
   readonly onUnusable?: (issuer: string) => void;
@@ -89,6 +99,7 @@ export class IssuerKeys {
   /** `alg kid` → when a forced refetch found no such key (the per-kid negative cache). */
   readonly #refused = new Map<string, number>();
   #lastError: string | undefined;
+  #lastFailure: FetchFailure | undefined;
   #inflight: Promise<void> | undefined;
   #jwksUri: string | undefined;
   #timer: NodeJS.Timeout | undefined;
@@ -150,12 +161,14 @@ export class IssuerKeys {
 
   status(): KeysStatus {
     const now = this.#deps.now();
+    const usable = this.#usable(now);
     return {
       issuer: this.#config.name,
-      usable: this.#usable(now),
+      usable,
       keys: this.#kids.size,
       staleSeconds: this.#resolver === undefined ? 0 : Math.max(0, (now - this.#expiresAt) / 1000),
       lastError: this.#lastError,
+      ...(usable ? {} : { reason: this.#lastFailure ?? { result: 'not_fetched', error: 'no key set fetched yet' } }),
     };
   }
 
@@ -277,6 +290,7 @@ export class IssuerKeys {
     const cfg = this.#config.jwks;
     this.#lastAttemptAt = this.#deps.now();
     let result: FetchResult = 'ok';
+    let failure: FetchFailure | undefined;
     try {
       this.#jwksUri ??= await discoverJwksUri(this.#config);
       const fetched = await fetchJson(this.#jwksUri, cfg.timeoutMs, cfg.maxBytes);
@@ -289,6 +303,7 @@ export class IssuerKeys {
       this.#lastAttemptFailed = false;
       this.#failures = 0;
       this.#lastError = undefined;
+      this.#lastFailure = undefined;
       if (removed.size > 0) this.#deps.onKeysRemoved?.(this.#config.name, removed);
     } catch (err) {
       if (err instanceof UnusableSet) result = err.result;
@@ -296,10 +311,12 @@ export class IssuerKeys {
       this.#lastAttemptFailed = true;
       this.#nextAttemptAt = this.#lastAttemptAt + this.#backoff(++this.#failures);
       this.#lastError = err instanceof Error ? err.message : 'fetch failed';
+      failure = describeFailure(result as FetchFailure['result'], err, this.#jwksUri);
+      this.#lastFailure = failure;
       // Discovery is retried on the next attempt: the metadata may have been what failed.
       if (this.#config.jwksUri === undefined && this.#resolver === undefined) this.#jwksUri = undefined;
     } finally {
-      this.#deps.onFetch?.(this.#config.name, result);
+      this.#deps.onFetch?.(this.#config.name, result, failure);
     }
   }
 
@@ -313,7 +330,7 @@ export class IssuerKeys {
     const keys = listed.filter((k) => !own.dropped.has(k));
     // A 200 that leaves no key to verify with is an outage, not a rotation to nothing (issue 17 §2):
     // the last good keys keep serving within the stale window.
-    if (keys.length === 0) throw new UnusableSet('no_usable_key', 'no usable signing key');
+    if (keys.length === 0) throw new UnusableSet('no_usable_key', noUsableKeyMessage(body, this.#config.algorithms));
     return keys;
   }
 
@@ -350,6 +367,7 @@ export class IssuerKeys {
     this.#nextAttemptAt = from.#nextAttemptAt;
     this.#lastForcedAt = from.#lastForcedAt;
     this.#lastError = from.#lastError;
+    this.#lastFailure = from.#lastFailure;
     for (const [name, at] of from.#refused) this.#refused.set(name, at);
   }
 
@@ -359,4 +377,14 @@ export class IssuerKeys {
     const d = Math.min(cap, RETRY_BASE_MS * 2 ** Math.min(failures - 1, 20));
     return Math.round(d / 2 + (d / 2) * (this.#deps.random ?? Math.random)());
   }
+}
+
+/** The failure's URL is the one that failed (a metadata document, or the key set), never a credential. */
+function describeFailure(result: FetchFailure['result'], err: unknown, jwksUri: string | undefined): FetchFailure {
+  const error = err instanceof Error ? err.message : 'fetch failed';
+  if (err instanceof FetchFailed) {
+    return { result, error, ...(err.url === undefined ? {} : { url: err.url }), ...(err.status === undefined ? {} : { status: err.status }) };
+  }
+  // A fetched set with no usable key: the set's own URL.
+  return { result, error, ...(jwksUri === undefined ? {} : { url: loggableUrl(jwksUri) }) };
 }

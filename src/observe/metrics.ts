@@ -9,6 +9,8 @@ const KNOWN_RPC = new Set([
   'notifications/roots/list_changed', 'response',
 ]);
 
+const GAUGES_NAMED_LIKE_COUNTERS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
+
 export interface Metrics {
   readonly registry: Registry;
   observe(record: RequestRecord, gatewaySeconds: number | undefined, upstreamSeconds: number | undefined): void;
@@ -32,6 +34,10 @@ export interface MetricSources {
 export function createMetrics(sources: MetricSources): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'mcp_warden_' });
+  // prom-client names three gauges `*_total`, which Prometheus reserves for counters (`promtool check
+  // metrics` fails, issue 24 §3). It has no option to rename them; the per-type gauges they sum stay
+  // (`sum(mcp_warden_nodejs_active_handles)` is the same number).
+  for (const name of GAUGES_NAMED_LIKE_COUNTERS) registry.removeSingleMetric(`mcp_warden_${name}`);
   const requests = new Counter({ name: 'mcp_warden_requests_total', help: 'Requests by upstream, method, outcome and reason', labelNames: ['upstream', 'method', 'outcome', 'reason'], registers: [registry] });
   const duration = new Histogram({
     name: 'mcp_warden_request_duration_seconds',

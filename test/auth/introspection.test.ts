@@ -158,6 +158,22 @@ describe('RFC 7662 introspection for opaque tokens', () => {
     expect(upstream.bytes).toBe(0);
   });
 
+  it('logs an introspection outage once, with the issuer, endpoint URL and status, then its recovery once (issue 24 §1)', async () => {
+    answers.set('opaque-down-2', 'down');
+    answers.set('opaque-back', active());
+    const events = (): Array<Record<string, unknown>> => gw.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l['event'] === 'introspection');
+    const before = events().length;
+    expect((await call('opaque-down-2')).status).toBe(503);
+    expect((await call('opaque-down-2')).status).toBe(503);
+    expect((await call('opaque-back')).status).toBe(200);
+    const seen = events().slice(before);
+    expect(seen.filter((l) => l['result'] === 'status')).toHaveLength(before === 0 ? 1 : 0);
+    expect(seen.at(-1)).toMatchObject({ issuer: 'idp', result: 'ok' });
+    const failure = events().find((l) => l['result'] === 'status');
+    expect(failure).toMatchObject({ issuer: 'idp', result: 'status', status: 500, url: endpoint, error: 'status 500' });
+    expect(JSON.stringify(events())).not.toContain('s3cret');
+  });
+
   it('caches an answer for at most cacheTtlSeconds, and never past the token exp', async () => {
     answers.set('opaque-cached', active());
     calls.length = 0;

@@ -286,7 +286,7 @@ describe('IssuerKeys: fetch failures (staleIfErrorSeconds, then fail closed)', (
     h.idp.fault = { kind: 'body', body: '<html>', contentType: 'text/html' };
     await h.keys.refresh();
     expect(h.fetches).toEqual(['content_type']);
-    expect(h.keys.status()).toEqual({ issuer: 'idp', usable: false, keys: 0, staleSeconds: 0, lastError: 'not a JSON content type' });
+    expect(h.keys.status()).toEqual({ issuer: 'idp', usable: false, keys: 0, staleSeconds: 0, lastError: 'not a JSON content type', reason: { result: 'content_type', error: 'not a JSON content type', url: h.idp.jwksUri } });
     await expect(h.resolve('k1')).rejects.toThrow(KeysUnavailable);
     expect(h.idp.jwksRequests).toBe(1);
 

@@ -220,6 +220,8 @@ describe('Helm chart: templates', () => {
       'configmap.yaml': 'v1 ConfigMap',
       'deployment.yaml': 'apps/v1 Deployment',
       'hpa.yaml': 'autoscaling/v2 HorizontalPodAutoscaler',
+      'httproute.yaml': 'gateway.networking.k8s.io/v1 HTTPRoute',
+      'ingress.yaml': 'networking.k8s.io/v1 Ingress',
       'networkpolicy.yaml': 'networking.k8s.io/v1 NetworkPolicy',
       'pdb.yaml': 'policy/v1 PodDisruptionBudget',
       'secret.yaml': 'v1 Secret',
@@ -230,7 +232,7 @@ describe('Helm chart: templates', () => {
 
   it('sidecar mode renders only the ConfigMap and the Secret; optional resources hang on their value', () => {
     const gate = (name: string): string => template(name).split('\n')[0] ?? '';
-    for (const name of ['deployment.yaml', 'service.yaml', 'hpa.yaml', 'pdb.yaml', 'servicemonitor.yaml', 'networkpolicy.yaml']) {
+    for (const name of ['deployment.yaml', 'service.yaml', 'hpa.yaml', 'pdb.yaml', 'servicemonitor.yaml', 'networkpolicy.yaml', 'ingress.yaml', 'httproute.yaml']) {
       expect(gate(name), name).toMatch(/^\{\{- if .*eq \.Values\.mode "edge"/);
     }
     for (const name of ['configmap.yaml', 'secret.yaml']) expect(template(name), name).not.toContain('.Values.mode "edge"');
@@ -238,6 +240,8 @@ describe('Helm chart: templates', () => {
     expect(gate('pdb.yaml')).toContain('.Values.podDisruptionBudget.enabled');
     expect(gate('servicemonitor.yaml')).toContain('.Values.serviceMonitor.enabled');
     expect(gate('networkpolicy.yaml')).toContain('.Values.networkPolicy.enabled');
+    expect(gate('ingress.yaml')).toContain('.Values.ingress.enabled');
+    expect(gate('httproute.yaml')).toContain('.Values.httpRoute.enabled');
     expect(gate('secret.yaml')).toBe('{{- if not .Values.signingKey.existingSecret }}');
     // A fixed replica count would fight the HPA.
     expect(template('deployment.yaml')).toMatch(/\{\{- if not \.Values\.autoscaling\.enabled \}\}\n\s+replicas: \{\{ \.Values\.replicaCount \}\}\n\s+\{\{- end \}\}/);
@@ -383,6 +387,44 @@ describe('Helm chart: Service, HPA, ServiceMonitor, NetworkPolicy', () => {
     expect(raw).toContain('kubernetes.io/metadata.name: {{ .Values.networkPolicy.monitoringNamespace }}');
     expect(list(at(policy, 'spec', 'egress', 0, 'ports')).map((p) => at(p, 'port'))).toEqual([53, 53]);
     expect(raw).toMatch(/\{\{- with \.Values\.networkPolicy\.egress \}\}[\s\S]*\{\{- toYaml \. \| nindent 4 \}\}/);
+  });
+});
+
+describe('Helm chart: Ingress and Gateway API HTTPRoute (issue 24 §6)', () => {
+  const uncommented = (text: string): string => text.split('\n').filter((l) => !l.trim().startsWith('#')).join('\n');
+  it('both are off by default, and rendering fails when enabled without hosts or parentRefs', () => {
+    expect(at(values, 'ingress', 'enabled')).toBe(false);
+    expect(at(values, 'httpRoute', 'enabled')).toBe(false);
+    expect(template('ingress.yaml')).toMatch(/^\{\{- if and \(eq \.Values\.mode "edge"\) \.Values\.ingress\.enabled \}\}\n\{\{- if not \.Values\.ingress\.hosts \}\}\n\{\{- fail "ingress\.enabled needs ingress\.hosts/);
+    expect(template('httproute.yaml')).toMatch(/^\{\{- if and \(eq \.Values\.mode "edge"\) \.Values\.httpRoute\.enabled \}\}\n\{\{- if not \.Values\.httpRoute\.parentRefs \}\}\n\{\{- fail "httpRoute\.enabled needs httpRoute\.parentRefs/);
+  });
+
+  it('the Ingress sends every path of each host to the Service port named http, never admin', () => {
+    const ingress = skeletonOf('ingress.yaml');
+    const rules = list(at(ingress, 'spec', 'rules'));
+    expect(rules).toHaveLength(1); // the one rule inside range, once per host
+    expect(at(rules[0], 'host')).toBe('x');
+    expect(list(at(rules[0], 'http', 'paths'))).toEqual([{ path: '/', pathType: 'Prefix', backend: { service: { name: 'x', port: { name: 'http' } } } }]);
+    const raw = template('ingress.yaml');
+    expect(raw).toMatch(/\{\{- range \.Values\.ingress\.hosts \}\}\n\s+- host: \{\{ \. \| quote \}\}/);
+    expect(raw).toContain('name: {{ include "mcp-warden.fullname" $ }}'); // $ inside range: the release, not the host
+    expect(raw).toMatch(/\{\{- with \.Values\.ingress\.className \}\}\n\s+ingressClassName: \{\{ \. \}\}/);
+    expect(raw).toMatch(/\{\{- with \.Values\.ingress\.tls \}\}\n\s+tls:\n\s+\{\{- toYaml \. \| nindent 4 \}\}/);
+    expect(uncommented(raw)).not.toContain('admin');
+  });
+
+  it('the HTTPRoute attaches to the listed parents and sends every path to the Service traffic port (service.port)', () => {
+    const route = skeletonOf('httproute.yaml');
+    const rules = list(at(route, 'spec', 'rules'));
+    expect(rules).toHaveLength(1);
+    expect(at(rules[0], 'matches')).toEqual([{ path: { type: 'PathPrefix', value: '/' } }]);
+    expect(at(rules[0], 'backendRefs')).toEqual([{ name: 'x', port: 'x' }]);
+    const raw = template('httproute.yaml');
+    expect(raw).toMatch(/- name: \{\{ include "mcp-warden\.fullname" \. \}\}\n\s+port: \{\{ \.Values\.service\.port \}\}/);
+    expect(raw).toMatch(/parentRefs:\n\s+\{\{- toYaml \.Values\.httpRoute\.parentRefs \| nindent 4 \}\}/);
+    expect(raw).toMatch(/\{\{- with \.Values\.httpRoute\.hostnames \}\}\n\s+hostnames:\n\s+\{\{- toYaml \. \| nindent 4 \}\}/);
+    expect(raw).toMatch(/\{\{- with \.Values\.httpRoute\.timeouts \}\}\n\s+timeouts:\n\s+\{\{- toYaml \. \| nindent 8 \}\}/);
+    expect(uncommented(raw)).not.toContain('admin');
   });
 });
 
