@@ -39,29 +39,10 @@ const USAGE = `usage:
 export async function main(argv: readonly string[]): Promise<number | undefined> {
   const [command, ...rest] = argv;
   switch (command) {
-    case 'serve': {
-      const { values } = parseArgs({ args: rest, options: { config: { type: 'string' } }, strict: true });
-      if (values.config === undefined) return usage();
-      try {
-        await serve(values.config);
-      } catch (err) {
-        return reportConfigError(err);
-      }
-      return undefined;
-    }
-    case 'validate': {
-      const { values } = parseArgs({ args: rest, options: { config: { type: 'string' } }, strict: true });
-      if (values.config === undefined) return usage();
-      try {
-        const config = loadConfig(values.config);
-        await checkGatewayKeyFile(config.identity.signingKeyFile, config.file, config.identity.signingKeyFileLine);
-        for (const w of config.warnings) process.stderr.write(`warning: ${formatProblem(w)}\n`);
-        process.stdout.write(`${values.config}: valid (${config.upstreams.length} upstream(s), ${config.issuers.length} issuer(s))\n`);
-        return 0;
-      } catch (err) {
-        return reportConfigError(err);
-      }
-    }
+    case 'serve':
+      return serveCommand(rest);
+    case 'validate':
+      return validateCommand(rest);
     case 'health':
       return healthCommand(rest);
     case 'keys':
@@ -70,33 +51,64 @@ export async function main(argv: readonly string[]): Promise<number | undefined>
       return rehearseCommand(rest);
     case 'policy':
       return policyCommand(rest);
-    case 'pins': {
-      const [sub, ...args] = rest;
-      const { values } = parseArgs({ args, options: { config: { type: 'string' }, upstream: { type: 'string' } }, strict: true });
-      if (sub !== 'update' || values.config === undefined) return usage();
-      try {
-        process.stdout.write(updatePins(loadConfig(values.config), values.upstream));
-        return 0;
-      } catch (err) {
-        return reportConfigError(err);
-      }
-    }
-    case 'issuer': {
-      const { values } = parseArgs({ args: rest, options: { config: { type: 'string' } }, strict: true });
-      if (values.config === undefined) return usage();
-      try {
-        const served = await serveIssuer(values.config, (line) => process.stderr.write(`${line}\n`));
-        process.stdout.write(`mcp-warden issuer listening: ${served.issuer.url} (jwks ${served.issuer.jwksUri})\n`);
-        const stop = (): void => void served.stop().then(() => process.exit(0));
-        process.once('SIGTERM', stop);
-        process.once('SIGINT', stop);
-        return undefined;
-      } catch (err) {
-        return reportConfigError(err);
-      }
-    }
+    case 'pins':
+      return pinsCommand(rest);
+    case 'issuer':
+      return issuerCommand(rest);
     default:
       return usage();
+  }
+}
+
+async function serveCommand(rest: readonly string[]): Promise<number | undefined> {
+  const { values } = parseArgs({ args: [...rest], options: { config: { type: 'string' } }, strict: true });
+  if (values.config === undefined) return usage();
+  try {
+    await serve(values.config);
+  } catch (err) {
+    return reportConfigError(err);
+  }
+  return undefined;
+}
+
+async function validateCommand(rest: readonly string[]): Promise<number> {
+  const { values } = parseArgs({ args: [...rest], options: { config: { type: 'string' } }, strict: true });
+  if (values.config === undefined) return usage();
+  try {
+    const config = loadConfig(values.config);
+    await checkGatewayKeyFile(config.identity.signingKeyFile, config.file, config.identity.signingKeyFileLine);
+    for (const w of config.warnings) process.stderr.write(`warning: ${formatProblem(w)}\n`);
+    process.stdout.write(`${values.config}: valid (${config.upstreams.length} upstream(s), ${config.issuers.length} issuer(s))\n`);
+    return 0;
+  } catch (err) {
+    return reportConfigError(err);
+  }
+}
+
+function pinsCommand(rest: readonly string[]): number {
+  const [sub, ...args] = rest;
+  const { values } = parseArgs({ args, options: { config: { type: 'string' }, upstream: { type: 'string' } }, strict: true });
+  if (sub !== 'update' || values.config === undefined) return usage();
+  try {
+    process.stdout.write(updatePins(loadConfig(values.config), values.upstream));
+    return 0;
+  } catch (err) {
+    return reportConfigError(err);
+  }
+}
+
+async function issuerCommand(rest: readonly string[]): Promise<number | undefined> {
+  const { values } = parseArgs({ args: [...rest], options: { config: { type: 'string' } }, strict: true });
+  if (values.config === undefined) return usage();
+  try {
+    const served = await serveIssuer(values.config, (line) => process.stderr.write(`${line}\n`));
+    process.stdout.write(`mcp-warden issuer listening: ${served.issuer.url} (jwks ${served.issuer.jwksUri})\n`);
+    const stop = (): void => void served.stop().then(() => process.exit(0));
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+    return undefined;
+  } catch (err) {
+    return reportConfigError(err);
   }
 }
 
