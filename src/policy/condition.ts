@@ -21,11 +21,16 @@ const PLANNED = new Set(['_&&_', '_||_', '_?_:_', '_[_]', '@not_strictly_false']
  * one's body, so one evaluation walks each collection of its input at most a bounded number of times.
  */
 export const CONDITION_LIMITS = Object.freeze({ maxSourceChars: 2048, maxNodes: 200, maxDepth: 32, maxComprehensions: 4 });
+// Functions whose result is a list built from a string: their output counts as input to iterate.
+const LIST_BUILDERS = new Set(['split']);
+/** estimateCost's answer for input the evaluator would read as a protobuf message. */
+const MESSAGE_SHAPED = -1;
+
 /** The runtime bound, checked before evaluating (see estimateCost). */
 export const CONDITION_BUDGET = 10_000_000;
 
 /** Why a condition could not be decided: a category, never a value from the call (SC: no argument values in logs). */
-export type ConditionFault = 'cost_limit' | 'no_such_field' | 'no_such_overload' | 'not_bool' | 'conversion' | 'arithmetic' | 'evaluation';
+export type ConditionFault = 'cost_limit' | 'message_shape' | 'no_such_field' | 'no_such_overload' | 'not_bool' | 'conversion' | 'arithmetic' | 'evaluation';
 
 export interface Condition {
   /** Stable id for audit lines: a digest of the expression text, "cel:" + 12 hex. */
@@ -42,6 +47,8 @@ interface Shape {
   depth: number;
   comprehensions: number;
   readsArgs: boolean;
+  /** It calls a function that builds a list from a string (split): its elements count as input. */
+  buildsLists: boolean;
   problem: string | undefined;
 }
 
@@ -54,7 +61,7 @@ export function compileCondition(source: string): Condition | string {
   } catch (err) {
     return `CEL syntax error: ${(err as Error).message.replace(/^<input>:/, 'at ')}`;
   }
-  const shape: Shape = { nodes: 0, depth: 0, comprehensions: 0, readsArgs: false, problem: undefined };
+  const shape: Shape = { nodes: 0, depth: 0, comprehensions: 0, readsArgs: false, buildsLists: false, problem: undefined };
   walk(parsed.expr, new Set(), 1, false, shape);
   if (shape.problem !== undefined) return shape.problem;
   const root = parsed.expr.exprKind;
@@ -66,13 +73,15 @@ export function compileCondition(source: string): Condition | string {
   } catch (err) {
     return `CEL: ${(err as Error).message}`;
   }
-  const { nodes, comprehensions } = shape;
+  const { nodes, comprehensions, buildsLists } = shape;
   return Object.freeze({
     id: `cel:${createHash('sha256').update(source).digest('hex').slice(0, 12)}`,
     source,
     readsArgs: shape.readsArgs,
     evaluate: (bindings: Bindings) => {
-      if (estimateCost(nodes, comprehensions > 0, bindings) > CONDITION_BUDGET) return { fault: 'cost_limit' as const, column: undefined };
+      const cost = estimateCost(nodes, comprehensions > 0, buildsLists, bindings);
+      if (cost === MESSAGE_SHAPED) return { fault: 'message_shape' as const, column: undefined };
+      if (cost > CONDITION_BUDGET) return { fault: 'cost_limit' as const, column: undefined };
       let result: unknown;
       try {
         result = run(bindings as never);
@@ -105,6 +114,7 @@ function walk(e: Ast | undefined, scope: ReadonlySet<string>, depth: number, inB
       return walk(k.value.operand, scope, next, inBody, s);
     case 'callExpr': {
       if (!PLANNED.has(k.value.function) && ENV.funcs.find(k.value.function) === undefined) return void (s.problem = `unknown function '${k.value.function}'`);
+      if (LIST_BUILDERS.has(k.value.function)) s.buildsLists = true;
       // A caller-supplied pattern would cost |pattern| × |input|: patterns are policy, written in it.
       const pattern = k.value.target === undefined ? k.value.args[1] : k.value.args[0];
       if (k.value.function === 'matches' && !(pattern?.exprKind.case === 'constExpr' && pattern.exprKind.value.constantKind.case === 'stringValue')) {
@@ -146,15 +156,21 @@ function walk(e: Ast | undefined, scope: ReadonlySet<string>, depth: number, inB
  * (1 + elements) when it iterates. Walked iteratively and stopped once past the budget, so a deep or
  * huge argument costs the walk no more than the budget.
  */
-function estimateCost(nodes: number, iterates: boolean, bindings: Bindings): number {
+function estimateCost(nodes: number, iterates: boolean, buildsLists: boolean, bindings: Bindings): number {
   let elements = 0;
   let longest = Math.max(bindings.tool.length, bindings.method.length, bindings.upstream.length);
   const stack: unknown[] = [bindings.args, bindings.claims];
   let cost = 0;
   while (stack.length > 0) {
     const v = stack.pop();
-    if (typeof v === 'string') longest = Math.max(longest, v.length);
-    else if (typeof v === 'object' && v !== null) {
+    if (typeof v === 'string') {
+      longest = Math.max(longest, v.length);
+      // split() may turn one string into a list of as many elements as it has characters.
+      if (buildsLists) elements += v.length;
+    } else if (typeof v === 'object' && v !== null) {
+      // @bufbuild/cel reads any object with a string $typeName as a protobuf message (a Struct, a
+      // wrapper), not as the JSON the upstream will read: such input is never judged.
+      if (!Array.isArray(v) && Object.hasOwn(v, '$typeName')) return MESSAGE_SHAPED;
       const items = Array.isArray(v) ? v : Object.entries(v).flat();
       elements += items.length;
       for (const item of items) stack.push(item);

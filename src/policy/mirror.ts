@@ -24,8 +24,12 @@ export function mirrorFault(req: IncomingMessage, version: string, messages: rea
   const method = rawHeader(req, 'mcp-method');
   const name = rawHeader(req, 'mcp-name');
   const stateless = eraOf(version) === 'stateless';
-  if (!stateless && method.count === 0 && name.count === 0) return false;
   const only = messages.length === 1 && !batch ? messages[0] : undefined;
+  if (!stateless && method.count === 0 && name.count === 0) {
+    // No mirror headers on an older-era request, unless Mcp-Param-* ones: those must mirror a single call.
+    if (!hasParamHeaders(req)) return false;
+    return only?.method !== 'tools/call' || upstream === undefined || paramFault(req, upstream, only);
+  }
   if (only === undefined || method.count > 1 || name.count > 1) return true;
   const named = NAMED.has(only.method);
   if (stateless && only.kind === 'request' && (method.count === 0 || (named && name.count === 0))) return true;
@@ -35,7 +39,8 @@ export function mirrorFault(req: IncomingMessage, version: string, messages: rea
     const body = only.method === 'resources/read' ? only.uri : only.name;
     if (!named || decodeHeaderValue(name.value as string) !== body) return true;
   }
-  return stateless && only.method === 'tools/call' && upstream !== undefined && paramFault(req, upstream, only);
+  // Mcp-Param-* headers are checked whenever they are sent, in either era: they are forwarded in both.
+  return only.method === 'tools/call' && upstream !== undefined && paramFault(req, upstream, only);
 }
 
 /** "Server Behavior for Custom Headers": every annotated parameter the call carries is mirrored exactly. */
@@ -57,6 +62,12 @@ function paramFault(req: IncomingMessage, upstream: UpstreamConfig, call: RpcMes
   return false;
 }
 
+function hasParamHeaders(req: IncomingMessage): boolean {
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) if ((raw[i] as string).length > 10 && (raw[i] as string).toLowerCase().startsWith('mcp-param-')) return true;
+  return false;
+}
+
 function valueAt(args: unknown, path: readonly string[]): unknown {
   let at = args;
   for (const key of path) {
@@ -70,6 +81,7 @@ function valueAt(args: unknown, path: readonly string[]): unknown {
 function mirrors(header: string, value: unknown): boolean {
   if (typeof value === 'string') return header === value;
   if (typeof value === 'boolean') return header === String(value);
-  if (typeof value === 'number') return /^-?[0-9]+(\.[0-9]+)?$/.test(header) && Number(header) === value;
+  // Beyond 2^53 two different integers parse to one double: such a value cannot be shown to mirror.
+  if (typeof value === 'number') return Number.isSafeInteger(value) ? /^-?[0-9]+(\.0+)?$/.test(header) && Number(header) === value : /^-?[0-9]+\.[0-9]+$/.test(header) && Number(header) === value && Math.abs(value) < 2 ** 53;
   return false; // only primitives can be mirrored
 }

@@ -163,13 +163,19 @@ export function pinStatus(config: Config): readonly { upstream: string; onChange
   });
 }
 
-/** SHA-256 of the canonical JSON of what a tool is: name, description, schemas, annotations. */
+/**
+ * SHA-256 of the canonical JSON of what a tool is: name, description, schemas, annotations, how it
+ * executes (execution: task support) and its _meta (extensions such as a UI resource the client renders).
+ */
 export function definitionHash(tool: Readonly<Record<string, unknown>>): string {
   return createHash('sha256').update(canonical(pinnedView(tool))).digest('hex');
 }
 
 function pinnedView(tool: Readonly<Record<string, unknown>>): Record<string, unknown> {
-  return { name: tool['name'], description: tool['description'], inputSchema: tool['inputSchema'], outputSchema: tool['outputSchema'], annotations: tool['annotations'] };
+  return {
+    name: tool['name'], description: tool['description'], inputSchema: tool['inputSchema'], outputSchema: tool['outputSchema'],
+    annotations: tool['annotations'], execution: tool['execution'], _meta: tool['_meta'],
+  };
 }
 
 /** JSON with object keys sorted at every level and undefined members left out (RFC 8785 in spirit). */
