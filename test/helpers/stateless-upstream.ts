@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { meterSockets } from './socket-meter.ts';
 
 export interface StatelessReceived {
   readonly headers: ReadonlyMap<string, readonly string[]>;
@@ -32,12 +33,8 @@ export class StatelessUpstream {
 
   private constructor() {
     this.server = createServer((req, res) => void this.#handle(req, res));
-    this.server.on('connection', (s: Socket) => {
-      this.#sockets.add(s);
-      s.on('data', (d: Buffer) => {
-        this.bytes += d.length;
-      });
-      s.on('close', () => this.#sockets.delete(s));
+    meterSockets(this.server, this.#sockets, (n) => {
+      this.bytes += n;
     });
   }
 

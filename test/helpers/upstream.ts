@@ -4,6 +4,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { z } from 'zod';
+import { meterSockets } from './socket-meter.ts';
 
 export interface Received {
   readonly method: string;
@@ -40,12 +41,8 @@ export class TestUpstream {
     this.#stateful = stateful;
     this.#json = json;
     this.server = createServer((req, res) => void this.#handle(req, res));
-    this.server.on('connection', (s: Socket) => {
-      this.#sockets.add(s);
-      s.on('data', (d: Buffer) => {
-        this.bytes += d.length;
-      });
-      s.on('close', () => this.#sockets.delete(s));
+    meterSockets(this.server, this.#sockets, (n) => {
+      this.bytes += n;
     });
   }
 
