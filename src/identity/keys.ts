@@ -57,7 +57,12 @@ export async function loadGatewayKeys(file: string, configFile: string, line?: n
     if (err instanceof ConfigError) throw err;
     if (code(err) !== 'ENOENT') fail(`cannot read (${code(err)})`);
     try {
-      await writeKeyFile(file, await generateGatewayJwk(), true);
+      try {
+        await writeKeyFile(file, await generateGatewayJwk(), true);
+      } catch (raced) {
+        // Another replica sharing the directory wrote it first: use its key, never replace it.
+        if (code(raced) !== 'EEXIST') throw raced;
+      }
       text = readFileSync(file, 'utf8');
     } catch (created) {
       // e.g. a dangling symlink where a Kubernetes Secret should have been mounted

@@ -34,4 +34,11 @@ describe('the one permission rule for private key files', () => {
     await writePrivateFile(file, 'replaced\n');
     expect(readFileSync(file, 'utf8')).toBe('replaced\n');
   });
+
+  it('two replicas starting at once on an absent key file both start, with the one key the first wrote', async () => {
+    const file = join(dir, 'shared', 'gateway.jwk');
+    const keys = await Promise.all(Array.from({ length: 8 }, () => loadGatewayKeys(file, 'config.yaml')));
+    expect(new Set(keys.map((k) => k.signer.kid)).size).toBe(1);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+  });
 });
