@@ -4,51 +4,40 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { auth, UnauthorizedError, type OAuthClientProvider } from '@modelcontextprotocol/sdk/client/auth.js';
 import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { OAuthClientInformationMixed, OAuthClientMetadata, OAuthTokens } from '@modelcontextprotocol/sdk/shared/auth.js';
-import type { RunningIssuer } from '../../src/issuer/index.ts';
 import { startTestDemo } from './demo-stack.ts';
-import { FILES, clientCredentials, codeFlow, followAuthorization, register, startLoopbackIssuer, tempDir } from './support.ts';
+import { FILES, clientCredentials, codeFlow, followAuthorization, register, useLoopbackIssuer } from './support.ts';
 
 const REDIRECT_URI = 'http://127.0.0.1:53682/callback';
 
 describe('step-up at the issuer', () => {
-  let dir: Awaited<ReturnType<typeof tempDir>>;
-  let issuer: RunningIssuer;
-
-  beforeAll(async () => {
-    dir = await tempDir();
-    issuer = await startLoopbackIssuer(`${dir.dir}/keys.json`);
-  });
-  afterAll(async () => {
-    await issuer.close();
-    await dir.remove();
-  });
+  const fx = useLoopbackIssuer();
 
   it('lets a client registered with the first challenge scope ask later for the admin scope of the resource', async () => {
-    const reg = await register(`${issuer.url}/reg`, { redirect_uris: [REDIRECT_URI], grant_types: ['authorization_code', 'refresh_token'], token_endpoint_auth_method: 'none', scope: 'mcp:files' });
+    const reg = await register(`${fx.issuer.url}/reg`, { redirect_uris: [REDIRECT_URI], grant_types: ['authorization_code', 'refresh_token'], token_endpoint_auth_method: 'none', scope: 'mcp:files' });
     expect(reg.status).toBe(201);
     // RFC 7591 §3.2.1: the server says what the client may ask for, which is every resource scope.
     expect(reg.body['scope']).toBe('mcp:files mcp:files:admin mcp:notes');
     const clientId = reg.body['client_id'] as string;
-    const first = await codeFlow(issuer.url, { clientId, redirectUri: REDIRECT_URI, resource: FILES, scope: 'mcp:files' });
+    const first = await codeFlow(fx.issuer.url, { clientId, redirectUri: REDIRECT_URI, resource: FILES, scope: 'mcp:files' });
     expect(first.body['scope']).toBe('mcp:files');
-    const stepped = await codeFlow(issuer.url, { clientId, redirectUri: REDIRECT_URI, resource: FILES, scope: 'mcp:files mcp:files:admin' });
+    const stepped = await codeFlow(fx.issuer.url, { clientId, redirectUri: REDIRECT_URI, resource: FILES, scope: 'mcp:files mcp:files:admin' });
     expect(stepped.status).toBe(200);
     expect(decodeJwt(stepped.body['access_token'] as string)).toMatchObject({ aud: FILES, scope: 'mcp:files mcp:files:admin' });
   });
 
   it('never grants a scope the resource does not declare, even to a widened client', async () => {
-    const reg = await register(`${issuer.url}/reg`, { redirect_uris: [REDIRECT_URI], token_endpoint_auth_method: 'none', scope: 'mcp:files' });
-    const result = await codeFlow(issuer.url, { clientId: reg.body['client_id'] as string, redirectUri: REDIRECT_URI, resource: FILES, scope: 'mcp:files mcp:notes' });
+    const reg = await register(`${fx.issuer.url}/reg`, { redirect_uris: [REDIRECT_URI], token_endpoint_auth_method: 'none', scope: 'mcp:files' });
+    const result = await codeFlow(fx.issuer.url, { clientId: reg.body['client_id'] as string, redirectUri: REDIRECT_URI, resource: FILES, scope: 'mcp:files mcp:notes' });
     expect(result.status).toBe(200);
     // mcp:notes belongs to another resource: narrowed away, not put into a token for this one.
     expect(decodeJwt(result.body['access_token'] as string)['scope']).toBe('mcp:files');
   });
 
   it('keeps a client_credentials client to exactly the scope it registered (nobody consents for it)', async () => {
-    const reg = await register(`${issuer.url}/reg`, { grant_types: ['client_credentials'], response_types: [], token_endpoint_auth_method: 'client_secret_basic', scope: 'mcp:files' });
+    const reg = await register(`${fx.issuer.url}/reg`, { grant_types: ['client_credentials'], response_types: [], token_endpoint_auth_method: 'client_secret_basic', scope: 'mcp:files' });
     expect(reg.body['scope']).toBe('mcp:files');
     const client = { client_id: reg.body['client_id'] as string, client_secret: reg.body['client_secret'] as string };
-    const admin = await clientCredentials(issuer, { resource: FILES, scope: 'mcp:files mcp:files:admin' }, client);
+    const admin = await clientCredentials(fx.issuer, { resource: FILES, scope: 'mcp:files mcp:files:admin' }, client);
     expect(admin.status).toBe(400);
     expect(admin.body['error']).toBe('invalid_scope');
   });

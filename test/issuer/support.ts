@@ -4,7 +4,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { expect } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { ConfigError } from '../../src/config/errors.ts';
 import { startIssuer, type IssuerOptions, type RunningIssuer } from '../../src/issuer/index.ts';
 import { freePort } from '../helpers/ports.ts';
@@ -170,4 +170,31 @@ export async function codeFlow(issuerUrl: string, request: CodeFlowRequest): Pro
   return postForm(new URL('/token', issuerUrl).href, {
     grant_type: 'authorization_code', code, redirect_uri: request.redirectUri, code_verifier: verifier, resource: request.resource, ...client,
   }, request.tokenHeaders ?? {});
+}
+
+/**
+ * Registers beforeAll/afterAll that start a loopback issuer on a fresh keys file in a temp dir and
+ * stop it again; read `issuer` and `dir` only once beforeAll has run.
+ */
+export function useLoopbackIssuer(): { readonly issuer: RunningIssuer; readonly dir: string } {
+  let dir: Awaited<ReturnType<typeof tempDir>> | undefined;
+  let issuer: RunningIssuer | undefined;
+  beforeAll(async () => {
+    dir = await tempDir();
+    issuer = await startLoopbackIssuer(`${dir.dir}/keys.json`);
+  });
+  afterAll(async () => {
+    await issuer?.close();
+    await dir?.remove();
+  });
+  return {
+    get issuer(): RunningIssuer {
+      if (issuer === undefined) throw new Error('loopback issuer read before beforeAll started it');
+      return issuer;
+    },
+    get dir(): string {
+      if (dir === undefined) throw new Error('loopback issuer dir read before beforeAll made it');
+      return dir.dir;
+    },
+  };
 }
