@@ -9,6 +9,7 @@ import { serveIssuer } from './issuer/serve.ts';
 import { rotateIssuerKeys } from './issuer/rotate.ts';
 import { rehearse } from './rehearse/run.ts';
 import { exitCode, formatReport } from './rehearse/report.ts';
+import { parseDirectUrls } from './rehearse/options.ts';
 import { policyExplain, policyTest } from './policy-test/command.ts';
 import { updatePins } from './policy/pins-update.ts';
 
@@ -18,7 +19,8 @@ const USAGE = `usage:
   mcp-warden health --config <file>      ask /healthz on the config's admin listener (exit 0 healthy)
   mcp-warden rehearse --config <file> [--json] [--strict] [--url <gateway base URL>]
                       [--client-id <id> --client-secret <secret>] [--rotate-cmd <shell command>]
-                      [--direct-url <upstream URL>] [--no-outage]
+                      [--direct-url <upstream>=<url> ...] [--gateway-key <file>]
+                      [--no-outage]
                                          drill the failure scenarios; exit 0 only when all pass
   mcp-warden issuer --config <file>      run the embedded authorization server (authorizationServer:);
                                          SIGHUP or a file change reloads it
@@ -207,7 +209,8 @@ async function rehearseCommand(args: readonly string[]): Promise<number> {
     options: {
       config: { type: 'string' }, json: { type: 'boolean' }, strict: { type: 'boolean' }, url: { type: 'string' },
       'client-id': { type: 'string' }, 'client-secret': { type: 'string' }, 'rotate-cmd': { type: 'string' },
-      'direct-url': { type: 'string' }, 'no-outage': { type: 'boolean' },
+      'direct-url': { type: 'string', multiple: true }, 'gateway-key': { type: 'string' },
+      'no-outage': { type: 'boolean' },
     },
     strict: true,
   });
@@ -219,11 +222,17 @@ async function rehearseCommand(args: readonly string[]): Promise<number> {
     return reportConfigError(err);
   }
   const client = values['client-id'] !== undefined && values['client-secret'] !== undefined ? { clientId: values['client-id'], clientSecret: values['client-secret'] } : undefined;
+  const directUrls = parseDirectUrls(values['direct-url'] ?? [], config);
+  if (typeof directUrls === 'string') {
+    process.stderr.write(`${directUrls}\n`);
+    return 2;
+  }
   const results = await rehearse(config, {
     ...(values.url === undefined ? {} : { baseUrl: values.url.replace(/\/$/, '') }),
     ...(client === undefined ? {} : { client }),
     ...(values['rotate-cmd'] === undefined ? {} : { rotateCmd: values['rotate-cmd'] }),
-    ...(values['direct-url'] === undefined ? {} : { directUrl: values['direct-url'] }),
+    directUrls,
+    ...(values['gateway-key'] === undefined ? {} : { gatewayKeyFile: values['gateway-key'] }),
     outage: values['no-outage'] !== true,
   });
   process.stdout.write(values.json === true ? JSON.stringify({ results, exitCode: exitCode(results, values.strict === true) }, null, 2) + '\n' : formatReport(results));

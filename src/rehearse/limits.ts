@@ -1,8 +1,8 @@
 import type { Config, UpstreamConfig } from '../config/compile.ts';
 import type { LimitRule } from '../limits/rules.ts';
+import { AGENTIC } from './controls.ts';
+import { isLive, type Drill, type RecordResult as Record } from './drill.ts';
 import { json, mcpCall, type Reply } from './http.ts';
-
-type Record = (drill: string, status: 'pass' | 'fail' | 'skip' | 'warn', detail: string) => void;
 
 // Bounds that keep a drill against a live deployment short and harmless: it bursts only limits that a
 // tools/list counts against (never a tool call, which could act), at most this many calls, and waits
@@ -14,11 +14,19 @@ function size(rule: LimitRule): number {
   return rule.params.kind === 'bucket' ? rule.params.burst : rule.params.limit;
 }
 
+export const rateLimit: Drill = {
+  id: 'rate-limit', title: 'rate limit', controls: [AGENTIC],
+  async run(ctx) {
+    const live = await ctx.live();
+    await rateLimitDrill(ctx.config, ctx.urlOf, (u) => isLive(live) ? live.token(u) : Promise.reject(new Error(live.reason)), ctx.record);
+  },
+};
+
 /**
  * Burst past a rate limit, see 429 with Retry-After and a JSON-RPC error, wait that long, see 200.
  * Only when the config has a limit a tools/list can drill; otherwise nothing is recorded.
  */
-export async function rateLimitDrill(config: Config, urlOf: (u: UpstreamConfig) => string, token: (u: UpstreamConfig) => Promise<string>, record: Record): Promise<void> {
+async function rateLimitDrill(config: Config, urlOf: (u: UpstreamConfig) => string, token: (u: UpstreamConfig) => Promise<string>, record: Record): Promise<void> {
   const limited = config.upstreams.filter((u) => u.rateLimits.length > 0);
   if (limited.length === 0) return;
   const drillable = limited.flatMap((u) => u.rateLimits.filter((r) => r.counts({ literal: 'tools/list', folded: 'tools/list' }, undefined)).map((rule) => ({ u, rule })));

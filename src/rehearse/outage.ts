@@ -3,8 +3,10 @@ import type { AddressInfo } from 'node:net';
 import type { Config, IssuerConfig, UpstreamConfig } from '../config/compile.ts';
 import { createGateway } from '../gateway.ts';
 import { createLogger } from '../observe/log.ts';
+import { IAM } from './controls.ts';
+import type { Drill, RecordResult } from './drill.ts';
+import { liveOrSkip } from './gateway-drills.ts';
 import { http, json, mcpCall } from './http.ts';
-import type { DrillResult } from './report.ts';
 import { asMetadata } from './tokens.ts';
 
 const FRESH_S = 2;
@@ -12,13 +14,22 @@ const STALE_S = 3;
 // Retries back off up to this (jittered between half and all of it): the restored relay is seen within it.
 const RETRY_MAX_S = 2;
 
+export const keyFetchOutage: Drill = {
+  id: 'key-fetch-outage', title: 'key-fetch outage', controls: [IAM],
+  async run(ctx) {
+    if (!ctx.target.outage) return;
+    const live = await liveOrSkip(ctx, this.title);
+    if (live !== undefined) await outageDrill(ctx.config, () => live.token(ctx.upstream), ctx.record);
+  },
+};
+
 /**
  * Key-fetch outage, in local mode: rehearse runs a gateway of its own from the same config (ephemeral
  * ports, the issuer's JWKS behind a relay it can cut, short key lifetimes), then cuts the relay.
  * Within the stale window valid calls pass; after it they are refused and readiness drops; once the
  * relay is back the gateway recovers by itself.
  */
-export async function outageDrill(config: Config, token: () => Promise<string>, record: (drill: string, status: DrillResult['status'], detail: string) => void): Promise<void> {
+async function outageDrill(config: Config, token: () => Promise<string>, record: RecordResult): Promise<void> {
   const a = config.upstreams[0] as UpstreamConfig;
   const issuer = a.issuers.find((i) => i.introspection === undefined);
   if (issuer === undefined) return record('key-fetch outage', 'skip', `upstream ${a.name} has no JWT issuer`);

@@ -1,9 +1,18 @@
+import type { ControlId } from './controls.ts';
+
 export type DrillStatus = 'pass' | 'fail' | 'skip' | 'warn';
 
 export interface DrillResult {
+  /** The result line's name (a drill may record several). */
   readonly drill: string;
   readonly status: DrillStatus;
   readonly detail: string;
+  /** The drill module that recorded it, and the controls it is evidence for. */
+  readonly id: string;
+  readonly controls: readonly ControlId[];
+  /** ISO 8601: from the drill's start (or its previous line) to this line. */
+  readonly startedAt: string;
+  readonly endedAt: string;
 }
 
 export function formatReport(results: readonly DrillResult[]): string {

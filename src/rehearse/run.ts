@@ -1,54 +1,61 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import type { Config, UpstreamConfig } from '../config/compile.ts';
-import { liveDrills } from './drills.ts';
-import { outageDrill } from './outage.ts';
-import type { DrillResult } from './report.ts';
-import { asMetadata, clientCredentials, register, type Client } from './tokens.ts';
+import type { Config } from '../config/compile.ts';
 import { rotateIssuerKeys } from '../issuer/rotate.ts';
+import { contextFor, createShared } from './context.ts';
+import type { Drill, RehearseTarget } from './drill.ts';
+import { DRILLS } from './registry.ts';
+import type { DrillResult } from './report.ts';
+import type { Client } from './tokens.ts';
 
 export interface RehearseOptions {
   readonly baseUrl?: string;
   readonly client?: Client;
   readonly rotateCmd?: string;
-  readonly directUrl?: string;
+  /** Upstream name → its direct URL (no gateway in between). */
+  readonly directUrls?: ReadonlyMap<string, string>;
+  readonly gatewayKeyFile?: string;
   /** Run the local key-fetch outage drill (default true). */
   readonly outage?: boolean;
+  /** Another drill list (tests); default: the registry. */
+  readonly drills?: readonly Drill[];
 }
 
-/** Every drill, in order; each result is PASS/FAIL/SKIP/WARN with a one-line reason. */
+/** Every drill, in order; each result is PASS/FAIL/SKIP/WARN with a one-line reason and its timing. */
 export async function rehearse(config: Config, options: RehearseOptions = {}): Promise<DrillResult[]> {
+  const shared = createShared(config, targetOf(config, options));
   const results: DrillResult[] = [];
-  const record = (drill: string, status: DrillResult['status'], detail: string): void => {
-    results.push({ drill, status, detail });
-  };
-  const rotate = options.rotateCmd !== undefined
-    ? async () => {
-      await promisify(execFile)('/bin/sh', ['-c', options.rotateCmd as string], { timeout: 60_000 });
-    }
-    : config.authorizationServer !== undefined
-      ? () => rotateIssuerKeys(config.authorizationServer as NonNullable<Config['authorizationServer']>)
-      : undefined;
-  await liveDrills(config, {
-    baseUrl: options.baseUrl ?? config.publicUrl.origin,
-    client: options.client,
-    rotate,
-    directUrl: options.directUrl,
-  }, record);
-  if (options.outage !== false) {
-    const a = config.upstreams[0] as UpstreamConfig;
-    const issuer = a.issuers.find((i) => i.introspection === undefined);
-    const meta = issuer === undefined ? undefined : await asMetadata(issuer.issuer);
-    let client = options.client;
-    if (client === undefined && meta?.registration_endpoint !== undefined) {
-      const registered = await register(meta.registration_endpoint, a.allScopes, config.authorizationServer?.registration?.initialAccessToken);
-      if (typeof registered !== 'string') client = registered;
-    }
-    if (client === undefined || meta?.token_endpoint === undefined) record('key-fetch outage', 'skip', 'no client to obtain tokens with');
-    else {
-      const c = client;
-      await outageDrill(config, () => clientCredentials(meta.token_endpoint as string, c, a.audience, a.scopes), record);
+  for (const drill of options.drills ?? DRILLS) {
+    let startedAt = new Date();
+    const record = (name: string, status: DrillResult['status'], detail: string): void => {
+      const endedAt = new Date();
+      results.push({ drill: name, status, detail, id: drill.id, controls: drill.controls, startedAt: startedAt.toISOString(), endedAt: endedAt.toISOString() });
+      startedAt = endedAt;
+    };
+    try {
+      await drill.run(contextFor(shared, record));
+    } catch (err) {
+      // A drill that throws proved nothing: FAIL under its title, and the next drill still runs.
+      record(drill.title, 'fail', err instanceof Error ? err.message : String(err));
     }
   }
   return results;
+}
+
+function targetOf(config: Config, options: RehearseOptions): RehearseTarget {
+  const as = config.authorizationServer;
+  const rotateCmd = options.rotateCmd;
+  const rotate = rotateCmd !== undefined
+    ? async () => {
+      await promisify(execFile)('/bin/sh', ['-c', rotateCmd], { timeout: 60_000 });
+    }
+    : as !== undefined ? () => rotateIssuerKeys(as) : undefined;
+  return {
+    baseUrl: options.baseUrl ?? config.publicUrl.origin,
+    client: options.client,
+    rotate,
+    directUrls: options.directUrls ?? new Map(),
+    gatewayKeyFile: options.gatewayKeyFile,
+    outage: options.outage !== false,
+  };
 }

@@ -1,0 +1,30 @@
+import type { Drill } from './drill.ts';
+import { expiredToken, keyRotation } from './expiry.ts';
+import {
+  audienceMismatch, insufficientScope, issuance, issuerMetadata, noToken, registration, resourceMetadata, tamperedSignature,
+  unknownSigningKey, validCall,
+} from './gateway-drills.ts';
+import { rateLimit } from './limits.ts';
+import { keyFetchOutage } from './outage.ts';
+
+/**
+ * Every drill, in the order `rehearse` runs them. A new drill is one module exporting a `Drill`
+ * ({ id, title, controls, run }) and one line here. The rate-limit burst and the local outage stay
+ * last: the first spends the shared client's budget, the second takes seconds.
+ */
+export const DRILLS: readonly Drill[] = [
+  resourceMetadata,
+  issuerMetadata,
+  registration,
+  issuance,
+  validCall,
+  noToken,
+  audienceMismatch,
+  tamperedSignature,
+  unknownSigningKey,
+  insufficientScope,
+  expiredToken,
+  keyRotation,
+  rateLimit,
+  keyFetchOutage,
+];
