@@ -1,3 +1,4 @@
+import { directUpstream } from './direct.ts';
 import type { Drill } from './drill.ts';
 import { expiredToken, keyRotation } from './expiry.ts';
 import {
@@ -25,6 +26,7 @@ export const DRILLS: readonly Drill[] = [
   insufficientScope,
   expiredToken,
   keyRotation,
+  directUpstream,
   rateLimit,
   keyFetchOutage,
 ];

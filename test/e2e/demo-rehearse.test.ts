@@ -62,14 +62,19 @@ describe('the one-command demo', () => {
   it('rehearse passes every drill against the running demo (exit 0), leaving no copy of the issuer keys', async () => {
     const copies = (): string[] => readdirSync(tmpdir()).filter((n) => n.startsWith('mcp-warden-rehearse-'));
     const before = new Set(copies());
-    const results = await rehearse(loadConfig(configFile));
+    const config = loadConfig(configFile);
+    // Both demo endpoints, reached without the gateway, with the gateway's key file read locally.
+    const directUrls = new Map(config.upstreams.map((u) => [u.name, stack.upstreamUrl + u.target.pathname]));
+    const results = await rehearse(config, { directUrls, gatewayKeyFile: config.identity.signingKeyFile });
     // The expired-token drill copies the issuer's private keys for a sibling issuer; the copy must not outlive it.
     expect(copies().filter((n) => !before.has(n))).toEqual([]);
     const failed = results.filter((r) => r.status !== 'pass');
     expect(failed).toEqual([]);
     expect(results.map((r) => r.drill)).toEqual([
       'metadata demo', 'metadata ops', 'issuer metadata', 'registration', 'issuance', 'valid call', 'no token', 'audience mismatch',
-      'tampered signature', 'unknown signing key', 'insufficient scope', 'expired token', 'key rotation', 'rate limit', 'key-fetch outage',
+      'tampered signature', 'unknown signing key', 'insufficient scope', 'expired token', 'key rotation',
+      ...['demo', 'ops'].flatMap((u) => ['no assertion', 'valid assertion', 'other audience', 'expired assertion', 'foreign key'].map((what) => `direct ${u} ${what}`)),
+      'rate limit', 'key-fetch outage',
     ]);
     // The demo's tools/list bucket (4/s, burst 8): a burst gets 429, the 1 s wait then 200.
     expect(results.find((r) => r.drill === 'rate limit')?.detail).toMatch(/^429 with Retry-After 1 s on demo \(listings\); after the wait 200$/);
