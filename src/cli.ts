@@ -7,7 +7,8 @@ import { addKey, generateKeyFile, listKeys, promoteKey, retireKey } from './iden
 import { checkGatewayKeyFile } from './identity/keys.ts';
 import { serveIssuer } from './issuer/serve.ts';
 import { rotateIssuerKeys } from './issuer/rotate.ts';
-import { rehearse } from './rehearse/run.ts';
+import { evidenceOf, rehearse } from './rehearse/run.ts';
+import { writeEvidence } from './rehearse/evidence.ts';
 import { exitCode, formatReport } from './rehearse/report.ts';
 import { parseDirectUrls } from './rehearse/options.ts';
 import { policyExplain, policyTest } from './policy-test/command.ts';
@@ -19,7 +20,7 @@ const USAGE = `usage:
   mcp-warden health --config <file>      ask /healthz on the config's admin listener (exit 0 healthy)
   mcp-warden rehearse --config <file> [--json] [--strict] [--url <gateway base URL>]
                       [--client-id <id> --client-secret <secret>] [--rotate-cmd <shell command>]
-                      [--direct-url <upstream>=<url> ...] [--gateway-key <file>]
+                      [--direct-url <upstream>=<url> ...] [--gateway-key <file>] [--report <file>]
                       [--no-outage]
                                          drill the failure scenarios; exit 0 only when all pass
   mcp-warden issuer --config <file>      run the embedded authorization server (authorizationServer:);
@@ -209,7 +210,7 @@ async function rehearseCommand(args: readonly string[]): Promise<number> {
     options: {
       config: { type: 'string' }, json: { type: 'boolean' }, strict: { type: 'boolean' }, url: { type: 'string' },
       'client-id': { type: 'string' }, 'client-secret': { type: 'string' }, 'rotate-cmd': { type: 'string' },
-      'direct-url': { type: 'string', multiple: true }, 'gateway-key': { type: 'string' },
+      'direct-url': { type: 'string', multiple: true }, 'gateway-key': { type: 'string' }, report: { type: 'string' },
       'no-outage': { type: 'boolean' },
     },
     strict: true,
@@ -227,14 +228,19 @@ async function rehearseCommand(args: readonly string[]): Promise<number> {
     process.stderr.write(`${directUrls}\n`);
     return 2;
   }
-  const results = await rehearse(config, {
+  const options = {
     ...(values.url === undefined ? {} : { baseUrl: values.url.replace(/\/$/, '') }),
     ...(client === undefined ? {} : { client }),
     ...(values['rotate-cmd'] === undefined ? {} : { rotateCmd: values['rotate-cmd'] }),
     directUrls,
     ...(values['gateway-key'] === undefined ? {} : { gatewayKeyFile: values['gateway-key'] }),
     outage: values['no-outage'] !== true,
-  });
+  };
+  const results = await rehearse(config, options);
+  if (values.report !== undefined) {
+    const files = writeEvidence(values.report, evidenceOf(config, options, results));
+    process.stderr.write(`evidence report: ${files.markdown}, ${files.html}\n`);
+  }
   process.stdout.write(values.json === true ? JSON.stringify({ results, exitCode: exitCode(results, values.strict === true) }, null, 2) + '\n' : formatReport(results));
   return exitCode(results, values.strict === true);
 }

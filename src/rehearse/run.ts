@@ -5,6 +5,7 @@ import { rotateIssuerKeys } from '../issuer/rotate.ts';
 import { contextFor, createShared } from './context.ts';
 import type { Drill, RehearseTarget } from './drill.ts';
 import { DRILLS } from './registry.ts';
+import { evidenceMeta, type Evidence } from './evidence-model.ts';
 import type { DrillResult } from './report.ts';
 import type { Client } from './tokens.ts';
 
@@ -58,4 +59,9 @@ function targetOf(config: Config, options: RehearseOptions): RehearseTarget {
     gatewayKeyFile: options.gatewayKeyFile,
     outage: options.outage !== false,
   };
+}
+
+/** The evidence report's content for a run's results (evidence.ts writes it). */
+export function evidenceOf(config: Config, options: RehearseOptions, results: readonly DrillResult[]): Evidence {
+  return { meta: evidenceMeta(config, targetOf(config, options)), results };
 }
