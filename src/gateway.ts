@@ -47,6 +47,7 @@ export async function createGateway(initial: Config, options: GatewayOptions = {
   const metrics = createMetrics({
     keys: () => [...(gateway?.issuerKeys.values() ?? [])].map((k) => k.status()),
     tokenCache: () => gateway?.tokenCacheStats() ?? { hits: 0, misses: 0 },
+    breakGlass: { grants: () => gateway?.config.breakGlass ?? [], now: options.now ?? Date.now },
   });
   const streams = new StreamRegistry((upstream, delta) => (delta === 1 ? metrics.streamOpened(upstream) : metrics.streamClosed(upstream)));
   const shared: Shared = { now: options.now ?? Date.now, logger, metrics, streams, current: () => gateway?.serving };
