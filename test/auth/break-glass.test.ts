@@ -97,7 +97,7 @@ describe('a break-glass grant opens and closes by the clock, without a restart o
   let opensAt = 0;
   let closesAt = 0;
   beforeAll(async () => {
-    opensAt = Date.now() + 3_000;
+    opensAt = Date.now() + 4_000;
     closesAt = opensAt + 3_000;
     s = await startStack({ activatedAt: new Date(opensAt).toISOString(), expiresAt: new Date(closesAt).toISOString() });
   });
