@@ -8,6 +8,7 @@ import { AUD, AUD_OTHER, PUBLIC_URL, startGateway, twoUpstreamConfig, type Start
 import { gatewayKeySet } from '../helpers/fixture.ts';
 import { postMcp, type McpReply } from '../helpers/http.ts';
 import { expectNothingForwarded, invalidTokenChallenge } from '../helpers/refused.ts';
+import { expositionProblems } from '../helpers/exposition.ts';
 
 // Issue 19 §1: break-glass access is a grant that opens and closes by the clock, with its own limits,
 // its own audit line, metric and assertion stamp, and never a bypass of the normal checks.
@@ -135,6 +136,7 @@ describe('a break-glass grant opens and closes by the clock, without a restart o
     expect(text).toContain(`mcp_warden_break_glass_expiry_timestamp_seconds{grant="incident-4711",ticket="INC-4711"} ${closesAt / 1000}`);
     expect(text).toMatch(/mcp_warden_break_glass_requests_total\{grant="incident-4711",upstream="mcp",outcome="allow"\} [1-9]/);
     expect(text).toMatch(/mcp_warden_break_glass_requests_total\{grant="incident-4711",upstream="mcp",outcome="deny"\} [1-9]/);
+    expect(expositionProblems(text)).toEqual([]);
   }, 30_000);
 
   it('a normal issuer\'s token is not touched by the grant, inside or outside its window', async () => {
