@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { parse, stringify } from 'yaml';
 import { jwtVerify, type JWTPayload } from 'jose';
 import { request } from 'undici';
 import { reasons } from '../../src/reasons.ts';
@@ -208,5 +210,36 @@ describe('a grant naming a client of a normal issuer', () => {
     stack.upstream.reset();
     expect((await postMcp(stack.gw.url, await stack.idp.token(AUD, { client_id: 'test-client' }))).status).toBe(200);
     expect(stack.upstream.received).toHaveLength(1);
+  });
+});
+
+describe('reloading a file with break-glass grants', () => {
+  let s: Stack | undefined;
+  beforeAll(async () => {
+    s = await startStack({ activatedAt: new Date(Date.now() - 60_000).toISOString(), expiresAt: new Date(Date.now() + 3_600_000).toISOString() });
+  });
+  afterAll(() => closeStack(s));
+
+  function rewriteGrant(times: { activatedAt: string; expiresAt: string }): void {
+    const file = (s as Stack).gw.configFile;
+    const doc = parse(readFileSync(file, 'utf8')) as { breakGlass: Record<string, unknown>[] };
+    doc.breakGlass[0] = { ...doc.breakGlass[0], ...times };
+    writeFileSync(file, stringify(doc));
+  }
+
+  it('refuses a reload whose grant has expired, keeping the running config, and warns of an open grant on reload', async () => {
+    const stack = s as Stack;
+    rewriteGrant({ activatedAt: '2026-01-01T00:00:00Z', expiresAt: '2026-01-02T00:00:00Z' });
+    expect(await stack.gw.gateway.reloadFromFile()).toBe(false);
+    expect(stack.gw.logs.join('')).toMatch(/"event":"config_reload_problem".*breakGlass\.0\.expiresAt: expired at 2026-01-02T00:00:00Z: remove this grant \(ticket INC-4711\)/);
+    stack.upstream.reset();
+    expect((await postMcp(stack.gw.url, await oncallToken(stack))).status).toBe(200);
+
+    const expiresAt = new Date(Date.now() + 1_800_000).toISOString();
+    rewriteGrant({ activatedAt: new Date(Date.now() - 60_000).toISOString(), expiresAt });
+    expect(await stack.gw.gateway.reloadFromFile()).toBe(true);
+    const warned = stack.gw.logs.join('').split('\n').filter((l) => l.includes('"event":"config_warning"') && l.includes(`is ACTIVE until ${expiresAt}`));
+    expect(warned).toHaveLength(1);
+    expect(JSON.parse(warned[0] as string)).toMatchObject({ level: 40 });
   });
 });
