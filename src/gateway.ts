@@ -140,7 +140,7 @@ class RunningGateway implements Gateway {
     }
     // The swap: requests that already started finish on the old state.
     this.#serving = built;
-    rejudgeStreams(this.#shared.streams, next, built.issuerKeys);
+    rejudgeStreams(this.#shared.streams, next, built.issuerKeys, this.#shared.now);
     for (const [name, keys] of current.issuerKeys) if (built.issuerKeys.get(name) !== keys) keys.stop();
     void current.pools.close();
     if (built.limitStore !== current.limitStore) void current.limitStore.close();

@@ -7,36 +7,56 @@ import type { Principal } from './principal.ts';
 
 export type BreakGlassCheck = (ctx: RequestContext, admitted: Admitted, principal: Principal) => Step<Principal>;
 
+/** What break-glass says of one principal at one upstream and instant. */
+export interface BreakGlassVerdict {
+  /** The grant that names the token (admitting it, or refusing it); undefined = none does. */
+  readonly grant: BreakGlassGrant | undefined;
+  /** undefined = admitted (by `grant`, or as an ordinary token when no grant names it). */
+  readonly reason: Reason | undefined;
+}
+
+export type BreakGlassJudge = (principal: Principal, upstream: string, nowMs: number) => BreakGlassVerdict;
+
+const ORDINARY: BreakGlassVerdict = Object.freeze({ grant: undefined, reason: undefined });
+
 /**
- * The break-glass stage (README "Break-glass access"): a token whose issuer and/or client a grant names
- * has passed every normal check already; it is then admitted only inside the grant's window, read from
- * the clock on every request (no reload retires a grant: its expiresAt does), and only within the
- * grant's upstreams, scopes, token lifetime and required claims. Admitted principals carry the grant, so
- * the assertion says so; every such request, admitted or refused, is audited as a warning.
+ * Break-glass rules (README "Break-glass access"), as one pure judgement the stage and the re-judging of
+ * open streams share. A token a grant names has passed every normal check already; it is admitted only
+ * inside the grant's window, [activatedAt, expiresAt) read from the clock, and within the grant's
+ * upstreams, scopes, token lifetime and required claims. A token of a break-glass-only issuer or client
+ * that no grant names is refused, so removing a grant never turns its tokens into ordinary ones.
  */
-export function createBreakGlass(config: Config, now: () => number): BreakGlassCheck {
+export function createBreakGlassJudge(config: Config): BreakGlassJudge {
   const grants = config.breakGlass;
-  return function checkBreakGlass(ctx, { upstream }, principal) {
-    if (grants.length === 0) return principal;
-    const matching = grants.filter((g) => names(g, principal));
-    if (matching.length === 0) return principal;
-    const nowMs = now();
-    // [activatedAt, expiresAt): at expiresAt the grant is already closed (fail closed at the edge).
-    const grant = matching.find((g) => g.activatedAtMs <= nowMs && nowMs < g.expiresAtMs);
-    const judged = grant ?? (matching[0] as BreakGlassGrant);
-    ctx.record.breakGlass = { name: judged.name, ticket: judged.ticket };
-    if (grant === undefined) return deny(matching.some((g) => nowMs < g.activatedAtMs) ? 'break_glass_inactive' : 'break_glass_expired');
-    const problem = limitProblem(grant, upstream.name, principal);
-    if (problem !== undefined) return deny(problem);
-    return Object.freeze({ ...principal, breakGlass: { name: grant.name, ticket: grant.ticket, expiresAtMs: grant.expiresAtMs } });
+  const issuers = new Map(config.issuers.map((i) => [i.name, i]));
+  return function judgeBreakGlass(principal, upstream, nowMs) {
+    const issuer = issuers.get(principal.issuerName);
+    const guarded = issuer?.breakGlassOnly === true || (principal.clientId !== undefined && issuer?.breakGlassClients?.has(principal.clientId) === true);
+    const matching = grants.filter((g) => g.issuer === principal.issuerName && (g.clientId === undefined || g.clientId === principal.clientId));
+    if (matching.length === 0) return guarded ? { grant: undefined, reason: 'break_glass_inactive' } : ORDINARY;
+    const open = matching.find((g) => g.activatedAtMs <= nowMs && nowMs < g.expiresAtMs);
+    if (open === undefined) {
+      return { grant: matching[0], reason: matching.some((g) => nowMs < g.activatedAtMs) ? 'break_glass_inactive' : 'break_glass_expired' };
+    }
+    return { grant: open, reason: limitProblem(open, upstream, principal) };
   };
 }
 
-/** A grant judges the tokens of its issuer and/or client; naming both, it judges only that client there. */
-function names(g: BreakGlassGrant, p: Principal): boolean {
-  if (g.issuer !== undefined && g.issuer !== p.issuerName) return false;
-  if (g.clientId !== undefined && g.clientId !== p.clientId) return false;
-  return true;
+/**
+ * The break-glass stage: a grant's token is refused outside its window or limits, admitted inside them
+ * carrying the grant (the assertion says so); every such request is audited as a warning.
+ */
+export function createBreakGlass(config: Config, now: () => number): BreakGlassCheck {
+  const judge = createBreakGlassJudge(config);
+  const idle = config.breakGlass.length === 0 && config.issuers.every((i) => i.breakGlassOnly !== true && (i.breakGlassClients?.size ?? 0) === 0);
+  return function checkBreakGlass(ctx, { upstream }, principal) {
+    if (idle) return principal;
+    const { grant, reason } = judge(principal, upstream.name, now());
+    if (grant !== undefined) ctx.record.breakGlass = { name: grant.name, ticket: grant.ticket };
+    if (reason !== undefined) return deny(reason);
+    if (grant === undefined) return principal;
+    return Object.freeze({ ...principal, breakGlass: { name: grant.name, ticket: grant.ticket, expiresAtMs: grant.expiresAtMs } });
+  };
 }
 
 function limitProblem(g: BreakGlassGrant, upstream: string, p: Principal): Reason | undefined {

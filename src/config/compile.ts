@@ -22,6 +22,12 @@ export interface IssuerConfig {
   readonly scopeClaim: 'scope' | 'scp';
   readonly jwks: Readonly<RawIssuer['jwks']>;
   readonly introspection: Readonly<NonNullable<RawIssuer['introspection']>> | undefined;
+  /**
+   * README "Break-glass access": tokens of this issuer, or of these clients of it, only through an open
+   * grant. Optional so issuers built outside the config (federation trust) need not spell out "none".
+   */
+  readonly breakGlassOnly?: boolean;
+  readonly breakGlassClients?: ReadonlySet<string>;
 }
 
 /** A break-glass grant (README "Break-glass access"), its times as epoch milliseconds. */
@@ -29,8 +35,8 @@ export interface BreakGlassGrant {
   readonly name: string;
   readonly ticket: string;
   readonly reason: string;
-  /** Issuer name and/or client_id a token must carry to be judged by this grant (at least one is set). */
-  readonly issuer: string | undefined;
+  /** Issuer name, and optionally the client_id, a token must carry to be judged by this grant. */
+  readonly issuer: string;
   readonly clientId: string | undefined;
   readonly activatedAtMs: number;
   readonly expiresAtMs: number;
@@ -219,6 +225,8 @@ function compileIssuer(i: RawConfig['issuers'][number]): IssuerConfig {
     scopeClaim: i.scopeClaim,
     jwks: Object.freeze({ ...i.jwks }),
     introspection: i.introspection === undefined ? undefined : Object.freeze({ ...i.introspection }),
+    breakGlassOnly: i.breakGlassOnly,
+    breakGlassClients: new Set(i.breakGlassClients),
   });
 }
 

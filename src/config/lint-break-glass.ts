@@ -18,19 +18,27 @@ export function lintBreakGlass(raw: RawConfig, err: Report, warn: Report, nowMs:
     const at = (...k: (string | number)[]): Path => ['breakGlass', i, ...k];
     if (names.has(g.name)) err(at('name'), `duplicate break-glass grant name "${g.name}"`);
     names.add(g.name);
-    if (g.issuer === undefined && g.clientId === undefined) err(at(), 'name the emergency issuer, its clientId, or both');
     if (g.clientId?.includes('*') === true) err(at('clientId'), 'wildcards are not allowed');
-    if (g.issuer !== undefined && !raw.issuers.some((iss) => iss.name === g.issuer)) err(at('issuer'), `unknown issuer "${g.issuer}"`);
+    const issuer = raw.issuers.find((iss) => iss.name === g.issuer);
+    if (issuer === undefined) err(at('issuer'), `unknown issuer "${g.issuer}"`);
+    // Once the grant is gone its tokens must stay refused, not become ordinary tokens of an accepted issuer.
+    else if (g.clientId === undefined && !issuer.breakGlassOnly) err(at('issuer'), `a grant for every token of "${g.issuer}" needs breakGlassOnly: true on that issuer, so they stay refused once the grant is removed`);
+    else if (g.clientId !== undefined && !issuer.breakGlassOnly && !issuer.breakGlassClients.includes(g.clientId)) err(at('clientId'), `list "${g.clientId}" in the breakGlassClients of issuer "${g.issuer}" (or set breakGlassOnly), so its tokens stay refused once the grant is removed`);
     g.upstreams.forEach((name, j) => {
       const up = raw.upstreams.find((u) => u.name === name);
       if (up === undefined) err(at('upstreams', j), `unknown upstream "${name}"`);
       // Break-glass narrows what an accepted token may do; it never makes an issuer acceptable.
-      else if (g.issuer !== undefined && !up.issuers.includes(g.issuer)) err(at('upstreams', j), `upstream "${name}" does not accept issuer "${g.issuer}": add it to that upstream's issuers`);
+      else if (!up.issuers.includes(g.issuer)) err(at('upstreams', j), `upstream "${name}" does not accept issuer "${g.issuer}": add it to that upstream's issuers`);
     });
     g.scopes.forEach((s, j) => {
       if (!SCOPE_TOKEN.test(s)) err(at('scopes', j), `"${s}" is not a valid scope token`);
     });
     lintWindow(raw, g, at, err, warn, nowMs);
+  });
+  raw.issuers.forEach((iss, i) => {
+    iss.breakGlassClients.forEach((c, j) => {
+      if (c.includes('*')) err(['issuers', i, 'breakGlassClients', j], 'wildcards are not allowed');
+    });
   });
 }
 

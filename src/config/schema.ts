@@ -86,6 +86,10 @@ const issuer = z.strictObject({
   // The environments whose tokens this issuer mints (README "Environment profiles"); absent = any.
   // Checked against the file's top-level `environment`: a development issuer never serves production.
   environments: z.array(z.enum(ENVIRONMENTS)).min(1).optional(),
+  // README "Break-glass access": this issuer's tokens (or those of the listed clients) are refused unless
+  // an open breakGlass grant admits them, so removing or expiring a grant never turns them into ordinary tokens.
+  breakGlassOnly: z.boolean().default(false),
+  breakGlassClients: z.array(z.string().min(1)).default([]),
 });
 
 const toolRule = z.strictObject({
@@ -265,12 +269,13 @@ const instant = z.string().regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9
   .refine((v) => Number.isFinite(Date.parse(v)), 'not a valid time');
 
 // Emergency access as a governed path (README "Break-glass access"): a named, ticketed, time-boxed grant
-// for tokens of one issuer and/or client. Such tokens pass every normal check and, in addition, these.
+// for tokens of one issuer, or of one client of it. Such tokens pass every normal check and, in addition, these.
 const breakGlassGrant = z.strictObject({
   name: z.string().regex(NAME, 'letters, digits, _ or - (at most 64)'),
   ticket: z.string().regex(/^[\x21-\x7e]{1,128}$/, 'a ticket id: visible ASCII, no spaces (at most 128)'),
   reason: z.string().min(1).max(1_000),
-  issuer: z.string().min(1).optional(),
+  // The issuer (by name) and optionally one of its clients: a client_id means something only with its issuer.
+  issuer: z.string().min(1),
   clientId: z.string().min(1).optional(),
   activatedAt: instant,
   expiresAt: instant,

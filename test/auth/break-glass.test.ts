@@ -22,11 +22,11 @@ interface Stack {
   readonly gw: StartedGateway;
 }
 
-async function startStack(grant: Record<string, unknown>): Promise<Stack> {
+async function startStack(grant: Record<string, unknown>, idpExtra: Record<string, unknown> = {}): Promise<Stack> {
   const idp = await TestIdp.start();
   const emergency = await TestIdp.start({ alg: 'ES256' });
   const upstream = await TestUpstream.start();
-  const config = twoUpstreamConfig({ issuer: idp.issuer, jwksUri: idp.jwksUri }, upstream.url, {
+  const config = twoUpstreamConfig({ issuer: idp.issuer, jwksUri: idp.jwksUri, ...idpExtra }, upstream.url, {
     mcp: { issuers: ['idp', 'emergency'] },
     other: { issuers: ['idp', 'emergency'] },
     root: {
@@ -37,7 +37,7 @@ async function startStack(grant: Record<string, unknown>): Promise<Stack> {
       }],
     },
   });
-  (config['issuers'] as unknown[]).push({ name: 'emergency', issuer: emergency.issuer, jwksUri: emergency.jwksUri, algorithms: ['ES256'] });
+  (config['issuers'] as unknown[]).push({ name: 'emergency', issuer: emergency.issuer, jwksUri: emergency.jwksUri, algorithms: ['ES256'], breakGlassOnly: true });
   return { idp, emergency, upstream, gw: await startGateway(config) };
 }
 
@@ -200,7 +200,7 @@ describe('an open break-glass grant admits only what it lists', () => {
 describe('a grant naming a client of a normal issuer', () => {
   let s: Stack | undefined;
   beforeAll(async () => {
-    s = await startStack({ issuer: 'idp', clientId: 'oncall-cli', requireClaims: undefined, activatedAt: new Date(Date.now() + 3_600_000).toISOString(), expiresAt: new Date(Date.now() + 7_200_000).toISOString() });
+    s = await startStack({ issuer: 'idp', clientId: 'oncall-cli', requireClaims: undefined, activatedAt: new Date(Date.now() + 3_600_000).toISOString(), expiresAt: new Date(Date.now() + 7_200_000).toISOString() }, { breakGlassClients: ['oncall-cli'] });
   });
   afterAll(() => closeStack(s));
 
@@ -241,5 +241,18 @@ describe('reloading a file with break-glass grants', () => {
     const warned = stack.gw.logs.join('').split('\n').filter((l) => l.includes('"event":"config_warning"') && l.includes(`is ACTIVE until ${expiresAt}`));
     expect(warned).toHaveLength(1);
     expect(JSON.parse(warned[0] as string)).toMatchObject({ level: 40 });
+  });
+
+  it('after the grant is removed, the break-glass-only issuer\'s tokens stay refused; ordinary tokens pass', async () => {
+    const stack = s as Stack;
+    const file = stack.gw.configFile;
+    const doc = parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+    delete doc['breakGlass'];
+    writeFileSync(file, stringify(doc));
+    expect(await stack.gw.gateway.reloadFromFile()).toBe(true);
+    expect(stack.gw.gateway.config.breakGlass).toEqual([]);
+    await refusedWith(stack, await oncallToken(stack), 'break_glass_inactive');
+    stack.upstream.reset();
+    expect((await postMcp(stack.gw.url, await stack.idp.token(AUD))).status).toBe(200);
   });
 });

@@ -23,6 +23,7 @@ interface Grant {
   readonly extra?: string;
   readonly issuerLine?: string | null;
   readonly upstreams?: string;
+  readonly breakGlassOnly?: boolean;
 }
 
 function yaml(grant: Grant = {}, root = ''): string {
@@ -35,6 +36,8 @@ function yaml(grant: Grant = {}, root = ''): string {
     '  - name: emergency',
     '    issuer: https://break-glass.idp.test',
     '    algorithms: [ES256]',
+    `    breakGlassOnly: ${grant.breakGlassOnly ?? true}`,
+    '    breakGlassClients: [oncall-cli]',
     'upstreams:',
     '  - name: files',
     '    path: /files/mcp',
@@ -122,8 +125,15 @@ describe('break-glass grants in the config', () => {
     expectRefused(yaml({ activatedAt: 'tomorrow' }), 'breakGlass.0.activatedAt', 'activatedAt:', /offset/);
   });
 
-  it('refuses a grant that names neither issuer nor client, an unknown issuer or upstream, or an upstream not accepting its issuer', () => {
-    expectRefused(yaml({ issuerLine: null }), 'breakGlass.0', '- name: incident-4711', /issuer, its clientId, or both/);
+  it('refuses a grant whose tokens would become ordinary ones once it is removed', () => {
+    expectRefused(yaml({ breakGlassOnly: false }), 'breakGlass.0.issuer', 'issuer: emergency', /needs breakGlassOnly: true on that issuer/);
+    const client = yaml({ breakGlassOnly: false, extra: '    clientId: someone-else' });
+    expectRefused(client, 'breakGlass.0.clientId', 'clientId: someone-else', /list "someone-else" in the breakGlassClients of issuer "emergency"/);
+    expect(loadConfigText(yaml({ breakGlassOnly: false, extra: '    clientId: oncall-cli' })).breakGlass[0]?.clientId).toBe('oncall-cli');
+  });
+
+  it('refuses a grant without an issuer, an unknown issuer or upstream, or an upstream not accepting its issuer', () => {
+    expectRefused(yaml({ issuerLine: null }), 'breakGlass.0.issuer', '- name: incident-4711', /expected string/);
     expectRefused(yaml({ issuerLine: '    issuer: nobody' }), 'breakGlass.0.issuer', 'issuer: nobody', /unknown issuer "nobody"/);
     expectRefused(yaml({ upstreams: '[files, nowhere]' }), 'breakGlass.0.upstreams.1', 'upstreams: [files, nowhere]', /unknown upstream "nowhere"/);
     expectRefused(yaml({ upstreams: '[files, billing]' }), 'breakGlass.0.upstreams.1', 'upstreams: [files, billing]', /does not accept issuer "emergency"/);
@@ -131,7 +141,7 @@ describe('break-glass grants in the config', () => {
 
   it('refuses a token lifetime over an hour, and two grants of one name', () => {
     expectRefused(yaml({ extra: '    maxTokenLifetimeSeconds: 7200' }), 'breakGlass.0.maxTokenLifetimeSeconds', 'maxTokenLifetimeSeconds', /3600/);
-    const twice = yaml({ extra: `  - name: incident-4711\n    ticket: INC-2\n    reason: again\n    clientId: oncall\n    activatedAt: ${iso(-HOUR)}\n    expiresAt: ${iso(HOUR)}\n    upstreams: [files]\n    scopes: [mcp:files]` });
+    const twice = yaml({ extra: `  - name: incident-4711\n    ticket: INC-2\n    reason: again\n    issuer: emergency\n    activatedAt: ${iso(-HOUR)}\n    expiresAt: ${iso(HOUR)}\n    upstreams: [files]\n    scopes: [mcp:files]` });
     const problem = problemsOf(twice).find((p) => p.key === 'breakGlass.1.name');
     expect(problem?.message).toMatch(/duplicate break-glass grant name/);
   });
