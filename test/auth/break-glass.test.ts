@@ -22,13 +22,13 @@ interface Stack {
   readonly gw: StartedGateway;
 }
 
-async function startStack(grant: Record<string, unknown>, idpExtra: Record<string, unknown> = {}): Promise<Stack> {
+async function startStack(grant: Record<string, unknown>, idpExtra: Record<string, unknown> = {}, otherTarget?: (upstreamUrl: string) => string): Promise<Stack> {
   const idp = await TestIdp.start();
   const emergency = await TestIdp.start({ alg: 'ES256' });
   const upstream = await TestUpstream.start();
   const config = twoUpstreamConfig({ issuer: idp.issuer, jwksUri: idp.jwksUri, ...idpExtra }, upstream.url, {
     mcp: { issuers: ['idp', 'emergency'] },
-    other: { issuers: ['idp', 'emergency'] },
+    other: { issuers: ['idp', 'emergency'], ...(otherTarget === undefined ? {} : { target: otherTarget(upstream.url) }) },
     root: {
       breakGlass: [{
         name: 'incident-4711', ticket: 'INC-4711', reason: 'payments outage: on-call needs the files tools',
@@ -254,5 +254,79 @@ describe('reloading a file with break-glass grants', () => {
     await refusedWith(stack, await oncallToken(stack), 'break_glass_inactive');
     stack.upstream.reset();
     expect((await postMcp(stack.gw.url, await stack.idp.token(AUD))).status).toBe(200);
+  });
+});
+
+/** A GET SSE stream through the gateway at /other-mcp; resolves once the first event arrived. */
+async function openStream(gw: StartedGateway, token: string): Promise<{ endedWithin(ms: number): Promise<string | undefined> }> {
+  const res = await request(`${gw.url}/other-mcp`, { method: 'GET', headers: { authorization: `Bearer ${token}`, accept: 'text/event-stream' } });
+  expect(res.statusCode).toBe(200);
+  let text = '';
+  let first: () => void = () => undefined;
+  const gotFirst = new Promise<void>((resolve) => {
+    first = resolve;
+  });
+  const ended = (async () => {
+    try {
+      for await (const chunk of res.body) {
+        text += String(chunk);
+        first();
+      }
+    } catch { /* cut */ }
+  })();
+  await gotFirst;
+  return {
+    endedWithin: async (ms) => ((await Promise.race([ended.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms))])) ? text : undefined),
+  };
+}
+
+describe('an SSE stream opened through a break-glass grant', () => {
+  let s: Stack | undefined;
+  let closesAt = 0;
+  beforeAll(async () => {
+    closesAt = Date.now() + 4_000;
+    s = await startStack({ upstreams: ['mcp', 'other'], activatedAt: new Date(Date.now() - 60_000).toISOString(), expiresAt: new Date(closesAt).toISOString() }, {}, (url) => `${url}/sse`);
+    // Every stream sends its first event, then stays open with nothing more to say.
+    s.upstream.sseGate = (i) => (i >= 1 ? new Promise<void>(() => undefined) : Promise.resolve());
+  });
+  afterAll(async () => {
+    if (s !== undefined) s.upstream.sseGate = undefined;
+    await closeStack(s);
+  });
+
+  it('ends at the grant\'s expiresAt, long before its token expires', async () => {
+    const stack = s as Stack;
+    const stream = await openStream(stack.gw, await oncallToken(stack, {}, AUD_OTHER));
+    expect(await stream.endedWithin(10_000)).toBeDefined();
+    // Ended by the grant's deadline (timers fire at or after it), not the token's exp five minutes on.
+    expect(Date.now()).toBeGreaterThanOrEqual(closesAt);
+    expect(Date.now()).toBeLessThan(closesAt + 3_000);
+    await until(2_000, async () => stack.gw.logs.join('').includes('"event":"stream_closed"'));
+    expect(stack.gw.logs.join('')).toMatch(/"event":"stream_closed".*"reason":"break_glass_expired"/);
+  }, 20_000);
+});
+
+describe('an SSE stream opened through a grant the next reload removes', () => {
+  let s: Stack | undefined;
+  beforeAll(async () => {
+    s = await startStack({ upstreams: ['mcp', 'other'], activatedAt: new Date(Date.now() - 60_000).toISOString(), expiresAt: new Date(Date.now() + 3_600_000).toISOString() }, {}, (url) => `${url}/sse`);
+    s.upstream.sseGate = (i) => (i >= 1 ? new Promise<void>(() => undefined) : Promise.resolve());
+  });
+  afterAll(async () => {
+    if (s !== undefined) s.upstream.sseGate = undefined;
+    await closeStack(s);
+  });
+
+  it('ends with a revoked event naming break_glass_inactive; an ordinary stream goes on', async () => {
+    const stack = s as Stack;
+    const glass = await openStream(stack.gw, await oncallToken(stack, {}, AUD_OTHER));
+    const ordinary = await openStream(stack.gw, await stack.idp.token(AUD_OTHER));
+    const file = stack.gw.configFile;
+    const doc = parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+    delete doc['breakGlass'];
+    writeFileSync(file, stringify(doc));
+    expect(await stack.gw.gateway.reloadFromFile()).toBe(true);
+    expect(await glass.endedWithin(3_000)).toMatch(/event: revoked\ndata: \{"reason":"break_glass_inactive"\}\n\n$/);
+    expect(await ordinary.endedWithin(500)).toBeUndefined();
   });
 });
