@@ -47,6 +47,7 @@ export async function createGateway(initial: Config, options: GatewayOptions = {
   const metrics = createMetrics({
     keys: () => [...(gateway?.issuerKeys.values() ?? [])].map((k) => k.status()),
     tokenCache: () => gateway?.tokenCacheStats() ?? { hits: 0, misses: 0 },
+    breakGlass: { grants: () => gateway?.config.breakGlass ?? [], now: options.now ?? Date.now },
   });
   const streams = new StreamRegistry((upstream, delta) => (delta === 1 ? metrics.streamOpened(upstream) : metrics.streamClosed(upstream)));
   const shared: Shared = { now: options.now ?? Date.now, logger, metrics, streams, current: () => gateway?.serving };
@@ -139,7 +140,7 @@ class RunningGateway implements Gateway {
     }
     // The swap: requests that already started finish on the old state.
     this.#serving = built;
-    rejudgeStreams(this.#shared.streams, next, built.issuerKeys);
+    rejudgeStreams(this.#shared.streams, next, built.issuerKeys, this.#shared.now);
     for (const [name, keys] of current.issuerKeys) if (built.issuerKeys.get(name) !== keys) keys.stop();
     void current.pools.close();
     if (built.limitStore !== current.limitStore) void current.limitStore.close();

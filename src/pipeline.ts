@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Config } from './config/compile.ts';
 import { createAuthentication } from './auth/authenticate.ts';
+import { createBreakGlass } from './auth/break-glass.ts';
 import type { SenderCheck } from './auth/sender.ts';
 import type { Authenticator } from './auth/verify.ts';
 import type { AssertionMinter } from './identity/assertion.ts';
@@ -49,6 +50,7 @@ export function createPipeline(deps: PipelineDeps): Handler {
   const { config } = deps;
   const admit = createAdmission(config.upstreams, deps.router, deps.wellKnown);
   const authenticate = createAuthentication(config, deps.authenticate, deps.checkSender);
+  const checkBreakGlass = createBreakGlass(config, deps.now);
   const readMessages = createMessageReader(config);
   const capStreams = createStreamCap(config, deps.streams);
   const limitCalls = deps.limitCalls;
@@ -60,7 +62,9 @@ export function createPipeline(deps: PipelineDeps): Handler {
     try {
       const admitted = admit(ctx); // host, public documents, route, origin, method, framing
       if (halted(admitted)) return settle(ctx, admitted);
-      const principal = await authenticate(ctx, admitted); // one bearer token, verified for this upstream's audience
+      const authenticated = await authenticate(ctx, admitted); // one bearer token, verified for this upstream's audience
+      if (halted(authenticated)) return settle(ctx, authenticated);
+      const principal = checkBreakGlass(ctx, admitted, authenticated); // a break-glass grant's window and limits
       if (halted(principal)) return settle(ctx, principal);
       const allowed = authorizeUpstream(ctx, admitted, principal); // client allow-list, upstream scopes
       if (halted(allowed)) return settle(ctx, allowed);

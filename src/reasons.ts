@@ -21,6 +21,12 @@ export type Reason =
   | 'aud_mismatch'
   | 'claims_invalid'
   | 'token_inactive'
+  | 'environment_mismatch'
+  | 'break_glass_inactive'
+  | 'break_glass_expired'
+  | 'break_glass_not_allowed'
+  | 'break_glass_lifetime_exceeded'
+  | 'break_glass_claims_missing'
   | 'dpop_required'
   | 'dpop_invalid'
   | 'dpop_replayed'
@@ -155,6 +161,14 @@ export const reasons: Readonly<Record<Reason, ReasonInfo>> = Object.freeze({
   aud_mismatch: r(401, 'invalid_token', true, 'the token audience is not this resource'),
   claims_invalid: r(401, 'invalid_token', true, 'the token claims are invalid'),
   token_inactive: r(401, 'invalid_token', true, 'the token is not active'),
+  // README "Environment profiles": the token's environment claim names another environment.
+  environment_mismatch: r(401, 'invalid_token', true, 'the token was issued for another environment'),
+  // README "Break-glass access": a token of a break-glass grant outside its window, or beyond its limits.
+  break_glass_inactive: r(401, 'invalid_token', true, 'the break-glass access this token belongs to is not active yet'),
+  break_glass_expired: r(401, 'invalid_token', true, 'the break-glass access this token belongs to has expired'),
+  break_glass_not_allowed: r(403, undefined, false, 'break-glass access does not cover this resource or these scopes', { rpcCode: FORBIDDEN }),
+  break_glass_lifetime_exceeded: r(401, 'invalid_token', true, 'the token lives longer than break-glass access accepts'),
+  break_glass_claims_missing: r(401, 'invalid_token', true, 'the token lacks the authentication break-glass access requires'),
   // RFC 9449 §7.2: a DPoP-bound token sent as Bearer (a downgrade), or Bearer where the upstream requires DPoP.
   dpop_required: r(401, 'invalid_token', true, 'this token must be presented with the DPoP scheme and a DPoP proof', { scheme: 'DPoP' }),
   // RFC 9449 §4.3: a missing, repeated or malformed proof, or one failing any check.

@@ -21,6 +21,8 @@ export async function startFromFile(file: string, logger: Logger = createLogger(
   const reloadFromFile = async (): Promise<boolean> => {
     try {
       await gateway.reload(() => loadConfig(file));
+      // An open break-glass grant is announced at every reload too, not only at start.
+      for (const w of gateway.config.warnings) logger.warn({ event: 'config_warning' }, formatProblem(w));
       return true;
     } catch (err) {
       if (err instanceof ConfigError) for (const p of err.problems) logger.error({ event: 'config_reload_problem' }, formatProblem(p));

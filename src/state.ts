@@ -83,7 +83,7 @@ export async function buildState(config: Config, previous: State | undefined, sh
       auditRecord(logger, record, now);
       metrics.observe(record, record.gatewaySeconds, record.upstreamMs === undefined ? undefined : record.upstreamMs / 1000);
     },
-    onStreamExpired: (record) => logger.info({ event: 'stream_closed', requestId: record.requestId, upstream: record.upstream, sub: record.sub, clientId: record.clientId, reason: 'token_expired' }, 'stream ended: token expired'),
+    onStreamExpired: (record) => logger.info({ event: 'stream_closed', requestId: record.requestId, upstream: record.upstream, sub: record.sub, clientId: record.clientId, reason: record.reason }, 'stream ended: token or break-glass grant expired'),
   });
   return { config, handle, issuerKeys, pools, cache, limitStore, dpopReplay };
 }

@@ -4,6 +4,7 @@ import { deny, isDenial } from '../reasons.ts';
 import type { Admitted } from '../route/admission.ts';
 import type { Step } from '../stage.ts';
 import { readBearer } from './bearer.ts';
+import { createEnvironmentCheck } from './environment.ts';
 import type { Principal } from './principal.ts';
 import type { SenderCheck } from './sender.ts';
 import type { Authenticator } from './verify.ts';
@@ -17,6 +18,7 @@ const FORM_TYPE = /^application\/x-www-form-urlencoded\b/i;
  * then held to its sender constraint (RFC 9449) on every request, cached token or not.
  */
 export function createAuthentication(config: Config, authenticator: Authenticator, sender: SenderCheck): Authentication {
+  const checkEnvironment = createEnvironmentCheck(config);
   const opaqueFor = new Set(config.upstreams.filter((u) => u.issuers.some((i) => i.introspection !== undefined)).map((u) => u.name));
   return async function authenticate(ctx, { upstream, query }) {
     const { req } = ctx;
@@ -34,6 +36,8 @@ export function createAuthentication(config: Config, authenticator: Authenticato
     ctx.record.iss = principal.iss;
     ctx.record.sub = principal.sub;
     ctx.record.clientId = principal.clientId;
+    const misplaced = checkEnvironment(principal); // a token for another environment (README "Environment profiles")
+    if (misplaced !== undefined) return misplaced;
     const pending = sender.check(req, bearer, proof, principal, upstream);
     const unproven = pending instanceof Promise ? await pending : pending;
     return unproven ?? principal;

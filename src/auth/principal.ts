@@ -14,6 +14,8 @@ export interface Principal {
   /** SHA-256 of the token (hex), for cache keys; the token itself is never kept. */
   readonly tokenHash: string;
   readonly claims: Readonly<JWTPayload>;
+  /** Set by the break-glass stage only: the grant this request is admitted through. */
+  readonly breakGlass?: { readonly name: string; readonly ticket: string; readonly expiresAtMs: number };
 }
 
 /**

@@ -1,4 +1,4 @@
-import type { RawConfig, RawIssuer, RawUpstream } from './schema.ts';
+import type { Environment, RawBreakGlassGrant, RawConfig, RawIssuer, RawUpstream } from './schema.ts';
 import { ConfigError, type ConfigProblem } from './errors.ts';
 import { lintConfig } from './lint.ts';
 import { loadConfigFile, parseConfigText, type LoadedConfig } from './load.ts';
@@ -22,6 +22,28 @@ export interface IssuerConfig {
   readonly scopeClaim: 'scope' | 'scp';
   readonly jwks: Readonly<RawIssuer['jwks']>;
   readonly introspection: Readonly<NonNullable<RawIssuer['introspection']>> | undefined;
+  /**
+   * README "Break-glass access": tokens of this issuer, or of these clients of it, only through an open
+   * grant. Optional so issuers built outside the config (federation trust) need not spell out "none".
+   */
+  readonly breakGlassOnly?: boolean;
+  readonly breakGlassClients?: ReadonlySet<string>;
+}
+
+/** A break-glass grant (README "Break-glass access"), its times as epoch milliseconds. */
+export interface BreakGlassGrant {
+  readonly name: string;
+  readonly ticket: string;
+  readonly reason: string;
+  /** Issuer name, and optionally the client_id, a token must carry to be judged by this grant. */
+  readonly issuer: string;
+  readonly clientId: string | undefined;
+  readonly activatedAtMs: number;
+  readonly expiresAtMs: number;
+  readonly maxTokenLifetimeSeconds: number;
+  readonly upstreams: ReadonlySet<string>;
+  readonly scopes: ReadonlySet<string>;
+  readonly requireClaims: Readonly<Record<string, readonly string[]>>;
 }
 
 
@@ -79,6 +101,10 @@ export interface Config {
   readonly dpop: DpopConfig;
   /** The embedded issuer's settings, with the resources it may issue tokens for (every upstream). */
   readonly authorizationServer: IssuerOptions | undefined;
+  /** README "Environment profiles": undefined = no profile. */
+  readonly environment: Environment | undefined;
+  readonly environmentClaim: string;
+  readonly breakGlass: readonly BreakGlassGrant[];
   readonly warnings: readonly ConfigProblem[];
 }
 
@@ -167,6 +193,9 @@ function compile(raw: RawConfig, file: string, warnings: readonly ConfigProblem[
       nonceRotationSeconds: raw.dpop.nonce?.rotationSeconds,
     }),
     authorizationServer: raw.authorizationServer === undefined ? undefined : compileAuthorizationServer(raw.authorizationServer, upstreams),
+    environment: raw.environment,
+    environmentClaim: raw.environmentClaim,
+    breakGlass: Object.freeze(raw.breakGlass.map(compileBreakGlass)),
     warnings,
   });
 }
@@ -196,6 +225,24 @@ function compileIssuer(i: RawConfig['issuers'][number]): IssuerConfig {
     scopeClaim: i.scopeClaim,
     jwks: Object.freeze({ ...i.jwks }),
     introspection: i.introspection === undefined ? undefined : Object.freeze({ ...i.introspection }),
+    breakGlassOnly: i.breakGlassOnly,
+    breakGlassClients: new Set(i.breakGlassClients),
+  });
+}
+
+function compileBreakGlass(g: RawBreakGlassGrant): BreakGlassGrant {
+  return Object.freeze({
+    name: g.name,
+    ticket: g.ticket,
+    reason: g.reason,
+    issuer: g.issuer,
+    clientId: g.clientId,
+    activatedAtMs: Date.parse(g.activatedAt),
+    expiresAtMs: Date.parse(g.expiresAt),
+    maxTokenLifetimeSeconds: g.maxTokenLifetimeSeconds,
+    upstreams: new Set(g.upstreams),
+    scopes: new Set(g.scopes),
+    requireClaims: Object.freeze(Object.fromEntries(Object.entries(g.requireClaims ?? {}).map(([k, v]) => [k, Object.freeze([...v])]))),
   });
 }
 

@@ -2,12 +2,14 @@ import { asymmetricAlgorithms, DEFAULT_MAX_TOKEN_LIFETIME, type RawConfig } from
 import type { ConfigProblem } from './errors.ts';
 import { extraHeaderProblem } from '../identity/request-headers.ts';
 import { lintRateLimits } from './lint-limits.ts';
+import { BREAK_GLASS_CLAIMS, lintBreakGlass } from './lint-break-glass.ts';
+import { lintProfile } from './lint-profile.ts';
 import { isSecureOrLoopback, parseUrl, stripTrailingSlash } from './urls.ts';
 import { methodIsSound, nameIsSound } from '../policy/names.ts';
 
 type Path = readonly (string | number)[];
 
-const RESERVED_ASSERTION_CLAIMS = new Set(['iss', 'aud', 'exp', 'iat', 'nbf', 'jti', 'sub', 'scope', 'client_id', 'orig_iss', 'orig_exp', 'orig_jti', 'cnf', 'sender', 'sender_jkt']);
+const RESERVED_ASSERTION_CLAIMS = new Set(['iss', 'aud', 'exp', 'iat', 'nbf', 'jti', 'sub', 'scope', 'client_id', 'orig_iss', 'orig_exp', 'orig_jti', 'cnf', 'sender', 'sender_jkt', ...BREAK_GLASS_CLAIMS]);
 export interface LintResult {
   readonly errors: readonly ConfigProblem[];
   readonly warnings: readonly ConfigProblem[];
@@ -27,7 +29,7 @@ type RawUpstream = RawConfig['upstreams'][number];
 type RawIssuer = RawConfig['issuers'][number];
 
 // Safety rules the schema cannot express. Each error refuses start; warnings are printed by validate.
-export function lintConfig(raw: RawConfig, file: string, locate: (p: Path) => number | undefined): LintResult {
+export function lintConfig(raw: RawConfig, file: string, locate: (p: Path) => number | undefined, nowMs: number = Date.now()): LintResult {
   const errors: ConfigProblem[] = [];
   const warnings: ConfigProblem[] = [];
   const err: Report = (path, message) => errors.push({ file, line: locate(path), key: path.join('.'), message });
@@ -61,6 +63,8 @@ export function lintConfig(raw: RawConfig, file: string, locate: (p: Path) => nu
   });
   lintPathOverlaps(paths, err);
   lintRateLimits(raw, err, warn);
+  lintBreakGlass(raw, err, warn, nowMs);
+  lintProfile(raw, err);
   return { errors, warnings };
 }
 

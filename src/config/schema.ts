@@ -14,6 +14,15 @@ export const DEFAULT_MAX_TOKEN_LIFETIME = 86_400;
 /** 7 days: maxTokenLifetimeSeconds may never be raised beyond this. */
 export const MAX_TOKEN_LIFETIME_CEILING = 7 * 86_400;
 
+/** README "Environment profiles": what each profile refuses at start. */
+export const ENVIRONMENTS = ['production', 'staging', 'development'] as const;
+export type Environment = (typeof ENVIRONMENTS)[number];
+
+/** Break-glass access may never stay open longer than 72 h (README "Break-glass access"). */
+export const BREAK_GLASS_MAX_WINDOW_CEILING = 72 * 3_600;
+/** 1 h: the longest token lifetime a production profile accepts from any issuer, unless set lower. */
+export const PRODUCTION_MAX_TOKEN_LIFETIME = 3_600;
+
 const port = z.number().int().min(0).max(65535);
 const listener = z.strictObject({
   host: z.string().min(1).default('127.0.0.1'),
@@ -74,6 +83,13 @@ const issuer = z.strictObject({
   scopeClaim: z.enum(['scope', 'scp']).default('scope'),
   jwks: jwksOptions.prefault({}),
   introspection: introspection.optional(),
+  // The environments whose tokens this issuer mints (README "Environment profiles"); absent = any.
+  // Checked against the file's top-level `environment`: a development issuer never serves production.
+  environments: z.array(z.enum(ENVIRONMENTS)).min(1).optional(),
+  // README "Break-glass access": this issuer's tokens (or those of the listed clients) are refused unless
+  // an open breakGlass grant admits them, so removing or expiring a grant never turns them into ordinary tokens.
+  breakGlassOnly: z.boolean().default(false),
+  breakGlassClients: z.array(z.string().min(1)).default([]),
 });
 
 const toolRule = z.strictObject({
@@ -248,6 +264,30 @@ const authorizationServer = z.strictObject({
   }).optional(),
 });
 
+// ISO 8601 with a date, a time and an explicit offset: a break-glass window never depends on the host's zone.
+const instant = z.string().regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/, 'an ISO 8601 time with an offset, e.g. 2026-12-01T22:00:00Z')
+  .refine((v) => Number.isFinite(Date.parse(v)), 'not a valid time');
+
+// Emergency access as a governed path (README "Break-glass access"): a named, ticketed, time-boxed grant
+// for tokens of one issuer, or of one client of it. Such tokens pass every normal check and, in addition, these.
+const breakGlassGrant = z.strictObject({
+  name: z.string().regex(NAME, 'letters, digits, _ or - (at most 64)'),
+  ticket: z.string().regex(/^[\x21-\x7e]{1,128}$/, 'a ticket id: visible ASCII, no spaces (at most 128)'),
+  reason: z.string().min(1).max(1_000),
+  // The issuer (by name) and optionally one of its clients: a client_id means something only with its issuer.
+  issuer: z.string().min(1),
+  clientId: z.string().min(1).optional(),
+  activatedAt: instant,
+  expiresAt: instant,
+  // exp − iat of every token used through the grant; iat is required.
+  maxTokenLifetimeSeconds: z.number().int().min(1).max(3_600).default(900),
+  upstreams: z.array(z.string().min(1)).min(1),
+  // Every scope the token carries must be one of these.
+  scopes: z.array(z.string().min(1)).min(1),
+  // Claim → accepted values: a string claim must be one of them, an array claim must contain one (amr).
+  requireClaims: z.record(z.string().regex(/^[A-Za-z0-9_:.-]{1,64}$/), z.array(z.string().min(1)).min(1)).optional(),
+});
+
 // RFC 9449 proof checks, for every upstream (a cnf-bound token is always checked).
 const dpop = z.strictObject({
   // §4.3 check 5: asymmetric algorithms only, the allow-list advertised in `algs` and RFC 9728 metadata.
@@ -271,6 +311,11 @@ export const configSchema = z.strictObject({
   authorizationServer: authorizationServer.optional(),
   rateLimitStore: rateLimitStore.prefault({}),
   dpop: dpop.prefault({}),
+  // README "Environment profiles": absent = no profile (the rules every config obeys, and a warning).
+  environment: z.enum(ENVIRONMENTS).optional(),
+  // The claim a token names its environment in; a token carrying it for another environment is refused.
+  environmentClaim: z.string().regex(/^[A-Za-z0-9_:.-]{1,64}$/).default('env'),
+  breakGlass: z.array(breakGlassGrant).default([]),
   limits: z.strictObject({
     maxTokenBytes: z.number().int().min(1_024).max(16_384).default(8_192),
     maxBodyBytes: z.number().int().min(1_024).max(64 * 1024 * 1024).default(1024 * 1024),
@@ -292,12 +337,17 @@ export const configSchema = z.strictObject({
     drainDelayMs: z.number().int().min(0).max(120_000).default(0),
     // After the listener closed: let requests finish, end SSE streams with a final event, exit by then.
     shutdownGraceMs: z.number().int().min(0).max(300_000).default(10_000),
+    // expiresAt − activatedAt of a break-glass grant: at most this, never above 72 h.
+    breakGlassMaxWindowSeconds: z.number().int().min(60).max(BREAK_GLASS_MAX_WINDOW_CEILING).default(BREAK_GLASS_MAX_WINDOW_CEILING),
+    // The production profile's cap on every issuer's maxTokenLifetimeSeconds; it can only be lowered.
+    productionMaxTokenLifetimeSeconds: z.number().int().min(60).max(PRODUCTION_MAX_TOKEN_LIFETIME).default(PRODUCTION_MAX_TOKEN_LIFETIME),
   }).prefault({}),
 });
 
 export type RawConfig = z.infer<typeof configSchema>;
 export type RawIssuer = z.infer<typeof issuer>;
 export type RawUpstream = z.infer<typeof upstream>;
+export type RawBreakGlassGrant = z.infer<typeof breakGlassGrant>;
 
 export function configJsonSchema(): unknown {
   return z.toJSONSchema(configSchema, { io: 'input' });

@@ -60,6 +60,12 @@ export function createAssertionMinter(options: MinterOptions): AssertionMinter {
       const value = principal.claims[name];
       if (value !== undefined) claims[name] = value;
     }
+    // After the listed claims (lint reserves these names too): the upstream learns the request came
+    // through break-glass access, and under which ticket, and can refuse or flag it.
+    if (principal.breakGlass !== undefined) {
+      claims['break_glass'] = true;
+      claims['break_glass_ticket'] = principal.breakGlass.ticket;
+    }
     const jwt = await new SignJWT(claims)
       .setProtectedHeader({ alg: signer.alg, kid: signer.kid, typ: ASSERTION_TYP })
       .setIssuer(options.issuer)

@@ -1,9 +1,13 @@
 import type { Logger } from './log.ts';
 import type { RequestRecord } from './record.ts';
 
-/** One structured line per decision (allow/deny), from the request's record; never a token. */
+/**
+ * One structured line per decision (allow/deny), from the request's record; never a token. A request
+ * with a break-glass grant's token is a warning with reason `break_glass` when admitted (its refusal
+ * reason otherwise), naming the grant and its ticket (README "Break-glass access").
+ */
 export function auditRecord(logger: Logger, r: RequestRecord, now: () => number): void {
-  logger.info({
+  const line = {
     event: 'decision',
     requestId: r.requestId,
     traceparent: r.traceparent,
@@ -22,5 +26,10 @@ export function auditRecord(logger: Logger, r: RequestRecord, now: () => number)
     clientId: r.clientId,
     durationMs: now() - r.startedAt,
     upstreamMs: r.upstreamMs,
-  }, 'decision');
+  };
+  if (r.breakGlass === undefined) {
+    logger.info(line, 'decision');
+    return;
+  }
+  logger.warn({ ...line, reason: r.reason ?? 'break_glass', breakGlass: r.breakGlass.name, ticket: r.breakGlass.ticket }, 'decision through break-glass access');
 }

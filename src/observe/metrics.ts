@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { BreakGlassGrant } from '../config/compile.ts';
 import type { RequestRecord } from './record.ts';
 
 // Stable names, closed label sets (STYLE rule 10): never a subject, a token or a raw path.
@@ -29,6 +30,8 @@ export interface MetricSources {
   /** Read at scrape time, so the values are never stale. */
   readonly keys: () => readonly { issuer: string; keys: number; staleSeconds: number }[];
   readonly tokenCache: () => { hits: number; misses: number };
+  /** The serving config's break-glass grants and the gateway's clock, for the active and expiry gauges. */
+  readonly breakGlass?: { readonly grants: () => readonly BreakGlassGrant[]; readonly now: () => number };
 }
 
 export function createMetrics(sources: MetricSources): Metrics {
@@ -55,6 +58,9 @@ export function createMetrics(sources: MetricSources): Metrics {
   const fallback = new Gauge({ name: 'mcp_warden_rate_limit_fallback', help: '1 while the shared rate-limit store is unreachable and each replica enforces limits / replicas locally', registers: [registry] });
   const fallbackChecks = new Counter({ name: 'mcp_warden_rate_limit_fallback_checks_total', help: 'Calls judged by the local fallback while the shared rate-limit store was unreachable', registers: [registry] });
   const pinChanges = new Counter({ name: 'mcp_warden_tool_pin_changes_total', help: 'Listed tool definitions that differ from their pin, by upstream and change (new, changed)', labelNames: ['upstream', 'change'], registers: [registry] });
+  // Labels from the config (grant name, upstream name) and the outcome: closed sets.
+  const breakGlass = new Counter({ name: 'mcp_warden_break_glass_requests_total', help: 'Requests made with a break-glass grant\'s token, by grant, upstream and outcome', labelNames: ['grant', 'upstream', 'outcome'], registers: [registry] });
+  registerBreakGlassGauges(registry, sources);
   reloads.inc({ result: 'success' }, 0);
   reloads.inc({ result: 'failure' }, 0);
 
@@ -63,6 +69,7 @@ export function createMetrics(sources: MetricSources): Metrics {
     observe(r, gatewaySeconds, upstreamSeconds) {
       const upstream = r.upstream ?? 'none';
       requests.inc({ upstream, method: methodLabel(r), outcome: r.outcome, reason: r.reason ?? 'none' });
+      if (r.breakGlass !== undefined) breakGlass.inc({ grant: r.breakGlass.name, upstream, outcome: r.outcome });
       if (r.reason === 'rate_limited' && r.rule !== undefined) limited.inc({ upstream, rule: r.rule });
       if (gatewaySeconds !== undefined) duration.observe({ upstream, phase: 'gateway' }, gatewaySeconds);
       if (upstreamSeconds !== undefined) duration.observe({ upstream, phase: 'upstream' }, upstreamSeconds);
@@ -99,6 +106,30 @@ function methodLabel(r: RequestRecord): string {
   }
   if (r.rpcMethod.startsWith('batch(')) return 'batch';
   return KNOWN_RPC.has(r.rpcMethod) ? r.rpcMethod : 'other';
+}
+
+/**
+ * Break-glass grants as alerting sees them (README "Break-glass access"): 1 while a grant's window is
+ * open, read against the clock at scrape time, and each grant's expiresAt as a Unix timestamp.
+ */
+function registerBreakGlassGauges(registry: Registry, sources: MetricSources): void {
+  const source = sources.breakGlass;
+  new Gauge({
+    name: 'mcp_warden_break_glass_active', help: '1 while the break-glass grant\'s window is open, else 0', labelNames: ['grant', 'ticket'], registers: [registry],
+    collect() {
+      this.reset();
+      if (source === undefined) return;
+      const nowMs = source.now();
+      for (const g of source.grants()) this.set({ grant: g.name, ticket: g.ticket }, g.activatedAtMs <= nowMs && nowMs < g.expiresAtMs ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'mcp_warden_break_glass_expiry_timestamp_seconds', help: 'When the break-glass grant expires (Unix time)', labelNames: ['grant', 'ticket'], registers: [registry],
+    collect() {
+      this.reset();
+      for (const g of source?.grants() ?? []) this.set({ grant: g.name, ticket: g.ticket }, g.expiresAtMs / 1000);
+    },
+  });
 }
 
 /** Metrics read from their sources at scrape time (key caches, token cache), never stale. */

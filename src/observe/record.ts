@@ -26,6 +26,8 @@ export interface RequestRecord {
   condition: string | undefined;
   conditionFault: string | undefined;
   traceparent: string | undefined;
+  /** The break-glass grant whose token this is (admitted or refused): the audit line is a warning. */
+  breakGlass: { readonly name: string; readonly ticket: string } | undefined;
   readonly perfStart: number;
 }
 
@@ -34,5 +36,6 @@ export function newRecord(requestId: string, httpMethod: string, startedAt: numb
     requestId, httpMethod, startedAt, traceparent, perfStart: performance.now(),
     upstream: undefined, outcome: 'deny', reason: undefined, status: undefined, iss: undefined, sub: undefined, clientId: undefined,
     rpcMethod: undefined, tool: undefined, upstreamMs: undefined, gatewaySeconds: undefined, rule: undefined, condition: undefined, conditionFault: undefined,
+    breakGlass: undefined,
   };
 }

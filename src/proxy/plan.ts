@@ -42,7 +42,8 @@ export function createResponsePlanning(deps: PlannerDeps): (record: RequestRecor
       sseFilter: new SseEvents({ id: bindEventId }, maxListingBytes),
       ...filtering,
       sse: {
-        endAfterMs: (principal.exp + skew) * 1000 - deps.now(),
+        // A break-glass stream ends with its grant too (README "Break-glass access"): no stream outlives expiresAt.
+        endAfterMs: Math.min((principal.exp + skew) * 1000, principal.breakGlass?.expiresAtMs ?? Infinity) - deps.now(),
         registry: streams,
         principal,
         // What allowed it, to judge it again at reload, fail-closed or key removal (issue 17 §5).
@@ -54,7 +55,8 @@ export function createResponsePlanning(deps: PlannerDeps): (record: RequestRecor
           },
         },
         onExpired: () => {
-          record.reason = 'token_expired';
+          const grantEnded = principal.breakGlass !== undefined && deps.now() >= principal.breakGlass.expiresAtMs;
+          record.reason = grantEnded ? 'break_glass_expired' : 'token_expired';
           deps.onStreamExpired?.(record);
         },
       },
