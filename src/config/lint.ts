@@ -2,12 +2,13 @@ import { asymmetricAlgorithms, DEFAULT_MAX_TOKEN_LIFETIME, type RawConfig } from
 import type { ConfigProblem } from './errors.ts';
 import { extraHeaderProblem } from '../identity/request-headers.ts';
 import { lintRateLimits } from './lint-limits.ts';
+import { lintMtls } from './lint-mtls.ts';
 import { isSecureOrLoopback, parseUrl, stripTrailingSlash } from './urls.ts';
 import { methodIsSound, nameIsSound } from '../policy/names.ts';
 
 type Path = readonly (string | number)[];
 
-const RESERVED_ASSERTION_CLAIMS = new Set(['iss', 'aud', 'exp', 'iat', 'nbf', 'jti', 'sub', 'scope', 'client_id', 'orig_iss', 'orig_exp', 'orig_jti', 'cnf', 'sender', 'sender_jkt']);
+const RESERVED_ASSERTION_CLAIMS = new Set(['iss', 'aud', 'exp', 'iat', 'nbf', 'jti', 'sub', 'scope', 'client_id', 'orig_iss', 'orig_exp', 'orig_jti', 'cnf', 'sender', 'sender_jkt', 'sender_x5t#S256']);
 export interface LintResult {
   readonly errors: readonly ConfigProblem[];
   readonly warnings: readonly ConfigProblem[];
@@ -61,6 +62,7 @@ export function lintConfig(raw: RawConfig, file: string, locate: (p: Path) => nu
   });
   lintPathOverlaps(paths, err);
   lintRateLimits(raw, err, warn);
+  lintMtls(raw, err);
   return { errors, warnings };
 }
 

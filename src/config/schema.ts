@@ -24,7 +24,16 @@ const listener = z.strictObject({
 const serverTls = z.strictObject({
   certFile: z.string().min(1),
   keyFile: z.string().min(1),
+  // RFC 8705: client certificates are requested and verified against this CA (PEM); a certificate-bound
+  // token must then match the one presented. Absent = no client certificates.
+  clientCaFile: z.string().min(1).optional(),
+  // `optional`: a client without a certificate may still connect (Bearer and DPoP tokens work, a
+  // certificate-bound one is refused); `required`: the TLS handshake refuses such a client.
+  clientCertificate: z.enum(['optional', 'required']).default('optional'),
 });
+
+// RFC 8705 §3 / §5 sender constraints: `dpop` (RFC 9449), `mtls` (certificate-bound), or none.
+const senderConstraint = z.enum(['dpop', 'mtls', 'none']).default('none');
 
 // TLS (and optionally mTLS) from the gateway to an upstream.
 const upstreamTls = z.strictObject({
@@ -74,6 +83,9 @@ const issuer = z.strictObject({
   scopeClaim: z.enum(['scope', 'scp']).default('scope'),
   jwks: jwksOptions.prefault({}),
   introspection: introspection.optional(),
+  // Every token of this issuer must be sender-constrained this way, on every upstream; combined with
+  // the upstream's own setting, both apply (README "Sender-constrained tokens").
+  senderConstraint,
 });
 
 const toolRule = z.strictObject({
@@ -166,9 +178,10 @@ const upstream = z.strictObject({
   }).optional(),
   tls: upstreamTls.optional(),
   rateLimits: z.array(rateLimit).default([]),
-  // RFC 9449: `dpop` requires every token to be DPoP-bound and proven with a DPoP proof. A token that
-  // carries `cnf` is checked whatever this says (README "Sender-constrained tokens").
-  senderConstraint: z.enum(['dpop', 'none']).default('none'),
+  // `dpop` (RFC 9449): every token DPoP-bound and proven with a proof; `mtls` (RFC 8705): every token
+  // bound to the client certificate presented. Combined with the issuer's setting, both apply; a token
+  // that carries `cnf` is checked whatever this says (README "Sender-constrained tokens").
+  senderConstraint,
   // Tool catalogue pinning (README "Pinned tool catalogues"); absent = off.
   pinning: z.strictObject({
     onChange: z.enum(['report', 'block']).default('report'),
@@ -261,6 +274,19 @@ const dpop = z.strictObject({
   nonce: z.strictObject({ rotationSeconds: z.number().int().min(10).max(3_600).default(300) }).optional(),
 });
 
+// RFC 8705 behind a mesh or proxy that terminates TLS: the client certificate's hash from one header,
+// believed only on connections from the named hops (README "Certificate-bound tokens").
+const mtls = z.strictObject({
+  forwarded: z.strictObject({
+    header: z.string().regex(/^[A-Za-z0-9-]{1,64}$/),
+    // `xfcc`: Envoy's x-forwarded-client-cert, its Hash= (hex SHA-256 of the DER) of the element the
+    // nearest hop added; `x5t#S256`: the RFC 8705 §3.1 thumbprint itself (base64url SHA-256 of the DER).
+    format: z.enum(['xfcc', 'x5t#S256']),
+    // Peer addresses or CIDRs (IPv4 or IPv6) of the hops allowed to set the header; nobody else is.
+    trustedHops: z.array(z.string().min(1)).min(1),
+  }).optional(),
+});
+
 export const configSchema = z.strictObject({
   listen: listener.extend({ tls: serverTls.optional() }).prefault({ port: 8080 }),
   admin: listener.prefault({ port: 9090 }),
@@ -271,6 +297,7 @@ export const configSchema = z.strictObject({
   authorizationServer: authorizationServer.optional(),
   rateLimitStore: rateLimitStore.prefault({}),
   dpop: dpop.prefault({}),
+  mtls: mtls.prefault({}),
   limits: z.strictObject({
     maxTokenBytes: z.number().int().min(1_024).max(16_384).default(8_192),
     maxBodyBytes: z.number().int().min(1_024).max(64 * 1024 * 1024).default(1024 * 1024),
