@@ -304,6 +304,7 @@ function compileAuthorizationServer(as: NonNullable<RawConfig['authorizationServ
     registration: as.registration,
     clients: as.clients,
     ...(as.fetch === undefined ? {} : { fetch: as.fetch }),
+    ...(as.mtls === undefined ? {} : { mtls: as.mtls }),
     ...(as.federation === undefined ? {} : { federation: compileFederation(as.federation, upstreams) }),
     // RFC 8707: tokens only for the resources this gateway serves, with their scopes.
     resources: upstreams.map((u) => ({ audience: u.audience, scopes: u.allScopes })),

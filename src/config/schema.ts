@@ -228,7 +228,17 @@ const authorizationServer = z.strictObject({
     jwks: z.strictObject({ keys: z.array(z.record(z.string(), z.unknown())).min(1) }).optional(),
     jwks_uri: z.string().min(1).optional(),
     token_endpoint_auth_signing_alg: z.string().min(1).optional(),
+    // RFC 8705 §3: tokens bound to the client certificate presented on the mTLS listener (needs `mtls`).
+    tls_client_certificate_bound_access_tokens: z.boolean().optional(),
   })).default([]),
+  // RFC 8705 §5: a second TLS listener asking for client certificates (verified against clientCaFile);
+  // its token endpoint issues certificate-bound tokens (README "Certificate-bound tokens").
+  mtls: z.strictObject({
+    port: port.default(0),
+    certFile: z.string().min(1),
+    keyFile: z.string().min(1),
+    clientCaFile: z.string().min(1),
+  }).optional(),
   // Outbound fetches (Client ID Metadata Documents, client jwks_uri) never reach private, link-local or
   // loopback addresses, except these hosts (a private network's own clients), trusted with caFile.
   fetch: z.strictObject({ privateHosts: z.array(z.string().min(1)).default([]), caFile: z.string().min(1).optional() }).optional(),
