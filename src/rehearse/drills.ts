@@ -7,6 +7,7 @@ import type { Config, IssuerConfig, UpstreamConfig } from '../config/compile.ts'
 import { startIssuer } from '../issuer/index.ts';
 import { challenge, http, json, mcpCall } from './http.ts';
 import { rateLimitDrill } from './limits.ts';
+import { dpopDrill } from './dpop.ts';
 import type { DrillResult } from './report.ts';
 import { asMetadata, clientCredentials, register, type Client } from './tokens.ts';
 
@@ -49,6 +50,7 @@ export async function liveDrills(config: Config, options: LiveOptions, record: R
     const direct = await mcpCall(options.directUrl, undefined);
     record('hygiene direct access', direct.status >= 200 && direct.status < 300 ? 'warn' : 'pass', `${options.directUrl} answered ${direct.status} without the gateway`);
   }
+  await dpopDrill(config, options.baseUrl, client, issuer.issuer, record);
   await rateLimitDrill(config, urlOf, (u) => token(u), record);
 }
 

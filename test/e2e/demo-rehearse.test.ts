@@ -69,7 +69,7 @@ describe('the one-command demo', () => {
     expect(failed).toEqual([]);
     expect(results.map((r) => r.drill)).toEqual([
       'metadata demo', 'metadata ops', 'issuer metadata', 'registration', 'issuance', 'valid call', 'no token', 'audience mismatch',
-      'tampered signature', 'unknown signing key', 'insufficient scope', 'expired token', 'key rotation', 'rate limit', 'key-fetch outage',
+      'tampered signature', 'unknown signing key', 'insufficient scope', 'expired token', 'key rotation', 'dpop', 'rate limit', 'key-fetch outage',
     ]);
     // The demo's tools/list bucket (4/s, burst 8): a burst gets 429, the 1 s wait then 200.
     expect(results.find((r) => r.drill === 'rate limit')?.detail).toMatch(/^429 with Retry-After 1 s on demo \(listings\); after the wait 200$/);
