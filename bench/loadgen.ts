@@ -18,6 +18,8 @@ export interface LoadSpec {
   readonly tokensFile?: string;
   /** Start this far into each thread's slice of the token file. */
   readonly tokensOffset?: number;
+  /** RFC 9449: `Authorization: DPoP <token>` with the next proof of the file (one per line) on every request. */
+  readonly dpop?: { readonly token: string; readonly proofsFile: string };
 }
 
 export interface LoadResult {
@@ -50,7 +52,7 @@ export function chooseLoadGenerator(wanted: string): LoadGenerator {
 
 function runWrk(spec: LoadSpec): Promise<LoadResult> {
   const args = ['-t', String(spec.threads), '-c', String(spec.connections), '-d', `${spec.seconds}s`, '--timeout', '5s', '--latency', '-s', join(import.meta.dirname, 'wrk.lua'), spec.url];
-  const env = { ...process.env, WRK_TOKEN: spec.token ?? '', WRK_TOKENS_FILE: spec.tokensFile ?? '', WRK_THREADS: String(spec.threads), WRK_OFFSET: String(spec.tokensOffset ?? 0) };
+  const env = { ...process.env, WRK_TOKEN: spec.token ?? '', WRK_TOKENS_FILE: spec.tokensFile ?? '', WRK_THREADS: String(spec.threads), WRK_OFFSET: String(spec.tokensOffset ?? 0), WRK_DPOP_TOKEN: spec.dpop?.token ?? '', WRK_PROOFS_FILE: spec.dpop?.proofsFile ?? '' };
   const child = spawn('wrk', args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   register(child);
   let out = '';
@@ -83,8 +85,22 @@ async function runAutocannon(spec: LoadSpec): Promise<LoadResult> {
   const autocannon = createRequire(import.meta.url)('autocannon') as AutocannonFn;
   const headers: Record<string, string> = { ...REQUEST_HEADERS };
   if (spec.token !== undefined) headers['authorization'] = `Bearer ${spec.token}`;
-  const tokens = spec.tokensFile === undefined ? undefined : readFileSync(spec.tokensFile, 'utf8').split('\n').filter((t) => t !== '');
+  const lines = (file: string): string[] => readFileSync(file, 'utf8').split('\n').filter((t) => t !== '');
+  const tokens = spec.tokensFile === undefined ? undefined : lines(spec.tokensFile);
+  const proofs = spec.dpop === undefined ? undefined : lines(spec.dpop.proofsFile);
   let i = spec.tokensOffset ?? 0;
+  let p = 0;
+  const perRequest = (req: { headers: Record<string, string> }): { headers: Record<string, string> } => {
+    if (tokens !== undefined) {
+      i = (i + 1) % tokens.length;
+      req.headers = { ...headers, authorization: `Bearer ${tokens[i]}` };
+    } else if (proofs !== undefined && spec.dpop !== undefined) {
+      // One proof per request (RFC 9449 §11.1); past the pool's end the replays count as errors.
+      p = (p + 1) % proofs.length;
+      req.headers = { ...headers, authorization: `DPoP ${spec.dpop.token}`, dpop: proofs[p] as string };
+    }
+    return req;
+  };
   const r = await autocannon({
     url: spec.url,
     connections: spec.connections,
@@ -92,15 +108,7 @@ async function runAutocannon(spec: LoadSpec): Promise<LoadResult> {
     method: 'POST',
     headers,
     body: BODY,
-    ...(tokens === undefined ? {} : {
-      requests: [{
-        setupRequest: (req: { headers: Record<string, string> }) => {
-          i = (i + 1) % tokens.length;
-          req.headers = { ...headers, authorization: `Bearer ${tokens[i]}` };
-          return req;
-        },
-      }],
-    }),
+    ...(tokens === undefined && proofs === undefined ? {} : { requests: [{ setupRequest: perRequest }] }),
   });
   return { requests: r.requests.total, seconds: r.duration, rps: r.requests.total / r.duration, p50ms: r.latency.p50, p99ms: r.latency.p99, bad: r.non2xx + r.errors + r.timeouts };
 }

@@ -3,7 +3,7 @@ import type { ProfileSummary } from './profile.ts';
 
 // results.md: the table of one run, its ratios, and which targets of issue 9 hold.
 
-export type TargetKey = 'direct' | 'bare' | 'nginx' | 'haproxy' | 'warm' | 'cold';
+export type TargetKey = 'direct' | 'bare' | 'nginx' | 'haproxy' | 'warm' | 'dpop' | 'cold';
 
 export interface RunRow {
   readonly key: TargetKey;
@@ -183,6 +183,12 @@ export function renderReport(report: Report, targets: readonly { key: TargetKey;
     L.push(`| ${x.label} | ${f(x.rps, 0)} | ${f(x.p50ms)} | ${f(x.p99ms)} | ${ratio(x.rps, get('direct')?.rps)} | ${ratio(x.rps, get('bare')?.rps)} | ${ratio(x.rps, get('nginx')?.rps)} | ${ratio(x.rps, get('haproxy')?.rps)} | ${f(x.cpuPer10k)} | ${f(x.cpuShare)} | ${x.bad} |`);
   }
   L.push('', `Per-repeat req/s: ${s.map((x) => `${x.key} ${x.runs.map((r) => r.toFixed(0)).join('/')}`).join('; ')}. CPU is that target's own process (direct: the upstream; nginx: master + worker), from /proc.`);
+  const dpop = get('dpop');
+  const warmRow = get('warm');
+  if (dpop !== undefined && warmRow !== undefined) {
+    // Same gateway, upstream and policy: the difference is the RFC 9449 proof check (and the jti cache).
+    L.push('', `DPoP verification: warm DPoP costs ${f(dpop.cpuPer10k - warmRow.cpuPer10k)} CPU s per 10k requests more than warm Bearer, **${f(((dpop.cpuPer10k - warmRow.cpuPer10k) / 10_000) * 1e6, 0)} µs per request** (every request a new ES256 proof, all §4.3 checks and the replay cache); ${ratio(dpop.rps, warmRow.rps)} warm Bearer req/s.`);
+  }
   const disturbed = report.runs.filter((r) => r.foreignCores > 0.05);
   if (disturbed.length > 0) L.push('', `**Other processes used CPU during ${disturbed.length} of ${report.runs.length} measured runs** (max ${f(Math.max(...disturbed.map((r) => r.foreignCores)))} cores, in ${disturbed.map((r) => `${r.key}#${r.repeat}`).join(', ')}); medians damp but do not remove this.`);
   L.push('');
@@ -243,7 +249,7 @@ export function renderReport(report: Report, targets: readonly { key: TargetKey;
   L.push('- Every target gets the same request: `POST` a JSON-RPC `tools/call` (`search`) with `Authorization: Bearer <ES256 JWT>`; the upstream is a minimal node:http MCP server in its own process.');
   L.push('- mcp-warden runs in its own process through `startFromFile` (the `serve` code path), one upstream with required scope and two per-tool rules (the called tool matches one), identity assertion minted and forwarded, one audit line per request to stdout (/dev/null).');
   L.push('- HAProxy checks `alg`, `iss`, `aud`, `exp`, `scope` (jwt_header_query / jwt_payload_query) and the ES256 signature (`jwt_verify` with the PEM public key) on every request; it has no verified-token cache. nginx proxies only (access_log off).');
-  L.push('- Order in every repeat: direct, nginx, cold, bare, warm, HAProxy. The cold runs come before the warm ones, so warm always meets a full token cache (10,000 entries), as a gateway serving many clients would (the profiles below follow the same order); warm runs right between the bare proxy and HAProxy, the two its ratios compare it with, because this shared machine has slow phases of tens of seconds that raise every target\'s cost per request by up to 1.8×.');
+  L.push('- Order in every repeat: direct, nginx, cold, bare, warm, warm DPoP, HAProxy. The cold runs come before the warm ones, so warm always meets a full token cache (10,000 entries), as a gateway serving many clients would (the profiles below follow the same order); warm runs right between the bare proxy and HAProxy, the two its ratios compare it with, because this shared machine has slow phases of tens of seconds that raise every target\'s cost per request by up to 1.8×.');
   L.push('- Cold verify: every request takes the next token of a pool of distinct tokens, each thread its own slice, so no token is seen again before far more than the token cache (10,000) and the assertion cache (10,000) have turned over; the token-cache hit counter above confirms it.');
   for (const n of report.notes) L.push(`- ${n}`);
   L.push('');

@@ -11,6 +11,7 @@ import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { startIdp, type BenchIdp } from './idp.ts';
+import { benchDpopKey } from './dpop-proofs.ts';
 import { BODY, chooseLoadGenerator, REQUEST_HEADERS, type LoadGenerator, type LoadResult } from './loadgen.ts';
 import { haproxyHasJwt, haproxyVersion, nginxVersion, startHaproxy, startNginx, type Peer } from './peers.ts';
 import { memoryCgroup } from './cgroup.ts';
@@ -72,6 +73,7 @@ const TARGETS: readonly { key: TargetKey; label: string }[] = [
   { key: 'nginx', label: 'nginx (proxy_buffering off)' },
   { key: 'haproxy', label: 'HAProxy jwt_verify ES256' },
   { key: 'warm', label: 'mcp-warden, warm cache' },
+  { key: 'dpop', label: 'mcp-warden, warm DPoP' },
   { key: 'cold', label: 'mcp-warden, cold verify' },
 ];
 
@@ -80,6 +82,8 @@ interface LiveTarget {
   readonly url: string;
   readonly token?: string;
   readonly tokensFile?: string;
+  /** A DPoP-bound token: every request carries a fresh proof from a pool minted before the run. */
+  readonly dpopToken?: string;
   /** The process whose CPU seconds are charged to this target (nginx: master + workers). */
   readonly pid: () => number;
   readonly withChildren: boolean;
@@ -101,6 +105,11 @@ async function metricsCounter(adminPort: number, name: string): Promise<number> 
   return m === null ? NaN : Number(m[1]);
 }
 
+async function postDpop(url: string, token: string, proof: string): Promise<{ status: number; text: string }> {
+  const r = await fetch(url, { method: 'POST', headers: { ...REQUEST_HEADERS, authorization: `DPoP ${token}`, dpop: proof }, body: BODY });
+  return { status: r.status, text: await r.text() };
+}
+
 async function post(url: string, token: string | undefined, body = BODY): Promise<{ status: number; text: string }> {
   const headers: Record<string, string> = { ...REQUEST_HEADERS };
   if (token !== undefined) headers['authorization'] = `Bearer ${token}`;
@@ -112,6 +121,10 @@ function tamper(token: string): string {
   const i = token.length - 20;
   return token.slice(0, i) + (token[i] === 'A' ? 'B' : 'A') + token.slice(i + 1);
 }
+
+// The warm DPoP row: proofs are minted just before each run, so their iat is at most a run old; every
+// accepted jti stays in the replay cache for this window (+ 2 × skew).
+const DPOP_WINDOW_SECONDS = Math.min(300, Math.max(30, Math.ceil(SECONDS + WARMUP) + 20));
 
 function gatewayConfig(dir: string, port: number, idp: BenchIdp, upstreamPort: number): string {
   const file = join(dir, 'mcp-warden.yaml');
@@ -130,6 +143,7 @@ function gatewayConfig(dir: string, port: number, idp: BenchIdp, upstreamPort: n
       tools: [{ name: 'delete_*', scopes: ['mcp:files:admin'] }, { name: 'search', scopes: ['mcp:files:read'] }],
     }],
     identity: { signingKeyFile: join(dir, 'gateway.jwk') },
+    dpop: { algorithms: ['ES256'], proofMaxAgeSeconds: DPOP_WINDOW_SECONDS, replayCacheEntries: 10_000_000 },
   }));
   return file;
 }
@@ -189,6 +203,9 @@ async function main(): Promise<void> {
     const gwPort = await freePort();
     const audience = `http://127.0.0.1:${gwPort}/files/mcp`;
     const warmToken = await idp.mint(audience, SCOPE);
+    // Warm DPoP: the same upstream and policy; the token's cnf.jkt makes the gateway check a proof each time.
+    const dpopKey = await benchDpopKey();
+    const dpopToken = await idp.mint(audience, SCOPE, { cnf: { jkt: dpopKey.jkt } });
     const t0 = Date.now();
     const cold = await idp.mintMany(COLD_TOKENS, audience, SCOPE);
     const tokensFile = join(tmp, 'cold-tokens.txt');
@@ -238,13 +255,15 @@ async function main(): Promise<void> {
       ...[...peers].map(([key, p]) => ({ key, url: `http://127.0.0.1:${p.port}/mcp`, token: warmToken, pid: () => p.process.pid as number, withChildren: true })),
       { key: 'warm', url: `http://127.0.0.1:${gwPort}/files/mcp`, token: warmToken, pid: () => gateway.pid, withChildren: false },
       { key: 'cold', url: `http://127.0.0.1:${gwPort}/files/mcp`, tokensFile, pid: () => gateway.pid, withChildren: false },
+      { key: 'dpop', url: `http://127.0.0.1:${gwPort}/files/mcp`, dpopToken, pid: () => gateway.pid, withChildren: false },
     ];
     // Cold runs before warm in every repeat: the warm runs then always meet a full token cache (10,000
     // entries), as on a gateway serving many clients, instead of an empty one in the first repeat only.
     // Warm sits between the two it is compared with (bare proxy, HAProxy): this shared machine has slow
     // phases lasting tens of seconds that move every target's cost by up to 1.8x, so the per-repeat
     // ratios are only fair between runs seconds apart.
-    const ORDER: readonly TargetKey[] = ['direct', 'nginx', 'cold', 'bare', 'warm', 'haproxy'];
+    // Warm DPoP right after warm: its cost per request is read against warm's, seconds apart.
+    const ORDER: readonly TargetKey[] = ['direct', 'nginx', 'cold', 'bare', 'warm', 'dpop', 'haproxy'];
     let targets = all.filter((t) => want(t.key)).sort((a, b) => ORDER.indexOf(a.key) - ORDER.indexOf(b.key));
 
     // ---- sanity: every target answers the MCP call; the checking ones refuse what they must ----
@@ -257,7 +276,7 @@ async function main(): Promise<void> {
     const wrongAud = await idp.mint('https://elsewhere.example/mcp', SCOPE);
     const noRead = await idp.mint(audience, 'mcp:files');
     for (const t of targets) {
-      if (t.key === 'cold') continue;
+      if (t.key === 'cold' || t.key === 'dpop') continue;
       const ok = await expect(`${t.key}: tools/call answered`, post(t.url, warmToken), 200, '"result"');
       if (!ok && (t.key === 'nginx' || t.key === 'haproxy')) report.skipped.push({ key: t.key, why: 'failed its sanity check' });
     }
@@ -279,8 +298,17 @@ async function main(): Promise<void> {
     await expect('mcp-warden: delete_* without admin scope → 403', post(gwUrl, warmToken, '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"delete_file","arguments":{}}}'), 403);
     await expect('mcp-warden: tools/list filtered to callable tools', post(gwUrl, warmToken, '{"jsonrpc":"2.0","id":3,"method":"tools/list"}').then((r) => ({ status: r.status, text: r.text.includes('delete_file') ? 'delete_file leaked' : r.text })), 200, '"search"');
     await expect('mcp-warden: cold token accepted', post(gwUrl, cold[0]), 200, '"result"');
+    if (want('dpop')) {
+      const proofs = join(tmp, 'dpop-sanity.txt');
+      await dpopKey.mintProofs(proofs, 1, gwUrl, dpopToken);
+      const proof = readFileSync(proofs, 'utf8').trim();
+      await expect('mcp-warden: DPoP-bound token with its proof → 200', postDpop(gwUrl, dpopToken, proof), 200, '"result"');
+      await expect('mcp-warden: the same proof again → 401', postDpop(gwUrl, dpopToken, proof), 401, 'dpop_replayed');
+      await expect('mcp-warden: DPoP-bound token as Bearer → 401', post(gwUrl, dpopToken), 401, 'dpop_required');
+    }
     const after = await upstream.call<{ withIdentity: number }>('stats');
-    report.sanity.push({ what: 'mcp-warden: upstream received the identity assertion', ok: after.withIdentity - before.withIdentity === 2, detail: `${after.withIdentity - before.withIdentity} of 2 forwarded requests` });
+    const forwarded = want('dpop') ? 3 : 2;
+    report.sanity.push({ what: 'mcp-warden: upstream received the identity assertion', ok: after.withIdentity - before.withIdentity === forwarded, detail: `${after.withIdentity - before.withIdentity} of ${forwarded} forwarded requests` });
     const essential = report.sanity.filter((s) => !s.ok && !s.what.startsWith('nginx') && !s.what.startsWith('haproxy'));
     if (essential.length > 0) throw new Error(`sanity checks failed: ${essential.map((s) => `${s.what} (${s.detail})`).join('; ')}`);
     targets = targets.filter((t) => !report.skipped.some((s) => s.key === t.key));
@@ -302,8 +330,18 @@ async function main(): Promise<void> {
     // ---- throughput: targets back to back, repeated ----
     // Cold runs move through the token pool: a measured run never starts on tokens its warm-up verified.
     let tokenCursor = 0;
+    // Proofs are single-use: each DPoP run gets a new pool, sized well above the fastest gateway rate seen.
+    let fastest = 5_000;
+    const proofsFile = join(tmp, 'dpop-proofs.txt');
+    const dpopSpec = async (t: LiveTarget, seconds: number): Promise<{ dpop?: { token: string; proofsFile: string } }> => {
+      if (t.dpopToken === undefined) return {};
+      await dpopKey.mintProofs(proofsFile, Math.ceil(fastest * seconds * 1.5) + 1_000, t.url, t.dpopToken);
+      return { dpop: { token: t.dpopToken, proofsFile } };
+    };
     const loadRun = async (t: LiveTarget, seconds: number): Promise<LoadResult> => {
-      const r = await loadgen.run({ url: t.url, seconds, connections: CONNECTIONS, threads: THREADS, ...(t.token === undefined ? {} : { token: t.token }), ...(t.tokensFile === undefined ? {} : { tokensFile: t.tokensFile, tokensOffset: tokenCursor }) });
+      const dpop = await dpopSpec(t, seconds);
+      const r = await loadgen.run({ url: t.url, seconds, connections: CONNECTIONS, threads: THREADS, ...(t.token === undefined ? {} : { token: t.token }), ...(t.tokensFile === undefined ? {} : { tokensFile: t.tokensFile, tokensOffset: tokenCursor }), ...dpop });
+      if (t.key === 'warm' || t.key === 'dpop') fastest = Math.max(fastest, r.rps);
       // Threads do not advance evenly: leave a margin so the next run starts on unseen tokens.
       if (t.tokensFile !== undefined) tokenCursor += Math.ceil((r.requests / THREADS) * 1.25) + 256;
       return r;
@@ -333,7 +371,7 @@ async function main(): Promise<void> {
     if (FIXED_RATE > 0 && FIXED_SECONDS > 0) {
       const fixed = await NodeChild.start('fixed-rate', join(BENCH, 'fixed-rate.ts'), []);
       try {
-        for (const t of targets.filter((x) => x.key !== 'cold')) {
+        for (const t of targets.filter((x) => x.key !== 'cold' && x.key !== 'dpop')) {
           const headers: Record<string, string> = { ...REQUEST_HEADERS, authorization: `Bearer ${warmToken}` };
           const arg = { url: t.url, rate: FIXED_RATE, seconds: FIXED_SECONDS, connections: CONNECTIONS, headers, body: BODY };
           await fixed.call('run', { ...arg, seconds: 1 }, 30_000);

@@ -105,7 +105,7 @@ async function issuerCommand(rest: readonly string[]): Promise<number | undefine
   if (values.config === undefined) return usage();
   try {
     const served = await serveIssuer(values.config, (line) => process.stderr.write(`${line}\n`));
-    process.stdout.write(`mcp-warden issuer listening: ${served.issuer.url} (jwks ${served.issuer.jwksUri})\n`);
+    process.stdout.write(`mcp-warden issuer listening: ${served.issuer.url} (jwks ${served.issuer.jwksUri})${served.issuer.mtlsUrl === undefined ? "" : `, mTLS token endpoint ${served.issuer.mtlsUrl}/token`}\n`);
     const stop = (): void => void served.stop().then(() => process.exit(0));
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);

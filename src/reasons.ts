@@ -33,6 +33,10 @@ export type Reason =
   | 'dpop_nonce_required'
   | 'dpop_unavailable'
   | 'token_binding_mismatch'
+  | 'token_binding_unsupported'
+  | 'mtls_required'
+  | 'certificate_missing'
+  | 'certificate_mismatch'
   | 'jwks_unavailable'
   | 'introspection_unavailable'
   | 'insufficient_scope'
@@ -180,6 +184,14 @@ export const reasons: Readonly<Record<Reason, ReasonInfo>> = Object.freeze({
   dpop_unavailable: r(503, undefined, false, 'DPoP proofs cannot be checked right now; try again later', { headers: RETRY_SOON, outcome: 'error' }),
   // RFC 9449 §7.1 / §6.1: the proof's key is not the token's cnf.jkt, or the token's binding is absent or not checkable.
   token_binding_mismatch: r(401, 'invalid_token', true, 'the proof key is not the key this token is bound to', { scheme: 'DPoP' }),
+  // RFC 7800 cnf with a member other than jkt / x5t#S256, or a malformed one: refused, never ignored.
+  token_binding_unsupported: r(401, 'invalid_token', true, 'the token is bound by a confirmation method this resource cannot check'),
+  // RFC 8705 §3: a token that is not certificate-bound where mtls is required (by the upstream or the issuer).
+  mtls_required: r(401, 'invalid_token', true, 'this resource requires a token bound to the client certificate (RFC 8705)'),
+  // RFC 8705 §3: a certificate-bound token on a connection without a verified client certificate.
+  certificate_missing: r(401, 'invalid_token', true, 'this token is bound to a client certificate and none was presented'),
+  // RFC 8705 §3.1: the presented certificate's SHA-256 thumbprint is not the token's cnf x5t#S256.
+  certificate_mismatch: r(401, 'invalid_token', true, 'the client certificate is not the one this token is bound to'),
   jwks_unavailable: r(503, undefined, false, 'signing keys are unavailable; try again later', { headers: RETRY_SOON }),
   introspection_unavailable: r(503, undefined, false, 'token introspection is unavailable; try again later', { headers: RETRY_SOON }),
   insufficient_scope: r(403, 'insufficient_scope', true, 'the token lacks a required scope', { rpcCode: FORBIDDEN }),

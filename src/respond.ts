@@ -22,7 +22,7 @@ export function refuse(ctx: RequestContext, denial: Denial): void {
   if (info.challenge && resourceMetadataUrl !== undefined) {
     const upstream = ctx.upstream as NonNullable<typeof ctx.upstream>;
     // RFC 9449 §7.1 / §7.2: DPoP for the proof refusals, where the upstream requires it, and to a DPoP caller.
-    const dpop = info.scheme === 'DPoP' || upstream.senderConstraint === 'dpop' || ctx.dpopPresented;
+    const dpop = info.scheme === 'DPoP' || upstream.dpopRequired || ctx.dpopPresented;
     const params: string[] = [`resource_metadata="${resourceMetadataUrl}"`];
     // RFC 6750 §3: a request without credentials gets no error code.
     if (info.oauthError !== undefined && (ctx.tokenPresented || info.oauthError !== 'invalid_token')) {

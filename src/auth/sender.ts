@@ -1,18 +1,20 @@
 import type { IncomingMessage } from 'node:http';
-import type { Config, UpstreamConfig } from '../config/compile.ts';
+import type { Config, SenderRequirement, UpstreamConfig } from '../config/compile.ts';
 import { rawHeader } from '../lib/raw-header.ts';
 import { deny, type Denial } from '../reasons.ts';
 import type { BearerToken } from './bearer.ts';
 import { createDpopNonces, type DpopNonces } from './dpop-nonce.ts';
 import { normalisedHtu, verifyProof } from './dpop-proof.ts';
 import type { DpopReplayCache } from './dpop-replay.ts';
+import { createCertificateSource, type CertificateThumbprint } from './mtls.ts';
 import type { Principal } from './principal.ts';
 
 // RFC 7515 §7.1 compact JWS, bounded: a proof carries a public key and a few short claims.
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 const MAX_PROOF_BYTES = 8_192;
+const SHA256_B64URL = /^[A-Za-z0-9_-]{43}$/;
 
-/** How the caller proves possession of its token's key (RFC 9449 DPoP), once the token is verified. */
+/** How the caller proves possession of its token's key (RFC 9449 DPoP, RFC 8705 mTLS), once the token is verified. */
 export interface SenderCheck {
   /** Before any key is used: the scheme this upstream accepts and the DPoP header's syntax; the proof text. */
   readProof(req: IncomingMessage, credential: BearerToken, upstream: UpstreamConfig): string | undefined | Denial;
@@ -30,38 +32,65 @@ export interface SenderDeps {
   readonly nonceSecret: Buffer;
 }
 
+/** RFC 7800 cnf, with the confirmation methods checked here; `unsupported` = a member we cannot check. */
+type Binding = { readonly jkt: string | undefined; readonly x5t: string | undefined } | 'unsupported';
+
+const NOTHING_REQUIRED: SenderRequirement = Object.freeze({ dpop: false, mtls: false });
+
 /**
- * RFC 9449 at the resource server (§7.1, §7.2, §4.3). A token with `cnf` is always held to its binding,
- * whatever the upstream's senderConstraint; a plain Bearer token on an upstream without one costs one
- * property read. The verified-token cache never skips this: the proof is judged on every request.
+ * RFC 9449 (§7.1, §7.2, §4.3) and RFC 8705 (§3) at the resource server. What a token must prove is the
+ * union of its upstream's and its issuer's senderConstraint, plus whatever its own `cnf` binds it to: a
+ * setting never waives a binding the token carries. A plain Bearer token where nothing is required costs
+ * a map read. The verified-token cache never skips this: possession is judged on every request.
  */
 export function createSenderCheck(config: Config, deps: SenderDeps): SenderCheck {
   const { dpop } = config;
   const algorithms: ReadonlySet<string> = new Set(dpop.algorithms);
   const nonces: DpopNonces | undefined = dpop.nonceRotationSeconds === undefined ? undefined : createDpopNonces(deps.nonceSecret, dpop.nonceRotationSeconds);
   const base = config.publicUrl.href.replace(/\/$/, '');
+  // RFC 8705: the client certificate of a request, from the listener or a trusted hop.
+  const certificate: CertificateThumbprint = createCertificateSource(config);
   return {
     readProof(req, credential, upstream) {
       if (credential.scheme === 'bearer') {
         // §7.2: where only DPoP-bound tokens are accepted, Bearer is refused before any key is used.
-        return upstream.senderConstraint === 'dpop' ? deny('dpop_required') : undefined;
+        return upstream.dpopRequired ? deny('dpop_required') : undefined;
       }
       const { count, value } = rawHeader(req, 'dpop');
       // §4.3 checks 1-2: exactly one DPoP header holding one compact JWS.
       if (count !== 1 || value === undefined || value.length > MAX_PROOF_BYTES || !COMPACT_JWS.test(value)) return deny('dpop_invalid');
       return value;
     },
-    check(req, credential, proof, principal) {
+    check(req, credential, proof, principal, upstream) {
+      const required = upstream.senderRequired.get(principal.issuerName) ?? NOTHING_REQUIRED;
       const cnf = principal.claims['cnf'];
-      if (cnf === undefined && credential.scheme === 'bearer') return undefined; // the warm Bearer path
-      const jkt = boundThumbprint(cnf);
-      // A binding this gateway cannot check (x5t#S256 without mTLS, or anything else) is refused, never ignored.
-      if (jkt === undefined) return deny('token_binding_mismatch');
+      // The warm Bearer path: nothing bound, nothing required.
+      if (cnf === undefined && credential.scheme === 'bearer' && !required.dpop && !required.mtls) return undefined;
+      const binding = bindingOf(cnf);
+      // A binding this gateway cannot check is refused, never ignored.
+      if (binding === 'unsupported') return deny('token_binding_unsupported');
+      // RFC 8705 §3 first: no crypto, and it must hold whatever the DPoP outcome.
+      const certificate = certificateBound(req, binding.x5t, required.mtls);
+      if (certificate !== undefined) return certificate;
+      if (binding.jkt === undefined) {
+        // §7.1: the DPoP scheme is for DPoP-bound tokens only.
+        if (credential.scheme === 'dpop') return deny('token_binding_mismatch');
+        return required.dpop ? deny('dpop_required') : undefined;
+      }
       if (credential.scheme === 'bearer') return deny('dpop_required'); // §7.2 downgrade of a bound token
       if (proof === undefined) return deny('dpop_invalid');
-      return proven(req, proof, principal, jkt);
+      return proven(req, proof, principal, binding.jkt);
     },
   };
+
+  // RFC 8705 §3: a certificate-bound token (or any token where mtls is required) needs the certificate
+  // its cnf names, presented on this connection or vouched for by a trusted hop.
+  function certificateBound(req: IncomingMessage, x5t: string | undefined, required: boolean): Denial | undefined {
+    if (x5t === undefined) return required ? deny('mtls_required') : undefined;
+    const presented = certificate(req);
+    if (presented === undefined) return deny('certificate_missing');
+    return presented === x5t ? undefined : deny('certificate_mismatch');
+  }
 
   // §4.3 and §11.1 for a bound token with its proof (the cache never skips this).
   async function proven(req: IncomingMessage, proof: string, principal: Principal, jkt: string): Promise<Denial | undefined> {
@@ -88,12 +117,19 @@ export function createSenderCheck(config: Config, deps: SenderDeps): SenderCheck
   }
 }
 
-/** RFC 7800 cnf with the one confirmation method checked here: RFC 9449 §6.1 `jkt`, nothing else. */
-function boundThumbprint(cnf: unknown): string | undefined {
-  if (typeof cnf !== 'object' || cnf === null || Array.isArray(cnf)) return undefined;
-  const members = Object.keys(cnf);
-  const jkt = (cnf as Record<string, unknown>)['jkt'];
-  return members.length === 1 && typeof jkt === 'string' && /^[A-Za-z0-9_-]{43}$/.test(jkt) ? jkt : undefined;
+/** RFC 7800 cnf with the confirmation methods checked here: RFC 9449 §6.1 `jkt`, RFC 8705 §3.1 `x5t#S256`. */
+function bindingOf(cnf: unknown): Binding {
+  if (cnf === undefined) return { jkt: undefined, x5t: undefined };
+  if (typeof cnf !== 'object' || cnf === null || Array.isArray(cnf)) return 'unsupported';
+  const members = cnf as Record<string, unknown>;
+  const keys = Object.keys(members);
+  if (keys.length === 0 || keys.some((k) => k !== 'jkt' && k !== 'x5t#S256')) return 'unsupported';
+  const jkt = members['jkt'];
+  const x5t = members['x5t#S256'];
+  // Both are base64url SHA-256 values: 43 characters.
+  if (jkt !== undefined && (typeof jkt !== 'string' || !SHA256_B64URL.test(jkt))) return 'unsupported';
+  if (x5t !== undefined && (typeof x5t !== 'string' || !SHA256_B64URL.test(x5t))) return 'unsupported';
+  return { jkt, x5t } as Binding;
 }
 
 function pathOf(target: string): string {

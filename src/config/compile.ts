@@ -22,6 +22,8 @@ export interface IssuerConfig {
   readonly scopeClaim: 'scope' | 'scp';
   readonly jwks: Readonly<RawIssuer['jwks']>;
   readonly introspection: Readonly<NonNullable<RawIssuer['introspection']>> | undefined;
+  /** Every token of this issuer must be bound this way (on top of each upstream's own setting). */
+  readonly senderConstraint: SenderConstraint;
   /**
    * README "Break-glass access": tokens of this issuer, or of these clients of it, only through an open
    * grant. Optional so issuers built outside the config (federation trust) need not spell out "none".
@@ -44,6 +46,14 @@ export interface BreakGlassGrant {
   readonly upstreams: ReadonlySet<string>;
   readonly scopes: ReadonlySet<string>;
   readonly requireClaims: Readonly<Record<string, readonly string[]>>;
+}
+
+export type SenderConstraint = 'dpop' | 'mtls' | 'none';
+
+/** What a token must prove on one upstream, for one issuer: the union of both settings (strictest wins). */
+export interface SenderRequirement {
+  readonly dpop: boolean;
+  readonly mtls: boolean;
 }
 
 
@@ -79,8 +89,14 @@ export interface UpstreamConfig {
   readonly identity: { readonly claims: readonly string[]; readonly informationalHeaders: boolean };
   /** Tool catalogue pinning; undefined = off. */
   readonly pinning: PinningConfig | undefined;
-  /** RFC 9449: `dpop` = only DPoP-bound tokens with a proof; a cnf-bound token is checked either way. */
-  readonly senderConstraint: 'dpop' | 'none';
+  /** The upstream's own setting; what a token must prove is `senderRequired` (with its issuer's). */
+  readonly senderConstraint: SenderConstraint;
+  /** Per issuer name: the upstream's and the issuer's constraints together; a cnf-bound token is checked either way. */
+  readonly senderRequired: ReadonlyMap<string, SenderRequirement>;
+  /** Every accepted issuer's tokens must be DPoP-bound here (RFC 9728 dpop_bound_access_tokens_required). */
+  readonly dpopRequired: boolean;
+  /** The gateway can check certificate-bound tokens (RFC 9728 tls_client_certificate_bound_access_tokens). */
+  readonly certificateBoundTokens: boolean;
   /** RFC 9449 §7.1 `algs` of the DPoP challenge (the gateway-wide proof allow-list). */
   readonly dpopAlgorithms: readonly string[];
   /** RFC 9728 §3.1 well-known URL for this resource. */
@@ -90,7 +106,7 @@ export interface UpstreamConfig {
 
 export interface Config {
   readonly file: string;
-  readonly listen: { readonly host: string; readonly port: number; readonly tls: { readonly certFile: string; readonly keyFile: string } | undefined };
+  readonly listen: { readonly host: string; readonly port: number; readonly tls: ListenTls | undefined };
   readonly admin: { readonly host: string; readonly port: number };
   readonly publicUrl: URL;
   readonly issuers: readonly IssuerConfig[];
@@ -99,6 +115,7 @@ export interface Config {
   readonly limits: Readonly<RawConfig['limits']>;
   readonly rateLimitStore: LimitStoreConfig;
   readonly dpop: DpopConfig;
+  readonly mtls: MtlsConfig;
   /** The embedded issuer's settings, with the resources it may issue tokens for (every upstream). */
   readonly authorizationServer: IssuerOptions | undefined;
   /** README "Environment profiles": undefined = no profile. */
@@ -106,6 +123,21 @@ export interface Config {
   readonly environmentClaim: string;
   readonly breakGlass: readonly BreakGlassGrant[];
   readonly warnings: readonly ConfigProblem[];
+}
+
+export interface ListenTls {
+  readonly certFile: string;
+  readonly keyFile: string;
+  /** RFC 8705: client certificates verified against this CA; undefined = none requested. */
+  readonly clientCaFile: string | undefined;
+  readonly clientCertificate: 'optional' | 'required';
+}
+
+export interface MtlsConfig {
+  /** A certificate hash from a header, believed only from these hops (a mesh that terminates TLS). */
+  readonly forwarded: { readonly header: string; readonly format: 'xfcc' | 'x5t#S256'; readonly trustedHops: readonly string[] } | undefined;
+  /** Whether any source of client certificates is configured (listener CA or forwarded header). */
+  readonly enabled: boolean;
 }
 
 export interface DpopConfig {
@@ -167,17 +199,18 @@ function compile(raw: RawConfig, file: string, warnings: readonly ConfigProblem[
   const issuers = raw.issuers.map(compileIssuer);
   const byName = new Map(issuers.map((i) => [i.name, i]));
   const dpopAlgorithms = Object.freeze([...raw.dpop.algorithms]);
+  const mtls = compileMtls(raw);
   const upstreams = raw.upstreams.map((u, ui) => {
     const problem = (at: readonly (string | number)[], message: string): void => {
       const key = ['upstreams', ui, ...at];
       problems.push({ file, line: locate(key), key: key.join('.'), message });
     };
-    return compileUpstream(u, base, byName, dpopAlgorithms, problem);
+    return compileUpstream(u, base, byName, { dpopAlgorithms, mtls: mtls.enabled }, problem);
   });
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze({
     file,
-    listen: Object.freeze({ host: raw.listen.host, port: raw.listen.port, tls: raw.listen.tls === undefined ? undefined : Object.freeze({ ...raw.listen.tls }) }),
+    listen: Object.freeze({ host: raw.listen.host, port: raw.listen.port, tls: raw.listen.tls === undefined ? undefined : Object.freeze({ ...raw.listen.tls, clientCaFile: raw.listen.tls.clientCaFile }) }),
     admin: Object.freeze({ ...raw.admin }),
     publicUrl: new URL(base),
     issuers: Object.freeze(issuers),
@@ -192,6 +225,7 @@ function compile(raw: RawConfig, file: string, warnings: readonly ConfigProblem[
       replayCacheEntries: raw.dpop.replayCacheEntries,
       nonceRotationSeconds: raw.dpop.nonce?.rotationSeconds,
     }),
+    mtls,
     authorizationServer: raw.authorizationServer === undefined ? undefined : compileAuthorizationServer(raw.authorizationServer, upstreams),
     environment: raw.environment,
     environmentClaim: raw.environmentClaim,
@@ -225,6 +259,7 @@ function compileIssuer(i: RawConfig['issuers'][number]): IssuerConfig {
     scopeClaim: i.scopeClaim,
     jwks: Object.freeze({ ...i.jwks }),
     introspection: i.introspection === undefined ? undefined : Object.freeze({ ...i.introspection }),
+    senderConstraint: i.senderConstraint,
     breakGlassOnly: i.breakGlassOnly,
     breakGlassClients: new Set(i.breakGlassClients),
   });
@@ -246,15 +281,36 @@ function compileBreakGlass(g: RawBreakGlassGrant): BreakGlassGrant {
   });
 }
 
-function compileUpstream(u: RawUpstream, base: string, byName: ReadonlyMap<string, IssuerConfig>, dpopAlgorithms: readonly string[], problem: (at: readonly (string | number)[], message: string) => void): UpstreamConfig {
+function compileMtls(raw: RawConfig): MtlsConfig {
+  const f = raw.mtls.forwarded;
+  const forwarded = f === undefined ? undefined : Object.freeze({ header: f.header.toLowerCase(), format: f.format, trustedHops: Object.freeze([...f.trustedHops]) });
+  return Object.freeze({ forwarded, enabled: forwarded !== undefined || raw.listen.tls?.clientCaFile !== undefined });
+}
+
+/** Strictest wins: a token must satisfy the upstream's and its issuer's constraint; `none` adds nothing. */
+function senderRequirements(u: RawUpstream, issuers: readonly IssuerConfig[]): ReadonlyMap<string, SenderRequirement> {
+  return new Map(issuers.map((i) => {
+    const both = [u.senderConstraint, i.senderConstraint];
+    return [i.name, Object.freeze({ dpop: both.includes('dpop'), mtls: both.includes('mtls') })] as const;
+  }));
+}
+
+interface SenderSupport {
+  readonly dpopAlgorithms: readonly string[];
+  readonly mtls: boolean;
+}
+
+function compileUpstream(u: RawUpstream, base: string, byName: ReadonlyMap<string, IssuerConfig>, sender: SenderSupport, problem: (at: readonly (string | number)[], message: string) => void): UpstreamConfig {
   const path = stripTrailingSlash(u.path);
+  const issuers = Object.freeze(u.issuers.map((n) => byName.get(n) as IssuerConfig));
+  const senderRequired = senderRequirements(u, issuers);
   const metadataPath = `/.well-known/oauth-protected-resource${path}`;
   return Object.freeze({
     name: u.name,
     path,
     target: new URL(u.target),
     audience: u.audience ?? base + path,
-    issuers: Object.freeze(u.issuers.map((n) => byName.get(n) as IssuerConfig)),
+    issuers,
     scopes: Object.freeze([...u.scopes]),
     clients: u.clients === undefined ? undefined : new Set(u.clients),
     rules: compileRules(u.tools, u.rules, problem),
@@ -273,7 +329,10 @@ function compileUpstream(u: RawUpstream, base: string, byName: ReadonlyMap<strin
     pinning: pinningOf(u.pinning, (message) => problem(['pinning', 'file'], message)),
     identity: Object.freeze({ claims: Object.freeze([...u.identity.claims]), informationalHeaders: u.identity.informationalHeaders }),
     senderConstraint: u.senderConstraint,
-    dpopAlgorithms,
+    senderRequired,
+    dpopRequired: issuers.length > 0 && [...senderRequired.values()].every((r) => r.dpop),
+    certificateBoundTokens: sender.mtls,
+    dpopAlgorithms: sender.dpopAlgorithms,
     resourceMetadataUrl: new URL(base).origin + metadataPath,
     resourceMetadataPath: metadataPath,
   });
@@ -292,6 +351,7 @@ function compileAuthorizationServer(as: NonNullable<RawConfig['authorizationServ
     registration: as.registration,
     clients: as.clients,
     ...(as.fetch === undefined ? {} : { fetch: as.fetch }),
+    ...(as.mtls === undefined ? {} : { mtls: as.mtls }),
     ...(as.federation === undefined ? {} : { federation: compileFederation(as.federation, upstreams) }),
     // RFC 8707: tokens only for the resources this gateway serves, with their scopes.
     resources: upstreams.map((u) => ({ audience: u.audience, scopes: u.allScopes })),

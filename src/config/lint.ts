@@ -4,12 +4,13 @@ import { extraHeaderProblem } from '../identity/request-headers.ts';
 import { lintRateLimits } from './lint-limits.ts';
 import { BREAK_GLASS_CLAIMS, lintBreakGlass } from './lint-break-glass.ts';
 import { lintProfile } from './lint-profile.ts';
+import { lintMtls } from './lint-mtls.ts';
 import { isSecureOrLoopback, parseUrl, stripTrailingSlash } from './urls.ts';
 import { methodIsSound, nameIsSound } from '../policy/names.ts';
 
 type Path = readonly (string | number)[];
 
-const RESERVED_ASSERTION_CLAIMS = new Set(['iss', 'aud', 'exp', 'iat', 'nbf', 'jti', 'sub', 'scope', 'client_id', 'orig_iss', 'orig_exp', 'orig_jti', 'cnf', 'sender', 'sender_jkt', ...BREAK_GLASS_CLAIMS]);
+const RESERVED_ASSERTION_CLAIMS = new Set(['iss', 'aud', 'exp', 'iat', 'nbf', 'jti', 'sub', 'scope', 'client_id', 'orig_iss', 'orig_exp', 'orig_jti', 'cnf', 'sender', 'sender_jkt', 'sender_x5t#S256', ...BREAK_GLASS_CLAIMS]);
 export interface LintResult {
   readonly errors: readonly ConfigProblem[];
   readonly warnings: readonly ConfigProblem[];
@@ -65,6 +66,7 @@ export function lintConfig(raw: RawConfig, file: string, locate: (p: Path) => nu
   lintRateLimits(raw, err, warn);
   lintBreakGlass(raw, err, warn, nowMs);
   lintProfile(raw, err);
+  lintMtls(raw, err);
   return { errors, warnings };
 }
 

@@ -33,7 +33,16 @@ const listener = z.strictObject({
 const serverTls = z.strictObject({
   certFile: z.string().min(1),
   keyFile: z.string().min(1),
+  // RFC 8705: client certificates are requested and verified against this CA (PEM); a certificate-bound
+  // token must then match the one presented. Absent = no client certificates.
+  clientCaFile: z.string().min(1).optional(),
+  // `optional`: a client without a certificate may still connect (Bearer and DPoP tokens work, a
+  // certificate-bound one is refused); `required`: the TLS handshake refuses such a client.
+  clientCertificate: z.enum(['optional', 'required']).default('optional'),
 });
+
+// RFC 8705 §3 / §5 sender constraints: `dpop` (RFC 9449), `mtls` (certificate-bound), or none.
+const senderConstraint = z.enum(['dpop', 'mtls', 'none']).default('none');
 
 // TLS (and optionally mTLS) from the gateway to an upstream.
 const upstreamTls = z.strictObject({
@@ -90,6 +99,9 @@ const issuer = z.strictObject({
   // an open breakGlass grant admits them, so removing or expiring a grant never turns them into ordinary tokens.
   breakGlassOnly: z.boolean().default(false),
   breakGlassClients: z.array(z.string().min(1)).default([]),
+  // Every token of this issuer must be sender-constrained this way, on every upstream; combined with
+  // the upstream's own setting, both apply (README "Sender-constrained tokens").
+  senderConstraint,
 });
 
 const toolRule = z.strictObject({
@@ -182,9 +194,10 @@ const upstream = z.strictObject({
   }).optional(),
   tls: upstreamTls.optional(),
   rateLimits: z.array(rateLimit).default([]),
-  // RFC 9449: `dpop` requires every token to be DPoP-bound and proven with a DPoP proof. A token that
-  // carries `cnf` is checked whatever this says (README "Sender-constrained tokens").
-  senderConstraint: z.enum(['dpop', 'none']).default('none'),
+  // `dpop` (RFC 9449): every token DPoP-bound and proven with a proof; `mtls` (RFC 8705): every token
+  // bound to the client certificate presented. Combined with the issuer's setting, both apply; a token
+  // that carries `cnf` is checked whatever this says (README "Sender-constrained tokens").
+  senderConstraint,
   // Tool catalogue pinning (README "Pinned tool catalogues"); absent = off.
   pinning: z.strictObject({
     onChange: z.enum(['report', 'block']).default('report'),
@@ -231,7 +244,17 @@ const authorizationServer = z.strictObject({
     jwks: z.strictObject({ keys: z.array(z.record(z.string(), z.unknown())).min(1) }).optional(),
     jwks_uri: z.string().min(1).optional(),
     token_endpoint_auth_signing_alg: z.string().min(1).optional(),
+    // RFC 8705 §3: tokens bound to the client certificate presented on the mTLS listener (needs `mtls`).
+    tls_client_certificate_bound_access_tokens: z.boolean().optional(),
   })).default([]),
+  // RFC 8705 §5: a second TLS listener asking for client certificates (verified against clientCaFile);
+  // its token endpoint issues certificate-bound tokens (README "Certificate-bound tokens").
+  mtls: z.strictObject({
+    port: port.default(0),
+    certFile: z.string().min(1),
+    keyFile: z.string().min(1),
+    clientCaFile: z.string().min(1),
+  }).optional(),
   // Outbound fetches (Client ID Metadata Documents, client jwks_uri) never reach private, link-local or
   // loopback addresses, except these hosts (a private network's own clients), trusted with caFile.
   fetch: z.strictObject({ privateHosts: z.array(z.string().min(1)).default([]), caFile: z.string().min(1).optional() }).optional(),
@@ -301,6 +324,19 @@ const dpop = z.strictObject({
   nonce: z.strictObject({ rotationSeconds: z.number().int().min(10).max(3_600).default(300) }).optional(),
 });
 
+// RFC 8705 behind a mesh or proxy that terminates TLS: the client certificate's hash from one header,
+// believed only on connections from the named hops (README "Certificate-bound tokens").
+const mtls = z.strictObject({
+  forwarded: z.strictObject({
+    header: z.string().regex(/^[A-Za-z0-9-]{1,64}$/),
+    // `xfcc`: Envoy's x-forwarded-client-cert, its Hash= (hex SHA-256 of the DER) of the element the
+    // nearest hop added; `x5t#S256`: the RFC 8705 §3.1 thumbprint itself (base64url SHA-256 of the DER).
+    format: z.enum(['xfcc', 'x5t#S256']),
+    // Peer addresses or CIDRs (IPv4 or IPv6) of the hops allowed to set the header; nobody else is.
+    trustedHops: z.array(z.string().min(1)).min(1),
+  }).optional(),
+});
+
 export const configSchema = z.strictObject({
   listen: listener.extend({ tls: serverTls.optional() }).prefault({ port: 8080 }),
   admin: listener.prefault({ port: 9090 }),
@@ -316,6 +352,7 @@ export const configSchema = z.strictObject({
   // The claim a token names its environment in; a token carrying it for another environment is refused.
   environmentClaim: z.string().regex(/^[A-Za-z0-9_:.-]{1,64}$/).default('env'),
   breakGlass: z.array(breakGlassGrant).default([]),
+  mtls: mtls.prefault({}),
   limits: z.strictObject({
     maxTokenBytes: z.number().int().min(1_024).max(16_384).default(8_192),
     maxBodyBytes: z.number().int().min(1_024).max(64 * 1024 * 1024).default(1024 * 1024),

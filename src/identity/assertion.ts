@@ -47,14 +47,7 @@ export function createAssertionMinter(options: MinterOptions): AssertionMinter {
     };
     if (principal.clientId !== undefined) claims['client_id'] = principal.clientId;
     if (principal.jti !== undefined) claims['orig_jti'] = principal.jti;
-    // A cnf-bound principal gets here only once its proof passed (auth/sender.ts): tell the upstream how
-    // possession was proven, and of which key (RFC 9449 §6.1 jkt), so it can require it. Not as `cnf`:
-    // RFC 7800 would then bind the assertion itself to the caller's key, which the gateway does not hold.
-    const jkt = (principal.claims['cnf'] as { readonly jkt?: unknown } | undefined)?.jkt;
-    if (typeof jkt === 'string') {
-      claims['sender'] = 'dpop';
-      claims['sender_jkt'] = jkt;
-    }
+    senderClaims(principal, claims);
     // Only the claims this upstream's policy lists, and only from the verified token (SC-175).
     for (const name of upstream.identity.claims) {
       const value = principal.claims[name];
@@ -80,4 +73,24 @@ export function createAssertionMinter(options: MinterOptions): AssertionMinter {
     }
     return jwt;
   };
+}
+
+/**
+ * A cnf-bound principal gets to minting only once possession was proven (auth/sender.ts): tell the
+ * upstream how (`sender`: `dpop`, `mtls`, or `dpop mtls` for a token bound both ways) and of which key or
+ * certificate (RFC 9449 §6.1 jkt, RFC 8705 §3.1 x5t#S256), so it can require it. Not as `cnf`: RFC 7800
+ * would then bind the assertion itself to the caller's key, which the gateway does not hold.
+ */
+function senderClaims(principal: Principal, claims: Record<string, unknown>): void {
+  const cnf = principal.claims['cnf'] as { readonly jkt?: unknown; readonly 'x5t#S256'?: unknown } | undefined;
+  const methods: string[] = [];
+  if (typeof cnf?.jkt === 'string') {
+    methods.push('dpop');
+    claims['sender_jkt'] = cnf.jkt;
+  }
+  if (typeof cnf?.['x5t#S256'] === 'string') {
+    methods.push('mtls');
+    claims['sender_x5t#S256'] = cnf['x5t#S256'];
+  }
+  if (methods.length > 0) claims['sender'] = methods.join(' ');
 }

@@ -7,6 +7,8 @@ declare module 'oidc-provider' {
 
   /** The Koa context oidc-provider hands to helpers; only the route and the rotated token are read. */
   export interface ProviderContext {
+    /** Koa's Node request (its socket is the TLS one on the mTLS listener). */
+    readonly req?: IncomingMessage;
     readonly oidc?: {
       readonly route?: string;
       /** The authenticated client (at RFC 7592 management: the one being updated). */
@@ -68,10 +70,13 @@ declare module 'oidc-provider' {
     readonly jwks?: { readonly keys: readonly Readonly<Record<string, unknown>>[] };
     readonly jwks_uri?: string;
     readonly token_endpoint_auth_signing_alg?: string;
+    readonly tls_client_certificate_bound_access_tokens?: boolean;
   }
 
   export interface ProviderConfiguration {
     readonly clockTolerance: number;
+    /** Members added to the discovery document. */
+    readonly discovery?: Readonly<Record<string, unknown>>;
     /** Every outbound fetch; `options.dispatcher` is oidc-provider's special-use address guard. */
     readonly fetch: (url: string | URL, options: RequestInit & { dispatcher?: unknown }) => Promise<Response>;
     readonly adapter: AdapterFactory;

@@ -3,7 +3,7 @@ import { ConfigError, type ConfigProblem } from '../config/errors.ts';
 import { isLoopbackHost, isSecureOrLoopback, parseUrl } from '../config/urls.ts';
 import { validateFederation, type FederationSettings } from './federation/settings.ts';
 import type { OutboundSettings } from './outbound.ts';
-import type { IssuerOptions, IssuerResource, IssuerStaticClient, SigningAlg } from './types.ts';
+import type { IssuerMtlsListener, IssuerOptions, IssuerResource, IssuerStaticClient, SigningAlg } from './types.ts';
 
 export interface IssuerSettings {
   /** undefined: derived from the actual listen address (see issuerFor). */
@@ -21,6 +21,7 @@ export interface IssuerSettings {
   readonly clients: readonly IssuerStaticClient[];
   readonly federation: FederationSettings;
   readonly outbound: OutboundSettings;
+  readonly mtls: IssuerMtlsListener | undefined;
   /**
    * Issuer host AND listen host are loopback: nothing can reach the issuer from another machine,
    * which is the only case where registration may be open and login auto-approved (STYLE rule 14).
@@ -59,6 +60,7 @@ export function validateIssuerOptions(options: IssuerOptions): IssuerSettings {
   const local = issuerHost !== undefined && isLoopbackHost(issuerHost) && isLoopbackHost(options.host);
   const iat = checkInitialAccessToken(options, local, issuerHost, fail);
   checkFetch(options, fail);
+  checkMtls(options, fail);
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze({
     issuer: options.issuer,
@@ -75,12 +77,27 @@ export function validateIssuerOptions(options: IssuerOptions): IssuerSettings {
     clients: Object.freeze([...(options.clients ?? [])]),
     federation,
     outbound: Object.freeze({ privateHosts: Object.freeze([...(options.fetch?.privateHosts ?? [])]), caFile: options.fetch?.caFile }),
+    mtls: options.mtls === undefined ? undefined : Object.freeze({ ...options.mtls }),
     local,
     now: options.now ?? Date.now,
   });
 }
 
 type Fail = (key: string, message: string) => void;
+
+// RFC 8705: a certificate-bound client needs the listener where certificates are presented.
+function checkMtls(options: IssuerOptions, fail: Fail): void {
+  const m = options.mtls;
+  if (m !== undefined) {
+    if (!Number.isInteger(m.port) || m.port < 0 || m.port > 65535) fail('mtls.port', 'must be an integer between 0 and 65535');
+    for (const key of ['certFile', 'keyFile', 'clientCaFile'] as const) if (m[key] === '') fail(`mtls.${key}`, 'must not be empty');
+  }
+  (options.clients ?? []).forEach((c, i) => {
+    if (c.tls_client_certificate_bound_access_tokens === true && m === undefined) {
+      fail(`clients[${i}].tls_client_certificate_bound_access_tokens`, 'needs mtls (a TLS listener with client certificates)');
+    }
+  });
+}
 
 function checkListener(options: IssuerOptions, fail: Fail): void {
   if (options.host === '') fail('host', 'must not be empty');

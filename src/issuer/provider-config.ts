@@ -1,5 +1,7 @@
 // The oidc-provider configuration: every default that matters is set here on purpose, so the
 // provider prints no "you SHOULD/MUST change this" notices and no dev-only feature is on.
+import { X509Certificate } from 'node:crypto';
+import type { TLSSocket } from 'node:tls';
 import {
   errors,
   type AdapterFactory,
@@ -20,6 +22,8 @@ import type { IssuerStaticClient } from './types.ts';
 export interface SharedProviderState {
   readonly adapter: AdapterFactory;
   readonly cookieKeys: readonly string[];
+  /** RFC 8705 §5: the token endpoint on the mTLS listener, when there is one. */
+  readonly mtlsTokenEndpoint?: string;
 }
 
 export const INTERACTION_PATH = '/interaction/';
@@ -71,7 +75,8 @@ export function buildProviderConfiguration(settings: IssuerSettings, keys: KeyVi
     // OAuth 2.1 §4.3.1 / RFC 9700 §4.14.2: every use rotates, for public and confidential clients
     // alike; oidc-provider revokes the whole grant when a rotated (consumed) token comes back.
     rotateRefreshToken: true,
-    features: features(settings, resources),
+    features: { ...features(settings, resources), mTLS: mtlsFeature(settings) },
+    ...(shared.mtlsTokenEndpoint === undefined ? {} : { discovery: { mtls_endpoint_aliases: { token_endpoint: shared.mtlsTokenEndpoint } } }),
     findAccount: async (_ctx, sub) => ({ accountId: sub, claims: async () => ({ sub }) }),
     interactions: { url: async (_ctx, interaction) => `${INTERACTION_PATH}${interaction.uid}` },
     // OAuth 2.1: PKCE for every authorization code, S256 being the only method oidc-provider has.
@@ -122,6 +127,25 @@ function features(settings: IssuerSettings, resources: ResourcePolicy): NonNulla
     // RFC 9449: a client that sends a DPoP proof to the token endpoint gets a cnf.jkt-bound token
     // (token_type DPoP), which the gateway holds to that key; without a proof, Bearer as before.
     dPoP: { enabled: true },
+  };
+}
+
+/**
+ * RFC 8705 §3 certificate-bound access tokens: oidc-provider binds a token to what getCertificate returns
+ * for clients registered with tls_client_certificate_bound_access_tokens, and refuses them without one.
+ * Only a certificate the mTLS listener verified against its CA counts (it requests them optionally).
+ */
+function mtlsFeature(settings: IssuerSettings): Readonly<Record<string, unknown>> {
+  if (settings.mtls === undefined) return { enabled: false };
+  return {
+    enabled: true,
+    certificateBoundAccessTokens: true,
+    getCertificate: (ctx: ProviderContext): X509Certificate | undefined => {
+      const socket = ctx.req?.socket as TLSSocket | undefined;
+      if (socket === undefined || typeof socket.getPeerCertificate !== 'function' || socket.authorized !== true) return undefined;
+      const raw = socket.getPeerCertificate().raw as Buffer | undefined;
+      return raw === undefined || raw.length === 0 ? undefined : new X509Certificate(raw);
+    },
   };
 }
 

@@ -34,7 +34,8 @@ export class ProviderHost {
   #federation: Federation;
   #current: Current;
 
-  constructor(settings: IssuerSettings, issuer: string, keyRing: KeyRing) {
+  /** `mtlsUrl`: the RFC 8705 listener, whose token endpoint discovery advertises as an alias. */
+  constructor(settings: IssuerSettings, issuer: string, keyRing: KeyRing, mtlsUrl?: string) {
     this.#settings = settings;
     this.#issuer = issuer;
     const url = new URL(issuer);
@@ -42,7 +43,11 @@ export class ProviderHost {
     this.#https = url.protocol === 'https:';
     this.#keyRing = keyRing;
     // Cookie keys are per process: the sessions they protect live in memory too.
-    this.#shared = { adapter: createMemoryAdapter(), cookieKeys: [randomBytes(32).toString('base64url')] };
+    this.#shared = {
+      adapter: createMemoryAdapter(),
+      cookieKeys: [randomBytes(32).toString('base64url')],
+      ...(mtlsUrl === undefined ? {} : { mtlsTokenEndpoint: new URL('/token', mtlsUrl).href }),
+    };
     this.#federation = createFederation(settings.federation, issuer, this.#replay);
     this.#current = this.#build(keyRing.view(), settings);
   }

@@ -14,5 +14,9 @@ export function checkReloadable(running: IssuerSettings, next: IssuerSettings): 
       problems.push({ file: 'issuer options', line: undefined, key, message: 'changed, but takes effect only on a restart; the running configuration is kept' });
     }
   }
+  // The mTLS listener is opened at start (its settings are compared whole: an object per reload).
+  if (JSON.stringify(running.mtls) !== JSON.stringify(next.mtls)) {
+    problems.push({ file: 'issuer options', line: undefined, key: 'mtls', message: 'changed, but takes effect only on a restart; the running configuration is kept' });
+  }
   if (problems.length > 0) throw new ConfigError(problems);
 }

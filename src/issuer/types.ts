@@ -22,6 +22,22 @@ export interface IssuerStaticClient {
   readonly jwks?: { readonly keys: readonly Readonly<Record<string, unknown>>[] };
   readonly jwks_uri?: string;
   readonly token_endpoint_auth_signing_alg?: string;
+  /** RFC 8705 §3: tokens bound to the certificate the client presents on the mTLS listener (needs `mtls`). */
+  readonly tls_client_certificate_bound_access_tokens?: boolean;
+}
+
+/**
+ * RFC 8705 §5: a second listener, TLS with client certificates verified against clientCaFile, serving
+ * the same issuer; its token endpoint is advertised as mtls_endpoint_aliases.token_endpoint. Tokens
+ * for clients with tls_client_certificate_bound_access_tokens are bound (cnf x5t#S256) to the
+ * certificate presented there; such a client gets no token on the plain listener.
+ */
+export interface IssuerMtlsListener {
+  /** 0 picks an ephemeral port; the host is the issuer's. */
+  readonly port: number;
+  readonly certFile: string;
+  readonly keyFile: string;
+  readonly clientCaFile: string;
 }
 
 export interface IssuerOptions {
@@ -55,6 +71,8 @@ export interface IssuerOptions {
   readonly fetch?: { readonly privateHosts?: readonly string[]; readonly caFile?: string };
   /** Workload identity federation: platform tokens exchanged through the RFC 7523 JWT-bearer grant. */
   readonly federation?: FederationOptions;
+  /** Certificate-bound access tokens (RFC 8705) through a TLS listener with client certificates. */
+  readonly mtls?: IssuerMtlsListener;
   /**
    * Clock (ms) for the key rotation schedule. oidc-provider reads Date.now() itself for token
    * iat/exp and artifact expiry and offers no hook, so this clock governs key rotation only.
@@ -66,6 +84,8 @@ export interface RunningIssuer {
   readonly url: string;
   /** Where this instance actually listens (differs from url when the issuer URL names a front end). */
   readonly listenUrl: string;
+  /** The mTLS listener (https://host:port), when `mtls` is set. */
+  readonly mtlsUrl: string | undefined;
   readonly jwksUri: string;
   close(): Promise<void>;
   /** Publishes a new key now, signs with it after the grace period, drops older keys after the token lifetime. */

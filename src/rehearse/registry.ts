@@ -1,4 +1,5 @@
 import { directUpstream } from './direct.ts';
+import { dpop } from './dpop.ts';
 import type { Drill } from './drill.ts';
 import { expiredToken, keyRotation } from './expiry.ts';
 import {
@@ -26,6 +27,7 @@ export const DRILLS: readonly Drill[] = [
   insufficientScope,
   expiredToken,
   keyRotation,
+  dpop,
   directUpstream,
   rateLimit,
   keyFetchOutage,

@@ -1,7 +1,7 @@
 import { readFileSync, unwatchFile, watchFile } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:https';
-import type { Config } from '../config/compile.ts';
+import type { Config, ListenTls } from '../config/compile.ts';
 import type { Logger } from '../observe/log.ts';
 import { answeredClosing, oneRequestAtATime } from './connection.ts';
 
@@ -34,8 +34,12 @@ export function createTrafficListener(config: Config, handle: (req: IncomingMess
   if (tls === undefined) {
     server = createServer(options, onRequest);
   } else {
-    const read = (): { cert: Buffer; key: Buffer } => ({ cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) });
-    const secure: TlsServer = createTlsServer({ ...options, ...read() }, onRequest);
+    const read = (): { cert: Buffer; key: Buffer; ca?: Buffer } => ({
+      cert: readFileSync(tls.certFile),
+      key: readFileSync(tls.keyFile),
+      ...(tls.clientCaFile === undefined ? {} : { ca: readFileSync(tls.clientCaFile) }),
+    });
+    const secure: TlsServer = createTlsServer({ ...options, ...read(), ...clientCertificates(tls) }, onRequest);
     // Certificate renewal without restart: new connections get the new pair once both files are read.
     const reloadCert = (): void => {
       try {
@@ -45,11 +49,10 @@ export function createTrafficListener(config: Config, handle: (req: IncomingMess
         logger.error({ event: 'tls_reload_failed' }, 'TLS certificate reload failed; keeping the current one');
       }
     };
-    watchFile(tls.certFile, { interval: 2_000 }, reloadCert);
-    watchFile(tls.keyFile, { interval: 2_000 }, reloadCert);
+    const watched = [tls.certFile, tls.keyFile, ...(tls.clientCaFile === undefined ? [] : [tls.clientCaFile])];
+    for (const file of watched) watchFile(file, { interval: 2_000 }, reloadCert);
     stop = () => {
-      unwatchFile(tls.certFile);
-      unwatchFile(tls.keyFile);
+      for (const file of watched) unwatchFile(file);
     };
     server = secure;
   }
@@ -57,6 +60,16 @@ export function createTrafficListener(config: Config, handle: (req: IncomingMess
   server.maxConnections = config.limits.maxConnections;
   harden(server, onRequest);
   return { server, stop };
+}
+
+/**
+ * RFC 8705 §3: with a client CA the handshake asks for a certificate and verifies it against that CA.
+ * `optional` lets a client without one connect (its certificate-bound tokens are then refused, auth/mtls.ts
+ * counts only a verified certificate); `required` ends the handshake instead.
+ */
+function clientCertificates(tls: ListenTls): { requestCert: boolean; rejectUnauthorized: boolean } {
+  if (tls.clientCaFile === undefined) return { requestCert: false, rejectUnauthorized: false };
+  return { requestCert: true, rejectUnauthorized: tls.clientCertificate === 'required' };
 }
 
 function harden(server: Server, onRequest: (req: IncomingMessage, res: ServerResponse) => void): void {

@@ -56,7 +56,9 @@ function metadata(u: UpstreamConfig): Record<string, unknown> {
   };
   // RFC 9728 §2: a cnf-bound token is checked on every upstream, so every one supports DPoP proofs.
   doc['dpop_signing_alg_values_supported'] = [...u.dpopAlgorithms];
-  if (u.senderConstraint === 'dpop') doc['dpop_bound_access_tokens_required'] = true;
+  if (u.dpopRequired) doc['dpop_bound_access_tokens_required'] = true;
+  // RFC 9728 §2 / RFC 8705 §3.4: certificate-bound tokens are checked here (listener CA or trusted hop).
+  if (u.certificateBoundTokens) doc['tls_client_certificate_bound_access_tokens'] = true;
   // RFC 9728 §3.2: zero-valued parameters are omitted.
   if (scopes.size > 0) doc['scopes_supported'] = [...scopes];
   return doc;

@@ -58,7 +58,7 @@ describe('the one-command demo', () => {
     expect(failed).toEqual([]);
     expect(results.map((r) => r.drill)).toEqual([
       'metadata demo', 'metadata ops', 'issuer metadata', 'registration', 'issuance', 'valid call', 'no token', 'audience mismatch',
-      'tampered signature', 'unknown signing key', 'insufficient scope', 'expired token', 'key rotation',
+      'tampered signature', 'unknown signing key', 'insufficient scope', 'expired token', 'key rotation', 'dpop',
       ...['demo', 'ops'].flatMap((u) => ['no assertion', 'valid assertion', 'other audience', 'expired assertion', 'foreign key'].map((what) => `direct ${u} ${what}`)),
       'rate limit', 'key-fetch outage',
     ]);

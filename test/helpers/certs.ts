@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createHash, X509Certificate } from 'node:crypto';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -27,4 +28,31 @@ export function makePki(): TestPki {
     run('x509', '-req', '-in', f(`${who}.csr`), '-CA', f('ca.crt'), '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f(`${who}.crt`), '-days', '2', '-extfile', f(`${who}.ext`));
   }
   return { dir, ca: f('ca.crt'), serverCert: f('server.crt'), serverKey: f('server.key'), clientCert: f('client.crt'), clientKey: f('client.key') };
+}
+
+export interface TestClientCert {
+  readonly cert: string;
+  readonly key: string;
+  /** RFC 8705 §3.1 x5t#S256: base64url SHA-256 of the certificate's DER. */
+  readonly x5t: string;
+}
+
+/** One more client certificate, issued by the PKI's CA, or self-signed (`selfSigned`) so no CA vouches for it. */
+export function makeClientCert(pki: TestPki, name: string, selfSigned = false): TestClientCert {
+  const f = (file: string): string => join(pki.dir, file);
+  const run = (...args: string[]): void => {
+    execFileSync('openssl', args, { stdio: 'ignore' });
+  };
+  if (selfSigned) {
+    run('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', f(`${name}.key`), '-out', f(`${name}.crt`), '-days', '2', '-subj', `/CN=${name}`, '-addext', 'extendedKeyUsage=clientAuth');
+  } else {
+    run('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', f(`${name}.key`), '-out', f(`${name}.csr`), '-subj', `/CN=${name}`);
+    run('x509', '-req', '-in', f(`${name}.csr`), '-CA', pki.ca, '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f(`${name}.crt`), '-days', '2', '-extfile', f('client.ext'));
+  }
+  return { cert: f(`${name}.crt`), key: f(`${name}.key`), x5t: certificateThumbprint(f(`${name}.crt`)) };
+}
+
+/** RFC 8705 §3.1 x5t#S256 of a PEM certificate file. */
+export function certificateThumbprint(pemFile: string): string {
+  return createHash('sha256').update(new X509Certificate(readFileSync(pemFile)).raw).digest('base64url');
 }

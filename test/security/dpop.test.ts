@@ -3,7 +3,7 @@ import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { jwtVerify, SignJWT } from 'jose';
 import { AUD, PUBLIC_URL } from '../helpers/gateway.ts';
 import { gatewayKeySet, useGatewayFixture } from '../helpers/fixture.ts';
-import { expectNothingForwarded, expectRefusedReply } from '../helpers/refused.ts';
+import { expectNothingForwarded, expectRefusedReply, invalidTokenChallenge } from '../helpers/refused.ts';
 import { athOf, dpopKey, proofFor, type DpopKey } from '../helpers/dpop.ts';
 import { MCP_POST_HEADERS, RPC } from '../helpers/rpc.ts';
 import { sendExact, type Reply } from '../helpers/wire.ts';
@@ -204,9 +204,14 @@ describe('Bearer and DPoP-bound tokens (RFC 9449 §7.2)', () => {
     await expectDpopRefused(await post([['Authorization', `Bearer ${await fx.idp.token(AUD_DPOP)}`]]), 'dpop_required');
   });
 
-  it('refuses a token bound by a method the gateway cannot check (cnf x5t#S256 without mTLS)', async () => {
+  it('refuses a certificate-bound token (cnf x5t#S256) on a listener without client certificates', async () => {
     const token = await fx.idp.token(AUD, { cnf: { 'x5t#S256': 'bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2' } });
-    await expectDpopRefused(await post([['Authorization', `Bearer ${token}`]], '/mcp'), 'token_binding_mismatch', '/mcp');
+    expectRefusedReply(fx.upstream, await post([['Authorization', `Bearer ${token}`]], '/mcp'), 401, 'certificate_missing', invalidTokenChallenge('certificate_missing'));
+  });
+
+  it('refuses a token bound by a confirmation method the gateway cannot check', async () => {
+    const token = await fx.idp.token(AUD, { cnf: { jwk: key.publicJwk } });
+    expectRefusedReply(fx.upstream, await post([['Authorization', `Bearer ${token}`]], '/mcp'), 401, 'token_binding_unsupported', invalidTokenChallenge('token_binding_unsupported'));
   });
 
   it('accepts a DPoP-bound token with its proof on an upstream that does not require DPoP', async () => {

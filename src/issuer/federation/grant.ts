@@ -166,6 +166,7 @@ function keysConfig(p: TrustedPlatform): IssuerConfig {
     maxTokenLifetimeSeconds: 600,
     typ: undefined,
     scopeClaim: 'scope',
+    senderConstraint: 'none',
     jwks: {
       cacheMaxAgeSeconds: p.jwks?.cacheMaxAgeSeconds ?? 600,
       cooldownSeconds: p.jwks?.cooldownSeconds ?? 30,
