@@ -1,9 +1,9 @@
-import type { Logger } from './log.ts';
+import type { AuditChain } from './audit-chain.ts';
 import type { RequestRecord } from './record.ts';
 
-/** One structured line per decision (allow/deny), from the request's record; never a token. */
-export function auditRecord(logger: Logger, r: RequestRecord, now: () => number): void {
-  logger.info({
+/** One structured line per decision (allow/deny), from the request's record; never a token. Chained (audit-chain.ts). */
+export function auditRecord(chain: AuditChain, r: RequestRecord, now: () => number): void {
+  chain.append({
     event: 'decision',
     requestId: r.requestId,
     traceparent: r.traceparent,
