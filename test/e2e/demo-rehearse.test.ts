@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 import { Writable } from 'node:stream';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -11,22 +11,8 @@ import { createLogger } from '../../src/observe/log.ts';
 import { rehearse } from '../../src/rehearse/run.ts';
 import { exitCode } from '../../src/rehearse/report.ts';
 import { asMetadata, clientCredentials, register } from '../../src/rehearse/tokens.ts';
+import { demoConfig } from '../helpers/demo.ts';
 import { freePorts } from '../helpers/ports.ts';
-
-/** config/demo.yaml, moved to free ports and a temp key directory. */
-async function demoConfig(): Promise<string> {
-  const [gateway, admin, issuer, server] = await freePorts(4);
-  const dir = mkdtempSync(join(tmpdir(), 'mcp-warden-demo-'));
-  const text = readFileSync('config/demo.yaml', 'utf8')
-    .replaceAll('127.0.0.1:8080', `127.0.0.1:${gateway}`).replace('port: 8080', `port: ${gateway}`)
-    .replace('port: 9090', `port: ${admin}`)
-    .replaceAll('127.0.0.1:9400', `127.0.0.1:${issuer}`).replace('port: 9400', `port: ${issuer}`)
-    .replaceAll('127.0.0.1:3001', `127.0.0.1:${server}`)
-    .replaceAll('./.demo/', `${dir}/`);
-  const file = join(dir, 'demo.yaml');
-  writeFileSync(file, text);
-  return file;
-}
 
 let stack: DemoStack;
 let configFile: string;
