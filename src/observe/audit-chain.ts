@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { hash, randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { SignJWT, type CryptoKey } from 'jose';
 import type { Logger } from './log.ts';
@@ -35,9 +35,13 @@ export function canonicalJson(value: Json): string {
 
 /** The line's hash: SHA-256 (base64url) over its canonical encoding without the envelope keys. */
 export function lineHash(line: { readonly [key: string]: Json }): string {
-  const covered: Record<string, Json> = {};
-  for (const key of Object.keys(line)) if (!ENVELOPE_KEYS.has(key)) covered[key] = line[key];
-  return createHash('sha256').update(canonicalJson(covered)).digest('base64url');
+  const parts: string[] = [];
+  for (const key of Object.keys(line).sort()) {
+    const v = line[key];
+    if (v !== undefined && !ENVELOPE_KEYS.has(key)) parts.push(`${JSON.stringify(key)}:${canonicalJson(v)}`);
+  }
+  // One-shot hash: no Hash object per line (the audit line is on every request's close path).
+  return hash('sha256', `{${parts.join(',')}}`, 'base64url');
 }
 
 export interface AuditSigner {
@@ -109,9 +113,9 @@ export class AuditChain {
 
   #write(fields: Fields, msg: string): void {
     const line: Fields = { ...fields, chain: this.id, seq: this.#seq, prev: this.#prev, ts: this.#o.now() };
-    const hash = lineHash(line);
-    this.#o.logger.info({ ...line, hash }, msg);
-    this.#prev = hash;
+    const digest = lineHash(line);
+    this.#o.logger.info({ ...line, hash: digest }, msg);
+    this.#prev = digest;
     this.#seq += 1;
     this.#sinceCheckpoint += 1;
   }
