@@ -13,6 +13,7 @@ import { exitCode, formatReport } from './rehearse/report.ts';
 import { parseDirectUrls } from './rehearse/options.ts';
 import { policyExplain, policyTest } from './policy-test/command.ts';
 import { updatePins } from './policy/pins-update.ts';
+import { auditCommand } from './observe/audit-command.ts';
 
 const USAGE = `usage:
   mcp-warden serve --config <file>       run the gateway
@@ -36,6 +37,8 @@ const USAGE = `usage:
                                          which entry decides one call, and why
   mcp-warden pins update --config <file> [--upstream <name>]
                                          pin the tool definitions the gateway observed differing
+  mcp-warden audit verify <file> [--jwks <file|url>]
+                                         check the audit chains in a log (exit 0 intact, 1 tampered)
 `;
 
 /** Thin CLI (STYLE rule 13): parse argv, load config, hand over. Returns the exit code, or undefined while serving. */
@@ -58,6 +61,8 @@ export async function main(argv: readonly string[]): Promise<number | undefined>
       return pinsCommand(rest);
     case 'issuer':
       return issuerCommand(rest);
+    case 'audit':
+      return (await auditCommand(rest, (text) => process.stdout.write(text), (text) => process.stderr.write(text))) ?? usage();
     default:
       return usage();
   }

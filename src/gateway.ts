@@ -14,6 +14,7 @@ import { createTrafficListener, type TrafficListener } from './route/listener.ts
 import { Drain, drainTraffic } from './route/drain.ts';
 import { buildState, type Shared, type State } from './state.ts';
 import { pinStatus } from './policy/pins.ts';
+import { AuditChain } from './observe/audit-chain.ts';
 
 export interface GatewayOptions {
   readonly logger?: Logger;
@@ -50,7 +51,9 @@ export async function createGateway(initial: Config, options: GatewayOptions = {
     breakGlass: { grants: () => gateway?.config.breakGlass ?? [], now: options.now ?? Date.now },
   });
   const streams = new StreamRegistry((upstream, delta) => (delta === 1 ? metrics.streamOpened(upstream) : metrics.streamClosed(upstream)));
-  const shared: Shared = { now: options.now ?? Date.now, logger, metrics, streams, current: () => gateway?.serving };
+  const now = options.now ?? Date.now;
+  const audit = new AuditChain({ logger, now, signer: () => gateway?.serving.signer, settings: () => (gateway?.serving.config ?? initial).audit });
+  const shared: Shared = { now, logger, metrics, streams, audit, current: () => gateway?.serving };
   gateway = new RunningGateway(initial, await buildState(initial, undefined, shared), shared);
   return gateway;
 }
@@ -161,6 +164,7 @@ class RunningGateway implements Gateway {
     await Promise.all([closeServer(this.#traffic.server), closeServer(this.#admin)]);
     await this.#serving.pools.close();
     await this.#serving.limitStore.close();
+    await this.#shared.audit.seal();
   }
 }
 

@@ -13,6 +13,7 @@ import { createAssertionMinter } from './identity/assertion.ts';
 import { loadGatewayKeys } from './identity/keys.ts';
 import { createSessionBinder } from './identity/session.ts';
 import { auditRecord } from './observe/audit.ts';
+import type { AuditChain, AuditSigner } from './observe/audit-chain.ts';
 import type { Logger } from './observe/log.ts';
 import type { Metrics } from './observe/metrics.ts';
 import { createPipeline, type Handler } from './pipeline.ts';
@@ -36,6 +37,8 @@ export interface State {
   readonly limitStore: LimitStore;
   /** DPoP jti values seen; carried across every reload, so a reload never re-opens a replay. */
   readonly dpopReplay: DpopReplayCache;
+  /** The identity-assertion key, which also signs audit checkpoints. */
+  readonly signer: AuditSigner;
 }
 
 /** What outlives a reload: the clock, logs, metrics, open streams, and the state now serving. */
@@ -44,6 +47,8 @@ export interface Shared {
   readonly logger: Logger;
   readonly metrics: Metrics;
   readonly streams: StreamRegistry;
+  /** This process's audit chain: it outlives reloads. */
+  readonly audit: AuditChain;
   readonly current: () => State | undefined;
 }
 
@@ -80,12 +85,12 @@ export async function buildState(config: Config, previous: State | undefined, sh
     streams,
     limitCalls: createCallLimits(limitStore, now),
     onRecord: (record) => {
-      auditRecord(logger, record, now);
+      auditRecord(shared.audit, record, now);
       metrics.observe(record, record.gatewaySeconds, record.upstreamMs === undefined ? undefined : record.upstreamMs / 1000);
     },
     onStreamExpired: (record) => logger.info({ event: 'stream_closed', requestId: record.requestId, upstream: record.upstream, sub: record.sub, clientId: record.clientId, reason: record.reason }, 'stream ended: token or break-glass grant expired'),
   });
-  return { config, handle, issuerKeys, pools, cache, limitStore, dpopReplay };
+  return { config, handle, issuerKeys, pools, cache, limitStore, dpopReplay, signer: gatewayKeys.signer };
 }
 
 function carriedLimitStore(config: Config, previous: State | undefined): LimitStore | undefined {

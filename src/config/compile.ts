@@ -116,6 +116,7 @@ export interface Config {
   readonly rateLimitStore: LimitStoreConfig;
   readonly dpop: DpopConfig;
   readonly mtls: MtlsConfig;
+  readonly audit: Readonly<RawConfig['audit']>;
   /** The embedded issuer's settings, with the resources it may issue tokens for (every upstream). */
   readonly authorizationServer: IssuerOptions | undefined;
   /** README "Environment profiles": undefined = no profile. */
@@ -217,6 +218,7 @@ function compile(raw: RawConfig, file: string, warnings: readonly ConfigProblem[
     upstreams: Object.freeze(upstreams),
     identity: Object.freeze({ ...raw.identity, signingKeyFileLine: keyFileLine }),
     limits: Object.freeze({ ...raw.limits }),
+    audit: Object.freeze({ ...raw.audit }),
     rateLimitStore: Object.freeze({ maxEntries: raw.rateLimitStore.maxEntries, redis: raw.rateLimitStore.redis === undefined ? undefined : Object.freeze({ ...raw.rateLimitStore.redis }) }),
     dpop: Object.freeze({
       algorithms: dpopAlgorithms,

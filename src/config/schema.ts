@@ -353,6 +353,11 @@ export const configSchema = z.strictObject({
   environmentClaim: z.string().regex(/^[A-Za-z0-9_:.-]{1,64}$/).default('env'),
   breakGlass: z.array(breakGlassGrant).default([]),
   mtls: mtls.prefault({}),
+  // Tamper-evident audit (README "Audit trail"): a signed checkpoint every this many lines or seconds, and at shutdown.
+  audit: z.strictObject({
+    checkpointLines: z.number().int().min(1).max(1_000_000).default(1_000),
+    checkpointSeconds: z.number().int().min(1).max(3_600).default(60),
+  }).prefault({}),
   limits: z.strictObject({
     maxTokenBytes: z.number().int().min(1_024).max(16_384).default(8_192),
     maxBodyBytes: z.number().int().min(1_024).max(64 * 1024 * 1024).default(1024 * 1024),

@@ -65,5 +65,8 @@ mcp-warden demo is running (Ctrl-C stops all three; SIGHUP reloads ${config.file
   admin       http://${config.admin.host}:${config.admin.port}/metrics  /healthz  /readyz
 
 ${steps.join('\n\n')}
+
+Every allow/deny decision is printed below as it happens: time, decision, upstream, method, target,
+reason, subject, client, status, deciding rule. MCP_WARDEN_LOG_LEVEL=warn hides them (README "Log levels").
 `;
 }

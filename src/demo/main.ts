@@ -2,10 +2,12 @@ import { createLogger } from '../observe/log.ts';
 import { ConfigError, formatProblem } from '../config/errors.ts';
 import { startDemoStack } from './stack.ts';
 import { instructions } from './instructions.ts';
+import { readableDestination } from './log-view.ts';
 
 // `npm start`: the embedded issuer, the gateway and a demo MCP server, on loopback, until Ctrl-C.
 const configFile = process.argv[2] ?? 'config/demo.yaml';
-const logger = createLogger({ level: process.env['MCP_WARDEN_LOG_LEVEL'] ?? 'warn' });
+// At info every allow/deny decision shows, one readable line each (log-view.ts); MCP_WARDEN_LOG_LEVEL=warn hides them.
+const logger = createLogger({ level: process.env['MCP_WARDEN_LOG_LEVEL'] ?? 'info', destination: readableDestination((text) => process.stdout.write(text)) });
 try {
   const stack = await startDemoStack(configFile, logger);
   process.stdout.write(instructions(stack.config, stack.issuer.url));

@@ -1,12 +1,12 @@
-import type { Logger } from './log.ts';
+import type { AuditChain } from './audit-chain.ts';
 import type { RequestRecord } from './record.ts';
 
 /**
- * One structured line per decision (allow/deny), from the request's record; never a token. A request
- * with a break-glass grant's token is a warning with reason `break_glass` when admitted (its refusal
- * reason otherwise), naming the grant and its ticket (README "Break-glass access").
+ * One structured line per decision (allow/deny), from the request's record; never a token. Chained
+ * (audit-chain.ts). A request with a break-glass grant's token is a warning with reason `break_glass`
+ * when admitted (its refusal reason otherwise), naming the grant and its ticket (README "Break-glass access").
  */
-export function auditRecord(logger: Logger, r: RequestRecord, now: () => number): void {
+export function auditRecord(chain: AuditChain, r: RequestRecord, now: () => number): void {
   const line = {
     event: 'decision',
     requestId: r.requestId,
@@ -28,8 +28,8 @@ export function auditRecord(logger: Logger, r: RequestRecord, now: () => number)
     upstreamMs: r.upstreamMs,
   };
   if (r.breakGlass === undefined) {
-    logger.info(line, 'decision');
+    chain.append(line, 'decision');
     return;
   }
-  logger.warn({ ...line, reason: r.reason ?? 'break_glass', breakGlass: r.breakGlass.name, ticket: r.breakGlass.ticket }, 'decision through break-glass access');
+  chain.append({ ...line, reason: r.reason ?? 'break_glass', breakGlass: r.breakGlass.name, ticket: r.breakGlass.ticket }, 'decision through break-glass access', 'warn');
 }

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -203,8 +204,8 @@ describe('Helm chart: templates', () => {
     expect(manifests.flatMap((t) => wholeLineOutputProblems(t.text).map((p) => `${t.name} ${p}`))).toEqual([]);
   });
 
-  it('include only helpers that _helpers.tpl defines, and only template files that exist', () => {
-    const defined = new Set([...template('_helpers.tpl').matchAll(/define "([^"]+)"/g)].map((m) => m[1]));
+  it('include only helpers that _helpers.tpl or _sidecar.tpl defines, and only template files that exist', () => {
+    const defined = new Set([...template('_helpers.tpl').matchAll(/define "([^"]+)"/g), ...template('_sidecar.tpl').matchAll(/define "([^"]+)"/g)].map((m) => m[1]));
     const all = templates.map((t) => t.text).join('\n');
     for (const m of all.matchAll(/include "([^"]+)"/g)) expect(defined, `include "${m[1]}"`).toContain(m[1]);
     for (const m of all.matchAll(/include \(print \$\.Template\.BasePath "\/([^"]+)"\)/g)) expect(existsSync(join(CHART, 'templates', m[1] ?? ''))).toBe(true);
@@ -227,10 +228,13 @@ describe('Helm chart: templates', () => {
       'secret.yaml': 'v1 Secret',
       'service.yaml': 'v1 Service',
       'servicemonitor.yaml': 'monitoring.coreos.com/v1 ServiceMonitor',
+      'sidecar-deployment.yaml': 'apps/v1 Deployment',
     });
   });
 
-  it('sidecar mode renders only the ConfigMap and the Secret; optional resources hang on their value', () => {
+  it('sidecar mode renders the ConfigMap and the Secret, and its Deployment only with sidecar.container; optional resources hang on their value', () => {
+    expect(template('sidecar-deployment.yaml').split('\n')[0]).toBe('{{- if and (eq .Values.mode "sidecar") .Values.sidecar.container }}');
+    expect(at(values, 'sidecar', 'container')).toEqual({});
     const gate = (name: string): string => template(name).split('\n')[0] ?? '';
     for (const name of ['deployment.yaml', 'service.yaml', 'hpa.yaml', 'pdb.yaml', 'servicemonitor.yaml', 'networkpolicy.yaml', 'ingress.yaml', 'httproute.yaml']) {
       expect(gate(name), name).toMatch(/^\{\{- if .*eq \.Values\.mode "edge"/);
@@ -474,6 +478,103 @@ describe('Helm chart: the configuration it ships', () => {
     expect(at(volumes[1], 'secret', 'defaultMode')).toBe(0o400);
     expect(at(pod, 'spec', 'securityContext', 'fsGroup')).toBe(dockerfileUser().gid);
     expect(read(CHART, 'README.md')).toMatch(/## Sidecar mode[\s\S]*examples\/sidecar-pod\.yaml/);
+  });
+});
+
+describe('Helm chart: sidecar mode as a template (issue 24 §6)', () => {
+  /** The body of `{{- define "<name>" -}} … {{- end -}}` in a .tpl file. */
+  const defineBody = (file: string, name: string): string => {
+    const text = template(file);
+    const open = `{{- define "${name}" -}}`;
+    const from = text.indexOf(open);
+    const to = text.indexOf('{{- end -}}', from);
+    if (from < 0 || to < 0) throw new Error(`${file} has no define "${name}"`);
+    return text.slice(from + open.length, to);
+  };
+  const yamlOf = (text: string): unknown => {
+    const doc = parseDocument(skeleton(text));
+    if (doc.errors.length > 0) throw new Error(doc.errors.map((e) => e.message).join('; '));
+    return doc.toJS();
+  };
+  const indented = (text: string, by: number): string => text.split('\n').filter((l) => l.trim() !== '').map((l) => ' '.repeat(by) + l).join('\n');
+  /** sidecar-deployment.yaml with its three whole-line outputs written as Helm would, then the skeleton. */
+  const rendered = (container: unknown): unknown => {
+    const text = template('sidecar-deployment.yaml');
+    const outputs: [RegExp, string][] = [
+      [/^ *\{\{- toYaml \(list \.Values\.sidecar\.container\) \| nindent 8 \}\}$/m, stringify([container])],
+      [/^ *\{\{- include "mcp-warden\.sidecar\.container" \. \| nindent 8 \}\}$/m, defineBody('_sidecar.tpl', 'mcp-warden.sidecar.container')],
+      [/^ *\{\{- include "mcp-warden\.sidecar\.volumes" \. \| nindent 8 \}\}$/m, defineBody('_sidecar.tpl', 'mcp-warden.sidecar.volumes')],
+    ];
+    let out = text;
+    for (const [pattern, replacement] of outputs) {
+      expect(pattern.test(out), String(pattern)).toBe(true);
+      out = out.replace(pattern, () => indented(replacement, 8));
+    }
+    return yamlOf(out);
+  };
+  const merged = helmMerge(helmMerge(values, parse(read(CHART, 'examples', 'values-sidecar.yaml'))), parse(read(CHART, 'examples', 'values-sidecar-workload.yaml')));
+  const edgeContainer = list(at(skeletonOf('deployment.yaml'), 'spec', 'template', 'spec', 'containers'))[0];
+
+  it('mode: sidecar with sidecar.container renders one Deployment whose pods run that MCP server, then mcp-warden', () => {
+    const deployment = rendered(at(merged, 'sidecar', 'container'));
+    expect([at(deployment, 'apiVersion'), at(deployment, 'kind')]).toEqual(['apps/v1', 'Deployment']);
+    const pod = at(deployment, 'spec', 'template', 'spec');
+    const containers = list(at(pod, 'containers'));
+    expect(containers.map((c) => at(c, 'name'))).toEqual(['files-mcp', 'mcp-warden']);
+    expect(at(containers[0], 'ports')).toBeUndefined();
+    expect(list(at(containers[0], 'env')).find((e) => at(e, 'name') === 'HOST')).toEqual({ name: 'HOST', value: '127.0.0.1' });
+    // Only mcp-warden's listeners are declared; its mounts are the pod's volumes.
+    expect(list(at(containers[1], 'ports')).map((p) => at(p, 'name'))).toEqual(['http', 'admin']);
+    const mounts = list(at(containers[1], 'volumeMounts')).map((m) => at(m, 'name'));
+    expect(list(at(pod, 'volumes')).map((v) => at(v, 'name'))).toEqual(mounts);
+    expect(at(pod, 'automountServiceAccountToken')).toBe(false);
+    expect(at(pod, 'securityContext')).toEqual({ fsGroup: 'x', seccompProfile: { type: 'RuntimeDefault' } });
+    expect(at(list(at(pod, 'volumes'))[1], 'secret', 'defaultMode')).toBe(0o400);
+    expect(at(merged, 'sidecar', 'replicaCount')).toBe(2);
+  });
+
+  it("the sidecar container is the edge Deployment's container: same args, ports, probes, preStop, hardening and mount paths", () => {
+    const sidecar = list(yamlOf(defineBody('_sidecar.tpl', 'mcp-warden.sidecar.container')))[0];
+    for (const key of ['image', 'imagePullPolicy', 'args', 'ports', 'lifecycle', 'livenessProbe', 'readinessProbe', 'resources']) expect(at(sidecar, key), key).toEqual(at(edgeContainer, key));
+    // On the container rather than the pod, so the workload beside it keeps its own user.
+    expect(at(sidecar, 'securityContext')).toEqual({ ...(at(edgeContainer, 'securityContext') as object), runAsUser: 'x', runAsGroup: 'x' });
+    const paths = (c: unknown): unknown[] => list(at(c, 'volumeMounts')).map((m) => [at(m, 'mountPath'), at(m, 'readOnly')]);
+    expect(paths(sidecar)).toEqual(paths(edgeContainer));
+    expect(list(at(sidecar, 'volumeMounts')).map((m) => at(m, 'name'))).toEqual(['mcp-warden-config', 'mcp-warden-signing-key']);
+    const raw = defineBody('_sidecar.tpl', 'mcp-warden.sidecar.container');
+    expect(raw).toContain('{{- toYaml .Values.resources | nindent 4 }}');
+    expect(raw).toMatch(/\{\{- with \.Values\.env \}\}\n\s+env:\n\s+\{\{- toYaml \. \| nindent 4 \}\}/);
+  });
+
+  it('refuses to render a workload that declares ports, has no image, or an upstream off loopback', () => {
+    const raw = template('sidecar-deployment.yaml');
+    expect(raw).toMatch(/\{\{- if not \(get \.Values\.sidecar\.container "image"\) \}\}\n\{\{- fail /);
+    expect(raw).toMatch(/\{\{- if hasKey \.Values\.sidecar\.container "ports" \}\}\n\{\{- fail /);
+    expect(raw).toContain('config.identity.signingKeyFile must be /var/run/secrets/mcp-warden/gateway.jwk');
+    // The loopback rule, as Go's regexp reads it (the template string unescaped), against targets.
+    const go = /regexMatch "((?:[^"\\]|\\.)*)" \.target/.exec(raw)?.[1] ?? '';
+    const loopback = new RegExp(go.replaceAll('\\\\', '\\'));
+    expect(['http://127.0.0.1:3001/mcp', 'http://localhost:3001/mcp', 'http://[::1]:3001/mcp'].filter((t) => loopback.test(t))).toHaveLength(3);
+    expect(['http://127.0.0.1.evil.example/mcp', 'http://files.default.svc:3001/mcp', 'https://10.0.0.5/mcp', 'http://0.0.0.0:3001/'].filter((t) => loopback.test(t))).toEqual([]);
+    for (const u of list(at(merged, 'config', 'upstreams'))) expect(loopback.test(String(at(u, 'target')))).toBe(true);
+  });
+
+  it('_sidecar.tpl documents how another chart includes it, and the README names both ways', () => {
+    expect(template('_sidecar.tpl')).toMatch(/include "mcp-warden\.sidecar\.container" \$ctx \| nindent 8\n.*include "mcp-warden\.sidecar\.volumes" \$ctx \| nindent 8\n/);
+    const readme = read(CHART, 'README.md');
+    expect(readme).toMatch(/## Sidecar mode[\s\S]*sidecar\.container[\s\S]*_sidecar\.tpl/);
+  });
+
+  const helm = spawnSync('helm', ['version', '--short'], { timeout: 10_000 }).status === 0;
+  if (!helm) process.stderr.write('chart.test.ts: no helm binary: helm lint / helm template skipped, the static checks above stand in\n');
+  it.skipIf(!helm)('helm lint passes and helm template renders the sidecar workload with mcp-warden beside it', () => {
+    const args = ['-f', join(CHART, 'examples/values-sidecar.yaml'), '-f', join(CHART, 'examples/values-sidecar-workload.yaml'), '--set', 'signingKey.jwk={"kty":"OKP"}'];
+    expect(spawnSync('helm', ['lint', CHART, ...args], { timeout: 60_000 }).status).toBe(0);
+    const out = spawnSync('helm', ['template', 'files', CHART, ...args], { timeout: 60_000, encoding: 'utf8' });
+    expect(out.status).toBe(0);
+    const docs = out.stdout.split(/^---$/m).map((d) => parse(d) as unknown).filter((d) => d !== null);
+    const deployment = docs.find((d) => at(d, 'kind') === 'Deployment');
+    expect(list(at(deployment, 'spec', 'template', 'spec', 'containers')).map((c) => at(c, 'name'))).toEqual(['files-mcp', 'mcp-warden']);
   });
 });
 

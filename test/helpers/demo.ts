@@ -17,4 +17,3 @@ export async function demoConfig(): Promise<string> {
   writeFileSync(file, text);
   return file;
 }
-
