@@ -66,6 +66,15 @@ export interface UpstreamConfig {
   readonly resourceMetadataPath: string;
 }
 
+export interface TracesConfig {
+  /** OTLP/HTTP traces URL; undefined = OTEL_EXPORTER_OTLP_TRACES_ENDPOINT / OTEL_EXPORTER_OTLP_ENDPOINT. */
+  readonly otlpEndpoint: string | undefined;
+  readonly serviceName: string;
+  readonly sampleRatio: number;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly timeoutMs: number;
+}
+
 export interface Config {
   readonly file: string;
   readonly listen: { readonly host: string; readonly port: number; readonly tls: { readonly certFile: string; readonly keyFile: string } | undefined };
@@ -79,6 +88,8 @@ export interface Config {
   readonly dpop: DpopConfig;
   /** The embedded issuer's settings, with the resources it may issue tokens for (every upstream). */
   readonly authorizationServer: IssuerOptions | undefined;
+  /** OpenTelemetry traces; undefined = off (no SDK loaded). */
+  readonly traces: TracesConfig | undefined;
   readonly warnings: readonly ConfigProblem[];
 }
 
@@ -216,6 +227,7 @@ function compile(raw: RawConfig, file: string, warnings: readonly ConfigProblem[
       nonceRotationSeconds: raw.dpop.nonce?.rotationSeconds,
     }),
     authorizationServer: raw.authorizationServer === undefined ? undefined : compileAuthorizationServer(raw.authorizationServer, upstreams),
+    traces: raw.telemetry.traces === undefined ? undefined : Object.freeze({ ...raw.telemetry.traces, otlpEndpoint: raw.telemetry.traces.otlpEndpoint, headers: Object.freeze({ ...raw.telemetry.traces.headers }) }),
     warnings,
   });
 }
