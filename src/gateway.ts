@@ -139,6 +139,7 @@ class RunningGateway implements Gateway {
     } catch (err) {
       void built.pools.close();
       if (built.limitStore !== current.limitStore) void built.limitStore.close();
+      if (built.tracing !== current.tracing) void built.tracing.shutdown();
       throw err;
     }
     // The swap: requests that already started finish on the old state.
@@ -147,6 +148,7 @@ class RunningGateway implements Gateway {
     for (const [name, keys] of current.issuerKeys) if (built.issuerKeys.get(name) !== keys) keys.stop();
     void current.pools.close();
     if (built.limitStore !== current.limitStore) void current.limitStore.close();
+    if (built.tracing !== current.tracing) void current.tracing.shutdown();
   }
 
   async shutdown(graceMs = this.#serving.config.limits.shutdownGraceMs): Promise<void> {
@@ -165,6 +167,7 @@ class RunningGateway implements Gateway {
     await this.#serving.pools.close();
     await this.#serving.limitStore.close();
     await this.#shared.audit.seal();
+    await this.#serving.tracing.shutdown();
   }
 }
 

@@ -11,6 +11,7 @@ import type { CallLimiter } from './limits/calls.ts';
 import { createStreamCap } from './limits/streams.ts';
 import { openContext } from './observe/context.ts';
 import type { RequestRecord } from './observe/record.ts';
+import type { StageTracer } from './observe/trace.ts';
 import { authorizeMessages, authorizeUpstream } from './policy/authorize.ts';
 import { createMessageReader } from './policy/messages.ts';
 import type { Pools } from './proxy/forward.ts';
@@ -37,6 +38,8 @@ export interface PipelineDeps {
   readonly onStreamExpired?: (record: RequestRecord) => void;
   readonly streams: StreamRegistry;
   readonly limitCalls: CallLimiter;
+  /** Names each stage for tracing (observe/trace.ts); returns the stage itself when tracing is off. */
+  readonly traced: StageTracer;
 }
 
 export type Handler = (req: IncomingMessage, res: ServerResponse) => Promise<void>;
@@ -47,15 +50,17 @@ export type Handler = (req: IncomingMessage, res: ServerResponse) => Promise<voi
  * No stage can be skipped by configuration.
  */
 export function createPipeline(deps: PipelineDeps): Handler {
-  const { config } = deps;
-  const admit = createAdmission(config.upstreams, deps.router, deps.wellKnown);
-  const authenticate = createAuthentication(config, deps.authenticate, deps.checkSender);
-  const checkBreakGlass = createBreakGlass(config, deps.now);
-  const readMessages = createMessageReader(config);
-  const capStreams = createStreamCap(config, deps.streams);
-  const limitCalls = deps.limitCalls;
-  const forwardIdentity = createIdentityForwarding(config, deps.sessions, deps.mintAssertion);
-  const proxy = createProxy(deps);
+  const { config, traced } = deps;
+  const admit = traced('admission', createAdmission(config.upstreams, deps.router, deps.wellKnown));
+  const authenticate = traced('authenticate', createAuthentication(config, deps.authenticate, deps.checkSender));
+  const checkBreakGlass = traced('break-glass', createBreakGlass(config, deps.now));
+  const authorizeUpstreamOf = traced('authorize.upstream', authorizeUpstream);
+  const readMessages = traced('messages', createMessageReader(config));
+  const authorizeEach = traced('authorize.messages', authorizeMessages);
+  const capStreams = traced('limits.streams', createStreamCap(config, deps.streams));
+  const limitCalls = traced('limits.calls', deps.limitCalls);
+  const forwardIdentity = traced('forward-identity', createIdentityForwarding(config, deps.sessions, deps.mintAssertion));
+  const proxy = traced('proxy', createProxy(deps));
 
   return async function handle(req, res) {
     const ctx = openContext(req, res, deps.now, deps.onRecord);
@@ -66,11 +71,11 @@ export function createPipeline(deps: PipelineDeps): Handler {
       if (halted(authenticated)) return settle(ctx, authenticated);
       const principal = checkBreakGlass(ctx, admitted, authenticated); // a break-glass grant's window and limits
       if (halted(principal)) return settle(ctx, principal);
-      const allowed = authorizeUpstream(ctx, admitted, principal); // client allow-list, upstream scopes
+      const allowed = authorizeUpstreamOf(ctx, admitted, principal); // client allow-list, upstream scopes
       if (halted(allowed)) return settle(ctx, allowed);
       const messages = await readMessages(ctx); // protocol version, body admission, JSON-RPC messages
       if (halted(messages)) return settle(ctx, messages);
-      const judged = authorizeMessages(ctx, admitted, principal, messages.inspected); // every message's rule
+      const judged = authorizeEach(ctx, admitted, principal, messages.inspected); // every message's rule
       if (halted(judged)) return settle(ctx, judged);
       const within = capStreams(ctx, principal, judged); // open streams per identity
       if (halted(within)) return settle(ctx, within);

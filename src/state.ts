@@ -25,6 +25,7 @@ import { endIssuerStreams, endKeyStreams } from './proxy/rejudge.ts';
 import { createRouter } from './route/match.ts';
 import { pinReporter, registerPins } from './policy/pins.ts';
 import { createWellKnown } from './route/well-known.ts';
+import { carriedTracing, type Tracing } from './observe/trace.ts';
 
 /** Everything built from one Config; requests take the state current when they arrive. */
 export interface State {
@@ -39,6 +40,8 @@ export interface State {
   readonly dpopReplay: DpopReplayCache;
   /** The identity-assertion key, which also signs audit checkpoints. */
   readonly signer: AuditSigner;
+  /** OpenTelemetry traces; kept across a reload that leaves telemetry.traces unchanged. */
+  readonly tracing: Tracing;
 }
 
 /** What outlives a reload: the clock, logs, metrics, open streams, and the state now serving. */
@@ -72,6 +75,7 @@ export async function buildState(config: Config, previous: State | undefined, sh
   // A reload never forgets a seen jti: the same cache, or a new size holding the old entries.
   const dpopReplay = previous?.config.dpop.replayCacheEntries === config.dpop.replayCacheEntries ? previous.dpopReplay : new DpopReplayCache(config.dpop.replayCacheEntries, previous?.dpopReplay);
   registerPins(config, previous?.config, pinReporter(logger, metrics));
+  const tracing = await carriedTracing(config.traces, previous?.tracing);
   const handle = createPipeline({
     config,
     router: createRouter(config.upstreams),
@@ -84,13 +88,14 @@ export async function buildState(config: Config, previous: State | undefined, sh
     now,
     streams,
     limitCalls: createCallLimits(limitStore, now),
+    traced: tracing.stage,
     onRecord: (record) => {
       auditRecord(shared.audit, record, now);
       metrics.observe(record, record.gatewaySeconds, record.upstreamMs === undefined ? undefined : record.upstreamMs / 1000);
     },
     onStreamExpired: (record) => logger.info({ event: 'stream_closed', requestId: record.requestId, upstream: record.upstream, sub: record.sub, clientId: record.clientId, reason: record.reason }, 'stream ended: token or break-glass grant expired'),
   });
-  return { config, handle, issuerKeys, pools, cache, limitStore, dpopReplay, signer: gatewayKeys.signer };
+  return { config, handle, issuerKeys, pools, cache, limitStore, dpopReplay, signer: gatewayKeys.signer, tracing };
 }
 
 function carriedLimitStore(config: Config, previous: State | undefined): LimitStore | undefined {

@@ -1,7 +1,7 @@
 import type { Environment, RawBreakGlassGrant, RawConfig, RawIssuer, RawUpstream } from './schema.ts';
 import { ConfigError, type ConfigProblem } from './errors.ts';
 import { lintConfig } from './lint.ts';
-import { loadConfigFile, parseConfigText, type LoadedConfig } from './load.ts';
+import { loadConfigFile, parseConfigText, SchemaError, type LoadedConfig, type Remains } from './load.ts';
 import { stripTrailingSlash } from './urls.ts';
 import { compileRules, type PolicyRule } from '../policy/compile.ts';
 import { readPinFile, type PinningConfig } from '../policy/pin-file.ts';
@@ -104,6 +104,15 @@ export interface UpstreamConfig {
   readonly resourceMetadataPath: string;
 }
 
+export interface TracesConfig {
+  /** OTLP/HTTP traces URL; undefined = OTEL_EXPORTER_OTLP_TRACES_ENDPOINT / OTEL_EXPORTER_OTLP_ENDPOINT. */
+  readonly otlpEndpoint: string | undefined;
+  readonly serviceName: string;
+  readonly sampleRatio: number;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly timeoutMs: number;
+}
+
 export interface Config {
   readonly file: string;
   readonly listen: { readonly host: string; readonly port: number; readonly tls: ListenTls | undefined };
@@ -123,6 +132,8 @@ export interface Config {
   readonly environment: Environment | undefined;
   readonly environmentClaim: string;
   readonly breakGlass: readonly BreakGlassGrant[];
+  /** OpenTelemetry traces; undefined = off (no SDK loaded). */
+  readonly traces: TracesConfig | undefined;
   readonly warnings: readonly ConfigProblem[];
 }
 
@@ -151,19 +162,68 @@ export interface DpopConfig {
 }
 
 export function loadConfig(file: string, env?: Readonly<Record<string, string | undefined>>): Config {
-  return compileLoaded(loadConfigFile(file, env));
+  return withEveryProblem(() => loadConfigFile(file, env));
 }
 
 export function loadConfigText(text: string, file = 'config.yaml', env?: Readonly<Record<string, string | undefined>>): Config {
-  return compileLoaded(parseConfigText(text, file, env));
+  return withEveryProblem(() => parseConfigText(text, file, env));
+}
+
+/**
+ * One run names every problem (issue 24 §2): when the schema refuses the file, the semantic checks
+ * still run over what did parse, and their problems follow the schema's.
+ */
+function withEveryProblem(load: () => LoadedConfig): Config {
+  let loaded: LoadedConfig;
+  try {
+    loaded = load();
+  } catch (err) {
+    if (!(err instanceof SchemaError) || err.remains === undefined) throw err;
+    // In file order, as an operator fixes them.
+    throw new ConfigError([...err.problems, ...semanticProblems(err.remains)].sort((a, b) => (a.line ?? 0) - (b.line ?? 0)));
+  }
+  return compileLoaded(loaded);
+}
+
+function semanticProblems(remains: Remains): ConfigProblem[] {
+  const { loaded } = remains;
+  try {
+    compileLoaded(loaded);
+    return [];
+  } catch (err) {
+    if (!(err instanceof ConfigError)) return [];
+    return err.problems.flatMap((p) => {
+      const path = remains.original(keyPath(p.key));
+      const line = loaded.locate(path);
+      // A problem under a value the schema refused, or on a line an unset variable emptied, only echoes it.
+      if (remains.removed(path) || remains.skipLines.has(line)) return [];
+      return [{ ...p, line, key: path.join('.') }];
+    });
+  }
+}
+
+/** A problem's key (`upstreams.0.scopes.1`) as the path it was made from. */
+function keyPath(key: string): (string | number)[] {
+  return key === '' ? [] : key.split('.').map((k) => (/^\d+$/.test(k) ? Number(k) : k));
 }
 
 function compileLoaded(loaded: LoadedConfig): Config {
   const { errors, warnings } = lintConfig(loaded.raw, loaded.file, loaded.locate);
-  if (errors.length > 0) throw new ConfigError(errors);
+  if (errors.length > 0) throw new ConfigError([...errors, ...compileProblems(loaded, warnings)]);
   const config = compile(loaded.raw, loaded.file, warnings, loaded.locate);
   checkAuthorizationServer(config, loaded);
   return config;
+}
+
+// Conditions and the issuer section are compiled even when lint refused the file, so that their errors
+// come in the same run. Compiling what lint refused may fail in other ways; lint's errors stand then.
+function compileProblems(loaded: LoadedConfig, warnings: readonly ConfigProblem[]): ConfigProblem[] {
+  try {
+    checkAuthorizationServer(compile(loaded.raw, loaded.file, warnings, loaded.locate), loaded);
+    return [];
+  } catch (err) {
+    return err instanceof ConfigError ? [...err.problems] : [];
+  }
 }
 
 /**
@@ -232,6 +292,7 @@ function compile(raw: RawConfig, file: string, warnings: readonly ConfigProblem[
     environment: raw.environment,
     environmentClaim: raw.environmentClaim,
     breakGlass: Object.freeze(raw.breakGlass.map(compileBreakGlass)),
+    traces: raw.telemetry.traces === undefined ? undefined : Object.freeze({ ...raw.telemetry.traces, otlpEndpoint: raw.telemetry.traces.otlpEndpoint, headers: Object.freeze({ ...raw.telemetry.traces.headers }) }),
     warnings,
   });
 }

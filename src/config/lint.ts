@@ -63,6 +63,7 @@ export function lintConfig(raw: RawConfig, file: string, locate: (p: Path) => nu
     }
   });
   lintPathOverlaps(paths, err);
+  lintTraces(raw.telemetry.traces, err, warn);
   lintRateLimits(raw, err, warn);
   lintBreakGlass(raw, err, warn, nowMs);
   lintProfile(raw, err);
@@ -202,6 +203,16 @@ function lintRules(up: RawUpstream, at: (...k: (string | number)[]) => Path, err
     if ([r.tool, r.prompt, r.resource].filter((x) => x !== undefined).length > 1) err(at('rules', j), 'name one of tool, prompt or resource');
     if (r.deny && (r.scopes.length > 0 || r.claims !== undefined)) err(at('rules', j, 'deny'), 'a deny rule takes no scopes or claims');
   });
+}
+
+/** The OTLP endpoint: a URL the exporter can post to; collector credentials go over TLS beyond loopback. */
+function lintTraces(traces: RawConfig['telemetry']['traces'], err: Report, warn: Report): void {
+  if (traces?.otlpEndpoint === undefined) return;
+  const at: Path = ['telemetry', 'traces', 'otlpEndpoint'];
+  const url = parseUrl(traces.otlpEndpoint);
+  if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:')) err(at, 'must be an absolute http(s) URL (OTLP/HTTP, e.g. http://127.0.0.1:4318/v1/traces)');
+  else if (url.username !== '' || url.password !== '') err(at, 'must not carry userinfo: put a collector credential in headers');
+  else if (!isSecureOrLoopback(url) && Object.keys(traces.headers).length > 0) warn(at, 'plain http beyond loopback sends the configured headers in the clear: use https');
 }
 
 /** Each MCP server owns one endpoint: nested or case-variant prefixes make the route depend on details. */

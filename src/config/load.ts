@@ -1,7 +1,10 @@
 import { readFileSync } from 'node:fs';
+import type { z } from 'zod';
 import { LineCounter, isScalar, parseDocument, visit, type Document } from 'yaml';
 import { configSchema, type RawConfig } from './schema.ts';
 import { ConfigError, type ConfigProblem } from './errors.ts';
+import { draftOf, type Draft } from './draft.ts';
+import { knownKeys, nearestKey } from './suggest.ts';
 
 export interface LoadedConfig {
   readonly raw: RawConfig;
@@ -11,6 +14,22 @@ export interface LoadedConfig {
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
+
+/** What the semantic checks may still read of a config the schema (or ${ENV}) refused. */
+export interface Remains extends Omit<Draft, 'raw'> {
+  readonly loaded: LoadedConfig;
+  /** Lines whose value stood in for an unset variable: a semantic problem there is only its echo. */
+  readonly skipLines: ReadonlySet<number | undefined>;
+}
+
+/** The schema's refusal, with what remains for the semantic checks (absent when nothing usable parsed). */
+export class SchemaError extends ConfigError {
+  readonly remains: Remains | undefined;
+  constructor(problems: readonly ConfigProblem[], remains: Remains | undefined) {
+    super(problems);
+    this.remains = remains;
+  }
+}
 
 /** Reads and validates a config file: YAML → ${ENV} → zod. Throws ConfigError with file:line:key. */
 export function loadConfigFile(file: string, env: Env = process.env): LoadedConfig {
@@ -31,21 +50,38 @@ export function parseConfigText(text: string, file: string, env: Env = process.e
   if (doc.errors.length > 0) {
     throw new ConfigError(doc.errors.map((e) => ({ file, line: lineOf(e.pos[0]), key: '', message: `YAML: ${e.message.split('\n')[0]}` })));
   }
+  // An unset variable is reported with everything else the file holds wrong, not on its own.
   const envProblems = interpolate(doc, env, (offset, message) => ({ file, line: lineOf(offset), key: '', message }));
-  if (envProblems.length > 0) throw new ConfigError(envProblems);
 
   const locate = (path: readonly (string | number)[]): number | undefined => locatePath(doc, path, lineOf);
-  const parsed = configSchema.safeParse(doc.toJS() ?? {});
+  const input: unknown = doc.toJS() ?? {};
+  const parsed = configSchema.safeParse(input);
   if (!parsed.success) {
-    throw new ConfigError(parsed.error.issues.map((issue) => {
-      const path = issue.path.filter((p): p is string | number => typeof p !== 'symbol');
-      const unknown = issue.code === 'unrecognized_keys' ? issue.keys : [];
-      // Point an unknown key at its own line rather than its parent's.
-      const keyPath = unknown.length === 1 ? [...path, unknown[0] as string] : path;
-      return { file, line: locate(keyPath), key: keyPath.join('.'), message: issue.message };
-    }));
+    const remains = remainsOf(draftOf(configSchema, input), locate, file, envProblems);
+    throw new SchemaError([...envProblems, ...parsed.error.issues.flatMap((issue) => schemaProblem(issue, file, locate))], remains);
   }
+  if (envProblems.length > 0) throw new SchemaError(envProblems, remainsOf({ raw: parsed.data, original: (p) => [...p], removed: () => false }, locate, file, envProblems));
   return { raw: parsed.data, locate, file };
+}
+
+function remainsOf(draft: Draft | undefined, locate: LoadedConfig['locate'], file: string, envProblems: readonly ConfigProblem[]): Remains | undefined {
+  if (draft === undefined) return undefined;
+  return { loaded: { raw: draft.raw, locate, file }, original: draft.original, removed: draft.removed, skipLines: new Set(envProblems.map((p) => p.line)) };
+}
+
+type Issue = z.core.$ZodIssue;
+
+// One problem per unknown key, on its own line, with the nearest known key when one is close.
+function schemaProblem(issue: Issue, file: string, locate: LoadedConfig['locate']): ConfigProblem[] {
+  const path = issue.path.filter((p): p is string | number => typeof p !== 'symbol');
+  if (issue.code !== 'unrecognized_keys') return [{ file, line: locate(path), key: path.join('.'), message: issue.message }];
+  const known = knownKeys(configSchema, path);
+  return issue.keys.map((key) => {
+    const keyPath = [...path, key];
+    const near = nearestKey(key, known);
+    const message = near === undefined ? 'unknown key' : `unknown key; did you mean \`${near}\`?`;
+    return { file, line: locate(keyPath), key: keyPath.join('.'), message };
+  });
 }
 
 // ${NAME} in scalar values only, so that line numbers stay those of the file. An unset variable is an

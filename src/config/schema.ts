@@ -337,6 +337,18 @@ const mtls = z.strictObject({
   }).optional(),
 });
 
+// OpenTelemetry (README "Traces"): off unless `telemetry.traces` is set. The endpoint and headers may
+// come from the standard OTEL_EXPORTER_OTLP_* variables instead; headers may carry a collector's key.
+const telemetry = z.strictObject({
+  traces: z.strictObject({
+    otlpEndpoint: z.string().min(1).optional(),
+    serviceName: z.string().regex(/^[\x21-\x7e]{1,128}$/).default('mcp-warden'),
+    sampleRatio: z.number().min(0).max(1).default(1),
+    headers: z.record(z.string().regex(/^[A-Za-z0-9-]{1,64}$/), z.string().regex(/^[\x20-\x7e]{0,4096}$/)).default({}),
+    timeoutMs: z.number().int().min(100).max(60_000).default(10_000),
+  }).optional(),
+});
+
 export const configSchema = z.strictObject({
   listen: listener.extend({ tls: serverTls.optional() }).prefault({ port: 8080 }),
   admin: listener.prefault({ port: 9090 }),
@@ -358,6 +370,7 @@ export const configSchema = z.strictObject({
     checkpointLines: z.number().int().min(1).max(1_000_000).default(1_000),
     checkpointSeconds: z.number().int().min(1).max(3_600).default(60),
   }).prefault({}),
+  telemetry: telemetry.prefault({}),
   limits: z.strictObject({
     maxTokenBytes: z.number().int().min(1_024).max(16_384).default(8_192),
     maxBodyBytes: z.number().int().min(1_024).max(64 * 1024 * 1024).default(1024 * 1024),

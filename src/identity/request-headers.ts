@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { FORWARDED_CONTENT_TYPE } from '../policy/body.ts';
+import { keepValidTraceContext } from '../observe/traceparent.ts';
 
 // What the upstream receives from the client's headers is an allow-list (#15 point 6): a deny-list
 // let through every impersonation header nobody had thought of (Impersonate-User, X-Amzn-Oidc-*,
@@ -78,5 +79,8 @@ export function upstreamRequestHeaders(req: IncomingMessage, allowed: ReadonlySe
     else if (Array.isArray(prev)) prev.push(value);
     else out[name] = [prev, value];
   }
+  // Trace context passes only when it parses (W3C Trace Context); with tracing on, the proxy stage
+  // replaces it with the gateway's own span (observe/trace.ts).
+  keepValidTraceContext(out);
   return out;
 }

@@ -9,6 +9,7 @@ import { forward, type Pools } from './forward.ts';
 import { filtersListings } from '../policy/filter.ts';
 import { createResponsePlanning, type PlannerDeps } from './plan.ts';
 import { InFlight } from './load.ts';
+import { injectTraceContext } from '../observe/trace.ts';
 
 export type Proxy = (ctx: RequestContext, admitted: Admitted, principal: Principal, judged: Judged, outbound: Outbound) => Promise<Step<never>>;
 
@@ -43,6 +44,7 @@ export function createProxy(deps: PlannerDeps & { readonly pools: Pools }): Prox
     if (res.destroyed || !req.socket.writable) return deny('client_closed');
     // Every answer of an upstream with listing rules is read (listing-plan.ts): it must arrive uncompressed.
     if (filtersListings(upstream)) delete headers['accept-encoding'];
+    injectTraceContext(ctx, headers);
     const plan = planFor(record, principal, upstream, req, inspected?.messages ?? []);
     ctx.abort = new AbortController();
     record.outcome = 'allow';
