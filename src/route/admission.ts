@@ -3,6 +3,7 @@ import { rawHeader } from '../lib/raw-header.ts';
 import type { RequestContext } from '../observe/context.ts';
 import { deny } from '../reasons.ts';
 import { ANSWERED, type Step } from '../stage.ts';
+import { createCors, type Cors } from './cors.ts';
 import { framingProblem } from './framing.ts';
 import type { Router } from './match.ts';
 import type { WellKnown } from './well-known.ts';
@@ -25,8 +26,8 @@ const HOST = /^[A-Za-z0-9.\-:\[\]]+$/;
  * preflight, method, framing. The CORS answers are built once per allowed origin.
  */
 export function createAdmission(upstreams: readonly UpstreamConfig[], router: Router, wellKnown: WellKnown): Admission {
-  const corsByUpstream = new Map<string, ReadonlyMap<string, Readonly<Record<string, string>>>>();
-  for (const u of upstreams) corsByUpstream.set(u.name, new Map([...u.allowedOrigins].map((o) => [o, corsHeaders(o)])));
+  const corsByUpstream = new Map<string, ReadonlyMap<string, Cors>>();
+  for (const u of upstreams) corsByUpstream.set(u.name, new Map([...u.allowedOrigins].map((o) => [o, createCors(o)])));
   return function admit(ctx) {
     const { req, res } = ctx;
     // RFC 9112 §3.2: exactly one Host, and no userinfo in it (SC-115). Node keeps only the first.
@@ -45,15 +46,15 @@ export function createAdmission(upstreams: readonly UpstreamConfig[], router: Ro
 
     // MCP transports "Security Warning": an Origin that is present and not allowed gets 403 (DNS rebinding).
     const origin = req.headers.origin;
+    const cors = origin === undefined ? undefined : corsByUpstream.get(upstream.name)?.get(origin);
     if (origin !== undefined) {
-      const cors = corsByUpstream.get(upstream.name)?.get(origin);
       if (cors === undefined) return deny('origin_forbidden');
-      ctx.cors = cors;
+      ctx.cors = cors.headers;
     }
     if (req.method === 'OPTIONS') {
       // CORS preflight is answered here and never forwarded (SC-128).
       ctx.record.outcome = 'public';
-      res.writeHead(204, { ...ctx.cors, 'access-control-max-age': '600', 'content-length': '0' });
+      res.writeHead(204, cors === undefined ? { 'content-length': '0' } : cors.preflight(req));
       res.end();
       return ANSWERED;
     }
@@ -66,16 +67,4 @@ export function createAdmission(upstreams: readonly UpstreamConfig[], router: Ro
 
 function hostIsSound(host: string | undefined, copies: number): boolean {
   return copies <= 1 && (host === undefined || HOST.test(host));
-}
-
-function corsHeaders(origin: string): Readonly<Record<string, string>> {
-  // Only ever the caller's own, allowed origin, never "*" (SC-128).
-  return Object.freeze({
-    'access-control-allow-origin': origin,
-    'access-control-allow-methods': 'GET, POST, DELETE',
-    // RFC 9449 §7.1: a browser client sends DPoP and must be able to read WWW-Authenticate and DPoP-Nonce.
-    'access-control-allow-headers': 'authorization, dpop, content-type, accept, mcp-session-id, mcp-protocol-version, last-event-id, mcp-method, mcp-name',
-    'access-control-expose-headers': 'mcp-session-id, www-authenticate, dpop-nonce, x-request-id',
-    vary: 'Origin',
-  });
 }

@@ -1,33 +1,50 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
-import { delimiter, dirname } from 'node:path';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
-import { TestUpstream } from '../helpers/upstream.ts';
+import { V2Upstream } from '../helpers/sdk-v2.ts';
+import { freePort } from '../helpers/ports.ts';
 import { startGatewayStack, WORKLOAD, type GatewayStack } from '../conformance/stack.ts';
+import { followAuthorization } from '../issuer/support.ts';
 
-// The MCP Inspector CLI 0.15.0 (`mcp-inspector --cli`) has no option for request headers
-// (`--header` arrived in 0.16.6), so the bearer token goes in the way it does for the conformance
-// runner: the Inspector's own `-e KEY=VALUE` puts NODE_OPTIONS=--import=bearer-preload.ts into the
-// environment of the CLI process it spawns, and the token itself travels in the environment.
-const INSPECTOR = fileURLToPath(new URL('../../node_modules/@modelcontextprotocol/inspector/cli/build/cli.js', import.meta.url));
-const PRELOAD = fileURLToPath(new URL('../conformance/bearer-preload.ts', import.meta.url));
-const RUN_TIMEOUT_MS = 30_000;
+// The CLI of the MCP Inspector 2.x (`mcp-inspector --cli`, @modelcontextprotocol/inspector 2.12; the
+// separate @modelcontextprotocol/inspector-cli package is the 1.x line on SDK v1, not used). Each run
+// is a real child process on loopback. `--protocol-era legacy` speaks 2025-11-25 (initialize,
+// sessions); `--protocol-era modern` pins 2026-07-28 (server/discover, Mcp-Method/Mcp-Name/Mcp-Param-*
+// headers, no fallback). A pre-obtained token goes in with `--header "Authorization: Bearer …"`;
+// without it the CLI runs its own OAuth (RFC 9728 discovery from the 401, RFC 8414, dynamic
+// registration, PKCE, resource indicator) and, with MCP_AUTO_OPEN_ENABLED=true and no TTY, prints
+// "Please navigate to: <url>" on stderr and waits on its loopback --callback-url: this test is the browser.
+const INSPECTOR = fileURLToPath(new URL('../../node_modules/@modelcontextprotocol/inspector/clients/launcher/build/index.js', import.meta.url));
+const RUN_TIMEOUT_MS = 40_000;
+const ERAS = [
+  { era: 'legacy', version: '2025-11-25' },
+  { era: 'modern', version: '2026-07-28' },
+] as const;
 
-let upstream: TestUpstream;
+let upstream: V2Upstream;
 let stack: GatewayStack;
 let token: string;
+let home: string;
 
 beforeAll(async () => {
-  upstream = await TestUpstream.start();
-  stack = await startGatewayStack(`${upstream.url}/mcp`, { path: '/tools/mcp', scope: 'mcp:tools' });
+  upstream = await V2Upstream.start();
+  stack = await startGatewayStack(upstream.url, { path: '/tools/mcp', scope: 'mcp:tools' });
   token = await stack.token();
+  home = await mkdtemp(join(tmpdir(), 'mcp-warden-inspector-'));
 });
 afterAll(async () => {
   await stack?.close();
   await upstream?.close();
+  if (home !== undefined) await rm(home, { recursive: true, force: true });
 });
-beforeEach(() => upstream.reset());
+beforeEach(() => {
+  upstream.received.length = 0;
+  upstream.bytes = 0;
+});
 
 interface Run {
   readonly code: number | null;
@@ -35,25 +52,31 @@ interface Run {
   readonly stderr: string;
 }
 
-/** Runs `mcp-inspector --cli <url> …` on this Node; the Inspector starts its CLI with the `node` first on PATH. */
-function inspector(args: readonly string[], withToken: boolean): Promise<Run> {
+interface RunOptions {
+  /** Called with the stderr seen so far until it returns true (the scripted browser step). */
+  readonly onStderr?: (stderr: string) => boolean;
+}
+
+/**
+ * Runs `mcp-inspector --cli <args>` on this Node with a fresh HOME per run (its catalog and OAuth
+ * store live under ~/.mcp-inspector), secrets in memory only, and the browser opener set to `true`.
+ */
+async function inspector(args: readonly string[], options: RunOptions = {}): Promise<Run> {
+  const runHome = await mkdtemp(join(home, 'run-'));
   const env: Record<string, string | undefined> = {
-    ...process.env,
-    PATH: `${dirname(process.execPath)}${delimiter}${process.env['PATH'] ?? ''}`,
-    NODE_OPTIONS: undefined,
-    WARDEN_BEARER_TOKEN: token,
-    WARDEN_BEARER_ORIGIN: new URL(stack.url).origin,
+    ...process.env, HOME: runHome, NODE_OPTIONS: undefined, BROWSER: 'true', MCP_INSPECTOR_SECRET_STORE: 'memory', MCP_AUTO_OPEN_ENABLED: 'true',
   };
-  const preload = withToken ? ['-e', `NODE_OPTIONS=--import=${PRELOAD}`] : [];
-  // Its own process group, so a hung run can be ended together with the CLI process it spawned.
-  const child = spawn(process.execPath, [INSPECTOR, '--cli', ...preload, stack.url, ...args], { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  // Its own process group, so a hung run is ended together with anything it started.
+  const child = spawn(process.execPath, [INSPECTOR, '--cli', ...args, '--format', 'json'], { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
+  let watching = options.onStderr;
   child.stdout.on('data', (d: Buffer) => {
     stdout += d.toString('utf8');
   });
   child.stderr.on('data', (d: Buffer) => {
     stderr += d.toString('utf8');
+    if (watching?.(stderr) === true) watching = undefined;
   });
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
@@ -68,47 +91,104 @@ function inspector(args: readonly string[], withToken: boolean): Promise<Run> {
   });
 }
 
-function textOf(run: Run): string {
-  const result = JSON.parse(run.stdout) as { content: { type: string; text: string }[] };
-  return result.content[0]?.text ?? '';
+const bearer = (): string[] => ['--header', `Authorization: Bearer ${token}`];
+
+function result<T>(run: Run): T {
+  expect(run.code, run.stderr).toBe(0);
+  return (JSON.parse(run.stdout) as { result: T }).result;
 }
 
-describe('the MCP Inspector CLI through the gateway', () => {
-  it('lists the upstream tools with a token from the embedded issuer', async () => {
-    const run = await inspector(['--method', 'tools/list'], true);
-    expect(run.code, run.stderr).toBe(0);
-    const names = (JSON.parse(run.stdout) as { tools: { name: string }[] }).tools.map((t) => t.name);
-    expect(names).toEqual(expect.arrayContaining(['whoami', 'search', 'read_file']));
-    expect(upstream.calls()).toContain('tools/list');
-  }, 40_000);
+function textOf(run: Run): string {
+  return result<{ content: { text: string }[] }>(run).content[0]?.text ?? '';
+}
 
-  it('calls a tool with arguments; the upstream sees the gateway assertion for the workload, never the token', async () => {
-    const search = await inspector(['--method', 'tools/call', '--tool-name', 'search', '--tool-arg', 'q=gateways'], true);
-    expect(search.code, search.stderr).toBe(0);
-    expect(textOf(search)).toBe('results for gateways');
+function header(name: string): (string | undefined)[] {
+  return upstream.received.map((r) => r.headers.get(name)?.join(','));
+}
 
-    const who = await inspector(['--method', 'tools/call', '--tool-name', 'whoami'], true);
-    expect(who.code, who.stderr).toBe(0);
-    const seen = JSON.parse(textOf(who)) as { identity: string[]; authorization: string[] };
-    expect(seen.authorization).toEqual([]);
-    expect(seen.identity).toHaveLength(1);
-    const assertion = seen.identity[0] as string;
-    expect(decodeProtectedHeader(assertion).typ).toBe('mcp-identity+jwt');
-    expect(decodeJwt(assertion)).toMatchObject({ sub: WORKLOAD.client_id, aud: stack.url, orig_iss: stack.issuer.url, scope: 'mcp:tools' });
+/** Every request the upstream received came through the gateway: the assertion, never a credential. */
+function expectAssertedOnly(): Record<string, unknown>[] {
+  expect(upstream.received.length).toBeGreaterThan(0);
+  return upstream.received.map((r) => {
+    expect(r.headers.has('authorization')).toBe(false);
+    const identity = r.headers.get('x-mcp-identity') ?? [];
+    expect(identity).toHaveLength(1);
+    expect(decodeProtectedHeader(identity[0] as string).typ).toBe('mcp-identity+jwt');
+    return decodeJwt(identity[0] as string);
+  });
+}
 
-    expect(upstream.calls()).toEqual(expect.arrayContaining(['tools/call:search', 'tools/call:whoami']));
-    expect(upstream.received.length).toBeGreaterThan(0);
-    for (const r of upstream.received) {
-      expect(r.headers.has('authorization')).toBe(false);
-      expect(r.headers.get('x-mcp-identity')).toHaveLength(1);
+describe.each(ERAS)('the Inspector 2.x CLI through the gateway, --protocol-era $era ($version)', ({ era, version }) => {
+  it('lists the same tools as direct, with a token from the embedded issuer in --header', async () => {
+    const direct = result<{ tools: { name: string }[] }>(await inspector([upstream.url, '--protocol-era', era, '--method', 'tools/list']));
+    upstream.received.length = 0;
+    const through = result<{ tools: { name: string }[] }>(await inspector([stack.url, '--protocol-era', era, '--method', 'tools/list', ...bearer()]));
+    expect(through.tools.map((t) => t.name)).toEqual(direct.tools.map((t) => t.name));
+    expect(through.tools.map((t) => t.name)).toEqual(expect.arrayContaining(['search', 'delete_repo']));
+    expect(header('mcp-protocol-version')).toContain(version);
+    for (const claims of expectAssertedOnly()) expect(claims).toMatchObject({ sub: WORKLOAD.client_id, aud: stack.url, scope: 'mcp:tools' });
+  }, 90_000);
+
+  it('calls a tool with an argument; the answer equals the direct one and the upstream gets what the era requires', async () => {
+    const args = ['--protocol-era', era, '--method', 'tools/call', '--tool-name', 'search', '--tool-arg', 'region=eu', 'q=gateways'];
+    const direct = textOf(await inspector([upstream.url, ...args]));
+    upstream.received.length = 0;
+    const through = textOf(await inspector([stack.url, ...args, ...bearer()]));
+    expect(through).toBe('results for gateways in eu');
+    expect(through).toBe(direct);
+    expectAssertedOnly();
+    const call = upstream.received.find((r) => r.body.includes('"tools/call"'));
+    expect(call?.headers.get('mcp-protocol-version')).toEqual([version]);
+    if (era === 'modern') {
+      // 2026-07-28 transport: Mcp-Method/Mcp-Name and the x-mcp-header mirror reach the upstream; no sessions.
+      expect(call?.headers.get('mcp-method')).toEqual(['tools/call']);
+      expect(call?.headers.get('mcp-name')).toEqual(['search']);
+      expect(call?.headers.get('mcp-param-region')).toEqual(['eu']);
+      expect(header('mcp-session-id').filter((v) => v !== undefined)).toEqual([]);
+      expect(upstream.received.some((r) => r.body.includes('"initialize"'))).toBe(false);
+    } else {
+      expect(upstream.received.some((r) => r.body.includes('"initialize"'))).toBe(true);
     }
-  }, 60_000);
+  }, 90_000);
 
-  it('without the token the Inspector fails with the 401 and the upstream receives nothing', async () => {
-    const run = await inspector(['--method', 'tools/list'], false);
+  it('completes its own OAuth against the embedded issuer (registration, PKCE, resource, token) and calls the tool', async () => {
+    const callbackUrl = `http://127.0.0.1:${await freePort()}/oauth/callback`;
+    let authorize: URL | undefined;
+    let browser: Promise<void> = Promise.resolve();
+    const run = await inspector([stack.url, '--protocol-era', era, '--callback-url', callbackUrl, '--method', 'tools/call', '--tool-name', 'search', '--tool-arg', 'region=us', 'q=oauth'], {
+      onStderr: (stderr) => {
+        const match = stderr.match(/Please navigate to: (http:\/\/127\.0\.0\.1:\d+\/auth\?\S+)/);
+        if (match === null) return false;
+        authorize = new URL(match[1] as string);
+        const start = authorize;
+        // The loopback issuer signs in and consents; the "browser" then lands on the CLI's callback.
+        browser = followAuthorization(start, callbackUrl).then(async (callback) => {
+          expect(callback.searchParams.get('iss')).toBe(stack.issuer.url);
+          expect((await fetch(callback)).status).toBe(200);
+        });
+        return true;
+      },
+    });
+    await browser;
+    expect(textOf(run)).toBe('results for oauth in us');
+    expect(authorize?.searchParams.get('resource')).toBe(stack.url);
+    expect(authorize?.searchParams.get('scope')).toBe('mcp:tools');
+    expect(authorize?.searchParams.get('code_challenge_method')).toBe('S256');
+    // A client it registered itself (RFC 7591), not the configured workload.
+    const clientId = authorize?.searchParams.get('client_id');
+    expect(clientId).toBeTruthy();
+    expect(clientId).not.toBe(WORKLOAD.client_id);
+    for (const claims of expectAssertedOnly()) expect(claims).toMatchObject({ client_id: clientId, aud: stack.url, scope: 'mcp:tools' });
+    expect(upstream.received.find((r) => r.body.includes('"tools/call"'))?.headers.get('mcp-protocol-version')).toEqual([version]);
+  }, 90_000);
+
+  it('with no token and --stored-auth-only the CLI stops at the 401 and the upstream receives nothing', async () => {
+    const before = stack.decisions.length;
+    const run = await inspector([stack.url, '--protocol-era', era, '--stored-auth-only', '--method', 'tools/list']);
     expect(run.code).not.toBe(0);
-    expect(run.stderr).toContain('token_missing');
+    expect(run.stdout + run.stderr).toContain('auth_required');
+    expect(stack.decisions.slice(before).map((d) => [d.status, d.reason])).toContainEqual([401, 'token_missing']);
     expect(upstream.received).toHaveLength(0);
     expect(upstream.bytes).toBe(0);
-  }, 40_000);
+  }, 90_000);
 });

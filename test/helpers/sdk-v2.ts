@@ -3,6 +3,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { acceptedContent, createMcpHandler, inputRequired, McpServer, type McpHttpHandler } from '@modelcontextprotocol/server';
 import { z } from 'zod';
+import { meterSockets } from './socket-meter.ts';
 
 export interface V2Received {
   readonly method: string;
@@ -19,6 +20,8 @@ export interface V2Received {
 export class V2Upstream {
   readonly server: Server;
   readonly received: V2Received[] = [];
+  /** Bytes that reached this server's sockets, counted before any parsing. */
+  bytes = 0;
   readonly handler: McpHttpHandler;
   url = '';
   readonly #sockets = new Set<Socket>();
@@ -26,9 +29,8 @@ export class V2Upstream {
   private constructor() {
     this.handler = createMcpHandler(() => buildServer());
     this.server = createServer((req, res) => void this.#handle(req, res));
-    this.server.on('connection', (s: Socket) => {
-      this.#sockets.add(s);
-      s.on('close', () => this.#sockets.delete(s));
+    meterSockets(this.server, this.#sockets, (n) => {
+      this.bytes += n;
     });
   }
 

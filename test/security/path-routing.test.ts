@@ -184,7 +184,7 @@ describe('path routing', () => {
     const own = await preflight(PUBLIC_URL);
     expect(own.status).toBe(204);
     expect(own.headers['access-control-allow-origin']).toBe(PUBLIC_URL);
-    expect(own.headers['vary']).toBe('Origin');
+    expect(own.headers['vary']).toBe('Origin, Access-Control-Request-Headers');
     expect(own.headers['access-control-allow-credentials']).toBeUndefined();
     expectNothingUpstream();
 
