@@ -16,6 +16,7 @@ import type { Pools } from './proxy/forward.ts';
 import { createProxy } from './proxy/proxy.ts';
 import type { StreamRegistry } from './proxy/stream.ts';
 import { deny } from './reasons.ts';
+import { createRevocationCheck, type RevocationView } from './revoke/stage.ts';
 import { settle } from './respond.ts';
 import { createAdmission } from './route/admission.ts';
 import type { Router } from './route/match.ts';
@@ -36,6 +37,7 @@ export interface PipelineDeps {
   readonly onStreamExpired?: (record: RequestRecord) => void;
   readonly streams: StreamRegistry;
   readonly limitCalls: CallLimiter;
+  readonly revocations: RevocationView;
 }
 
 export type Handler = (req: IncomingMessage, res: ServerResponse) => Promise<void>;
@@ -49,6 +51,7 @@ export function createPipeline(deps: PipelineDeps): Handler {
   const { config } = deps;
   const admit = createAdmission(config.upstreams, deps.router, deps.wellKnown);
   const authenticate = createAuthentication(config, deps.authenticate, deps.checkSender);
+  const checkRevocation = createRevocationCheck(deps.revocations);
   const readMessages = createMessageReader(config);
   const capStreams = createStreamCap(config, deps.streams);
   const limitCalls = deps.limitCalls;
@@ -62,6 +65,8 @@ export function createPipeline(deps: PipelineDeps): Handler {
       if (halted(admitted)) return settle(ctx, admitted);
       const principal = await authenticate(ctx, admitted); // one bearer token, verified for this upstream's audience
       if (halted(principal)) return settle(ctx, principal);
+      const live = checkRevocation(principal); // revoked jti, subject or client (SSF), cached token or not
+      if (halted(live)) return settle(ctx, live);
       const allowed = authorizeUpstream(ctx, admitted, principal); // client allow-list, upstream scopes
       if (halted(allowed)) return settle(ctx, allowed);
       const messages = await readMessages(ctx); // protocol version, body admission, JSON-RPC messages

@@ -21,6 +21,8 @@ export type Reason =
   | 'aud_mismatch'
   | 'claims_invalid'
   | 'token_inactive'
+  | 'token_revoked'
+  | 'revocation_stale'
   | 'dpop_required'
   | 'dpop_invalid'
   | 'dpop_replayed'
@@ -155,6 +157,10 @@ export const reasons: Readonly<Record<Reason, ReasonInfo>> = Object.freeze({
   aud_mismatch: r(401, 'invalid_token', true, 'the token audience is not this resource'),
   claims_invalid: r(401, 'invalid_token', true, 'the token claims are invalid'),
   token_inactive: r(401, 'invalid_token', true, 'the token is not active'),
+  // A revocation (SSF/CAEP event, RFC 7009 at the embedded issuer) covers this token, cached or not.
+  token_revoked: r(401, 'invalid_token', true, 'the token has been revoked'),
+  // The issuer's revocation stream is unreadable past its bound (failClosed), or its store overflowed.
+  revocation_stale: r(503, undefined, false, 'revocation state for this issuer is unavailable; try again later', { headers: RETRY_SOON }),
   // RFC 9449 §7.2: a DPoP-bound token sent as Bearer (a downgrade), or Bearer where the upstream requires DPoP.
   dpop_required: r(401, 'invalid_token', true, 'this token must be presented with the DPoP scheme and a DPoP proof', { scheme: 'DPoP' }),
   // RFC 9449 §4.3: a missing, repeated or malformed proof, or one failing any check.

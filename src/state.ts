@@ -24,6 +24,7 @@ import { endIssuerStreams, endKeyStreams } from './proxy/rejudge.ts';
 import { createRouter } from './route/match.ts';
 import { pinReporter, registerPins } from './policy/pins.ts';
 import { createWellKnown } from './route/well-known.ts';
+import type { Revocations } from './revoke/service.ts';
 
 /** Everything built from one Config; requests take the state current when they arrive. */
 export interface State {
@@ -45,6 +46,8 @@ export interface Shared {
   readonly metrics: Metrics;
   readonly streams: StreamRegistry;
   readonly current: () => State | undefined;
+  /** Revocation entries and SSF receivers: outlive every reload. */
+  readonly revocations: Revocations;
 }
 
 /** Builds everything once from a validated Config (STYLE rule 2); requests only run closures. */
@@ -79,6 +82,7 @@ export async function buildState(config: Config, previous: State | undefined, sh
     now,
     streams,
     limitCalls: createCallLimits(limitStore, now),
+    revocations: shared.revocations,
     onRecord: (record) => {
       auditRecord(logger, record, now);
       metrics.observe(record, record.gatewaySeconds, record.upstreamMs === undefined ? undefined : record.upstreamMs / 1000);

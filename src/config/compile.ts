@@ -9,6 +9,7 @@ import type { FederationOptions, IssuerOptions } from '../issuer/types.ts';
 import { validateIssuerOptions } from '../issuer/options.ts';
 import { compileLimits, type LimitRule } from '../limits/rules.ts';
 import type { LimitStoreConfig } from '../limits/store.ts';
+import { compileRevocation, type RevocationConfig } from '../revoke/config.ts';
 
 export interface IssuerConfig {
   readonly name: string;
@@ -77,6 +78,8 @@ export interface Config {
   readonly limits: Readonly<RawConfig['limits']>;
   readonly rateLimitStore: LimitStoreConfig;
   readonly dpop: DpopConfig;
+  /** SSF receivers and the revocation store's bounds (README "Revocation"). */
+  readonly revocation: RevocationConfig;
   /** The embedded issuer's settings, with the resources it may issue tokens for (every upstream). */
   readonly authorizationServer: IssuerOptions | undefined;
   readonly warnings: readonly ConfigProblem[];
@@ -148,6 +151,10 @@ function compile(raw: RawConfig, file: string, warnings: readonly ConfigProblem[
     };
     return compileUpstream(u, base, byName, dpopAlgorithms, problem);
   });
+  const revocation = compileRevocation(raw.revocation, byName, base, (at, message) => {
+    const key = ['revocation', ...at];
+    problems.push({ file, line: locate(key), key: key.join('.'), message });
+  });
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze({
     file,
@@ -166,6 +173,7 @@ function compile(raw: RawConfig, file: string, warnings: readonly ConfigProblem[
       replayCacheEntries: raw.dpop.replayCacheEntries,
       nonceRotationSeconds: raw.dpop.nonce?.rotationSeconds,
     }),
+    revocation,
     authorizationServer: raw.authorizationServer === undefined ? undefined : compileAuthorizationServer(raw.authorizationServer, upstreams),
     warnings,
   });

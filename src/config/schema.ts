@@ -261,6 +261,37 @@ const dpop = z.strictObject({
   nonce: z.strictObject({ rotationSeconds: z.number().int().min(10).max(3_600).default(300) }).optional(),
 });
 
+// Revocation (README "Revocation"): SSF receivers of CAEP/RISC events for the configured issuers.
+const transmitter = z.strictObject({
+  // A configured issuer (its name): the SETs carry its iss, are signed with its keys, and revoke its tokens.
+  issuer: z.string().min(1),
+  // RFC 8936 poll delivery: every replica pulls the stream itself (no inbound port, no shared store).
+  poll: z.strictObject({
+    url: z.string().min(1),
+    intervalMs: z.number().int().min(100).max(600_000).default(1_000),
+    timeoutMs: z.number().int().min(100).max(60_000).default(5_000),
+    maxEvents: z.number().int().min(1).max(1_000).default(100),
+    // A bearer token for the poll endpoint, read from this file (never inline in the config).
+    authorizationFile: z.string().min(1).optional(),
+  }).optional(),
+  // RFC 8935 push delivery on the admin listener (POST /ssf/push/<issuer name>), bearer secret from a file.
+  push: z.strictObject({ secretFile: z.string().min(1) }).optional(),
+  // A poll stream not read successfully for this long is stale: /readyz and the metric say so.
+  staleAfterSeconds: z.number().int().min(1).max(86_400).default(60),
+  // While stale (and before the first successful poll), refuse this issuer's tokens (revocation_stale).
+  failClosed: z.boolean().default(false),
+});
+
+const revocation = z.strictObject({
+  // The aud every SET must carry (RFC 8417 §2.2): this gateway as a receiver; default publicUrl.
+  audience: z.string().min(1).optional(),
+  // Live revocation entries per replica; a revocation finding no room fails its issuer closed.
+  maxEntries: z.number().int().min(100).max(10_000_000).default(100_000),
+  // SET jti values remembered against replays (oldest forgotten first: re-applying one is idempotent).
+  maxSeenSets: z.number().int().min(100).max(10_000_000).default(100_000),
+  transmitters: z.array(transmitter).default([]),
+});
+
 export const configSchema = z.strictObject({
   listen: listener.extend({ tls: serverTls.optional() }).prefault({ port: 8080 }),
   admin: listener.prefault({ port: 9090 }),
@@ -271,6 +302,7 @@ export const configSchema = z.strictObject({
   authorizationServer: authorizationServer.optional(),
   rateLimitStore: rateLimitStore.prefault({}),
   dpop: dpop.prefault({}),
+  revocation: revocation.prefault({}),
   limits: z.strictObject({
     maxTokenBytes: z.number().int().min(1_024).max(16_384).default(8_192),
     maxBodyBytes: z.number().int().min(1_024).max(64 * 1024 * 1024).default(1024 * 1024),
