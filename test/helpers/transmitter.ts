@@ -1,14 +1,19 @@
+import { writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { JWTPayload } from 'jose';
 import { SetStream, servePoll } from '../../src/revoke/transmitter.ts';
 import type { TestIdp } from './idp.ts';
+import { twoUpstreamConfig } from './gateway.ts';
 
 export const SESSION_REVOKED = 'https://schemas.openid.net/secevent/caep/event-type/session-revoked';
 export const CREDENTIAL_CHANGE = 'https://schemas.openid.net/secevent/caep/event-type/credential-change';
 export const TOKEN_CLAIMS_CHANGE = 'https://schemas.openid.net/secevent/caep/event-type/token-claims-change';
 export const ACCOUNT_DISABLED = 'https://schemas.openid.net/secevent/risc/event-type/account-disabled';
 export const POLL_SECRET = 'poll-secret-for-the-test-transmitter';
+export const PUSH_SECRET = 'push-secret-of-at-least-thirty-two-chars';
+export const RECEIVER_AUD = 'https://gw.test/ssf';
 
 /**
  * An SSF transmitter for tests: the real RFC 8936 SetStream over HTTP on 127.0.0.1, signing SETs with
@@ -68,3 +73,28 @@ export class TestTransmitter {
 
 export const issSub = (iss: string, sub: string): Record<string, unknown> => ({ format: 'iss_sub', iss, sub });
 export const client = (clientId: string): Record<string, unknown> => ({ format: 'complex', application: { format: 'opaque', id: clientId } });
+
+/** twoUpstreamConfig (/mcp → echo, /other-mcp → sse) with one transmitter for issuer `idp`, secrets written to `secrets`. */
+export function revocationConfig(idpIssuer: string, jwksUri: string, upstreamUrl: string, txUrl: string, secrets: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  writeFileSync(join(secrets, 'poll.secret'), `${POLL_SECRET}\n`);
+  writeFileSync(join(secrets, 'push.secret'), `${PUSH_SECRET}\n`);
+  return twoUpstreamConfig({ issuer: idpIssuer, jwksUri }, upstreamUrl, {
+    other: { target: `${upstreamUrl}/sse` },
+    root: {
+      revocation: {
+        audience: RECEIVER_AUD,
+        transmitters: [{ issuer: 'idp', poll: { url: txUrl, intervalMs: 100, authorizationFile: join(secrets, 'poll.secret') }, push: { secretFile: join(secrets, 'push.secret') }, ...extra }],
+      },
+    },
+  });
+}
+
+/** Polls `check` every 25 ms until it holds or `ms` pass (bounded, for every wait in these tests). */
+export async function until(check: () => boolean | Promise<boolean>, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (await check()) return true;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return check();
+}

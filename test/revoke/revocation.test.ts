@@ -1,38 +1,22 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from 'undici';
 import { TestIdp } from '../helpers/idp.ts';
 import { TestUpstream } from '../helpers/upstream.ts';
-import { AUD, AUD_OTHER, startGateway, twoUpstreamConfig, type StartedGateway } from '../helpers/gateway.ts';
+import { AUD, AUD_OTHER, startGateway, type StartedGateway } from '../helpers/gateway.ts';
 import { MCP_POST_HEADERS, RPC } from '../helpers/rpc.ts';
-import { ACCOUNT_DISABLED, client, CREDENTIAL_CHANGE, issSub, POLL_SECRET, SESSION_REVOKED, TestTransmitter, TOKEN_CLAIMS_CHANGE } from '../helpers/transmitter.ts';
+import { ACCOUNT_DISABLED, client, CREDENTIAL_CHANGE, issSub, PUSH_SECRET, RECEIVER_AUD, revocationConfig, SESSION_REVOKED, TestTransmitter, TOKEN_CLAIMS_CHANGE, until } from '../helpers/transmitter.ts';
 
 // Issue 21: revocation pushed to every replica, cutting cached tokens and open streams. The gateway is
 // an SSF receiver (poll RFC 8936, push RFC 8935) of CAEP/RISC events for its configured issuer.
 
-const RECEIVER_AUD = 'https://gw.test/ssf';
-const PUSH_SECRET = 'push-secret-of-at-least-thirty-two-chars';
 let idp: TestIdp;
 let upstream: TestUpstream;
 let tx: TestTransmitter;
 let gw: StartedGateway;
 let dir: string;
-
-export function revocationConfig(idpIssuer: string, jwksUri: string, upstreamUrl: string, txUrl: string, secrets: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
-  writeFileSync(join(secrets, 'poll.secret'), `${POLL_SECRET}\n`);
-  writeFileSync(join(secrets, 'push.secret'), `${PUSH_SECRET}\n`);
-  return twoUpstreamConfig({ issuer: idpIssuer, jwksUri }, upstreamUrl, {
-    other: { target: `${upstreamUrl}/sse` },
-    root: {
-      revocation: {
-        audience: RECEIVER_AUD,
-        transmitters: [{ issuer: 'idp', poll: { url: txUrl, intervalMs: 100, authorizationFile: join(secrets, 'poll.secret') }, push: { secretFile: join(secrets, 'push.secret') }, ...extra }],
-      },
-    },
-  });
-}
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'mcp-warden-revoke-'));
@@ -50,15 +34,6 @@ afterAll(async () => {
   await idp?.close();
   rmSync(dir, { recursive: true, force: true });
 });
-
-async function until(check: () => boolean | Promise<boolean>, ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await check()) return true;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  return check();
-}
 
 async function call(token: string): Promise<{ status: number; challenge: string | undefined; body: string }> {
   const res = await request(`${gw.url}/mcp`, { method: 'POST', headers: { ...MCP_POST_HEADERS, authorization: `Bearer ${token}` }, body: RPC });
