@@ -8,7 +8,8 @@ import type { Principal } from '../auth/principal.ts';
 export type Revocation =
   | { readonly kind: 'jti'; readonly iss: string; readonly jti: string; readonly expiresAtMs: number }
   | { readonly kind: 'subject'; readonly iss: string; readonly sub: string; readonly issuedBeforeS: number; readonly expiresAtMs: number }
-  | { readonly kind: 'client'; readonly iss: string; readonly clientId: string; readonly issuedBeforeS: number; readonly expiresAtMs: number };
+  | { readonly kind: 'client'; readonly iss: string; readonly clientId: string; readonly issuedBeforeS: number; readonly expiresAtMs: number }
+  | { readonly kind: 'grant'; readonly iss: string; readonly sub: string; readonly clientId: string; readonly issuedBeforeS: number; readonly expiresAtMs: number };
 
 /** The map key of a revocation, or of the entry a principal would match. */
 export function revocationKey(r: Revocation): string {
@@ -19,11 +20,14 @@ export function revocationKey(r: Revocation): string {
       return `s\u0000${r.iss}\u0000${r.sub}`;
     case 'client':
       return `c\u0000${r.iss}\u0000${r.clientId}`;
+    case 'grant':
+      return `g\u0000${r.iss}\u0000${r.sub}\u0000${r.clientId}`;
   }
 }
 
 export const jtiKey = (p: Principal): string | undefined => (p.jti === undefined ? undefined : `j\u0000${p.iss}\u0000${p.jti}`);
 export const subjectKey = (p: Principal): string => `s\u0000${p.iss}\u0000${p.sub}`;
+export const grantKey = (p: Principal): string | undefined => (p.clientId === undefined ? undefined : `g\u0000${p.iss}\u0000${p.sub}\u0000${p.clientId}`);
 export const clientKey = (p: Principal): string | undefined => (p.clientId === undefined ? undefined : `c\u0000${p.iss}\u0000${p.clientId}`);
 
 /**

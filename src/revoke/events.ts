@@ -24,7 +24,7 @@ export interface Mapped {
   readonly refused: readonly string[];
 }
 
-type Target = { readonly kind: 'subject'; readonly sub: string } | { readonly kind: 'client'; readonly clientId: string } | { readonly kind: 'jti'; readonly jti: string };
+type Target = { readonly kind: 'subject'; readonly sub: string } | { readonly kind: 'grant'; readonly sub: string; readonly clientId: string } | { readonly kind: 'client'; readonly clientId: string } | { readonly kind: 'jti'; readonly jti: string };
 
 export function mapSet(set: VerifiedSet, issuer: IssuerConfig): Mapped {
   const revocations: Revocation[] = [];
@@ -69,14 +69,17 @@ function revocationFor(target: Target, issuedBeforeS: number, issuer: IssuerConf
       return { kind: 'subject', iss, sub: target.sub, issuedBeforeS, expiresAtMs };
     case 'client':
       return { kind: 'client', iss, clientId: target.clientId, issuedBeforeS, expiresAtMs };
+    case 'grant':
+      return { kind: 'grant', iss, sub: target.sub, clientId: target.clientId, issuedBeforeS, expiresAtMs };
   }
 }
 
 /**
  * RFC 9493 / SSF 1.0 §3 subject identifiers → what a token's claims can be matched on, or why not.
  * - `iss_sub` (the issuer must be this one) → subject; `jwt_id` (SSF §3.2.2) → one token;
- * - `complex`: `user` (iss_sub) → subject, narrower members (session, device) ignored: cutting the whole
- *   subject is the safe superset; `application` alone (`opaque` id = the client_id) → client;
+ * - `complex`: `application` (`opaque` id = the client_id) → client; `user` (iss_sub) → subject, or with
+ *   an application → that subject through that client (a grant); narrower members (session, device)
+ *   are ignored: cutting every token of the subject (or grant) is the safe superset;
  * - `email`, `phone_number`, `opaque` alone, `account`, `did`, `uri`, `aliases`: refused — a token's sub is
  *   not an email, and guessing a mapping could cut the wrong identity or miss the right one.
  */
@@ -98,14 +101,18 @@ function targetOf(subject: unknown, iss: string): Target | string {
 }
 
 function complexTarget(s: Record<string, unknown>, iss: string): Target | string {
-  const user = s['user'];
-  if (user !== undefined) {
-    const target = targetOf(user, iss);
-    return typeof target === 'string' || target.kind === 'subject' ? target : 'complex user must be iss_sub';
-  }
   const app = s['application'] as Record<string, unknown> | undefined;
-  if (typeof app === 'object' && app !== null && app['format'] === 'opaque' && nonEmpty(app['id'])) return { kind: 'client', clientId: app['id'] };
-  return 'complex subject without a user (iss_sub) or an application (opaque client_id)';
+  let clientId: string | undefined;
+  if (app !== undefined) {
+    if (typeof app !== 'object' || app === null || app['format'] !== 'opaque' || !nonEmpty(app['id'])) return 'complex application must be opaque (the client_id)';
+    clientId = app['id'];
+  }
+  const user = s['user'];
+  if (user === undefined) return clientId === undefined ? 'complex subject without a user (iss_sub) or an application (opaque client_id)' : { kind: 'client', clientId };
+  const target = targetOf(user, iss);
+  if (typeof target === 'string') return target;
+  if (target.kind !== 'subject') return 'complex user must be iss_sub';
+  return clientId === undefined ? target : { kind: 'grant', sub: target.sub, clientId };
 }
 
 const nonEmpty = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= 1024;

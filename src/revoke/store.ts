@@ -1,5 +1,5 @@
 import type { Principal } from '../auth/principal.ts';
-import { clientKey, jtiKey, revocationKey, subjectKey, type Revocation } from './entries.ts';
+import { clientKey, grantKey, jtiKey, revocationKey, subjectKey, type Revocation } from './entries.ts';
 
 /** The result of adding a revocation: kept, already covered by a stronger one, past its bound, or no room. */
 export type Added = 'added' | 'covered' | 'expired' | 'overflow';
@@ -54,6 +54,8 @@ export class RevocationStore {
     if (coversIat(this.#live(subjectKey(p), nowMs), iat)) return 'revoked';
     const c = clientKey(p);
     if (c !== undefined && coversIat(this.#live(c, nowMs), iat)) return 'revoked';
+    const g = grantKey(p);
+    if (g !== undefined && coversIat(this.#live(g, nowMs), iat)) return 'revoked';
     return undefined;
   }
 

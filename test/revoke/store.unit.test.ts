@@ -25,6 +25,15 @@ describe('revocation store', () => {
     expect(s.check({ ...principal({ sub: 'mallory' }), iss: 'https://other.test' }, now)).toBeUndefined();
   });
 
+  it('a grant entry cuts one subject through one client, not the subject through another client', () => {
+    const s = new RevocationStore(100);
+    const now = T * 1000;
+    s.add({ kind: 'grant', iss: ISS, sub: 'alice', clientId: 'app', issuedBeforeS: T, expiresAtMs: now + 1000 }, now);
+    expect(s.check(principal(), now)).toBe('revoked');
+    expect(s.check(principal({ clientId: 'other-app' }), now)).toBeUndefined();
+    expect(s.check(principal({ sub: 'bob' }), now)).toBeUndefined();
+  });
+
   it('"issued before T" spares tokens issued after T and cuts tokens without iat', () => {
     const s = new RevocationStore(100);
     const now = T * 1000;
