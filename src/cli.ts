@@ -7,6 +7,7 @@ import { addKey, generateKeyFile, listKeys, promoteKey, retireKey } from './iden
 import { checkGatewayKeyFile } from './identity/keys.ts';
 import { serveIssuer } from './issuer/serve.ts';
 import { rotateIssuerKeys } from './issuer/rotate.ts';
+import { revokeAtIssuer } from './issuer/revoke-command.ts';
 import { rehearse } from './rehearse/run.ts';
 import { exitCode, formatReport } from './rehearse/report.ts';
 import { policyExplain, policyTest } from './policy-test/command.ts';
@@ -22,6 +23,8 @@ const USAGE = `usage:
                                          drill the failure scenarios; exit 0 only when all pass
   mcp-warden issuer --config <file>      run the embedded authorization server (authorizationServer:);
                                          SIGHUP or a file change reloads it
+  mcp-warden revoke --config <file> --client <id> | --subject <sub> | --jti <jti>
+                                         publish a revocation on the embedded issuer's SSF stream
   mcp-warden keys rotate --issuer --config <file>             rotate the embedded issuer's keys
   mcp-warden keys generate --out <file> [--alg EdDSA|ES256]   new gateway key file (0600)
   mcp-warden keys add --file <file> [--alg EdDSA|ES256]       publish a new key (does not sign yet)
@@ -55,6 +58,8 @@ export async function main(argv: readonly string[]): Promise<number | undefined>
       return pinsCommand(rest);
     case 'issuer':
       return issuerCommand(rest);
+    case 'revoke':
+      return revokeCommand(rest);
     default:
       return usage();
   }
@@ -109,6 +114,22 @@ async function issuerCommand(rest: readonly string[]): Promise<number | undefine
     return undefined;
   } catch (err) {
     return reportConfigError(err);
+  }
+}
+
+async function revokeCommand(rest: readonly string[]): Promise<number> {
+  const { values } = parseArgs({ args: [...rest], options: { config: { type: 'string' }, client: { type: 'string' }, subject: { type: 'string' }, jti: { type: 'string' } }, strict: true });
+  const named = (['client', 'subject', 'jti'] as const).filter((k) => values[k] !== undefined);
+  if (values.config === undefined || named.length !== 1) return usage();
+  const key = named[0] as 'client' | 'subject' | 'jti';
+  try {
+    const jti = await revokeAtIssuer(values.config, { [key]: values[key] as string } as { client: string });
+    process.stdout.write(`revoked ${key} ${values[key]}: SET ${jti} published\n`);
+    return 0;
+  } catch (err) {
+    if (err instanceof ConfigError) return reportConfigError(err);
+    process.stderr.write(`mcp-warden revoke: ${err instanceof Error ? err.message : 'failed'}\n`);
+    return 1;
   }
 }
 

@@ -174,7 +174,7 @@ function compile(raw: RawConfig, file: string, warnings: readonly ConfigProblem[
       nonceRotationSeconds: raw.dpop.nonce?.rotationSeconds,
     }),
     revocation,
-    authorizationServer: raw.authorizationServer === undefined ? undefined : compileAuthorizationServer(raw.authorizationServer, upstreams),
+    authorizationServer: raw.authorizationServer === undefined ? undefined : compileAuthorizationServer(raw.authorizationServer, upstreams, revocation.audience),
     warnings,
   });
 }
@@ -240,7 +240,7 @@ function compileUpstream(u: RawUpstream, base: string, byName: ReadonlyMap<strin
   });
 }
 
-function compileAuthorizationServer(as: NonNullable<RawConfig['authorizationServer']>, upstreams: readonly UpstreamConfig[]): NonNullable<Config['authorizationServer']> {
+function compileAuthorizationServer(as: NonNullable<RawConfig['authorizationServer']>, upstreams: readonly UpstreamConfig[], receiverAudience: string): NonNullable<Config['authorizationServer']> {
   return Object.freeze({
     ...(as.issuer === undefined ? {} : { issuer: as.issuer }),
     host: as.listen.host,
@@ -254,6 +254,8 @@ function compileAuthorizationServer(as: NonNullable<RawConfig['authorizationServ
     clients: as.clients,
     ...(as.fetch === undefined ? {} : { fetch: as.fetch }),
     ...(as.federation === undefined ? {} : { federation: compileFederation(as.federation, upstreams) }),
+    // The SETs are for this config's gateways: their receiver audience unless named.
+    ...(as.ssf === undefined ? {} : { ssf: { ...as.ssf, audience: as.ssf.audience ?? receiverAudience } }),
     // RFC 8707: tokens only for the resources this gateway serves, with their scopes.
     resources: upstreams.map((u) => ({ audience: u.audience, scopes: u.allScopes })),
     });

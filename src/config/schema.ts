@@ -219,6 +219,13 @@ const authorizationServer = z.strictObject({
   // Outbound fetches (Client ID Metadata Documents, client jwks_uri) never reach private, link-local or
   // loopback addresses, except these hosts (a private network's own clients), trusted with caFile.
   fetch: z.strictObject({ privateHosts: z.array(z.string().min(1)).default([]), caFile: z.string().min(1).optional() }).optional(),
+  // SSF transmitter (README "Revocation"): revocations as CAEP SETs on an RFC 8936 poll endpoint.
+  ssf: z.strictObject({
+    audience: z.string().min(1).optional(), // default: revocation.audience
+    pollSecretFile: z.string().min(1),
+    adminSecretFile: z.string().min(1),
+    retentionSeconds: z.number().int().min(1).max(7 * 86_400).optional(),
+  }).optional(),
   // Workload identity federation (RFC 7523 §2.1): platform tokens exchanged for short access tokens.
   federation: z.strictObject({
     tokenTtlSeconds: z.number().int().min(1).max(300).default(300),

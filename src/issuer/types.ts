@@ -55,6 +55,8 @@ export interface IssuerOptions {
   readonly fetch?: { readonly privateHosts?: readonly string[]; readonly caFile?: string };
   /** Workload identity federation: platform tokens exchanged through the RFC 7523 JWT-bearer grant. */
   readonly federation?: FederationOptions;
+  /** SSF transmitter (README "Revocation"): revocations as CAEP SETs on an RFC 8936 poll endpoint. */
+  readonly ssf?: IssuerSsfOptions;
   /**
    * Clock (ms) for the key rotation schedule. oidc-provider reads Date.now() itself for token
    * iat/exp and artifact expiry and offers no hook, so this clock governs key rotation only.
@@ -76,4 +78,15 @@ export interface RunningIssuer {
    * a restart-only setting (issuer, listener, keys file, signing algorithm, token lifetime, grace).
    */
   reload(options: IssuerOptions): Promise<void>;
+}
+
+export interface IssuerSsfOptions {
+  /** The aud of every SET: the gateways' revocation.audience. */
+  readonly audience: string;
+  /** Bearer secret the gateways present at /ssf/poll (their poll.authorizationFile holds the same). */
+  readonly pollSecretFile: string;
+  /** Bearer secret of `mcp-warden revoke` at /ssf/revoke. */
+  readonly adminSecretFile: string;
+  /** How long a SET stays on the stream; at least accessTokenTtlSeconds (default that + 60). */
+  readonly retentionSeconds?: number;
 }
