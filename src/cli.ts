@@ -17,7 +17,7 @@ const USAGE = `usage:
   mcp-warden serve --config <file>       run the gateway
   mcp-warden validate --config <file>    check config and policy (exit 0 valid, 1 invalid)
   mcp-warden health --config <file>      ask /healthz on the config's admin listener (exit 0 healthy)
-  mcp-warden rehearse --config <file> [--json] [--strict] [--url <gateway base URL>]
+  mcp-warden rehearse --config <file> [--json] [--strict] [--url <gateway base URL>]...
                       [--client-id <id> --client-secret <secret>] [--rotate-cmd <shell command>]
                       [--direct-url <upstream URL>] [--no-outage]
                                          drill the failure scenarios; exit 0 only when all pass
@@ -226,7 +226,7 @@ async function rehearseCommand(args: readonly string[]): Promise<number> {
   const { values } = parseArgs({
     args: [...args],
     options: {
-      config: { type: 'string' }, json: { type: 'boolean' }, strict: { type: 'boolean' }, url: { type: 'string' },
+      config: { type: 'string' }, json: { type: 'boolean' }, strict: { type: 'boolean' }, url: { type: 'string', multiple: true },
       'client-id': { type: 'string' }, 'client-secret': { type: 'string' }, 'rotate-cmd': { type: 'string' },
       'direct-url': { type: 'string' }, 'no-outage': { type: 'boolean' },
     },
@@ -241,7 +241,7 @@ async function rehearseCommand(args: readonly string[]): Promise<number> {
   }
   const client = values['client-id'] !== undefined && values['client-secret'] !== undefined ? { clientId: values['client-id'], clientSecret: values['client-secret'] } : undefined;
   const results = await rehearse(config, {
-    ...(values.url === undefined ? {} : { baseUrl: values.url.replace(/\/$/, '') }),
+    ...(values.url === undefined || values.url.length === 0 ? {} : { baseUrl: (values.url[0] as string).replace(/\/$/, ''), replicaUrls: values.url.map((u) => u.replace(/\/$/, '')) }),
     ...(client === undefined ? {} : { client }),
     ...(values['rotate-cmd'] === undefined ? {} : { rotateCmd: values['rotate-cmd'] }),
     ...(values['direct-url'] === undefined ? {} : { directUrl: values['direct-url'] }),

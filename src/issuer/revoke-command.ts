@@ -2,12 +2,17 @@
 // issuer (authenticated with its SSF admin secret) to publish the revocation on its SSF stream.
 import { readFileSync } from 'node:fs';
 import { request } from 'undici';
-import { loadConfig } from '../config/compile.ts';
+import { loadConfig, type Config } from '../config/compile.ts';
 import { ConfigError } from '../config/errors.ts';
 import { SSF_REVOKE_PATH, type RevokeTarget } from './ssf.ts';
 
-export async function revokeAtIssuer(file: string, target: RevokeTarget): Promise<string> {
-  const config = loadConfig(file);
+export function revokeAtIssuer(file: string, target: RevokeTarget): Promise<string> {
+  return revokeWith(loadConfig(file), target);
+}
+
+/** The same, for a loaded config (the rehearse drill); resolves with the published SET's jti. */
+export async function revokeWith(config: Config, target: RevokeTarget): Promise<string> {
+  const file = config.file;
   const as = config.authorizationServer;
   if (as?.ssf === undefined) throw new ConfigError([{ file, line: undefined, key: 'authorizationServer.ssf', message: 'is required to revoke through the embedded issuer' }]);
   // The issuer URL, or its own listener when it derives the URL from it (loopback only).

@@ -3,6 +3,7 @@ import { promisify } from 'node:util';
 import type { Config, UpstreamConfig } from '../config/compile.ts';
 import { liveDrills } from './drills.ts';
 import { outageDrill } from './outage.ts';
+import { revocationDrill } from './revocation.ts';
 import type { DrillResult } from './report.ts';
 import { asMetadata, clientCredentials, register, type Client } from './tokens.ts';
 import { rotateIssuerKeys } from '../issuer/rotate.ts';
@@ -12,6 +13,8 @@ export interface RehearseOptions {
   readonly client?: Client;
   readonly rotateCmd?: string;
   readonly directUrl?: string;
+  /** Every replica (`--url`, repeated) the revocation drill must see refuse a revoked client. */
+  readonly replicaUrls?: readonly string[];
   /** Run the local key-fetch outage drill (default true). */
   readonly outage?: boolean;
 }
@@ -50,5 +53,6 @@ export async function rehearse(config: Config, options: RehearseOptions = {}): P
       await outageDrill(config, () => clientCredentials(meta.token_endpoint as string, c, a.audience, a.scopes), record);
     }
   }
+  await revocationDrill(config, options.replicaUrls ?? [options.baseUrl ?? config.publicUrl.origin], record);
   return results;
 }

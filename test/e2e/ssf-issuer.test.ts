@@ -6,7 +6,7 @@ import { request } from 'undici';
 import { stringify } from 'yaml';
 import type { RunningIssuer } from '../../src/issuer/index.ts';
 import { revokeAtIssuer } from '../../src/issuer/revoke-command.ts';
-import { AUD, startGateway, twoUpstreamConfig, type StartedGateway } from '../helpers/gateway.ts';
+import { AUD, AUD_OTHER, startGateway, twoUpstreamConfig, type StartedGateway } from '../helpers/gateway.ts';
 import { MCP_POST_HEADERS, RPC } from '../helpers/rpc.ts';
 import { RECEIVER_AUD, until } from '../helpers/transmitter.ts';
 import { TestUpstream } from '../helpers/upstream.ts';
@@ -30,7 +30,7 @@ beforeAll(async () => {
   writeFileSync(join(dir.dir, 'admin.secret'), ADMIN_SECRET);
   const ssf = { audience: RECEIVER_AUD, pollSecretFile: join(dir.dir, 'poll.secret'), adminSecretFile: join(dir.dir, 'admin.secret') };
   issuer = await startLoopbackIssuer(join(dir.dir, 'keys.json'), {
-    resources: [{ audience: AUD, scopes: ['mcp:tools'] }],
+    resources: [{ audience: AUD, scopes: ['mcp:tools'] }, { audience: AUD_OTHER, scopes: ['mcp:tools'] }],
     clients: [{ ...WORKLOAD, grant_types: ['client_credentials'], scope: 'mcp:tools' }],
     ssf,
   });
@@ -120,4 +120,28 @@ describe('the embedded issuer as SSF transmitter', () => {
     expect(await until(async () => (await status(tokenA)) === 401, 2_000)).toBe(true);
     expect(await status(tokenB)).toBe(200);
   });
+});
+
+describe('rehearse: the revocation drill', () => {
+  it('revokes a drill client holding a cached token on two replicas and an open stream, and reports each replica\'s time to refuse it', async () => {
+    const { loadConfig } = await import('../../src/config/compile.ts');
+    const { revocationDrill } = await import('../../src/rehearse/revocation.ts');
+    upstream.sseGate = (i) => (i >= 1 ? new Promise<void>(() => undefined) : Promise.resolve());
+    const config = twoUpstreamConfig({ issuer: issuer.url, jwksUri: issuer.jwksUri, algorithms: ['ES256'] }, upstream.url, {
+      other: { target: `${upstream.url}/sse` },
+      root: { revocation: { audience: RECEIVER_AUD, transmitters: [{ issuer: 'idp', poll: { url: `${issuer.url}/ssf/poll`, intervalMs: 100, authorizationFile: join(dir.dir, 'poll.secret') } }] } },
+    });
+    const replicas = [await startGateway(config), await startGateway(config)];
+    try {
+      const results: { drill: string; status: string; detail: string }[] = [];
+      await revocationDrill(loadConfig(configFile), replicas.map((r) => r.url), (drill, status, detail) => results.push({ drill, status, detail }));
+      console.log(`rehearse revocation drill: ${results[0]?.status} — ${results[0]?.detail}`);
+      expect(results).toHaveLength(1);
+      expect(results[0]).toMatchObject({ drill: 'revocation kill switch', status: 'pass' });
+      expect(results[0]?.detail).toMatch(/refused after \d+ ms; .*refused after \d+ ms; stream: ended after \d+ ms$/);
+    } finally {
+      upstream.sseGate = undefined;
+      for (const r of replicas) await r.close();
+    }
+  }, 30_000);
 });
