@@ -77,7 +77,7 @@ export class Poller {
     }
   }
 
-  /** One request; true when it brought SETs or more are available (poll again at once). */
+  /** One request; true when it settled SETs (poll again at once: their acks, and any more available). */
   async #pollOnce(): Promise<boolean> {
     const acks = this.#acks;
     const errs = this.#errs;
@@ -85,14 +85,16 @@ export class Poller {
     // Delivered: these acks and errors are the transmitter's now (§2.4); a failed request keeps them.
     this.#acks = this.#acks.slice(acks.length);
     for (const jti of Object.keys(errs)) delete this.#errs[jti];
-    const sets = Object.entries(body.sets);
-    for (const [jti, token] of sets) {
+    let settled = 0;
+    for (const [jti, token] of Object.entries(body.sets)) {
       const receipt = await this.#receive(token);
       if (receipt.kind === 'accepted' || receipt.kind === 'replayed') this.#acks.push(jti);
       else if (receipt.kind === 'refused') this.#errs[jti] = { err: receipt.err, description: receipt.description };
-      // retry: neither, so the transmitter delivers it again.
+      else continue; // retry (keys unavailable): neither, so the transmitter delivers it again
+      settled++;
     }
-    return sets.length > 0 || body.moreAvailable;
+    // Only progress polls again at once (to deliver its acks); SETs that must wait keep the interval.
+    return settled > 0;
   }
 
   async #post(payload: object): Promise<{ readonly sets: Record<string, string>; readonly moreAvailable: boolean }> {

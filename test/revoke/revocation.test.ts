@@ -1,4 +1,5 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { parse, stringify } from 'yaml';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -143,6 +144,22 @@ describe('each event type (CAEP session-revoked, credential-change, token-claims
     expect(JSON.parse(res.body)).toMatchObject({ err: 'invalid_request', description: expect.stringContaining('email') });
     expect((await call(token)).status).toBe(200);
     expect(gw.logs.join('')).toContain('"event":"set_refused"');
+  });
+});
+
+describe('reload', () => {
+  it('keeps every revocation across a reload that changes the transmitter, and reads the stream again', async () => {
+    const token = await fresh('reload-user');
+    const set = await tx.set(SESSION_REVOKED, { subject: issSub(idp.issuer, 'reload-user') });
+    expect((await push(set.token)).status).toBe(202);
+    expect((await call(token)).status).toBe(401);
+    const doc = parse(readFileSync(gw.configFile, 'utf8')) as { revocation: { transmitters: Record<string, unknown>[] } };
+    (doc.revocation.transmitters[0] as Record<string, unknown>)['staleAfterSeconds'] = 30;
+    writeFileSync(gw.configFile, stringify(doc));
+    expect(await gw.gateway.reloadFromFile()).toBe(true);
+    expect((await call(token)).status).toBe(401);
+    const polls = tx.polls;
+    expect(await until(() => tx.polls > polls, 2_000)).toBe(true);
   });
 });
 
