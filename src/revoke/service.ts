@@ -31,7 +31,7 @@ interface Stream {
   readonly t: TransmitterConfig;
   readonly poller: Poller | undefined;
   readonly push: PushTarget | undefined;
-  readonly sinceMs: number;
+  sinceMs: number;
   lastOkMs: number | undefined;
   lastError: string | undefined;
   stale: boolean;
@@ -83,7 +83,7 @@ export class Revocations {
       if (result === 'overflow') this.#deps.logger.error({ event: 'revocation_overflow', issuer }, 'revocation store full: the issuer\'s tokens are refused until the entry would have expired');
     }
     this.#deps.logger.info({ event: 'revocation_applied', issuer, setJti: jti, entries: revocations.map((r) => r.kind), added }, 'revocation applied');
-    if (added > 0 || revocations.length > 0) this.#endStreams(now);
+    if (revocations.length > 0) this.#endStreams(now);
   }
 
   start(): void {
@@ -94,9 +94,14 @@ export class Revocations {
 
   /** A reload: the transmitters as now configured (entries and seen SETs stay). Throws ConfigError first. */
   reconfigure(next: Config): void {
-    if (JSON.stringify(next.revocation) === JSON.stringify(this.#config) && next.revocation.audience === this.#config.audience) return;
+    if (JSON.stringify(next.revocation) === JSON.stringify(this.#config)) return;
     const built = this.#build(next);
     for (const s of this.#streams.values()) s.poller?.stop();
+    // What is known of a stream's reading carries over: a reload must not make a read stream stale.
+    for (const [name, s] of built) {
+      const old = this.#streams.get(name);
+      if (old !== undefined) Object.assign(s, { sinceMs: old.sinceMs, lastOkMs: old.lastOkMs, stale: old.stale });
+    }
     this.#config = next.revocation;
     this.#streams = built;
     for (const s of built.values()) s.poller?.start();

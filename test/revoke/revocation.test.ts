@@ -112,7 +112,7 @@ describe('each event type (CAEP session-revoked, credential-change, token-claims
   it('credential-change cuts the subject\'s tokens minted with the old credential', async () => {
     const token = await fresh('c-user');
     expect((await call(token)).status).toBe(200);
-    const set = await tx.set(CREDENTIAL_CHANGE, { subject: issSub(idp.issuer, 'c-user'), credential_type: 'password', change_type: 'update', event_timestamp: Math.floor(Date.now() / 1000) });
+    const set = await tx.set(CREDENTIAL_CHANGE, { subject: issSub(idp.issuer, 'c-user'), credential_type: 'password', change_type: 'update', event_timestamp: Math.floor(Date.now() / 1000) }, {}, { typ: 'application/secevent+jwt' }); // RFC 7515 §4.1.9: the media type spelling too
     expect((await push(set.token)).status).toBe(202);
     expect((await call(token)).status).toBe(401);
   });
