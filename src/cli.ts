@@ -9,6 +9,7 @@ import { serveIssuer } from './issuer/serve.ts';
 import { rotateIssuerKeys } from './issuer/rotate.ts';
 import { evidenceOf, rehearse } from './rehearse/run.ts';
 import { writeEvidence } from './rehearse/evidence.ts';
+import { revokeAtIssuer } from './issuer/revoke-command.ts';
 import { exitCode, formatReport } from './rehearse/report.ts';
 import { parseDirectUrls } from './rehearse/options.ts';
 import { policyExplain, policyTest } from './policy-test/command.ts';
@@ -19,13 +20,15 @@ const USAGE = `usage:
   mcp-warden serve --config <file>       run the gateway
   mcp-warden validate --config <file>    check config and policy (exit 0 valid, 1 invalid)
   mcp-warden health --config <file>      ask /healthz on the config's admin listener (exit 0 healthy)
-  mcp-warden rehearse --config <file> [--json] [--strict] [--url <gateway base URL>]
+  mcp-warden rehearse --config <file> [--json] [--strict] [--url <gateway base URL>]...
                       [--client-id <id> --client-secret <secret>] [--rotate-cmd <shell command>]
                       [--direct-url <upstream>=<url> ...] [--gateway-key <file>] [--report <file>]
                       [--no-outage]
                                          drill the failure scenarios; exit 0 only when all pass
   mcp-warden issuer --config <file>      run the embedded authorization server (authorizationServer:);
                                          SIGHUP or a file change reloads it
+  mcp-warden revoke --config <file> --client <id> | --subject <sub> | --jti <jti>
+                                         publish a revocation on the embedded issuer's SSF stream
   mcp-warden keys rotate --issuer --config <file>             rotate the embedded issuer's keys
   mcp-warden keys generate --out <file> [--alg EdDSA|ES256]   new gateway key file (0600)
   mcp-warden keys add --file <file> [--alg EdDSA|ES256]       publish a new key (does not sign yet)
@@ -63,6 +66,8 @@ export async function main(argv: readonly string[]): Promise<number | undefined>
       return issuerCommand(rest);
     case 'audit':
       return (await auditCommand(rest, (text) => process.stdout.write(text), (text) => process.stderr.write(text))) ?? usage();
+    case 'revoke':
+      return revokeCommand(rest);
     default:
       return usage();
   }
@@ -117,6 +122,22 @@ async function issuerCommand(rest: readonly string[]): Promise<number | undefine
     return undefined;
   } catch (err) {
     return reportConfigError(err);
+  }
+}
+
+async function revokeCommand(rest: readonly string[]): Promise<number> {
+  const { values } = parseArgs({ args: [...rest], options: { config: { type: 'string' }, client: { type: 'string' }, subject: { type: 'string' }, jti: { type: 'string' } }, strict: true });
+  const named = (['client', 'subject', 'jti'] as const).filter((k) => values[k] !== undefined);
+  if (values.config === undefined || named.length !== 1) return usage();
+  const key = named[0] as 'client' | 'subject' | 'jti';
+  try {
+    const jti = await revokeAtIssuer(values.config, { [key]: values[key] as string } as { client: string });
+    process.stdout.write(`revoked ${key} ${values[key]}: SET ${jti} published\n`);
+    return 0;
+  } catch (err) {
+    if (err instanceof ConfigError) return reportConfigError(err);
+    process.stderr.write(`mcp-warden revoke: ${err instanceof Error ? err.message : 'failed'}\n`);
+    return 1;
   }
 }
 
@@ -213,7 +234,7 @@ async function rehearseCommand(args: readonly string[]): Promise<number> {
   const { values } = parseArgs({
     args: [...args],
     options: {
-      config: { type: 'string' }, json: { type: 'boolean' }, strict: { type: 'boolean' }, url: { type: 'string' },
+      config: { type: 'string' }, json: { type: 'boolean' }, strict: { type: 'boolean' }, url: { type: 'string', multiple: true },
       'client-id': { type: 'string' }, 'client-secret': { type: 'string' }, 'rotate-cmd': { type: 'string' },
       'direct-url': { type: 'string', multiple: true }, 'gateway-key': { type: 'string' }, report: { type: 'string' },
       'no-outage': { type: 'boolean' },
@@ -234,7 +255,7 @@ async function rehearseCommand(args: readonly string[]): Promise<number> {
     return 2;
   }
   const options = {
-    ...(values.url === undefined ? {} : { baseUrl: values.url.replace(/\/$/, '') }),
+    ...(values.url === undefined || values.url.length === 0 ? {} : { baseUrl: (values.url[0] as string).replace(/\/$/, ''), replicaUrls: values.url.map((u) => u.replace(/\/$/, '')) }),
     ...(client === undefined ? {} : { client }),
     ...(values['rotate-cmd'] === undefined ? {} : { rotateCmd: values['rotate-cmd'] }),
     directUrls,

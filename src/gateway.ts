@@ -15,6 +15,7 @@ import { Drain, drainTraffic } from './route/drain.ts';
 import { buildState, type Shared, type State } from './state.ts';
 import { pinStatus } from './policy/pins.ts';
 import { AuditChain } from './observe/audit-chain.ts';
+import { Revocations } from './revoke/service.ts';
 
 export interface GatewayOptions {
   readonly logger?: Logger;
@@ -52,8 +53,9 @@ export async function createGateway(initial: Config, options: GatewayOptions = {
   });
   const streams = new StreamRegistry((upstream, delta) => (delta === 1 ? metrics.streamOpened(upstream) : metrics.streamClosed(upstream)));
   const now = options.now ?? Date.now;
+  const revocations = new Revocations(initial, { now, logger, metrics, streams, keys: () => gateway?.issuerKeys ?? new Map() });
   const audit = new AuditChain({ logger, now, signer: () => gateway?.serving.signer, settings: () => (gateway?.serving.config ?? initial).audit });
-  const shared: Shared = { now, logger, metrics, streams, audit, current: () => gateway?.serving };
+  const shared: Shared = { now, logger, metrics, streams, audit, current: () => gateway?.serving, revocations };
   gateway = new RunningGateway(initial, await buildState(initial, undefined, shared), shared);
   return gateway;
 }
@@ -75,8 +77,9 @@ class RunningGateway implements Gateway {
     this.#traffic = createTrafficListener(initial, (req, res) => this.#onRequest(req, res), shared.logger);
     this.#admin = createAdminServer({
       ready: () => this.ready(),
-      readiness: () => ({ draining: this.#drain.draining, pins: pinStatus(this.#serving.config), rateLimits: this.#serving.limitStore.status(), issuers: [...this.#serving.issuerKeys.values()].map((k) => k.status()).map(({ lastError: _e, ...s }) => s), upstreams: this.#serving.pools.health.report() }),
+      readiness: () => ({ draining: this.#drain.draining, pins: pinStatus(this.#serving.config), rateLimits: this.#serving.limitStore.status(), issuers: [...this.#serving.issuerKeys.values()].map((k) => k.status()).map(({ lastError: _e, ...s }) => s), upstreams: this.#serving.pools.health.report(), revocation: shared.revocations.status() }),
       metrics: shared.metrics,
+      extra: (req, res, path) => shared.revocations.handleAdmin(req, res, path),
     });
   }
 
@@ -97,7 +100,7 @@ class RunningGateway implements Gateway {
   }
 
   ready(): boolean {
-    return !this.#drain.draining && [...this.#serving.issuerKeys.values()].every((k) => k.status().usable);
+    return !this.#drain.draining && [...this.#serving.issuerKeys.values()].every((k) => k.status().usable) && this.#shared.revocations.ready();
   }
 
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
@@ -108,6 +111,7 @@ class RunningGateway implements Gateway {
   async listen(): Promise<{ readonly traffic: AddressInfo; readonly admin: AddressInfo }> {
     // Key fetches start now; a failing IdP leaves the gateway up but not ready, refusing requests.
     await startKeys(this.#serving.issuerKeys.values(), this.#serving.config);
+    this.#shared.revocations.start();
     const traffic = await listenOn(this.#traffic.server, this.#initial.listen.host, this.#initial.listen.port);
     const admin = await listenOn(this.#admin, this.#initial.admin.host, this.#initial.admin.port);
     return { traffic, admin };
@@ -136,6 +140,7 @@ class RunningGateway implements Gateway {
     try {
       await startKeys([...built.issuerKeys.values()].filter((k) => current.issuerKeys.get(k.name) !== k), next);
       refuseKeyLoss(current.issuerKeys, built.issuerKeys, next);
+      this.#shared.revocations.reconfigure(next);
     } catch (err) {
       void built.pools.close();
       if (built.limitStore !== current.limitStore) void built.limitStore.close();
@@ -160,6 +165,7 @@ class RunningGateway implements Gateway {
 
   async close(): Promise<void> {
     this.#traffic.stop();
+    this.#shared.revocations.stop();
     for (const k of this.#serving.issuerKeys.values()) k.stop();
     this.#traffic.server.closeAllConnections();
     this.#admin.closeAllConnections();

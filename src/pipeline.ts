@@ -18,6 +18,7 @@ import type { Pools } from './proxy/forward.ts';
 import { createProxy } from './proxy/proxy.ts';
 import type { StreamRegistry } from './proxy/stream.ts';
 import { deny } from './reasons.ts';
+import { createRevocationCheck, type RevocationView } from './revoke/stage.ts';
 import { settle } from './respond.ts';
 import { createAdmission } from './route/admission.ts';
 import type { Router } from './route/match.ts';
@@ -40,6 +41,7 @@ export interface PipelineDeps {
   readonly limitCalls: CallLimiter;
   /** Names each stage for tracing (observe/trace.ts); returns the stage itself when tracing is off. */
   readonly traced: StageTracer;
+  readonly revocations: RevocationView;
 }
 
 export type Handler = (req: IncomingMessage, res: ServerResponse) => Promise<void>;
@@ -53,6 +55,7 @@ export function createPipeline(deps: PipelineDeps): Handler {
   const { config, traced } = deps;
   const admit = traced('admission', createAdmission(config.upstreams, deps.router, deps.wellKnown));
   const authenticate = traced('authenticate', createAuthentication(config, deps.authenticate, deps.checkSender));
+  const checkRevocation = traced('revocation', createRevocationCheck(deps.revocations));
   const checkBreakGlass = traced('break-glass', createBreakGlass(config, deps.now));
   const authorizeUpstreamOf = traced('authorize.upstream', authorizeUpstream);
   const readMessages = traced('messages', createMessageReader(config));
@@ -69,7 +72,9 @@ export function createPipeline(deps: PipelineDeps): Handler {
       if (halted(admitted)) return settle(ctx, admitted);
       const authenticated = await authenticate(ctx, admitted); // one bearer token, verified for this upstream's audience
       if (halted(authenticated)) return settle(ctx, authenticated);
-      const principal = checkBreakGlass(ctx, admitted, authenticated); // a break-glass grant's window and limits
+      const live = checkRevocation(ctx, authenticated); // revoked jti, subject or client (SSF), cached token or not
+      if (halted(live)) return settle(ctx, live);
+      const principal = checkBreakGlass(ctx, admitted, live); // a break-glass grant's window and limits
       if (halted(principal)) return settle(ctx, principal);
       const allowed = authorizeUpstreamOf(ctx, admitted, principal); // client allow-list, upstream scopes
       if (halted(allowed)) return settle(ctx, allowed);

@@ -27,6 +27,8 @@ export type Reason =
   | 'break_glass_not_allowed'
   | 'break_glass_lifetime_exceeded'
   | 'break_glass_claims_missing'
+  | 'token_revoked'
+  | 'revocation_stale'
   | 'dpop_required'
   | 'dpop_invalid'
   | 'dpop_replayed'
@@ -173,6 +175,10 @@ export const reasons: Readonly<Record<Reason, ReasonInfo>> = Object.freeze({
   break_glass_not_allowed: r(403, undefined, false, 'break-glass access does not cover this resource or these scopes', { rpcCode: FORBIDDEN }),
   break_glass_lifetime_exceeded: r(401, 'invalid_token', true, 'the token lives longer than break-glass access accepts'),
   break_glass_claims_missing: r(401, 'invalid_token', true, 'the token lacks the authentication break-glass access requires'),
+  // A revocation (SSF/CAEP event, RFC 7009 at the embedded issuer) covers this token, cached or not.
+  token_revoked: r(401, 'invalid_token', true, 'the token has been revoked'),
+  // The issuer's revocation stream is unreadable past its bound (failClosed), or its store overflowed.
+  revocation_stale: r(503, undefined, false, 'revocation state for this issuer is unavailable; try again later', { headers: RETRY_SOON }),
   // RFC 9449 §7.2: a DPoP-bound token sent as Bearer (a downgrade), or Bearer where the upstream requires DPoP.
   dpop_required: r(401, 'invalid_token', true, 'this token must be presented with the DPoP scheme and a DPoP proof', { scheme: 'DPoP' }),
   // RFC 9449 §4.3: a missing, repeated or malformed proof, or one failing any check.

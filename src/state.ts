@@ -26,6 +26,7 @@ import { createRouter } from './route/match.ts';
 import { pinReporter, registerPins } from './policy/pins.ts';
 import { createWellKnown } from './route/well-known.ts';
 import { carriedTracing, type Tracing } from './observe/trace.ts';
+import type { Revocations } from './revoke/service.ts';
 
 /** Everything built from one Config; requests take the state current when they arrive. */
 export interface State {
@@ -53,6 +54,8 @@ export interface Shared {
   /** This process's audit chain: it outlives reloads. */
   readonly audit: AuditChain;
   readonly current: () => State | undefined;
+  /** Revocation entries and SSF receivers: outlive every reload. */
+  readonly revocations: Revocations;
 }
 
 /** Builds everything once from a validated Config (STYLE rule 2); requests only run closures. */
@@ -89,6 +92,7 @@ export async function buildState(config: Config, previous: State | undefined, sh
     streams,
     limitCalls: createCallLimits(limitStore, now),
     traced: tracing.stage,
+    revocations: shared.revocations,
     onRecord: (record) => {
       auditRecord(shared.audit, record, now);
       metrics.observe(record, record.gatewaySeconds, record.upstreamMs === undefined ? undefined : record.upstreamMs / 1000);

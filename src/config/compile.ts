@@ -9,6 +9,7 @@ import type { FederationOptions, IssuerOptions } from '../issuer/types.ts';
 import { validateIssuerOptions } from '../issuer/options.ts';
 import { compileLimits, type LimitRule } from '../limits/rules.ts';
 import type { LimitStoreConfig } from '../limits/store.ts';
+import { compileRevocation, type RevocationConfig } from '../revoke/config.ts';
 
 export interface IssuerConfig {
   readonly name: string;
@@ -126,6 +127,8 @@ export interface Config {
   readonly dpop: DpopConfig;
   readonly mtls: MtlsConfig;
   readonly audit: Readonly<RawConfig['audit']>;
+  /** SSF receivers and the revocation store's bounds (README "Revocation"). */
+  readonly revocation: RevocationConfig;
   /** The embedded issuer's settings, with the resources it may issue tokens for (every upstream). */
   readonly authorizationServer: IssuerOptions | undefined;
   /** README "Environment profiles": undefined = no profile. */
@@ -268,6 +271,10 @@ function compile(raw: RawConfig, file: string, warnings: readonly ConfigProblem[
     };
     return compileUpstream(u, base, byName, { dpopAlgorithms, mtls: mtls.enabled }, problem);
   });
+  const revocation = compileRevocation(raw.revocation, byName, base, (at, message) => {
+    const key = ['revocation', ...at];
+    problems.push({ file, line: locate(key), key: key.join('.'), message });
+  });
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze({
     file,
@@ -288,11 +295,12 @@ function compile(raw: RawConfig, file: string, warnings: readonly ConfigProblem[
       nonceRotationSeconds: raw.dpop.nonce?.rotationSeconds,
     }),
     mtls,
-    authorizationServer: raw.authorizationServer === undefined ? undefined : compileAuthorizationServer(raw.authorizationServer, upstreams),
+    authorizationServer: raw.authorizationServer === undefined ? undefined : compileAuthorizationServer(raw.authorizationServer, upstreams, revocation.audience),
     environment: raw.environment,
     environmentClaim: raw.environmentClaim,
     breakGlass: Object.freeze(raw.breakGlass.map(compileBreakGlass)),
     traces: raw.telemetry.traces === undefined ? undefined : Object.freeze({ ...raw.telemetry.traces, otlpEndpoint: raw.telemetry.traces.otlpEndpoint, headers: Object.freeze({ ...raw.telemetry.traces.headers }) }),
+    revocation,
     warnings,
   });
 }
@@ -401,7 +409,7 @@ function compileUpstream(u: RawUpstream, base: string, byName: ReadonlyMap<strin
   });
 }
 
-function compileAuthorizationServer(as: NonNullable<RawConfig['authorizationServer']>, upstreams: readonly UpstreamConfig[]): NonNullable<Config['authorizationServer']> {
+function compileAuthorizationServer(as: NonNullable<RawConfig['authorizationServer']>, upstreams: readonly UpstreamConfig[], receiverAudience: string): NonNullable<Config['authorizationServer']> {
   return Object.freeze({
     ...(as.issuer === undefined ? {} : { issuer: as.issuer }),
     host: as.listen.host,
@@ -416,6 +424,8 @@ function compileAuthorizationServer(as: NonNullable<RawConfig['authorizationServ
     ...(as.fetch === undefined ? {} : { fetch: as.fetch }),
     ...(as.mtls === undefined ? {} : { mtls: as.mtls }),
     ...(as.federation === undefined ? {} : { federation: compileFederation(as.federation, upstreams) }),
+    // The SETs are for this config's gateways: their receiver audience unless named.
+    ...(as.ssf === undefined ? {} : { ssf: { ...as.ssf, audience: as.ssf.audience ?? receiverAudience } }),
     // RFC 8707: tokens only for the resources this gateway serves, with their scopes.
     resources: upstreams.map((u) => ({ audience: u.audience, scopes: u.allScopes })),
     });

@@ -258,6 +258,13 @@ const authorizationServer = z.strictObject({
   // Outbound fetches (Client ID Metadata Documents, client jwks_uri) never reach private, link-local or
   // loopback addresses, except these hosts (a private network's own clients), trusted with caFile.
   fetch: z.strictObject({ privateHosts: z.array(z.string().min(1)).default([]), caFile: z.string().min(1).optional() }).optional(),
+  // SSF transmitter (README "Revocation"): revocations as CAEP SETs on an RFC 8936 poll endpoint.
+  ssf: z.strictObject({
+    audience: z.string().min(1).optional(), // default: revocation.audience
+    pollSecretFile: z.string().min(1),
+    adminSecretFile: z.string().min(1),
+    retentionSeconds: z.number().int().min(1).max(7 * 86_400).optional(),
+  }).optional(),
   // Workload identity federation (RFC 7523 §2.1): platform tokens exchanged for short access tokens.
   federation: z.strictObject({
     tokenTtlSeconds: z.number().int().min(1).max(300).default(300),
@@ -349,6 +356,37 @@ const telemetry = z.strictObject({
   }).optional(),
 });
 
+// Revocation (README "Revocation"): SSF receivers of CAEP/RISC events for the configured issuers.
+const transmitter = z.strictObject({
+  // A configured issuer (its name): the SETs carry its iss, are signed with its keys, and revoke its tokens.
+  issuer: z.string().min(1),
+  // RFC 8936 poll delivery: every replica pulls the stream itself (no inbound port, no shared store).
+  poll: z.strictObject({
+    url: z.string().min(1),
+    intervalMs: z.number().int().min(100).max(600_000).default(1_000),
+    timeoutMs: z.number().int().min(100).max(60_000).default(5_000),
+    maxEvents: z.number().int().min(1).max(1_000).default(100),
+    // A bearer token for the poll endpoint, read from this file (never inline in the config).
+    authorizationFile: z.string().min(1).optional(),
+  }).optional(),
+  // RFC 8935 push delivery on the admin listener (POST /ssf/push/<issuer name>), bearer secret from a file.
+  push: z.strictObject({ secretFile: z.string().min(1) }).optional(),
+  // A poll stream not read successfully for this long is stale: /readyz and the metric say so.
+  staleAfterSeconds: z.number().int().min(1).max(86_400).default(60),
+  // While stale (and before the first successful poll), refuse this issuer's tokens (revocation_stale).
+  failClosed: z.boolean().default(false),
+});
+
+const revocation = z.strictObject({
+  // The aud every SET must carry (RFC 8417 §2.2): this gateway as a receiver; default publicUrl.
+  audience: z.string().min(1).optional(),
+  // Live revocation entries per replica; a revocation finding no room fails its issuer closed.
+  maxEntries: z.number().int().min(100).max(10_000_000).default(100_000),
+  // SET jti values remembered against replays (oldest forgotten first: re-applying one is idempotent).
+  maxSeenSets: z.number().int().min(100).max(10_000_000).default(100_000),
+  transmitters: z.array(transmitter).default([]),
+});
+
 export const configSchema = z.strictObject({
   listen: listener.extend({ tls: serverTls.optional() }).prefault({ port: 8080 }),
   admin: listener.prefault({ port: 9090 }),
@@ -371,6 +409,7 @@ export const configSchema = z.strictObject({
     checkpointSeconds: z.number().int().min(1).max(3_600).default(60),
   }).prefault({}),
   telemetry: telemetry.prefault({}),
+  revocation: revocation.prefault({}),
   limits: z.strictObject({
     maxTokenBytes: z.number().int().min(1_024).max(16_384).default(8_192),
     maxBodyBytes: z.number().int().min(1_024).max(64 * 1024 * 1024).default(1024 * 1024),

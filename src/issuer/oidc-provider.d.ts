@@ -159,6 +159,10 @@ declare module 'oidc-provider' {
     constructor(issuer: string, configuration: ProviderConfiguration);
     /** Koa's switch to trust X-Forwarded-* headers. */
     proxy: boolean;
+    /** RFC 7009 revocation (and refresh token reuse) ended a grant; ctx names the token it started from. */
+    on(event: 'grant.revoked', listener: (ctx: { readonly oidc?: { readonly entities: Readonly<Record<string, { readonly accountId?: string; readonly clientId?: string } | undefined>> } }, grantId: string) => void): this;
+    /** RFC 7592 §2.3: a client deleted itself. */
+    on(event: 'registration_delete.success', listener: (ctx: unknown, client: ProviderClient) => void): this;
     readonly issuer: string;
     readonly Grant: GrantModel;
     callback(): (req: IncomingMessage, res: ServerResponse) => void;

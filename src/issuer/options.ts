@@ -3,7 +3,7 @@ import { ConfigError, type ConfigProblem } from '../config/errors.ts';
 import { isLoopbackHost, isSecureOrLoopback, parseUrl } from '../config/urls.ts';
 import { validateFederation, type FederationSettings } from './federation/settings.ts';
 import type { OutboundSettings } from './outbound.ts';
-import type { IssuerMtlsListener, IssuerOptions, IssuerResource, IssuerStaticClient, SigningAlg } from './types.ts';
+import type { IssuerMtlsListener, IssuerOptions, IssuerResource, IssuerSsfOptions, IssuerStaticClient, SigningAlg } from './types.ts';
 
 export interface IssuerSettings {
   /** undefined: derived from the actual listen address (see issuerFor). */
@@ -27,6 +27,8 @@ export interface IssuerSettings {
    * which is the only case where registration may be open and login auto-approved (STYLE rule 14).
    */
   readonly local: boolean;
+  /** The SSF transmitter, retention resolved; undefined = not a transmitter. */
+  readonly ssf: (IssuerSsfOptions & { readonly retentionSeconds: number }) | undefined;
   readonly now: () => number;
 }
 
@@ -61,6 +63,7 @@ export function validateIssuerOptions(options: IssuerOptions): IssuerSettings {
   const iat = checkInitialAccessToken(options, local, issuerHost, fail);
   checkFetch(options, fail);
   checkMtls(options, fail);
+  const ssf = checkSsf(options.ssf, ttl, fail);
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze({
     issuer: options.issuer,
@@ -79,8 +82,18 @@ export function validateIssuerOptions(options: IssuerOptions): IssuerSettings {
     outbound: Object.freeze({ privateHosts: Object.freeze([...(options.fetch?.privateHosts ?? [])]), caFile: options.fetch?.caFile }),
     mtls: options.mtls === undefined ? undefined : Object.freeze({ ...options.mtls }),
     local,
+    ssf,
     now: options.now ?? Date.now,
   });
+}
+
+/** A SET must outlive every token it can cut, so a gateway that (re)starts still finds it (RFC 8936 §2.4). */
+function checkSsf(ssf: IssuerSsfOptions | undefined, ttl: number, fail: Fail): IssuerSettings['ssf'] {
+  if (ssf === undefined) return undefined;
+  if (ssf.audience === '') fail('ssf.audience', 'must not be empty');
+  const retentionSeconds = ssf.retentionSeconds ?? ttl + 60;
+  if (!Number.isInteger(retentionSeconds) || retentionSeconds < ttl || retentionSeconds > 7 * 86_400) fail('ssf.retentionSeconds', 'must be an integer between accessTokenTtlSeconds and 604800');
+  return Object.freeze({ ...ssf, retentionSeconds });
 }
 
 type Fail = (key: string, message: string) => void;

@@ -13,6 +13,7 @@ import type { IssuerSettings } from './options.ts';
 import { createFederation, createReplayCache, type Federation } from './federation/grant.ts';
 import type { ReplayCache } from './federation/replay.ts';
 import { buildProviderConfiguration, INTERACTION_PATH, resourcePolicyFor, type SharedProviderState } from './provider-config.ts';
+import { IssuerTransmitter } from './ssf.ts';
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
@@ -33,6 +34,8 @@ export class ProviderHost {
   readonly #replay: ReplayCache = createReplayCache();
   #federation: Federation;
   #current: Current;
+  /** The SSF transmitter (restart-only settings): its stream outlives every provider instance. */
+  readonly transmitter: IssuerTransmitter | undefined;
 
   /** `mtlsUrl`: the RFC 8705 listener, whose token endpoint discovery advertises as an alias. */
   constructor(settings: IssuerSettings, issuer: string, keyRing: KeyRing, mtlsUrl?: string) {
@@ -49,6 +52,7 @@ export class ProviderHost {
       ...(mtlsUrl === undefined ? {} : { mtlsTokenEndpoint: new URL('/token', mtlsUrl).href }),
     };
     this.#federation = createFederation(settings.federation, issuer, this.#replay);
+    this.transmitter = settings.ssf === undefined ? undefined : new IssuerTransmitter(settings.ssf, issuer, settings.signingAlg, keyRing, settings.now);
     this.#current = this.#build(keyRing.view(), settings);
   }
 
@@ -88,6 +92,7 @@ export class ProviderHost {
     }
     this.#pinOrigin(req);
     const path = URL.parse(req.url ?? '/', 'http://issuer.invalid')?.pathname ?? '/';
+    if (this.transmitter?.handle(req, res, path) === true) return;
     if (path.startsWith(INTERACTION_PATH)) {
       handleInteraction(current.provider, this.#settings.local, req, res).catch(() => fail(res));
       return;
@@ -118,6 +123,7 @@ export class ProviderHost {
   #build(view: KeyView, settings: IssuerSettings): Current {
     const provider = new Provider(this.#issuer, buildProviderConfiguration(settings, view, this.#shared, this.#federation.clients));
     this.#federation.register(provider, resourcePolicyFor(settings, view));
+    this.transmitter?.attach(provider);
     // Lets Koa read the protocol #pinOrigin wrote; the forwarded headers are ours by then.
     provider.proxy = this.#https;
     return { viewId: view.id, provider, handler: provider.callback() };

@@ -18,5 +18,8 @@ export function checkReloadable(running: IssuerSettings, next: IssuerSettings): 
   if (JSON.stringify(running.mtls) !== JSON.stringify(next.mtls)) {
     problems.push({ file: 'issuer options', line: undefined, key: 'mtls', message: 'changed, but takes effect only on a restart; the running configuration is kept' });
   }
+  if (JSON.stringify(running.ssf) !== JSON.stringify(next.ssf)) {
+    problems.push({ file: 'issuer options', line: undefined, key: 'ssf', message: 'changed, but takes effect only on a restart; the running configuration is kept' });
+  }
   if (problems.length > 0) throw new ConfigError(problems);
 }

@@ -73,6 +73,8 @@ export interface IssuerOptions {
   readonly federation?: FederationOptions;
   /** Certificate-bound access tokens (RFC 8705) through a TLS listener with client certificates. */
   readonly mtls?: IssuerMtlsListener;
+  /** SSF transmitter (README "Revocation"): revocations as CAEP SETs on an RFC 8936 poll endpoint. */
+  readonly ssf?: IssuerSsfOptions;
   /**
    * Clock (ms) for the key rotation schedule. oidc-provider reads Date.now() itself for token
    * iat/exp and artifact expiry and offers no hook, so this clock governs key rotation only.
@@ -96,4 +98,15 @@ export interface RunningIssuer {
    * a restart-only setting (issuer, listener, keys file, signing algorithm, token lifetime, grace).
    */
   reload(options: IssuerOptions): Promise<void>;
+}
+
+export interface IssuerSsfOptions {
+  /** The aud of every SET: the gateways' revocation.audience. */
+  readonly audience: string;
+  /** Bearer secret the gateways present at /ssf/poll (their poll.authorizationFile holds the same). */
+  readonly pollSecretFile: string;
+  /** Bearer secret of `mcp-warden revoke` at /ssf/revoke. */
+  readonly adminSecretFile: string;
+  /** How long a SET stays on the stream; at least accessTokenTtlSeconds (default that + 60). */
+  readonly retentionSeconds?: number;
 }

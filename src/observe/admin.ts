@@ -1,4 +1,4 @@
-import { createServer, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Metrics } from './metrics.ts';
 
 export interface AdminDeps {
@@ -6,6 +6,8 @@ export interface AdminDeps {
   /** The /readyz body beside `ready`: draining and each issuer's key status. */
   readonly readiness: () => Record<string, unknown>;
   readonly metrics: Metrics;
+  /** Further admin endpoints (the RFC 8935 SSF push receiver); true when it answered. */
+  readonly extra?: (req: IncomingMessage, res: ServerResponse, path: string) => boolean;
 }
 
 /** The admin listener: liveness, readiness and Prometheus metrics; nothing else answers there. */
@@ -24,6 +26,7 @@ export function createAdminServer(deps: AdminDeps): Server {
       });
       return;
     }
+    if (deps.extra?.(req, res, path ?? '') === true) return;
     return json(res, 404, { error: 'not_found' });
   });
 }

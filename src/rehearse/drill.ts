@@ -30,6 +30,8 @@ export interface RehearseTarget {
   readonly directUrls: ReadonlyMap<string, string>;
   /** The gateway's identity-assertion key file, read locally (--gateway-key). */
   readonly gatewayKeyFile: string | undefined;
+  /** Every replica (`--url`, repeated; default the base URL) the revocation drill must see refuse a revoked client. */
+  readonly replicaUrls: readonly string[];
   /** Run the local key-fetch outage drill. */
   readonly outage: boolean;
 }

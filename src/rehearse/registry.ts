@@ -8,6 +8,7 @@ import {
 } from './gateway-drills.ts';
 import { rateLimit } from './limits.ts';
 import { keyFetchOutage } from './outage.ts';
+import { revocation } from './revocation.ts';
 
 /**
  * Every drill, in the order `rehearse` runs them. A new drill is one module exporting a `Drill`
@@ -31,4 +32,5 @@ export const DRILLS: readonly Drill[] = [
   directUpstream,
   rateLimit,
   keyFetchOutage,
+  revocation,
 ];

@@ -16,6 +16,8 @@ export interface RehearseOptions {
   /** Upstream name → its direct URL (no gateway in between). */
   readonly directUrls?: ReadonlyMap<string, string>;
   readonly gatewayKeyFile?: string;
+  /** Every replica (`--url`, repeated) the revocation drill must see refuse a revoked client. */
+  readonly replicaUrls?: readonly string[];
   /** Run the local key-fetch outage drill (default true). */
   readonly outage?: boolean;
   /** Another drill list (tests); default: the registry. */
@@ -57,6 +59,7 @@ function targetOf(config: Config, options: RehearseOptions): RehearseTarget {
     rotate,
     directUrls: options.directUrls ?? new Map(),
     gatewayKeyFile: options.gatewayKeyFile,
+    replicaUrls: options.replicaUrls ?? [options.baseUrl ?? config.publicUrl.origin],
     outage: options.outage !== false,
   };
 }
