@@ -157,7 +157,7 @@ async function expiredDrill(config: Config, issuer: IssuerConfig, a: UpstreamCon
   let sibling: Awaited<ReturnType<typeof startIssuer>>;
   try {
     copyFileSync(as.keysFile, keysFile);
-    sibling = await startIssuer({ ...as, host: '127.0.0.1', port: 0, keysFile, accessTokenTtlSeconds: 1, registration: {}, clients: [] });
+    sibling = await startIssuer({ ...as, host: '127.0.0.1', port: 0, keysFile, accessTokenTtlSeconds: 1, registration: {}, clients: [], mtls: undefined });
   } catch (err) {
     removeCopy();
     record('expired token', 'fail', (err as Error).message);
