@@ -29,7 +29,7 @@ export const expiredToken: Drill = {
     let sibling: Awaited<ReturnType<typeof startIssuer>>;
     try {
       copyFileSync(as.keysFile, keysFile);
-      sibling = await startIssuer({ ...as, host: '127.0.0.1', port: 0, keysFile, accessTokenTtlSeconds: 1, registration: {}, clients: [] });
+      sibling = await startIssuer({ ...as, host: '127.0.0.1', port: 0, keysFile, accessTokenTtlSeconds: 1, registration: {}, clients: [], mtls: undefined });
     } catch (err) {
       removeCopy();
       return ctx.record(this.title, 'fail', (err as Error).message);
