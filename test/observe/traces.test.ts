@@ -123,7 +123,7 @@ describe('OpenTelemetry traces over OTLP/HTTP', () => {
     expect(root?.name).toBe('POST /mcp');
     expect([attr(root, 'mcp_warden.upstream'), attr(root, 'mcp.method.name'), attr(root, 'mcp_warden.decision'), attr(root, 'http.response.status_code')]).toEqual(['mcp', 'tools/list', 'allow', 200]);
     const children = spans.filter((s) => s !== root);
-    expect(children.map((s) => s.name)).toEqual(['admission', 'authenticate', 'authorize.upstream', 'messages', 'authorize.messages', 'limits.streams', 'limits.calls', 'forward-identity', 'proxy']);
+    expect(children.map((s) => s.name)).toEqual(['admission', 'authenticate', 'revocation', 'break-glass', 'authorize.upstream', 'messages', 'authorize.messages', 'limits.streams', 'limits.calls', 'forward-identity', 'proxy']);
     for (const child of children) {
       expect(child.traceId).toBe(CLIENT_TRACE);
       expect(child.parentSpanId).toBe(root?.spanId);
@@ -155,7 +155,7 @@ describe('OpenTelemetry traces over OTLP/HTTP', () => {
     expect(root?.parentSpanId ?? '').toBe('');
     expect(root?.status).toMatchObject({ code: STATUS_ERROR, message: 'insufficient_scope' });
     expect([attr(root, 'mcp_warden.decision'), attr(root, 'mcp_warden.reason'), attr(root, 'http.response.status_code')]).toEqual(['deny', 'insufficient_scope', 403]);
-    expect(spans.filter((s) => s !== root).map((s) => s.name)).toEqual(['admission', 'authenticate', 'authorize.upstream']);
+    expect(spans.filter((s) => s !== root).map((s) => s.name)).toEqual(['admission', 'authenticate', 'revocation', 'break-glass', 'authorize.upstream']);
     const refused = spans.find((s) => s.name === 'authorize.upstream');
     expect(refused?.status).toMatchObject({ code: STATUS_ERROR, message: 'insufficient_scope' });
     expect(attr(refused, 'mcp_warden.reason')).toBe('insufficient_scope');
