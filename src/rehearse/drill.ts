@@ -30,6 +30,8 @@ export interface RehearseTarget {
   readonly directUrls: ReadonlyMap<string, string>;
   /** The gateway's identity-assertion key file, read locally (--gateway-key). */
   readonly gatewayKeyFile: string | undefined;
+  /** A tool the step-up drill may call (it does, once, with the scope the 403 names): --step-up-tool. */
+  readonly stepUpTool: { readonly upstream: string; readonly tool: string } | undefined;
   /** Run the local key-fetch outage drill. */
   readonly outage: boolean;
 }

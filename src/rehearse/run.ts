@@ -16,6 +16,7 @@ export interface RehearseOptions {
   /** Upstream name → its direct URL (no gateway in between). */
   readonly directUrls?: ReadonlyMap<string, string>;
   readonly gatewayKeyFile?: string;
+  readonly stepUpTool?: { readonly upstream: string; readonly tool: string };
   /** Run the local key-fetch outage drill (default true). */
   readonly outage?: boolean;
   /** Another drill list (tests); default: the registry. */
@@ -57,6 +58,7 @@ function targetOf(config: Config, options: RehearseOptions): RehearseTarget {
     rotate,
     directUrls: options.directUrls ?? new Map(),
     gatewayKeyFile: options.gatewayKeyFile,
+    stepUpTool: options.stepUpTool,
     outage: options.outage !== false,
   };
 }
