@@ -11,7 +11,7 @@ import { evidenceOf, rehearse } from './rehearse/run.ts';
 import { writeEvidence } from './rehearse/evidence.ts';
 import { revokeAtIssuer } from './issuer/revoke-command.ts';
 import { exitCode, formatReport } from './rehearse/report.ts';
-import { parseDirectUrls } from './rehearse/options.ts';
+import { parseDirectUrls, parseStepUpTool } from './rehearse/options.ts';
 import { policyExplain, policyTest } from './policy-test/command.ts';
 import { updatePins } from './policy/pins-update.ts';
 import { auditCommand } from './observe/audit-command.ts';
@@ -23,7 +23,7 @@ const USAGE = `usage:
   mcp-warden rehearse --config <file> [--json] [--strict] [--url <gateway base URL>]...
                       [--client-id <id> --client-secret <secret>] [--rotate-cmd <shell command>]
                       [--direct-url <upstream>=<url> ...] [--gateway-key <file>] [--report <file>]
-                      [--no-outage]
+                      [--step-up-tool <upstream>/<tool>] [--no-outage]
                                          drill the failure scenarios; exit 0 only when all pass
   mcp-warden issuer --config <file>      run the embedded authorization server (authorizationServer:);
                                          SIGHUP or a file change reloads it
@@ -237,6 +237,7 @@ async function rehearseCommand(args: readonly string[]): Promise<number> {
       config: { type: 'string' }, json: { type: 'boolean' }, strict: { type: 'boolean' }, url: { type: 'string', multiple: true },
       'client-id': { type: 'string' }, 'client-secret': { type: 'string' }, 'rotate-cmd': { type: 'string' },
       'direct-url': { type: 'string', multiple: true }, 'gateway-key': { type: 'string' }, report: { type: 'string' },
+      'step-up-tool': { type: 'string' },
       'no-outage': { type: 'boolean' },
     },
     strict: true,
@@ -254,12 +255,14 @@ async function rehearseCommand(args: readonly string[]): Promise<number> {
     process.stderr.write(`${directUrls}\n`);
     return 2;
   }
+  const stepUpTool = parseStepUpTool(values['step-up-tool']);
   const options = {
     ...(values.url === undefined || values.url.length === 0 ? {} : { baseUrl: (values.url[0] as string).replace(/\/$/, ''), replicaUrls: values.url.map((u) => u.replace(/\/$/, '')) }),
     ...(client === undefined ? {} : { client }),
     ...(values['rotate-cmd'] === undefined ? {} : { rotateCmd: values['rotate-cmd'] }),
     directUrls,
     ...(values['gateway-key'] === undefined ? {} : { gatewayKeyFile: values['gateway-key'] }),
+    ...(stepUpTool === undefined ? {} : { stepUpTool }),
     outage: values['no-outage'] !== true,
   };
   const results = await rehearse(config, options);

@@ -30,7 +30,7 @@ export const INTERACTION_PATH = '/interaction/';
 /** Short-lived browser artifacts: the issuer is for demos and tests, not for long sessions. */
 const BROWSER_STATE_TTL_SECONDS = 600;
 const AUTHORIZATION_CODE_TTL_SECONDS = 60;
-const CLOCK_TOLERANCE_SECONDS = 5;
+export const CLOCK_TOLERANCE_SECONDS = 5;
 
 /** The RFC 8707 policy for tokens signed with the current key. */
 export function resourcePolicyFor(settings: IssuerSettings, keys: KeyView): ResourcePolicy {

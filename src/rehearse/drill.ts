@@ -32,6 +32,8 @@ export interface RehearseTarget {
   readonly gatewayKeyFile: string | undefined;
   /** Every replica (`--url`, repeated; default the base URL) the revocation drill must see refuse a revoked client. */
   readonly replicaUrls: readonly string[];
+  /** A tool the step-up drill may call (it does, once, with the scope the 403 names): --step-up-tool. */
+  readonly stepUpTool: { readonly upstream: string; readonly tool: string } | undefined;
   /** Run the local key-fetch outage drill. */
   readonly outage: boolean;
 }

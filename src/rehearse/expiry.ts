@@ -1,54 +1,30 @@
-import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
-import { startIssuer } from '../issuer/index.ts';
+import type { IssuerConfig } from '../config/compile.ts';
 import { IAM, NHI } from './controls.ts';
 import type { Drill, DrillContext } from './drill.ts';
 import { liveOrSkip } from './gateway-drills.ts';
 import { json, mcpCall } from './http.ts';
+import { siblingUnavailable, withSibling } from './sibling.ts';
 import { clientCredentials, register } from './tokens.ts';
 
-/**
- * A really expired token: the embedded issuer's keys sign a 1-second token in a sibling issuer
- * (same issuer URL, a copy of its keys file), which is then waited out past the clock skew.
- */
+/** A really expired token: a 1-second token from a sibling of the embedded issuer, waited out past the skew. */
 export const expiredToken: Drill = {
   id: 'expired-token', title: 'expired token', controls: [NHI, IAM],
   async run(ctx) {
-    const as = ctx.config.authorizationServer;
-    const issuer = ctx.issuer;
-    if (as === undefined || issuer === undefined || as.issuer !== issuer.issuer) {
-      return ctx.record(this.title, 'skip', 'needs the embedded issuer: only its keys can sign a token that really expires');
-    }
+    if (siblingUnavailable(ctx) !== undefined) return ctx.record(this.title, 'skip', 'needs the embedded issuer: only its keys can sign a token that really expires');
     const a = ctx.upstream;
-    // The copy holds the issuer's private signing keys: it lives only as long as the drill.
-    const dir = mkdtempSync(join(tmpdir(), 'mcp-warden-rehearse-'));
-    const removeCopy = (): void => rmSync(dir, { recursive: true, force: true });
-    const keysFile = join(dir, 'keys.json');
-    let sibling: Awaited<ReturnType<typeof startIssuer>>;
-    try {
-      copyFileSync(as.keysFile, keysFile);
-      sibling = await startIssuer({ ...as, host: '127.0.0.1', port: 0, keysFile, accessTokenTtlSeconds: 1, registration: {}, clients: [], mtls: undefined });
-    } catch (err) {
-      removeCopy();
-      return ctx.record(this.title, 'fail', (err as Error).message);
-    }
-    try {
+    const skew = (ctx.issuer as IssuerConfig).clockSkewSeconds;
+    const detail = await withSibling(ctx, { accessTokenTtlSeconds: 1 }, async (sibling) => {
       const client = await register(`${sibling.listenUrl}/reg`, a.scopes, undefined);
       if (typeof client === 'string') throw new Error(client);
       const short = await clientCredentials(`${sibling.listenUrl}/token`, client, a.audience, a.scopes);
-      const waitMs = ((decodeJwt(short).exp ?? 0) + issuer.clockSkewSeconds + 1) * 1000 - Date.now();
+      const waitMs = ((decodeJwt(short).exp ?? 0) + skew + 1) * 1000 - Date.now();
       await new Promise((r) => setTimeout(r, Math.max(0, waitMs)));
       const r = await mcpCall(ctx.urlOf(a), short);
       const reason = json<{ reason?: string }>(r)?.reason;
-      ctx.record(this.title, r.status === 401 && reason === 'token_expired' ? 'pass' : 'fail', `${r.status} ${reason ?? ''} after waiting ${Math.round(waitMs / 1000)} s`);
-    } catch (err) {
-      ctx.record(this.title, 'fail', (err as Error).message);
-    } finally {
-      await sibling.close();
-      removeCopy();
-    }
+      return { ok: r.status === 401 && reason === 'token_expired', text: `${r.status} ${reason ?? ''} after waiting ${Math.round(waitMs / 1000)} s` };
+    });
+    ctx.record(this.title, detail.ok ? 'pass' : 'fail', detail.text);
   },
 };
 

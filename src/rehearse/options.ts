@@ -18,3 +18,10 @@ export function parseDirectUrls(values: readonly string[], config: Config): Map<
   }
   return out;
 }
+
+/** `--step-up-tool <upstream>/<tool>`: the tool the step-up drill may call (an unknown upstream fails the drill). */
+export function parseStepUpTool(value: string | undefined): { upstream: string; tool: string } | undefined {
+  if (value === undefined) return undefined;
+  const slash = value.indexOf('/');
+  return slash < 0 ? { upstream: '', tool: value } : { upstream: value.slice(0, slash), tool: value.slice(slash + 1) };
+}

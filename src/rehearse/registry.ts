@@ -6,9 +6,13 @@ import {
   audienceMismatch, insufficientScope, issuance, issuerMetadata, noToken, registration, resourceMetadata, tamperedSignature,
   unknownSigningKey, validCall,
 } from './gateway-drills.ts';
+import { federation } from './federation.ts';
+import { expiredClientSecret } from './issuer-drills.ts';
 import { rateLimit } from './limits.ts';
 import { keyFetchOutage } from './outage.ts';
 import { revocation } from './revocation.ts';
+import { refreshReplay } from './refresh.ts';
+import { stepUp } from './step-up.ts';
 
 /**
  * Every drill, in the order `rehearse` runs them. A new drill is one module exporting a `Drill`
@@ -27,6 +31,10 @@ export const DRILLS: readonly Drill[] = [
   unknownSigningKey,
   insufficientScope,
   expiredToken,
+  expiredClientSecret,
+  refreshReplay,
+  federation,
+  stepUp,
   keyRotation,
   dpop,
   directUpstream,

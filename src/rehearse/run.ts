@@ -18,6 +18,7 @@ export interface RehearseOptions {
   readonly gatewayKeyFile?: string;
   /** Every replica (`--url`, repeated) the revocation drill must see refuse a revoked client. */
   readonly replicaUrls?: readonly string[];
+  readonly stepUpTool?: { readonly upstream: string; readonly tool: string };
   /** Run the local key-fetch outage drill (default true). */
   readonly outage?: boolean;
   /** Another drill list (tests); default: the registry. */
@@ -60,6 +61,7 @@ function targetOf(config: Config, options: RehearseOptions): RehearseTarget {
     directUrls: options.directUrls ?? new Map(),
     gatewayKeyFile: options.gatewayKeyFile,
     replicaUrls: options.replicaUrls ?? [options.baseUrl ?? config.publicUrl.origin],
+    stepUpTool: options.stepUpTool,
     outage: options.outage !== false,
   };
 }

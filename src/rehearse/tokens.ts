@@ -3,6 +3,8 @@ import { http, json } from './http.ts';
 export interface Client {
   readonly clientId: string;
   readonly clientSecret: string;
+  /** RFC 7591 §3.2.1 client_secret_expires_at of a registered client (0: never). */
+  readonly secretExpiresAt?: number;
 }
 
 export interface AsMetadata {
@@ -10,6 +12,8 @@ export interface AsMetadata {
   readonly jwks_uri?: string;
   readonly token_endpoint?: string;
   readonly registration_endpoint?: string;
+  readonly authorization_endpoint?: string;
+  readonly grant_types_supported?: readonly string[];
 }
 
 /** RFC 8414 then OIDC discovery, the same order the gateway uses. */
@@ -32,9 +36,9 @@ export async function register(endpoint: string, scopes: readonly string[], init
     headers,
     body: JSON.stringify({ client_name: 'mcp-warden rehearse', grant_types: ['client_credentials'], response_types: [], token_endpoint_auth_method: 'client_secret_basic', scope: scopes.join(' ') }),
   });
-  const body = json<{ client_id?: string; client_secret?: string }>(reply);
+  const body = json<{ client_id?: string; client_secret?: string; client_secret_expires_at?: number }>(reply);
   if (reply.status !== 201 || body?.client_id === undefined || body.client_secret === undefined) return `registration answered ${reply.status}`;
-  return { clientId: body.client_id, clientSecret: body.client_secret };
+  return { clientId: body.client_id, clientSecret: body.client_secret, secretExpiresAt: body.client_secret_expires_at ?? 0 };
 }
 
 /** client_credentials with an RFC 8707 resource indicator. */

@@ -51,14 +51,15 @@ describe('the one-command demo', () => {
     const config = loadConfig(configFile);
     // Both demo endpoints, reached without the gateway, with the gateway's key file read locally.
     const directUrls = new Map(config.upstreams.map((u) => [u.name, stack.upstreamUrl + u.target.pathname]));
-    const results = await rehearse(config, { directUrls, gatewayKeyFile: config.identity.signingKeyFile });
+    const results = await rehearse(config, { directUrls, gatewayKeyFile: config.identity.signingKeyFile, stepUpTool: { upstream: 'demo', tool: 'admin_reset' } });
     // The expired-token drill copies the issuer's private keys for a sibling issuer; the copy must not outlive it.
     expect(copies().filter((n) => !before.has(n))).toEqual([]);
     const failed = results.filter((r) => r.status !== 'pass');
     expect(failed).toEqual([]);
     expect(results.map((r) => r.drill)).toEqual([
       'metadata demo', 'metadata ops', 'issuer metadata', 'registration', 'issuance', 'valid call', 'no token', 'audience mismatch',
-      'tampered signature', 'unknown signing key', 'insufficient scope', 'expired token', 'key rotation', 'dpop',
+      'tampered signature', 'unknown signing key', 'insufficient scope', 'expired token', 'expired client secret', 'refresh token replay', 'federation untrusted issuer', 'federation wrong audience',
+      'federation replayed jti', 'step-up', 'key rotation', 'dpop',
       ...['demo', 'ops'].flatMap((u) => ['no assertion', 'valid assertion', 'other audience', 'expired assertion', 'foreign key'].map((what) => `direct ${u} ${what}`)),
       'rate limit', 'key-fetch outage',
     ]);

@@ -12,6 +12,10 @@ import { directUpstream } from '../../src/rehearse/direct.ts';
 import { writeEvidence } from '../../src/rehearse/evidence.ts';
 import { audienceMismatch, issuance, issuerMetadata, noToken, registration, resourceMetadata, validCall } from '../../src/rehearse/gateway-drills.ts';
 import type { DrillResult } from '../../src/rehearse/report.ts';
+import { expiredClientSecret } from '../../src/rehearse/issuer-drills.ts';
+import { federation } from '../../src/rehearse/federation.ts';
+import { refreshReplay } from '../../src/rehearse/refresh.ts';
+import { stepUp } from '../../src/rehearse/step-up.ts';
 import { evidenceOf, rehearse, type RehearseOptions } from '../../src/rehearse/run.ts';
 import { demoConfig } from '../helpers/demo.ts';
 
@@ -93,4 +97,25 @@ describe('rehearse --report: the evidence report of a real run against the demo'
     for (const r of results) expect(dom).toContain(`<td>${r.drill}</td>`);
     expect(dom).toContain(createHash('sha256').update(readFileSync(configFile)).digest('hex'));
   }, 90_000);
+});
+
+describe('rehearse: issuer drills say "not applicable", with the reason, when the deployment lacks what they need', () => {
+  it('without the embedded issuer (an outside IdP), no sibling can be made; without --step-up-tool, no tool is called', async () => {
+    // The same live deployment, seen by a config that does not own its issuer.
+    const outside: Config = { ...config, authorizationServer: undefined };
+    const results = await rehearse(outside, { drills: [expiredClientSecret, federation, stepUp, refreshReplay] });
+    expect(results.map((r) => [r.drill, r.status])).toEqual([
+      ['expired client secret', 'skip'], ['federation', 'skip'], ['step-up', 'skip'],
+      // Replay runs live against the issuer's own endpoints: its loopback sign-in lets the drill through.
+      ['refresh token replay', 'pass'],
+    ]);
+    for (const r of results.slice(0, 3)) expect(r.detail).toMatch(/^not applicable: /);
+    expect(results[2]?.detail).toContain('--step-up-tool <upstream>/<tool>');
+  }, 60_000);
+
+  it('a step-up tool that needs no further scope fails: there is nothing to step up to', async () => {
+    const results = await rehearse(config, { drills: [stepUp], stepUpTool: { upstream: 'demo', tool: 'get_time' } });
+    expect(results).toMatchObject([{ drill: 'step-up', status: 'fail' }]);
+    expect(results[0]?.detail).toMatch(/^with the base scopes \(mcp:demo\) get_time answered 200, not 403 insufficient_scope/);
+  }, 30_000);
 });
