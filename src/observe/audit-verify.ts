@@ -85,8 +85,24 @@ function entryOf(v: Record<string, unknown>, line: number): Entry {
   return { line, seq, prev: v['prev'], hash, hashOk, event: String(v['event']), jws: v['jws'], final: v['final'] === true };
 }
 
+type Report = (e: Entry | undefined, message: string) => void;
+
 async function verifyChain(chain: string, entries: readonly Entry[], keys: KeySet | undefined, findings: Finding[]): Promise<ChainSummary> {
-  const error = (e: Entry | undefined, message: string): void => void findings.push({ severity: 'error', chain, line: e?.line, seq: e?.seq, message });
+  const error: Report = (e, message) => void findings.push({ severity: 'error', chain, line: e?.line, seq: e?.seq, message });
+  const { bySeq, last } = checkOrder(entries, error);
+  checkLinks(bySeq, last, entries[0] as Entry, error);
+  const checkpoints = entries.filter((e) => e.event === 'audit_checkpoint');
+  let lastGood: Entry | undefined;
+  for (const cp of checkpoints) if (await checkpointOk(chain, cp, keys, error)) lastGood = cp;
+  const end = bySeq.get(last);
+  const sealed = end !== undefined && end === lastGood && end.final;
+  if (!sealed && end !== undefined) findings.push({ severity: 'warning', chain, line: end.line, seq: end.seq, message: tailWarning(entries, end, lastGood) });
+  const first = entries[0] as Entry;
+  return { chain, lines: entries.length, firstLine: first.line, lastLine: (entries.at(-1) as Entry).line, lastSeq: last, checkpoints: checkpoints.length, sealed };
+}
+
+/** Each line's own hash, then the file order: a repeated seq, or a seq lower than one before it. */
+function checkOrder(entries: readonly Entry[], error: Report): { readonly bySeq: ReadonlyMap<number, Entry>; readonly last: number } {
   const bySeq = new Map<number, Entry>();
   let highest: Entry | undefined;
   for (const e of entries) {
@@ -98,14 +114,17 @@ async function verifyChain(chain: string, entries: readonly Entry[], keys: KeySe
     if (highest !== undefined && e.seq < highest.seq) error(e, `line ${e.line} (seq ${e.seq}) is out of order: it comes after seq ${highest.seq} (line ${highest.line})`);
     if (highest === undefined || e.seq > highest.seq) highest = e;
   }
-  const last = highest?.seq ?? -1;
-  const first = entries[0] as Entry;
+  return { bySeq, last: highest?.seq ?? -1 };
+}
+
+/** Walking seq 0 … last: a missing run is a removal; a prev that is not the hash of seq - 1 is a broken link. */
+function checkLinks(bySeq: ReadonlyMap<number, Entry>, last: number, first: Entry, error: Report): void {
   for (let s = 0; s <= last; s++) {
     const e = bySeq.get(s);
     if (e === undefined) {
-      const before = bySeq.get(s - 1);
       let upto = s;
       while (upto + 1 <= last && !bySeq.has(upto + 1)) upto++;
+      const before = bySeq.get(s - 1);
       const after = bySeq.get(upto + 1);
       const where = before === undefined ? `before line ${after?.line ?? first.line}` : `between line ${before.line} and line ${after?.line ?? before.line + 1}`;
       error(after, `${upto === s ? `seq ${s} is` : `seq ${s}–${upto} are`} missing (removed) ${where}`);
@@ -113,20 +132,14 @@ async function verifyChain(chain: string, entries: readonly Entry[], keys: KeySe
       continue;
     }
     const expected = s === 0 ? null : bySeq.get(s - 1)?.hash;
-    if (expected !== undefined && e.prev !== expected) error(e, s === 0 ? `line ${e.line} (seq 0) starts the chain but links to a previous line` : `line ${e.line} (seq ${s}) does not link to seq ${s - 1} (line ${bySeq.get(s - 1)?.line}): prev differs from its hash`);
+    if (expected === undefined || e.prev === expected) continue;
+    error(e, s === 0 ? `line ${e.line} (seq 0) starts the chain but links to a previous line` : `line ${e.line} (seq ${s}) does not link to seq ${s - 1} (line ${bySeq.get(s - 1)?.line}): prev differs from its hash`);
   }
-  const checkpoints = entries.filter((e) => e.event === 'audit_checkpoint');
-  let lastGood: Entry | undefined;
-  for (const cp of checkpoints) if (await checkpointOk(chain, cp, keys, error)) lastGood = cp;
-  const end = bySeq.get(last);
-  const sealed = end !== undefined && end === lastGood && end.final;
-  if (!sealed && end !== undefined) {
-    const message = lastGood === undefined
-      ? `chain has no valid checkpoint: none of its ${entries.length} line(s) (lines ${first.line}–${end.line}) is signed`
-      : `${last - lastGood.seq} line(s) after the last checkpoint (line ${lastGood.line}, seq ${lastGood.seq}) are not signed, and the chain has no final checkpoint: the log may be truncated after line ${end.line} (seq ${end.seq})`;
-    findings.push({ severity: 'warning', chain, line: end.line, seq: end.seq, message });
-  }
-  return { chain, lines: entries.length, firstLine: first.line, lastLine: (entries.at(-1) as Entry).line, lastSeq: last, checkpoints: checkpoints.length, sealed };
+}
+
+function tailWarning(entries: readonly Entry[], end: Entry, lastGood: Entry | undefined): string {
+  if (lastGood === undefined) return `chain has no valid checkpoint: none of its ${entries.length} line(s) (lines ${(entries[0] as Entry).line}–${end.line}) is signed`;
+  return `${end.seq - lastGood.seq} line(s) after the last checkpoint (line ${lastGood.line}, seq ${lastGood.seq}) are not signed, and the chain has no final checkpoint: the log may be truncated after line ${end.line} (seq ${end.seq})`;
 }
 
 /** A checkpoint's JWS must verify against the gateway's keys and name this chain, its own seq and the head before it. */

@@ -37,7 +37,7 @@ async function serveTo(logFile: string, name: string): Promise<Served> {
   const child = spawn(process.execPath, ['bin/mcp-warden.js', 'serve', '--config', file], { stdio: ['ignore', fd, 'pipe'], env: { ...process.env, MCP_WARDEN_LOG_LEVEL: 'info' } });
   closeSync(fd);
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  for (let i = 0; i < 100; i++) {
+  for (let i = 0; i < 300; i++) {
     const ok = await request(`http://127.0.0.1:${admin}/readyz`).then(async (r) => (await r.body.dump(), r.statusCode === 200), () => false);
     if (ok) break;
     await new Promise((r) => setTimeout(r, 100));
@@ -97,7 +97,7 @@ beforeAll(async () => {
   jwksFile = join(dir, 'jwks.json');
   writeFileSync(jwksFile, await jwks.body.text());
   expect(await served.stop()).toBe(0);
-}, 30_000);
+}, 60_000);
 
 afterAll(async () => {
   await upstream?.close();
@@ -118,7 +118,7 @@ describe('tamper-evident audit: a real gateway writes chained lines, `audit veri
     const { code, stdout } = await cli(['verify', log, '--jwks', jwksFile]);
     expect(stdout).toMatch(/chain [0-9a-f-]{36}: 16 line\(s\) .*seq 0–15\), 4 checkpoint\(s\), sealed\nok\n$/);
     expect(code).toBe(0);
-  });
+  }, 60_000);
 
   it('names a removed decision line: the missing seq and the lines around the gap; exit 1', async () => {
     const gone = nth(lines(), 'decision', 2);
@@ -131,7 +131,7 @@ describe('tamper-evident audit: a real gateway writes chained lines, `audit veri
     expect(stdout).toContain(`seq ${seq} is missing (removed)`);
     expect(stdout).toMatch(/TAMPERED\n$/);
     expect(code).toBe(1);
-  });
+  }, 60_000);
 
   it('names an altered field (deny rewritten as allow) by line and seq', async () => {
     const at = nth(lines(), 'decision', 3);
@@ -201,11 +201,11 @@ describe('tamper-evident audit: a real gateway writes chained lines, `audit veri
     writeFileSync(edited, all.filter((_l, i) => i !== gone).join('\n'));
     const report = await verifyAuditFile(edited, jwks);
     expect(report.findings.filter((f) => f.severity === 'error').map((f) => f.chain)).toEqual([chainOfGone]);
-  }, 30_000);
+  }, 60_000);
 
   it('exits 2 on usage errors: no file, an unreadable file, an unreadable JWKS', async () => {
     expect((await cli(['verify'])).code).toBe(2);
     expect((await cli(['verify', join(dir, 'absent.log')])).code).toBe(2);
     expect((await cli(['verify', log, '--jwks', join(dir, 'absent.json')])).code).toBe(2);
-  });
+  }, 90_000);
 });
