@@ -3,7 +3,11 @@ import { execFile } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
+import { stringify } from 'yaml';
 import { request } from 'undici';
+import { loadConfigText } from '../../src/config/compile.ts';
+import { ConfigError } from '../../src/config/errors.ts';
 import { createTracing } from '../../src/observe/trace.ts';
 import { TestIdp } from '../helpers/idp.ts';
 import { TestUpstream } from '../helpers/upstream.ts';
@@ -207,4 +211,58 @@ describe('OpenTelemetry traces over OTLP/HTTP', () => {
     expect(off.filter((p) => p !== '@opentelemetry/api')).toEqual([]);
     expect(on).toEqual(expect.arrayContaining(['@opentelemetry/sdk-trace-base', '@opentelemetry/exporter-trace-otlp-http', '@opentelemetry/core', '@opentelemetry/resources']));
   }, 60_000);
+
+  it('validate refuses an OTLP endpoint that is not http(s) or carries userinfo, and warns about collector headers over plain http beyond loopback', () => {
+    const config = (traces: string): string => [
+      'publicUrl: https://gw.test',
+      'issuers: [{ name: idp, issuer: https://idp.test, algorithms: [ES256] }]',
+      'upstreams: [{ name: mcp, path: /mcp, target: http://127.0.0.1:2/mcp, issuers: [idp] }]',
+      'identity: { signingKeyFile: ./gateway.jwk }',
+      'telemetry:',
+      `  traces: ${traces}`,
+      '',
+    ].join('\n');
+    const problems = (traces: string): string[] => {
+      try {
+        loadConfigText(config(traces), 'config.yaml', {});
+      } catch (err) {
+        expect(err).toBeInstanceOf(ConfigError);
+        return (err as ConfigError).problems.map((p) => `${p.line}: ${p.key}: ${p.message}`);
+      }
+      return [];
+    };
+    expect(problems('{ otlpEndpoint: "grpc://collector:4317" }')).toEqual([expect.stringMatching(/^6: telemetry\.traces\.otlpEndpoint: must be an absolute http\(s\) URL/)]);
+    expect(problems('{ otlpEndpoint: "https://user:pw@collector/v1/traces" }')).toEqual([expect.stringMatching(/^6: telemetry\.traces\.otlpEndpoint: must not carry userinfo/)]);
+    expect(problems('{ sampleRatio: 2 }')).toEqual([expect.stringMatching(/^6: telemetry\.traces\.sampleRatio: Too big/)]);
+    const warned = loadConfigText(config('{ otlpEndpoint: "http://collector:4318/v1/traces", headers: { x-api-key: k } }'), 'config.yaml', {});
+    expect(warned.warnings.map((w) => w.key)).toEqual(['telemetry.traces.otlpEndpoint']);
+    expect(loadConfigText(config('{}'), 'config.yaml', {}).traces).toEqual({ otlpEndpoint: undefined, serviceName: 'mcp-warden', sampleRatio: 1, headers: {}, timeoutMs: 10_000 });
+  });
+
+  it('a reload that adds telemetry.traces starts exporting; one that removes it flushes and stops', async () => {
+    receiver.exports.length = 0;
+    const token = await idp.token(AUD);
+    const base = twoUpstreamConfig({ issuer: idp.issuer, jwksUri: idp.jwksUri }, upstream.url);
+    const gw = await startGateway(base);
+    const identity = { signingKeyFile: join(gw.configFile, '..', 'gateway.jwk') };
+    const send = async (): Promise<void> => {
+      const res = await post(gw.url, { authorization: `Bearer ${token}` });
+      expect(res.statusCode).toBe(200);
+      await res.body.dump();
+    };
+    try {
+      await send();
+      writeFileSync(gw.configFile, stringify({ ...base, identity, telemetry: { traces: { otlpEndpoint: `${receiver.url}/v1/traces` } } }));
+      expect(await gw.gateway.reloadFromFile()).toBe(true);
+      await send();
+      writeFileSync(gw.configFile, stringify({ ...base, identity }));
+      expect(await gw.gateway.reloadFromFile()).toBe(true);
+      for (let i = 0; i < 50 && receiver.spans().length === 0; i++) await new Promise((r) => setTimeout(r, 100));
+      await send();
+    } finally {
+      await gw.close();
+    }
+    // Only the request served while traces were configured: one request span.
+    expect(receiver.spans().filter((s) => s.kind === SERVER)).toHaveLength(1);
+  }, 30_000);
 });
