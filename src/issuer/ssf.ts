@@ -1,7 +1,7 @@
 // The embedded issuer as an SSF transmitter (README "Revocation"): what it revokes becomes a CAEP
 // session-revoked SET, signed with its current signing key, on an RFC 8936 poll stream the gateways
 // pull. Emitted on RFC 7009 revocation (the grant ends), RFC 7592 client deletion, and `mcp-warden
-// revoke` (POST /ssf/revoke with the admin secret). SSF 1.0 §7.1 metadata at /.well-known/ssf-configuration.
+// revoke` (POST /ssf/revoke with the admin secret). SSF 1.0 transmitter metadata at /.well-known/ssf-configuration.
 import { hash, randomUUID, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -48,7 +48,7 @@ export class IssuerTransmitter {
     provider.on('grant.revoked', (ctx) => {
       const token = ctx.oidc?.entities['RefreshToken'] ?? ctx.oidc?.entities['AccessToken'] ?? ctx.oidc?.entities['ClientCredentials'];
       if (token?.clientId === undefined) return;
-      // One subject through one client: a complex subject (SSF 1.0 §3.2) of user and application.
+      // One subject through one client: a complex subject (SSF 1.0) of user and application.
       const subject = token.accountId === undefined ? application(token.clientId) : { format: 'complex', user: { format: 'iss_sub', iss: this.#issuer, sub: token.accountId }, application: { format: 'opaque', id: token.clientId } };
       void this.emit(subject);
     });

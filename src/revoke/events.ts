@@ -9,7 +9,7 @@ export const CAEP_SESSION_REVOKED = 'https://schemas.openid.net/secevent/caep/ev
 export const CAEP_CREDENTIAL_CHANGE = 'https://schemas.openid.net/secevent/caep/event-type/credential-change';
 export const CAEP_TOKEN_CLAIMS_CHANGE = 'https://schemas.openid.net/secevent/caep/event-type/token-claims-change';
 export const RISC_ACCOUNT_DISABLED = 'https://schemas.openid.net/secevent/risc/event-type/account-disabled';
-/** SSF 1.0 §8.1.4 stream verification and §8.1.5 stream-updated: understood, nothing to revoke. */
+/** SSF 1.0 stream verification and stream-updated events: understood, nothing to revoke. */
 const SSF_NO_OP = new Set([
   'https://schemas.openid.net/secevent/ssf/event-type/verification',
   'https://schemas.openid.net/secevent/ssf/event-type/stream-updated',
@@ -36,7 +36,7 @@ export function mapSet(set: VerifiedSet, issuer: IssuerConfig): Mapped {
       ignored.push(type);
       continue;
     }
-    // CAEP 1.0 events carry `subject` in the event; SSF 1.0 §4.1.x puts `sub_id` at the top level.
+    // CAEP 1.0 events carry `subject` in the event; SSF 1.0 SET profile puts `sub_id` at the top level.
     const target = targetOf(event['subject'] ?? set.payload['sub_id'], issuer.issuer);
     if (typeof target === 'string') {
       refused.push(`${type.slice(type.lastIndexOf('/') + 1)}: ${target}`);
@@ -75,8 +75,8 @@ function revocationFor(target: Target, issuedBeforeS: number, issuer: IssuerConf
 }
 
 /**
- * RFC 9493 / SSF 1.0 §3 subject identifiers → what a token's claims can be matched on, or why not.
- * - `iss_sub` (the issuer must be this one) → subject; `jwt_id` (SSF §3.2.2) → one token;
+ * RFC 9493 / SSF 1.0 subject identifiers → what a token's claims can be matched on, or why not.
+ * - `iss_sub` (the issuer must be this one) → subject; `jwt_id` (SSF 1.0) → one token;
  * - `complex`: `application` (`opaque` id = the client_id) → client; `user` (iss_sub) → subject, or with
  *   an application → that subject through that client (a grant); narrower members (session, device)
  *   are ignored: cutting every token of the subject (or grant) is the safe superset;

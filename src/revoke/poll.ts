@@ -4,7 +4,7 @@ import type { Receipt } from './receiver.ts';
 
 const MAX_POLL_BYTES = 4 * 1024 * 1024;
 
-/** An RFC 8936 §2.4.2 setErrs member. */
+/** An RFC 8936 §2.4 setErrs member. */
 interface SetErr {
   readonly err: string;
   readonly description: string;

@@ -66,7 +66,7 @@ export class Revocations {
   /** Per request, after authentication (cache hit or not): a reason to refuse this principal, or none. */
   check(p: Principal): Reason | undefined {
     const stream = this.#streams.get(p.issuerName);
-    // failClosed: while the stream is not known to be read, a revocation may be missing (RFC 8936 §4).
+    // failClosed: while the stream is not known to be read, a revocation may be missing: refuse.
     if (stream !== undefined && stream.t.failClosed && this.#isStale(stream, this.#deps.now())) return 'revocation_stale';
     const verdict = this.#store.check(p, this.#deps.now());
     return verdict === 'revoked' ? 'token_revoked' : verdict === 'overflow' ? 'revocation_stale' : undefined;

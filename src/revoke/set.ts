@@ -2,7 +2,7 @@ import { decodeJwt, decodeProtectedHeader, errors, jwtVerify, type JWTPayload, t
 import { KeysUnavailable, KeyUnknown, type IssuerKeys } from '../auth/keys.ts';
 import type { TransmitterConfig } from './config.ts';
 
-/** RFC 8935 §2.4 / RFC 8936 §2.4.2 error codes, shared by push answers and poll setErrs. */
+/** RFC 8935 §2.4 / RFC 8936 §2.4 error codes, shared by push answers and poll setErrs. */
 export type SetErrorCode = 'invalid_request' | 'invalid_key' | 'invalid_issuer' | 'invalid_audience' | 'authentication_failed' | 'access_denied';
 
 export interface VerifiedSet {
@@ -26,7 +26,7 @@ const MAX_SET_BYTES = 64 * 1024;
 const refuse = (err: SetErrorCode, description: string): RefusedSet => ({ kind: 'refused', err, description });
 
 /**
- * A SET, verified like a token (RFC 8417 §2.2 and §4, SSF 1.0 §4): cheap checks first (size, canonical
+ * A SET, verified like a token (RFC 8417 §2.2 and §4, SSF 1.0 SET profile): cheap checks first (size, canonical
  * signature encoding, explicit typ, algorithm, issuer), then jose with the issuer's keys, exact iss and
  * this receiver's aud. A SET is never an access token and an access token is never a SET: the typ
  * `secevent+jwt` is required here and refused on the token path (typ.ts).
@@ -45,7 +45,7 @@ export async function verifySet(token: string, t: TransmitterConfig, keys: Issue
   } catch {
     return refuse('invalid_request', 'the SET cannot be decoded');
   }
-  // RFC 8417 §2.3 / SSF 1.0 §4.1.x: explicit typing, so a SET cannot be replayed as another kind of JWT.
+  // RFC 8417 §2.3 / SSF 1.0 SET profile: explicit typing, so a SET cannot be replayed as another kind of JWT.
   if (!isSecevent(header.typ)) return refuse('invalid_request', 'the SET typ must be secevent+jwt');
   if (typeof header.alg !== 'string' || !t.issuer.algorithms.includes(header.alg)) return refuse('invalid_key', 'the SET algorithm is not accepted');
   // RFC 8417 §2.2 iss: the allow-list is the configured transmitter, picked before any key is used.

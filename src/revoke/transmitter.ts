@@ -10,7 +10,7 @@ export interface SetStreamOptions {
   readonly maxSets: number;
   readonly maxReceivers: number;
   readonly now: () => number;
-  /** A receiver reported a SET it could not accept (RFC 8936 §2.4.2 setErrs). */
+  /** A receiver reported a SET it could not accept (RFC 8936 §2.4 setErrs). */
   readonly onSetError?: (receiver: string, jti: string, err: string, description: string) => void;
 }
 
