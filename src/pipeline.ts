@@ -40,20 +40,29 @@ export interface PipelineDeps {
 
 export type Handler = (req: IncomingMessage, res: ServerResponse) => Promise<void>;
 
+/** Every stage built once from deps, by name (bench/stages.ts times each alone on the real code). */
+export function createStages(deps: PipelineDeps) {
+  const { config } = deps;
+  return {
+    admit: createAdmission(config.upstreams, deps.router, deps.wellKnown),
+    authenticate: createAuthentication(config, deps.authenticate, deps.checkSender),
+    authorizeUpstream,
+    readMessages: createMessageReader(config),
+    authorizeMessages,
+    capStreams: createStreamCap(config, deps.streams),
+    limitCalls: deps.limitCalls,
+    forwardIdentity: createIdentityForwarding(config, deps.sessions, deps.mintAssertion),
+    proxy: createProxy(deps),
+  } as const;
+}
+
 /**
  * The request pipeline in its one declared order (STYLE rule 1). Each stage lives in the folder of its
  * concern and returns what it produced, a Denial, or "answered"; the first that halts ends the request.
  * No stage can be skipped by configuration.
  */
 export function createPipeline(deps: PipelineDeps): Handler {
-  const { config } = deps;
-  const admit = createAdmission(config.upstreams, deps.router, deps.wellKnown);
-  const authenticate = createAuthentication(config, deps.authenticate, deps.checkSender);
-  const readMessages = createMessageReader(config);
-  const capStreams = createStreamCap(config, deps.streams);
-  const limitCalls = deps.limitCalls;
-  const forwardIdentity = createIdentityForwarding(config, deps.sessions, deps.mintAssertion);
-  const proxy = createProxy(deps);
+  const { admit, authenticate, readMessages, capStreams, limitCalls, forwardIdentity, proxy } = createStages(deps);
 
   return async function handle(req, res) {
     const ctx = openContext(req, res, deps.now, deps.onRecord);

@@ -15,7 +15,7 @@ import { createSessionBinder } from './identity/session.ts';
 import { auditRecord } from './observe/audit.ts';
 import type { Logger } from './observe/log.ts';
 import type { Metrics } from './observe/metrics.ts';
-import { createPipeline, type Handler } from './pipeline.ts';
+import { createPipeline, type Handler, type PipelineDeps } from './pipeline.ts';
 import { createCallLimits } from './limits/calls.ts';
 import { createLimitStore, type LimitStore } from './limits/store.ts';
 import { createPools, type Pools } from './proxy/forward.ts';
@@ -29,6 +29,8 @@ import { createWellKnown } from './route/well-known.ts';
 export interface State {
   readonly config: Config;
   readonly handle: Handler;
+  /** What the pipeline was built from (bench/stages.ts builds the stages from it). */
+  readonly deps: PipelineDeps;
   readonly issuerKeys: ReadonlyMap<string, IssuerKeys>;
   readonly pools: Pools;
   readonly cache: TokenCache;
@@ -67,7 +69,7 @@ export async function buildState(config: Config, previous: State | undefined, sh
   // A reload never forgets a seen jti: the same cache, or a new size holding the old entries.
   const dpopReplay = previous?.config.dpop.replayCacheEntries === config.dpop.replayCacheEntries ? previous.dpopReplay : new DpopReplayCache(config.dpop.replayCacheEntries, previous?.dpopReplay);
   registerPins(config, previous?.config, pinReporter(logger, metrics));
-  const handle = createPipeline({
+  const deps: PipelineDeps = {
     config,
     router: createRouter(config.upstreams),
     wellKnown: createWellKnown(config, gatewayKeys.publicJwks),
@@ -84,8 +86,8 @@ export async function buildState(config: Config, previous: State | undefined, sh
       metrics.observe(record, record.gatewaySeconds, record.upstreamMs === undefined ? undefined : record.upstreamMs / 1000);
     },
     onStreamExpired: (record) => logger.info({ event: 'stream_closed', requestId: record.requestId, upstream: record.upstream, sub: record.sub, clientId: record.clientId, reason: 'token_expired' }, 'stream ended: token expired'),
-  });
-  return { config, handle, issuerKeys, pools, cache, limitStore, dpopReplay };
+  };
+  return { config, handle: createPipeline(deps), deps, issuerKeys, pools, cache, limitStore, dpopReplay };
 }
 
 function carriedLimitStore(config: Config, previous: State | undefined): LimitStore | undefined {
