@@ -88,8 +88,9 @@ beforeAll(async () => {
   child = spawn(process.execPath, ['bin/mcp-warden.js', 'serve', '--config', file, '--workers', '2'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, MCP_WARDEN_LOG_LEVEL: 'warn' } });
   for (const s of [child.stdout, child.stderr]) s?.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
   exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
-  await until('both workers ready', async () => (await readyz()).status === 200, 30_000);
-}, 40_000);
+  // Three Node processes start on a shared, busy machine: allow for it.
+  await until('both workers ready', async () => (await readyz()).status === 200, 60_000);
+}, 70_000);
 
 afterAll(async () => {
   child?.kill('SIGKILL');
