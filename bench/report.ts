@@ -1,9 +1,28 @@
 import { renderLimitBench, type LimitBench } from './limits.ts';
 import type { ProfileSummary } from './profile.ts';
+import { renderIssue25 } from './targets.ts';
 
 // results.md: the table of one run, its ratios, and which targets of issue 9 hold.
 
-export type TargetKey = 'direct' | 'bare' | 'nginx' | 'haproxy' | 'warm' | 'dpop' | 'cold';
+export type TargetKey = 'direct' | 'floor' | 'bare' | 'nginx' | 'haproxy' | 'warm' | 'dpop' | 'cold' | 'workers2' | 'haproxy2';
+
+/** bench/stages.ts: median ns per stage of the real pipeline code, warm (one token) and cold (a new token each). */
+export interface StageBench {
+  readonly stages: readonly string[];
+  readonly warm: { readonly n: number; readonly nsPerOp: Readonly<Record<string, number>> };
+  readonly cold: { readonly n: number; readonly nsPerOp: Readonly<Record<string, number>> };
+  readonly timerNs: number;
+}
+
+/** The gateway's own pauses during the warm fixed-rate window (perf_hooks, inside the gateway process). */
+export interface Pauses {
+  readonly loopMaxMs: number;
+  readonly loopP99ms: number;
+  readonly gcCount: number;
+  readonly gcMaxMs: number;
+  readonly gcP99ms: number;
+  readonly gcTotalMs: number;
+}
 
 export interface RunRow {
   readonly key: TargetKey;
@@ -53,6 +72,8 @@ export interface Report {
   jose: { concurrent: number; serial: number; cpuSeconds: number } | undefined;
   /** The gateway's verify stage without HTTP (same tokens, same process as raw jose). */
   stage: { verify: number; verifyAndMint: number; jose: number; verifyRatio: number; mintRatio: number; rounds: number } | undefined;
+  stages: StageBench | undefined;
+  pauses: Pauses | undefined;
   fixedRate: { key: TargetKey; requests: number; bad: number; p50ms: number; p99ms: number }[];
   coldCache: { key: TargetKey; repeat: number; hits: number; misses: number }[];
   profiles: { key: 'warm' | 'cold'; rps: number; summary: ProfileSummary }[];
@@ -66,7 +87,7 @@ export interface Report {
   notes: string[];
 }
 
-interface Summary {
+export interface Summary {
   readonly key: TargetKey;
   readonly label: string;
   readonly rps: number;
@@ -78,7 +99,7 @@ interface Summary {
   readonly runs: readonly number[];
 }
 
-const median = (xs: readonly number[]): number => {
+export const median = (xs: readonly number[]): number => {
   const s = [...xs].filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
   if (s.length === 0) return NaN;
   const m = Math.floor(s.length / 2);
@@ -103,7 +124,7 @@ export function summarize(report: Report, targets: readonly { key: TargetKey; la
   return out;
 }
 
-type Verdict = { readonly name: string; readonly measured: string; readonly holds: boolean | undefined };
+export type Verdict = { readonly name: string; readonly measured: string; readonly holds: boolean | undefined };
 
 export function verdicts(report: Report, s: readonly Summary[]): Verdict[] {
   const get = (k: TargetKey): Summary | undefined => s.find((x) => x.key === k);
@@ -177,10 +198,10 @@ export function renderReport(report: Report, targets: readonly { key: TargetKey;
   if (m.busyWarning !== undefined) L.push(`- **WARNING: ${m.busyWarning}** — numbers are less reliable.`);
   L.push('');
   L.push('## Throughput and latency', '');
-  L.push('| target | req/s | p50 ms | p99 ms | × direct | × bare proxy | × nginx | × HAProxy | CPU s / 10k req | CPU cores used | errors |');
-  L.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  L.push('| target | req/s | p50 ms | p99 ms | × direct | × floor | × bare proxy | × nginx | × HAProxy | CPU s / 10k req | CPU cores used | errors |');
+  L.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const x of s) {
-    L.push(`| ${x.label} | ${f(x.rps, 0)} | ${f(x.p50ms)} | ${f(x.p99ms)} | ${ratio(x.rps, get('direct')?.rps)} | ${ratio(x.rps, get('bare')?.rps)} | ${ratio(x.rps, get('nginx')?.rps)} | ${ratio(x.rps, get('haproxy')?.rps)} | ${f(x.cpuPer10k)} | ${f(x.cpuShare)} | ${x.bad} |`);
+    L.push(`| ${x.label} | ${f(x.rps, 0)} | ${f(x.p50ms)} | ${f(x.p99ms)} | ${ratio(x.rps, get('direct')?.rps)} | ${ratio(x.rps, get('floor')?.rps)} | ${ratio(x.rps, get('bare')?.rps)} | ${ratio(x.rps, get('nginx')?.rps)} | ${ratio(x.rps, get('haproxy')?.rps)} | ${f(x.cpuPer10k)} | ${f(x.cpuShare)} | ${x.bad} |`);
   }
   L.push('', `Per-repeat req/s: ${s.map((x) => `${x.key} ${x.runs.map((r) => r.toFixed(0)).join('/')}`).join('; ')}. CPU is that target's own process (direct: the upstream; nginx: master + worker), from /proc.`);
   const dpop = get('dpop');
@@ -223,6 +244,7 @@ export function renderReport(report: Report, targets: readonly { key: TargetKey;
     if (rounds.length > 1) L.push('', `Event p99 at ${Math.max(...report.streams.map((r) => r.wanted))} streams, bare proxy and mcp-warden alternating: ${rounds.map((r) => `round ${r.round} ${f(r.bareP99ms)} / ${f(r.wardenP99ms)} ms (client loop delay p99 ${f(r.clientLoopP99ms, 1)} ms)`).join('; ')}.`);
     L.push('', `Each stream is its own connection with its own token (1,000 subjects, so a few streams per identity). Memory: ${report.sseMemory ?? 'default V8 sizing'}. RSS per stream = (RSS with the streams open − RSS before, both after a forced GC) ÷ streams. Latency = client receive time − upstream send time (CLOCK_MONOTONIC); a high event-loop delay in the client or the upstream (last column) means they, not the proxy, bound it.`, '');
   }
+  L.push(...renderIssue25(report, s));
   L.push('## Targets of issue 9', '');
   L.push('| target | measured | holds |', '|---|---|---|');
   for (const v of verdicts(report, s)) L.push(`| ${v.name} | ${v.measured} | ${v.holds === undefined ? 'not measured' : v.holds ? '**yes**' : '**no**'} |`);
@@ -249,7 +271,8 @@ export function renderReport(report: Report, targets: readonly { key: TargetKey;
   L.push('- Every target gets the same request: `POST` a JSON-RPC `tools/call` (`search`) with `Authorization: Bearer <ES256 JWT>`; the upstream is a minimal node:http MCP server in its own process.');
   L.push('- mcp-warden runs in its own process through `startFromFile` (the `serve` code path), one upstream with required scope and two per-tool rules (the called tool matches one), identity assertion minted and forwarded, one audit line per request to stdout (/dev/null).');
   L.push('- HAProxy checks `alg`, `iss`, `aud`, `exp`, `scope` (jwt_header_query / jwt_payload_query) and the ES256 signature (`jwt_verify` with the PEM public key) on every request; it has no verified-token cache. nginx proxies only (access_log off).');
-  L.push('- Order in every repeat: direct, nginx, cold, bare, warm, warm DPoP, HAProxy. The cold runs come before the warm ones, so warm always meets a full token cache (10,000 entries), as a gateway serving many clients would (the profiles below follow the same order); warm runs right between the bare proxy and HAProxy, the two its ratios compare it with, because this shared machine has slow phases of tens of seconds that raise every target\'s cost per request by up to 1.8×.');
+  L.push('- The machinery floor (issue 25): node:http server + undici `Pool.dispatch`, the body read whole, the answer collected and sent in one write, no auth, no policy, no audit line (bench/floor-proxy.ts). `serve --workers 2` is the CLI\'s own cluster mode on another port (CPU: primary + workers).');
+  L.push('- Order in every repeat: direct, nginx, cold, bare, floor, warm, warm DPoP, workers 2, HAProxy, HAProxy nbthread 2 (the later ones absent when not measured). The cold runs come before the warm ones, so warm always meets a full token cache (10,000 entries), as a gateway serving many clients would (the profiles below follow the same order); warm runs right between the bare proxy and HAProxy, the two its ratios compare it with, because this shared machine has slow phases of tens of seconds that raise every target\'s cost per request by up to 1.8×.');
   L.push('- Cold verify: every request takes the next token of a pool of distinct tokens, each thread its own slice, so no token is seen again before far more than the token cache (10,000) and the assertion cache (10,000) have turned over; the token-cache hit counter above confirms it.');
   for (const n of report.notes) L.push(`- ${n}`);
   L.push('');

@@ -1,5 +1,7 @@
-// `npm run bench` (issue 9): mcp-warden's full identity pipeline against direct, a bare Node proxy,
-// nginx and HAProxy jwt_verify, in one run with one load generator; raw jose verify; SSE streams.
+// `npm run bench` (issues 9, 25): mcp-warden's full identity pipeline against direct, the machinery
+// floor (node:http + undici, no work), a bare Node proxy, nginx and HAProxy jwt_verify, one process and
+// `serve --workers 2` against HAProxy nbthread 2, in one run with one load generator; raw jose verify;
+// the pipeline stage by stage without HTTP; event-loop and GC pauses at a fixed rate; SSE streams.
 // Environment: BENCH_SECONDS (10) BENCH_REPEATS (3) BENCH_WARMUP (2) BENCH_STREAMS (1000,5000)
 // BENCH_SSE_SECONDS (10) BENCH_FIXED_RATE (1000) BENCH_PROFILE (1) BENCH_PEER_WORKERS (1)
 // BENCH_COLD_TOKENS (40000) BENCH_LOADGEN (auto|wrk|autocannon) BENCH_ONLY (target keys)
@@ -69,12 +71,15 @@ const SCOPE = 'mcp:files mcp:files:read';
 
 const TARGETS: readonly { key: TargetKey; label: string }[] = [
   { key: 'direct', label: 'direct (upstream)' },
+  { key: 'floor', label: 'machinery floor (node:http + undici dispatch)' },
   { key: 'bare', label: 'bare proxy (http-proxy-3)' },
   { key: 'nginx', label: 'nginx (proxy_buffering off)' },
   { key: 'haproxy', label: 'HAProxy jwt_verify ES256' },
   { key: 'warm', label: 'mcp-warden, warm cache' },
   { key: 'dpop', label: 'mcp-warden, warm DPoP' },
   { key: 'cold', label: 'mcp-warden, cold verify' },
+  { key: 'workers2', label: 'mcp-warden serve --workers 2, warm cache' },
+  { key: 'haproxy2', label: 'HAProxy jwt_verify ES256, nbthread 2' },
 ];
 
 interface LiveTarget {
@@ -126,12 +131,13 @@ function tamper(token: string): string {
 // accepted jti stays in the replay cache for this window (+ 2 × skew).
 const DPOP_WINDOW_SECONDS = Math.min(300, Math.max(30, Math.ceil(SECONDS + WARMUP) + 20));
 
-function gatewayConfig(dir: string, port: number, idp: BenchIdp, upstreamPort: number): string {
-  const file = join(dir, 'mcp-warden.yaml');
+/** publicPort: the audience's port (the tokens name the first gateway's); adminPort 0 = any. */
+function gatewayConfig(dir: string, port: number, idp: BenchIdp, upstreamPort: number, publicPort = port, adminPort = 0, name = 'mcp-warden.yaml'): string {
+  const file = join(dir, name);
   writeFileSync(file, stringify({
     listen: { host: '127.0.0.1', port },
-    admin: { host: '127.0.0.1', port: 0 },
-    publicUrl: `http://127.0.0.1:${port}`,
+    admin: { host: '127.0.0.1', port: adminPort },
+    publicUrl: `http://127.0.0.1:${publicPort}`,
     issuers: [{ name: 'bench-idp', issuer: idp.issuer, jwksUri: idp.jwksUri, algorithms: ['ES256'], jwks: { cacheMaxAgeSeconds: 3_600 } }],
     upstreams: [{
       name: 'files',
@@ -185,6 +191,8 @@ async function main(): Promise<void> {
       runs: [],
       jose: undefined,
       stage: undefined,
+      stages: undefined,
+      pauses: undefined,
       limits: undefined,
       fixedRate: [],
       coldCache: [],
@@ -218,12 +226,23 @@ async function main(): Promise<void> {
     const upPort = upstream.info['port'] as number;
     const bare = await NodeChild.start('bare-proxy', join(BENCH, 'bare-proxy.ts'), [`http://127.0.0.1:${upPort}`, '0'], { execArgv: ['--expose-gc'] });
     stops.push(() => bare.stop());
+    const want = (k: TargetKey): boolean => ONLY === undefined || ONLY.includes(k);
+    const floor = await NodeChild.start('floor-proxy', join(BENCH, 'floor-proxy.ts'), [`http://127.0.0.1:${upPort}`]);
+    stops.push(() => floor.stop());
     const configFile = gatewayConfig(tmp, gwPort, idp, upPort);
     let gateway = await startGateway(configFile, 'gateway');
     stops.push(() => gateway.stop());
     const adminPort = (): number => gateway.info['adminPort'] as number;
+    // `serve --workers 2` on its own port, same audience and key file: the primary and both workers' CPU.
+    const wkPort = await freePort();
+    let workers: NodeChild | undefined;
+    if (want('workers2')) {
+      const wkAdmin = await freePort();
+      workers = await NodeChild.start('gateway-workers', join(BENCH, 'serve-workers.ts'), [gatewayConfig(tmp, wkPort, idp, upPort, gwPort, wkAdmin, 'mcp-warden-workers.yaml'), '2', SRC, String(wkAdmin)], { readyTimeoutMs: 60_000 });
+      const w = workers;
+      stops.push(() => w.stop());
+    }
     const peers = new Map<TargetKey, Peer>();
-    const want = (k: TargetKey): boolean => ONLY === undefined || ONLY.includes(k);
     if (want('nginx')) {
       if (nginxV === undefined) report.skipped.push({ key: 'nginx', why: 'nginx not installed: apt-get install -y nginx-light' });
       else {
@@ -243,6 +262,11 @@ async function main(): Promise<void> {
           const p = await startHaproxy(tmp, await freePort(), upPort, PEER_WORKERS, { pem: idp.publicPem, issuer: idp.issuer, audience, scope: 'mcp:files' });
           peers.set('haproxy', p);
           stops.push(() => p.stop());
+          if (want('haproxy2')) {
+            const p2 = await startHaproxy(join(tmp, 'nbthread2'), await freePort(), upPort, 2, { pem: idp.publicPem, issuer: idp.issuer, audience, scope: 'mcp:files' });
+            peers.set('haproxy2', p2);
+            stops.push(() => p2.stop());
+          }
         } catch (err) {
           report.skipped.push({ key: 'haproxy', why: (err as Error).message.slice(0, 300) });
         }
@@ -251,19 +275,21 @@ async function main(): Promise<void> {
 
     const all: LiveTarget[] = [
       { key: 'direct', url: `http://127.0.0.1:${upPort}/mcp`, token: warmToken, pid: () => upstream.pid, withChildren: false },
+      { key: 'floor', url: `http://127.0.0.1:${floor.info['port'] as number}/mcp`, token: warmToken, pid: () => floor.pid, withChildren: false },
       { key: 'bare', url: `http://127.0.0.1:${bare.info['port'] as number}/mcp`, token: warmToken, pid: () => bare.pid, withChildren: false },
       ...[...peers].map(([key, p]) => ({ key, url: `http://127.0.0.1:${p.port}/mcp`, token: warmToken, pid: () => p.process.pid as number, withChildren: true })),
       { key: 'warm', url: `http://127.0.0.1:${gwPort}/files/mcp`, token: warmToken, pid: () => gateway.pid, withChildren: false },
       { key: 'cold', url: `http://127.0.0.1:${gwPort}/files/mcp`, tokensFile, pid: () => gateway.pid, withChildren: false },
       { key: 'dpop', url: `http://127.0.0.1:${gwPort}/files/mcp`, dpopToken, pid: () => gateway.pid, withChildren: false },
+      ...(workers === undefined ? [] : [{ key: 'workers2' as const, url: `http://127.0.0.1:${wkPort}/files/mcp`, token: warmToken, pid: () => (workers as NodeChild).pid, withChildren: true }]),
     ];
     // Cold runs before warm in every repeat: the warm runs then always meet a full token cache (10,000
     // entries), as on a gateway serving many clients, instead of an empty one in the first repeat only.
     // Warm sits between the two it is compared with (bare proxy, HAProxy): this shared machine has slow
     // phases lasting tens of seconds that move every target's cost by up to 1.8x, so the per-repeat
     // ratios are only fair between runs seconds apart.
-    // Warm DPoP right after warm: its cost per request is read against warm's, seconds apart.
-    const ORDER: readonly TargetKey[] = ['direct', 'nginx', 'cold', 'bare', 'warm', 'dpop', 'haproxy'];
+    // The floor sits right before warm (its ratio); warm DPoP right after warm (its cost per request read against warm's); then 2 workers, then HAProxy nbthread 2.
+    const ORDER: readonly TargetKey[] = ['direct', 'nginx', 'cold', 'bare', 'floor', 'warm', 'dpop', 'workers2', 'haproxy', 'haproxy2'];
     let targets = all.filter((t) => want(t.key)).sort((a, b) => ORDER.indexOf(a.key) - ORDER.indexOf(b.key));
 
     // ---- sanity: every target answers the MCP call; the checking ones refuse what they must ----
@@ -327,6 +353,20 @@ async function main(): Promise<void> {
       }
     }
 
+    // ---- the pipeline stage by stage, real code, no HTTP (bench/stages.ts) ----
+    {
+      const stages = await NodeChild.start('stages', join(BENCH, 'stages.ts'), []);
+      try {
+        report.stages = await stages.call('run', { configFile, srcDir: SRC, token: warmToken, tokensFile, seconds: Math.min(4, SECONDS) }, 120_000);
+        const st = report.stages;
+        if (st !== undefined) log(`stages (ns/op, warm): ${st.stages.map((k) => `${k} ${st.warm.nsPerOp[k]?.toFixed(0)}`).join(', ')}`);
+      } catch (err) {
+        report.notes.push(`stage-by-stage skipped: ${(err as Error).message.slice(0, 200)}`);
+      } finally {
+        await stages.stop();
+      }
+    }
+
     // ---- throughput: targets back to back, repeated ----
     // Cold runs move through the token pool: a measured run never starts on tokens its warm-up verified.
     let tokenCursor = 0;
@@ -375,7 +415,10 @@ async function main(): Promise<void> {
           const headers: Record<string, string> = { ...REQUEST_HEADERS, authorization: `Bearer ${warmToken}` };
           const arg = { url: t.url, rate: FIXED_RATE, seconds: FIXED_SECONDS, connections: CONNECTIONS, headers, body: BODY };
           await fixed.call('run', { ...arg, seconds: 1 }, 30_000);
+          // The gateway's own pauses (event-loop delay, GC), measured inside it during the warm window.
+          if (t.key === 'warm') await gateway.call('pausesStart');
           const r = await fixed.call<{ requests: number; bad: number; p50ms: number; p99ms: number }>('run', arg, (FIXED_SECONDS + 20) * 1000);
+          if (t.key === 'warm') report.pauses = await gateway.call('pausesStop');
           report.fixedRate.push({ key: t.key, ...r });
           log(`fixed ${FIXED_RATE}/s ${t.key.padEnd(7)} p50 ${r.p50ms.toFixed(2)} ms  p99 ${r.p99ms.toFixed(2)} ms${r.bad > 0 ? `  BAD ${r.bad}` : ''}`);
         }
@@ -386,6 +429,8 @@ async function main(): Promise<void> {
 
     // Peers are done: free their CPU and sockets for the profile and the streams.
     for (const p of peers.values()) await p.stop();
+    await workers?.stop();
+    await floor.stop();
 
     const left = (): number => DEADLINE - (Date.now() - started) / 1000;
     const fits = (phase: string, seconds: number): boolean => {

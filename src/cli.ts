@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { loadConfig } from './config/compile.ts';
 import { ConfigError, formatProblem } from './config/errors.ts';
 import { serve } from './serve.ts';
+import { parseWorkers } from './workers/listen.ts';
 import { probeHealth } from './observe/health.ts';
 import { addKey, generateKeyFile, listKeys, promoteKey, retireKey } from './identity/keyfile.ts';
 import { checkGatewayKeyFile } from './identity/keys.ts';
@@ -17,7 +18,8 @@ import { updatePins } from './policy/pins-update.ts';
 import { auditCommand } from './observe/audit-command.ts';
 
 const USAGE = `usage:
-  mcp-warden serve --config <file>       run the gateway
+  mcp-warden serve --config <file> [--workers <N|auto>]
+                                         run the gateway (N processes on the traffic port; auto = cores)
   mcp-warden validate --config <file>    check config and policy (exit 0 valid, 1 invalid)
   mcp-warden health --config <file>      ask /healthz on the config's admin listener (exit 0 healthy)
   mcp-warden rehearse --config <file> [--json] [--strict] [--url <gateway base URL>]...
@@ -74,10 +76,12 @@ export async function main(argv: readonly string[]): Promise<number | undefined>
 }
 
 async function serveCommand(rest: readonly string[]): Promise<number | undefined> {
-  const { values } = parseArgs({ args: [...rest], options: { config: { type: 'string' } }, strict: true });
+  const { values } = parseArgs({ args: [...rest], options: { config: { type: 'string' }, workers: { type: 'string' } }, strict: true });
   if (values.config === undefined) return usage();
+  const workers = values.workers === undefined ? undefined : parseWorkers(values.workers);
+  if (workers === undefined && values.workers !== undefined) return usage();
   try {
-    await serve(values.config);
+    await serve(values.config, workers);
   } catch (err) {
     return reportConfigError(err);
   }

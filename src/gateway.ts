@@ -16,11 +16,14 @@ import { buildState, type Shared, type State } from './state.ts';
 import { pinStatus } from './policy/pins.ts';
 import { AuditChain } from './observe/audit-chain.ts';
 import { Revocations } from './revoke/service.ts';
+import { sharedListen } from './workers/listen.ts';
 
 export interface GatewayOptions {
   readonly logger?: Logger;
   /** Injected clock in ms (STYLE rule 11); defaults to Date.now. */
   readonly now?: () => number;
+  /** A `serve --workers` process: the traffic listener shares its port (SO_REUSEPORT), the primary answers admin. */
+  readonly worker?: boolean;
 }
 
 export interface Gateway {
@@ -29,6 +32,8 @@ export interface Gateway {
   /** Binds the traffic and admin listeners; resolves with the bound addresses. */
   listen(): Promise<{ readonly traffic: AddressInfo; readonly admin: AddressInfo }>;
   ready(): boolean;
+  /** The /readyz body beside `ready`. */
+  readiness(): Record<string, unknown>;
   /** Loads (validates) and swaps in a new configuration atomically; a failure keeps the old one serving. */
   reload(load: () => Config): Promise<void>;
   /** SIGTERM: not ready, Connection: close, stop accepting after drainDelayMs, finish in-flight requests, end SSE streams with a final event. */
@@ -56,7 +61,7 @@ export async function createGateway(initial: Config, options: GatewayOptions = {
   const revocations = new Revocations(initial, { now, logger, metrics, streams, keys: () => gateway?.issuerKeys ?? new Map() });
   const audit = new AuditChain({ logger, now, signer: () => gateway?.serving.signer, settings: () => (gateway?.serving.config ?? initial).audit });
   const shared: Shared = { now, logger, metrics, streams, audit, current: () => gateway?.serving, revocations };
-  gateway = new RunningGateway(initial, await buildState(initial, undefined, shared), shared);
+  gateway = new RunningGateway(initial, await buildState(initial, undefined, shared), shared, options.worker === true);
   return gateway;
 }
 
@@ -68,19 +73,25 @@ class RunningGateway implements Gateway {
   readonly #admin: Server;
   #serving: State;
   readonly #drain = new Drain();
+  readonly #worker: boolean;
 
-  constructor(initial: Config, state: State, shared: Shared) {
+  constructor(initial: Config, state: State, shared: Shared, worker: boolean) {
     this.#initial = initial;
+    this.#worker = worker;
     this.#serving = state;
     this.#shared = shared;
     this.metrics = shared.metrics;
     this.#traffic = createTrafficListener(initial, (req, res) => this.#onRequest(req, res), shared.logger);
     this.#admin = createAdminServer({
       ready: () => this.ready(),
-      readiness: () => ({ draining: this.#drain.draining, pins: pinStatus(this.#serving.config), rateLimits: this.#serving.limitStore.status(), issuers: [...this.#serving.issuerKeys.values()].map((k) => k.status()).map(({ lastError: _e, ...s }) => s), upstreams: this.#serving.pools.health.report(), revocation: shared.revocations.status() }),
+      readiness: () => this.readiness(),
       metrics: shared.metrics,
       extra: (req, res, path) => shared.revocations.handleAdmin(req, res, path),
     });
+  }
+
+  readiness(): Record<string, unknown> {
+    return { draining: this.#drain.draining, pins: pinStatus(this.#serving.config), rateLimits: this.#serving.limitStore.status(), issuers: [...this.#serving.issuerKeys.values()].map((k) => k.status()).map(({ lastError: _e, ...s }) => s), upstreams: this.#serving.pools.health.report(), revocation: this.#shared.revocations.status() };
   }
 
   get serving(): State {
@@ -112,8 +123,9 @@ class RunningGateway implements Gateway {
     // Key fetches start now; a failing IdP leaves the gateway up but not ready, refusing requests.
     await startKeys(this.#serving.issuerKeys.values(), this.#serving.config);
     this.#shared.revocations.start();
-    const traffic = await listenOn(this.#traffic.server, this.#initial.listen.host, this.#initial.listen.port);
-    const admin = await listenOn(this.#admin, this.#initial.admin.host, this.#initial.admin.port);
+    const traffic = await listenOn(this.#traffic.server, this.#initial.listen.host, this.#initial.listen.port, this.#worker);
+    // A worker's admin is the primary's (src/workers/primary.ts): its own stays unbound.
+    const admin = this.#worker ? traffic : await listenOn(this.#admin, this.#initial.admin.host, this.#initial.admin.port);
     return { traffic, admin };
   }
 
@@ -177,10 +189,10 @@ class RunningGateway implements Gateway {
   }
 }
 
-function listenOn(server: Server, host: string, port: number): Promise<AddressInfo> {
+function listenOn(server: Server, host: string, port: number, sharedPort = false): Promise<AddressInfo> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, host, () => {
+    server.listen({ port, host, ...sharedListen(sharedPort, port) }, () => {
       server.off('error', reject);
       resolve(server.address() as AddressInfo);
     });

@@ -46,24 +46,34 @@ export interface PipelineDeps {
 
 export type Handler = (req: IncomingMessage, res: ServerResponse) => Promise<void>;
 
+/** Every stage built once from deps, by name (bench/stages.ts times each alone on the real code). */
+export function createStages(deps: PipelineDeps) {
+  const { config, traced } = deps;
+  return {
+    admit: traced('admission', createAdmission(config.upstreams, deps.router, deps.wellKnown)),
+    authenticate: traced('authenticate', createAuthentication(config, deps.authenticate, deps.checkSender)),
+    checkRevocation: traced('revocation', createRevocationCheck(deps.revocations)),
+    checkBreakGlass: traced('break-glass', createBreakGlass(config, deps.now)),
+    authorizeUpstream: traced('authorize.upstream', authorizeUpstream),
+    readMessages: traced('messages', createMessageReader(config)),
+    authorizeMessages: traced('authorize.messages', authorizeMessages),
+    capStreams: traced('limits.streams', createStreamCap(config, deps.streams)),
+    limitCalls: traced('limits.calls', deps.limitCalls),
+    forwardIdentity: traced('forward-identity', createIdentityForwarding(config, deps.sessions, deps.mintAssertion)),
+    proxy: traced('proxy', createProxy(deps)),
+  } as const;
+}
+
 /**
  * The request pipeline in its one declared order (STYLE rule 1). Each stage lives in the folder of its
  * concern and returns what it produced, a Denial, or "answered"; the first that halts ends the request.
  * No stage can be skipped by configuration.
  */
 export function createPipeline(deps: PipelineDeps): Handler {
-  const { config, traced } = deps;
-  const admit = traced('admission', createAdmission(config.upstreams, deps.router, deps.wellKnown));
-  const authenticate = traced('authenticate', createAuthentication(config, deps.authenticate, deps.checkSender));
-  const checkRevocation = traced('revocation', createRevocationCheck(deps.revocations));
-  const checkBreakGlass = traced('break-glass', createBreakGlass(config, deps.now));
-  const authorizeUpstreamOf = traced('authorize.upstream', authorizeUpstream);
-  const readMessages = traced('messages', createMessageReader(config));
-  const authorizeEach = traced('authorize.messages', authorizeMessages);
-  const capStreams = traced('limits.streams', createStreamCap(config, deps.streams));
-  const limitCalls = traced('limits.calls', deps.limitCalls);
-  const forwardIdentity = traced('forward-identity', createIdentityForwarding(config, deps.sessions, deps.mintAssertion));
-  const proxy = traced('proxy', createProxy(deps));
+  const {
+    admit, authenticate, checkRevocation, checkBreakGlass, authorizeUpstream: authorizeUpstreamOf, readMessages,
+    authorizeMessages: authorizeEach, capStreams, limitCalls, forwardIdentity, proxy,
+  } = createStages(deps);
 
   return async function handle(req, res) {
     const ctx = openContext(req, res, deps.now, deps.onRecord);

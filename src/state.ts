@@ -16,7 +16,7 @@ import { auditRecord } from './observe/audit.ts';
 import type { AuditChain, AuditSigner } from './observe/audit-chain.ts';
 import type { Logger } from './observe/log.ts';
 import type { Metrics } from './observe/metrics.ts';
-import { createPipeline, type Handler } from './pipeline.ts';
+import { createPipeline, type Handler, type PipelineDeps } from './pipeline.ts';
 import { createCallLimits } from './limits/calls.ts';
 import { createLimitStore, type LimitStore } from './limits/store.ts';
 import { createPools, type Pools } from './proxy/forward.ts';
@@ -32,6 +32,8 @@ import type { Revocations } from './revoke/service.ts';
 export interface State {
   readonly config: Config;
   readonly handle: Handler;
+  /** What the pipeline was built from (bench/stages.ts builds the stages from it). */
+  readonly deps: PipelineDeps;
   readonly issuerKeys: ReadonlyMap<string, IssuerKeys>;
   readonly pools: Pools;
   readonly cache: TokenCache;
@@ -79,7 +81,7 @@ export async function buildState(config: Config, previous: State | undefined, sh
   const dpopReplay = previous?.config.dpop.replayCacheEntries === config.dpop.replayCacheEntries ? previous.dpopReplay : new DpopReplayCache(config.dpop.replayCacheEntries, previous?.dpopReplay);
   registerPins(config, previous?.config, pinReporter(logger, metrics));
   const tracing = await carriedTracing(config.traces, previous?.tracing);
-  const handle = createPipeline({
+  const deps: PipelineDeps = {
     config,
     router: createRouter(config.upstreams),
     wellKnown: createWellKnown(config, gatewayKeys.publicJwks),
@@ -98,8 +100,8 @@ export async function buildState(config: Config, previous: State | undefined, sh
       metrics.observe(record, record.gatewaySeconds, record.upstreamMs === undefined ? undefined : record.upstreamMs / 1000);
     },
     onStreamExpired: (record) => logger.info({ event: 'stream_closed', requestId: record.requestId, upstream: record.upstream, sub: record.sub, clientId: record.clientId, reason: record.reason }, 'stream ended: token or break-glass grant expired'),
-  });
-  return { config, handle, issuerKeys, pools, cache, limitStore, dpopReplay, signer: gatewayKeys.signer, tracing };
+  };
+  return { config, handle: createPipeline(deps), deps, issuerKeys, pools, cache, limitStore, dpopReplay, signer: gatewayKeys.signer, tracing };
 }
 
 function carriedLimitStore(config: Config, previous: State | undefined): LimitStore | undefined {

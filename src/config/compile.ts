@@ -118,6 +118,8 @@ export interface Config {
   readonly file: string;
   readonly listen: { readonly host: string; readonly port: number; readonly tls: ListenTls | undefined };
   readonly admin: { readonly host: string; readonly port: number };
+  /** Traffic processes (`serve --workers` overrides it); fixed for the life of the process. */
+  readonly workers: number | 'auto';
   readonly publicUrl: URL;
   readonly issuers: readonly IssuerConfig[];
   readonly upstreams: readonly UpstreamConfig[];
@@ -280,6 +282,7 @@ function compile(raw: RawConfig, file: string, warnings: readonly ConfigProblem[
     file,
     listen: Object.freeze({ host: raw.listen.host, port: raw.listen.port, tls: raw.listen.tls === undefined ? undefined : Object.freeze({ ...raw.listen.tls, clientCaFile: raw.listen.tls.clientCaFile }) }),
     admin: Object.freeze({ ...raw.admin }),
+    workers: raw.workers,
     publicUrl: new URL(base),
     issuers: Object.freeze(issuers),
     upstreams: Object.freeze(upstreams),

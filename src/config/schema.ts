@@ -390,6 +390,8 @@ const revocation = z.strictObject({
 export const configSchema = z.strictObject({
   listen: listener.extend({ tls: serverTls.optional() }).prefault({ port: 8080 }),
   admin: listener.prefault({ port: 9090 }),
+  // Processes serving the traffic listener (issue 25): a number, or `auto` = os.availableParallelism().
+  workers: z.union([z.number().int().min(1).max(256), z.literal('auto')]).default(1),
   publicUrl: z.string().min(1),
   issuers: z.array(issuer).min(1),
   upstreams: z.array(upstream).min(1),

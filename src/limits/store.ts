@@ -1,6 +1,7 @@
 import { divided } from './bucket.ts';
 import { LocalBuckets, type Charge, type Outcome } from './local.ts';
 import { SharedBuckets } from './shared.ts';
+import { processShare } from '../workers/share.ts';
 
 export interface LimitStoreConfig {
   /** Local buckets kept at most (per store; the fallback store has its own). */
@@ -42,9 +43,12 @@ export function createLimitStore(config: LimitStoreConfig, events: LimitStoreEve
   const signature = JSON.stringify(config);
   const local = new LocalBuckets(config.maxEntries);
   const redis = config.redis;
+  // `serve --workers N`: each worker's buckets are its own, so each allows 1/N of every limit.
+  const workers = processShare();
   if (redis === undefined) {
     const status: LimitStoreStatus = Object.freeze({ store: 'local', mode: 'local' });
-    return { signature, check: (charges, now) => local.check(charges, now), status: () => status, close: async () => undefined };
+    const check = workers === 1 ? (charges: readonly Charge[], now: number): Outcome => local.check(charges, now) : (charges: readonly Charge[], now: number): Outcome => local.check(charges.map((c) => ({ ...c, params: divided(c.params, workers) })), now);
+    return { signature, check, status: () => status, close: async () => undefined };
   }
   let fallback = true; // until the first connection is ready
   // After a failed check (a hung store answers nothing until timeoutMs), Redis is not asked again for
@@ -60,7 +64,7 @@ export function createLimitStore(config: LimitStoreConfig, events: LimitStoreEve
   // Never unlimited: while Redis is unreachable, each replica enforces its share of every limit.
   const degraded = (charges: readonly Charge[], now: number): Outcome => {
     events.onFallbackCheck();
-    return local.check(charges.map((c) => ({ ...c, params: divided(c.params, redis.replicas) })), now);
+    return local.check(charges.map((c) => ({ ...c, params: divided(c.params, redis.replicas * workers) })), now);
   };
   return {
     signature,

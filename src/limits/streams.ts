@@ -5,6 +5,7 @@ import type { Judged } from '../policy/authorize.ts';
 import type { StreamRegistry } from '../proxy/stream.ts';
 import { deny } from '../reasons.ts';
 import type { Step } from '../stage.ts';
+import { shareOf } from '../workers/share.ts';
 
 export interface WithinLimits {
   readonly kind: 'within';
@@ -20,7 +21,8 @@ export type StreamCap = (ctx: RequestContext, principal: Principal, judged: Judg
  * open); both count against the same cap, whichever era the client speaks.
  */
 export function createStreamCap(config: Config, streams: StreamRegistry): StreamCap {
-  const max = config.limits.maxStreamsPerIdentity;
+  // Each of `serve --workers N` holds its own streams: it allows 1/N of the cap.
+  const max = shareOf(config.limits.maxStreamsPerIdentity);
   return function capStreams(ctx, principal, { inspected }) {
     const opens = ctx.req.method === 'GET' || inspected?.messages.some((m) => m.method === 'subscriptions/listen') === true;
     if (opens && streams.countFor(principal) >= max) return deny('too_many_streams');

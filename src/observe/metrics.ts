@@ -41,7 +41,23 @@ export function createMetrics(sources: MetricSources): Metrics {
   // metrics` fails, issue 24 §3). It has no option to rename them; the per-type gauges they sum stay
   // (`sum(mcp_warden_nodejs_active_handles)` is the same number).
   for (const name of GAUGES_NAMED_LIKE_COUNTERS) registry.removeSingleMetric(`mcp_warden_${name}`);
-  const requests = new Counter({ name: 'mcp_warden_requests_total', help: 'Requests by upstream, method, outcome and reason', labelNames: ['upstream', 'method', 'outcome', 'reason'], registers: [registry] });
+  // Counted here and handed to prom-client at scrape time (issue 25): prom-client's inc() builds a
+  // label hash and validates the label object on every call, one Map lookup does here. The label sets
+  // are closed (config names, known methods, the reason table), so the map stays small.
+  const requestCounts = new Map<string, { readonly labels: Record<'upstream' | 'method' | 'outcome' | 'reason', string>; n: number }>();
+  new Counter({
+    name: 'mcp_warden_requests_total', help: 'Requests by upstream, method, outcome and reason', labelNames: ['upstream', 'method', 'outcome', 'reason'], registers: [registry],
+    collect() {
+      this.reset();
+      for (const c of requestCounts.values()) this.inc(c.labels, c.n);
+    },
+  });
+  const countRequest = (upstream: string, method: string, outcome: string, reason: string): void => {
+    const key = `${upstream}\0${method}\0${outcome}\0${reason}`;
+    const c = requestCounts.get(key);
+    if (c === undefined) requestCounts.set(key, { labels: { upstream, method, outcome, reason }, n: 1 });
+    else c.n++;
+  };
   const duration = new Histogram({
     name: 'mcp_warden_request_duration_seconds',
     help: 'Time spent per request: phase="gateway" is the gateway\'s own work before forwarding, phase="upstream" the wait for the upstream\'s response headers',
@@ -68,7 +84,7 @@ export function createMetrics(sources: MetricSources): Metrics {
     registry,
     observe(r, gatewaySeconds, upstreamSeconds) {
       const upstream = r.upstream ?? 'none';
-      requests.inc({ upstream, method: methodLabel(r), outcome: r.outcome, reason: r.reason ?? 'none' });
+      countRequest(upstream, methodLabel(r), r.outcome, r.reason ?? 'none');
       if (r.breakGlass !== undefined) breakGlass.inc({ grant: r.breakGlass.name, upstream, outcome: r.outcome });
       if (r.reason === 'rate_limited' && r.rule !== undefined) limited.inc({ upstream, rule: r.rule });
       if (gatewaySeconds !== undefined) duration.observe({ upstream, phase: 'gateway' }, gatewaySeconds);

@@ -4,12 +4,13 @@ const RESPONSE_DROP = new Set(['connection', 'keep-alive', 'proxy-connection', '
 
 /** Upstream response headers → client, without hop-by-hop fields (and those the upstream's Connection names). */
 export function clientResponseHeaders(headers: Record<string, string | string[] | undefined>): OutgoingHttpHeaders {
-  const listed = new Set<string>();
+  // No Set and no entry arrays per response unless the upstream sent Connection (issue 25 profile).
   const conn = headers['connection'];
-  if (conn !== undefined) for (const name of String(conn).split(',')) listed.add(name.trim().toLowerCase());
+  const listed = conn === undefined ? undefined : new Set(String(conn).split(',').map((name) => name.trim().toLowerCase()));
   const out: OutgoingHttpHeaders = {};
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || RESPONSE_DROP.has(name) || listed.has(name)) continue;
+  for (const name of Object.keys(headers)) {
+    const value = headers[name];
+    if (value === undefined || RESPONSE_DROP.has(name) || listed?.has(name) === true) continue;
     out[name] = value;
   }
   return out;

@@ -10,6 +10,7 @@ import { filtersListings } from '../policy/filter.ts';
 import { createResponsePlanning, type PlannerDeps } from './plan.ts';
 import { InFlight } from './load.ts';
 import { injectTraceContext } from '../observe/trace.ts';
+import { shareOf } from '../workers/share.ts';
 
 export type Proxy = (ctx: RequestContext, admitted: Admitted, principal: Principal, judged: Judged, outbound: Outbound) => Promise<Step<never>>;
 
@@ -17,7 +18,7 @@ export type Proxy = (ctx: RequestContext, admitted: Admitted, principal: Princip
 export function createProxy(deps: PlannerDeps & { readonly pools: Pools }): Proxy {
   const planFor = createResponsePlanning(deps);
   const inFlight = new InFlight();
-  const maxStreams = deps.config.limits.maxStreams;
+  const maxStreams = shareOf(deps.config.limits.maxStreams); // per worker of `serve --workers N`
   return async function proxy(ctx, { upstream, upstreamPath }, principal, { inspected }, { headers }) {
     const { req } = ctx;
     // Overload bounds (issue 17 §8), checked before any upstream work: GET opens a long-lived stream
