@@ -1,5 +1,5 @@
 // Loaded with NODE_OPTIONS=--import=<this file> into MCP clients that cannot send a bearer token
-// themselves (the conformance runner in server mode, the Inspector CLI 0.15.0). It adds
+// themselves (the conformance runner in server mode). It adds
 // `Authorization: Bearer $WARDEN_BEARER_TOKEN` to every request to $WARDEN_BEARER_ORIGIN that has
 // none, through global fetch, through undici's global dispatcher (which `undici.request` uses
 // directly, e.g. the dns-rebinding scenario) and through node:http's `request` with an options
