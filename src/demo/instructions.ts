@@ -44,6 +44,11 @@ CLIENT_SECRET=$(echo "$REG" | ${json('client_secret')})`,
       note: 'As a stdio server for an MCP host (Claude Desktop, an IDE): npx mcp-remote ' + mcp,
     },
     {
+      title: 'Or the MCP Inspector 2.x CLI, also with its own OAuth (it prints the sign-in URL and opens your browser):',
+      commands: `npx mcp-inspector --cli ${mcp} --method tools/call --tool-name whoami`,
+      note: 'Add --protocol-era modern to speak MCP 2026-07-28; the demo server speaks 2025-11-25 only.',
+    },
+    {
       title: 'Drill the failure scenarios against this running demo:',
       commands: `npx mcp-warden rehearse --config ${config.file}`,
     },

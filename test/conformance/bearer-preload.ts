@@ -1,9 +1,11 @@
 // Loaded with NODE_OPTIONS=--import=<this file> into MCP clients that cannot send a bearer token
-// themselves (the conformance runner in server mode, the Inspector CLI 0.15.0). It adds
+// themselves (the conformance runner in server mode). It adds
 // `Authorization: Bearer $WARDEN_BEARER_TOKEN` to every request to $WARDEN_BEARER_ORIGIN that has
-// none, both through global fetch and through undici's global dispatcher (which `undici.request`
-// uses directly, e.g. the dns-rebinding scenario). Requests to any other origin are untouched, so
+// none, through global fetch, through undici's global dispatcher (which `undici.request` uses
+// directly, e.g. the dns-rebinding scenario) and through node:http's `request` with an options
+// object (the 2026-07-28 header-validation scenarios send header values fetch would refuse). Requests to any other origin are untouched, so
 // the token never leaves for a server it was not issued for.
+import http from 'node:http';
 import { getGlobalDispatcher, setGlobalDispatcher, type Dispatcher } from 'undici';
 
 const token = process.env['WARDEN_BEARER_TOKEN'];
@@ -56,4 +58,18 @@ if (token !== undefined && token !== '' && origin !== undefined) {
     if (originOf(options.origin) !== target) return dispatch(options, handler);
     return dispatch({ ...options, headers: withAuthorization(options.headers, bearer) }, handler);
   }));
+
+  const httpRequest = http.request;
+  const patched = (...args: unknown[]): http.ClientRequest => {
+    const [options] = args;
+    if (typeof options === 'object' && options !== null && !(options instanceof URL)) {
+      const o = options as http.RequestOptions;
+      const at = `http://${o.hostname ?? o.host ?? 'localhost'}:${String(o.port ?? 80)}`;
+      if (originOf(at) === target && !hasAuthorization(o.headers as DispatchHeaders)) {
+        args[0] = { ...o, headers: { ...(o.headers as Record<string, string>), authorization: bearer } };
+      }
+    }
+    return (httpRequest as (...a: unknown[]) => http.ClientRequest)(...args);
+  };
+  http.request = patched as typeof http.request;
 }

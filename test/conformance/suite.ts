@@ -6,7 +6,8 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startFixtureServer } from './fixture-server.ts';
+import { startFixtureServer, type FixtureServer } from './fixture-server.ts';
+import { startFixtureServer2026 } from './fixture-2026.ts';
 import { startGatewayStack, type AuditLine } from './stack.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -29,7 +30,15 @@ export interface ModeResult {
   readonly stdout: string;
 }
 
+/**
+ * Which scenarios run: the active suite of the 2025 era against the SDK v1 fixture, or exactly what
+ * the 2026-07-28 revision requires (`--requirements 2026-07-28`, at the 2026 wire) plus the pending
+ * and extension scenarios the runner adds, against the SDK v2 fixture.
+ */
+export type ConformanceEra = '2025-11-25' | '2026-07-28';
+
 export interface ConformanceReport {
+  readonly era: ConformanceEra;
   readonly direct: ModeResult;
   readonly gateway: ModeResult;
   readonly noToken: ModeResult;
@@ -46,13 +55,13 @@ export function scenarioPassed(checks: readonly Check[]): boolean {
   return checks.some((c) => c.status === 'SUCCESS') && !checks.some((c) => c.status === 'FAILURE');
 }
 
-async function runSuite(mode: ModeResult['mode'], url: string, env: Readonly<Record<string, string>>, timeoutMs: number): Promise<ModeResult> {
+async function runSuite(mode: ModeResult['mode'], url: string, env: Readonly<Record<string, string>>, timeoutMs: number, args: readonly string[]): Promise<ModeResult> {
   const out = mkdtempSync(join(tmpdir(), `mcp-warden-conformance-${mode}-`));
   const started = performance.now();
   try {
     // A clean environment for the runner: no inherited preload or token, only what this mode adds.
     const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'NODE_OPTIONS' && !k.startsWith('WARDEN_BEARER_')));
-    const child = spawn(process.execPath, [CONFORMANCE_BIN, 'server', '--url', url, '--output-dir', out], {
+    const child = spawn(process.execPath, [CONFORMANCE_BIN, 'server', '--url', url, '--output-dir', out, ...args], {
       env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -87,11 +96,44 @@ async function runSuite(mode: ModeResult['mode'], url: string, env: Readonly<Rec
   }
 }
 
-export async function runConformance(options: { timeoutMs?: number } = {}): Promise<ConformanceReport> {
+const ERAS: Readonly<Record<ConformanceEra, { readonly fixture: () => Promise<FixtureServer>; readonly args: readonly string[] }>> = {
+  '2025-11-25': { fixture: () => startFixtureServer(), args: [] },
+  '2026-07-28': { fixture: () => startFixtureServer2026(), args: ['--requirements', '2026-07-28'] },
+};
+
+// `--requirements 2026-07-28`: the 37 server scenarios the revision requires, at the 2026 wire, plus
+// the pending and extension ones the runner adds (50 in all), against the SDK v2 fixture
+// (test/conformance/fixture-2026.ts). The fixture does not implement all of them (requestState
+// round trips, the diagnostic tools of server-stateless, the tasks extension), so the comparison is
+// check by check: no check that succeeds direct fails through the gateway, except these, which are
+// the gateway's own answers given before the upstream is asked:
+export const KNOWN_2026: ReadonlyMap<string, string> = new Map([
+  // -32022 data.supported lists the gateway's revisions (all five it serves), not the fixture's.
+  ['server-stateless/sep-2575-server-unsupported-version-error', 'supported = the gateway'],
+  // A 2026-07-28 resources/(un)subscribe probe without the params the gateway judges is 400/-32600
+  // (rpc_invalid) before it can be forwarded; the fixture answers the removed method 404/-32601.
+  ['server-stateless/sep-2575-http-server-method-not-found-404-resources-subscribe', 'judged before forwarding'],
+  ['server-stateless/sep-2575-http-server-method-not-found-404-resources-unsubscribe', 'judged before forwarding'],
+  // tasks/* is refused outright (tasks_unsupported, -32003): task ids are not bound to the caller (#15).
+  ['tasks-dispatch-and-envelope/sep-2663-tasks-result-removed-method-not-found', 'tasks_unsupported'],
+  ['tasks-dispatch-and-envelope/tasks-removed-tasks-list', 'tasks_unsupported'],
+]);
+
+
+export interface ConformanceOptions {
+  readonly timeoutMs?: number;
+  readonly era?: ConformanceEra;
+  /** `scenario/check` ids that succeed direct and are known to differ through the gateway (each with its reason, in the caller). */
+  readonly knownDifferences?: ReadonlySet<string>;
+}
+
+export async function runConformance(options: ConformanceOptions = {}): Promise<ConformanceReport> {
   const timeoutMs = options.timeoutMs ?? 90_000;
-  const fixture = await startFixtureServer();
+  const era = options.era ?? '2025-11-25';
+  const { args } = ERAS[era];
+  const fixture = await ERAS[era].fixture();
   try {
-    const direct = await runSuite('direct', fixture.url, {}, timeoutMs);
+    const direct = await runSuite('direct', fixture.url, {}, timeoutMs, args);
     const stack = await startGatewayStack(fixture.url);
     try {
       const problems: string[] = [];
@@ -99,7 +141,7 @@ export async function runConformance(options: { timeoutMs?: number } = {}): Prom
       const token = await stack.token();
       const gateway = await runSuite('gateway', stack.url, {
         NODE_OPTIONS: `--import=${PRELOAD}`, WARDEN_BEARER_TOKEN: token, WARDEN_BEARER_ORIGIN: new URL(stack.url).origin,
-      }, timeoutMs);
+      }, timeoutMs, args);
       const gatewayRequests = fixture.requests.length;
       // Credentials never cross the gateway; its own signed assertion always does.
       const leaked = fixture.requests.filter((r) => r.headers['authorization'] !== undefined).length;
@@ -110,7 +152,7 @@ export async function runConformance(options: { timeoutMs?: number } = {}): Prom
 
       fixture.reset();
       const before = stack.decisions.length;
-      const noToken = await runSuite('no-token', stack.url, {}, timeoutMs);
+      const noToken = await runSuite('no-token', stack.url, {}, timeoutMs, args);
       const refusals = stack.decisions.slice(before);
       const noTokenStatuses = countStatuses(refusals);
       if (fixture.requests.length > 0 || fixture.bytes() > 0) {
@@ -125,8 +167,9 @@ export async function runConformance(options: { timeoutMs?: number } = {}): Prom
       }
       if (refusals.length === 0) problems.push('no-token run: the gateway saw no request');
 
-      compare(direct, gateway, noToken, problems);
+      compare(direct, gateway, noToken, problems, era === '2025-11-25', options.knownDifferences ?? new Set());
       return {
+        era,
         direct, gateway, noToken, problems, noTokenStatuses,
         upstream: { gatewayRequests, noTokenRequests: fixture.requests.length, noTokenBytes: fixture.bytes() },
       };
@@ -138,11 +181,27 @@ export async function runConformance(options: { timeoutMs?: number } = {}): Prom
   }
 }
 
-function compare(direct: ModeResult, gateway: ModeResult, noToken: ModeResult, problems: string[]): void {
+/**
+ * Through the gateway, every scenario passing direct passes, and no check that succeeds direct fails
+ * (so a scenario the fixture fails in part is still compared check by check). `allDirect`: every
+ * scenario must pass direct (the 2025 fixture implements all of them; the 2026 one not all).
+ */
+function compare(direct: ModeResult, gateway: ModeResult, noToken: ModeResult, problems: string[], allDirect: boolean, known: ReadonlySet<string>): void {
   if (direct.scenarios.size === 0) problems.push('direct run: the runner announced no scenario');
-  for (const [name] of direct.scenarios) {
-    if (!direct.passed.includes(name)) problems.push(`direct run: ${name} fails against the fixture`);
-    else if (!gateway.passed.includes(name)) problems.push(`gateway run: ${name} passes direct but fails through the gateway: ${failures(gateway, name)}`);
+  for (const [name, checks] of direct.scenarios) {
+    if (!direct.passed.includes(name)) {
+      if (allDirect) problems.push(`direct run: ${name} fails against the fixture`);
+    } else if (!gateway.passed.includes(name) && !checks.some((c) => known.has(`${name}/${c.id}`))) {
+      problems.push(`gateway run: ${name} passes direct but fails through the gateway: ${failures(gateway, name)}`);
+    }
+    const through = new Map((gateway.scenarios.get(name) ?? []).map((c) => [c.id, c.status]));
+    for (const c of checks) {
+      if (known.has(`${name}/${c.id}`)) {
+        if (through.get(c.id) === 'SUCCESS') problems.push(`gateway run: check ${name}/${c.id} is listed as a known difference but succeeds through the gateway`);
+        continue;
+      }
+      if (c.status === 'SUCCESS' && through.get(c.id) !== 'SUCCESS') problems.push(`gateway run: check ${name}/${c.id} succeeds direct, ${through.get(c.id) ?? 'absent'} through the gateway`);
+    }
     if (noToken.passed.includes(name)) problems.push(`no-token run: ${name} passed without a token`);
   }
   for (const mode of [gateway, noToken]) {

@@ -9,6 +9,9 @@ import { V2Upstream } from '../helpers/sdk-v2.ts';
 import { freePort } from '../helpers/ports.ts';
 import { startGatewayStack, WORKLOAD, type GatewayStack } from '../conformance/stack.ts';
 import { followAuthorization } from '../issuer/support.ts';
+import { startTestDemo } from '../issuer/demo-stack.ts';
+import { demoSteps } from '../../src/demo/instructions.ts';
+import { delimiter } from 'node:path';
 
 // The CLI of the MCP Inspector 2.x (`mcp-inspector --cli`, @modelcontextprotocol/inspector 2.12; the
 // separate @modelcontextprotocol/inspector-cli package is the 1.x line on SDK v1, not used). Each run
@@ -190,5 +193,55 @@ describe.each(ERAS)('the Inspector 2.x CLI through the gateway, --protocol-era $
     expect(stack.decisions.slice(before).map((d) => [d.status, d.reason])).toContainEqual([401, 'token_missing']);
     expect(upstream.received).toHaveLength(0);
     expect(upstream.bytes).toBe(0);
+  }, 90_000);
+});
+
+describe('the Inspector CLI line the demo prints', () => {
+  let demo: Awaited<ReturnType<typeof startTestDemo>>;
+  beforeAll(async () => {
+    demo = await startTestDemo();
+  });
+  afterAll(async () => demo?.close());
+
+  it('runs verbatim in a shell whose node is the machine’s own, completes OAuth against the demo issuer and calls whoami', async () => {
+    const url = demo.stack.config.upstreams[0]?.audience as string;
+    const command = demoSteps(demo.stack.config, demo.stack.issuer.url).find((s) => s.commands.includes('mcp-inspector'))?.commands ?? '';
+    expect(command).toBe(`npx mcp-inspector --cli ${url} --method tools/call --tool-name whoami`);
+    const runHome = await mkdtemp(join(home, 'demo-'));
+    // The user's own PATH (node 20 here): npx puts the project's Node 24 first, as for mcp-warden.
+    const userPath = (process.env['PATH'] ?? '').split(delimiter).filter((p) => !p.includes('node_modules')).join(delimiter);
+    // A person has a TTY; this test has none, so MCP_AUTO_OPEN_ENABLED=true lets the CLI print the sign-in URL anyway.
+    const env = { ...process.env, PATH: userPath, HOME: runHome, NODE_OPTIONS: undefined, BROWSER: 'true', MCP_INSPECTOR_SECRET_STORE: 'memory', MCP_AUTO_OPEN_ENABLED: 'true' };
+    const child = spawn('bash', ['-c', `exec ${command} --format json`], { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    let browsed: Promise<number> | undefined;
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString('utf8');
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString('utf8');
+      const match = stderr.match(/Please navigate to: (http:\/\/127\.0\.0\.1:\d+\/auth\?\S+)/);
+      if (match === null || browsed !== undefined) return;
+      const start = new URL(match[1] as string);
+      browsed = followAuthorization(start, start.searchParams.get('redirect_uri') as string).then(async (callback) => (await fetch(callback)).status);
+    });
+    const code = await new Promise<number | null>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+        reject(new Error(`the demo's Inspector line did not finish within ${RUN_TIMEOUT_MS} ms: ${stderr}`));
+      }, RUN_TIMEOUT_MS);
+      child.once('close', (c) => {
+        clearTimeout(timer);
+        resolve(c);
+      });
+    });
+    expect(await browsed).toBe(200);
+    expect(code, stderr).toBe(0);
+    const result = (JSON.parse(stdout) as { result: { content: { text: string }[] } }).result;
+    const whoami = JSON.parse(result.content[0]?.text ?? '{}') as { sub: string; scopes: string[] };
+    // The Inspector asks for the resource's whole scopes_supported (RFC 9728), which the loopback demo issuer grants.
+    expect(whoami.scopes).toEqual(['mcp:demo', 'mcp:demo:admin']);
+    expect(whoami.sub).toMatch(/.+/);
   }, 90_000);
 });
