@@ -39,6 +39,11 @@ CLIENT_SECRET=$(echo "$REG" | ${json('client_secret')})`,
       note: 'Without the token: 401 with resource_metadata; admin_reset without mcp:demo:admin: 403 naming the scope.',
     },
     {
+      title: 'Or bind the token to a key (DPoP, RFC 9449), so a copied token is useless without it:',
+      commands: `node examples/dpop-call.mjs ${issuerUrl} "$CLIENT_ID" "$CLIENT_SECRET" ${mcp} '${u.scopes.join(' ')}'`,
+      note: 'A valid proof gets 200; the same proof replayed, or the token sent as Bearer, gets 401.',
+    },
+    {
       title: 'Connect a real MCP client with its own OAuth (mcp-remote registers, opens your browser, the demo issuer consents):',
       commands: `npx mcp-remote-client ${mcp}`,
       note: 'As a stdio server for an MCP host (Claude Desktop, an IDE): npx mcp-remote ' + mcp,
@@ -49,10 +54,20 @@ CLIENT_SECRET=$(echo "$REG" | ${json('client_secret')})`,
       note: 'Add --protocol-era modern to speak MCP 2026-07-28; the demo server speaks 2025-11-25 only.',
     },
     {
-      title: 'Drill the failure scenarios against this running demo:',
-      commands: `npx mcp-warden rehearse --config ${config.file}`,
+      title: 'Drill the failure scenarios against this running demo, each upstream also directly, with an evidence report:',
+      commands: rehearseCommand(config),
+      note: 'Writes rehearse-evidence.md and rehearse-evidence.html; admin_reset is the tool the step-up drill may call.',
     },
   ];
+}
+
+/** Every drill: the direct-upstream ones need each upstream's own URL and the gateway's key file (read locally). */
+function rehearseCommand(config: Config): string {
+  const direct = config.upstreams.map((x) => `--direct-url ${x.name}=${x.target.href}`).join(' ');
+  const stepUp = config.upstreams.find((x) => x.name === 'demo') === undefined ? '' : ' --step-up-tool demo/admin_reset';
+  return `npx mcp-warden rehearse --config ${config.file} \\
+  ${direct} \\
+  --gateway-key ${config.identity.signingKeyFile}${stepUp} --report rehearse-evidence`;
 }
 
 /** What `npm start` prints. */

@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { readFileSync, rmSync } from 'node:fs';
 import { delimiter } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -31,13 +32,33 @@ describe('the steps the demo prints', () => {
     expect(whoami.sub).toMatch(/.+/);
   }, 40_000);
 
-  it('runs mcp-warden through npx, which works where the bare node cannot load the TypeScript sources', async () => {
+  it('the DPoP step works verbatim on the machine’s node: a proof gets 200, its replay and the token as Bearer 401', async () => {
+    const steps = demoSteps(demo.stack.config, demo.stack.issuer.url);
+    const dpop = steps.find((s) => s.commands.startsWith('node examples/dpop-call.mjs'));
+    expect(dpop).toBeDefined();
+    const script = [...steps.slice(0, 1).map((s) => s.commands), dpop?.commands ?? 'false'].join('\n');
+    const { stdout } = await run('bash', ['-euo', 'pipefail', '-c', script], { env: userEnv, timeout: 30_000 });
+    const lines = stdout.trim().split('\n');
+    expect(lines[0]).toMatch(/^DPoP token with its proof: 200 /);
+    expect(lines[1]).toMatch(/^the same proof again: +401 DPoP .*error="invalid_dpop_proof"/);
+    expect(lines[2]).toMatch(/^the token as Bearer: +401 /);
+  }, 40_000);
+
+  it('runs mcp-warden through npx, which works where the bare node cannot load the TypeScript sources: every drill passes', async () => {
     const steps = demoSteps(demo.stack.config, demo.stack.issuer.url);
     const rehearse = steps.at(-1)?.commands ?? '';
-    expect(rehearse).toBe(`npx mcp-warden rehearse --config ${demo.stack.config.file}`);
+    expect(rehearse.startsWith(`npx mcp-warden rehearse --config ${demo.stack.config.file} \\\n`)).toBe(true);
     expect(instructions(demo.stack.config, demo.stack.issuer.url)).not.toMatch(/node bin\/mcp-warden/);
-    // The same launcher, with the command that answers at once: the project's CLI starts under the user's PATH.
-    const { stdout } = await run('bash', ['-c', rehearse.replace(' rehearse ', ' validate ')], { env: userEnv, timeout: 60_000 });
-    expect(stdout).toMatch(/: valid \(2 upstream\(s\), 1 issuer\(s\)\)/);
-  }, 70_000);
+    // The printed command verbatim, under the user's PATH: every drill, the direct ones and step-up included.
+    try {
+      const { stdout } = await run('bash', ['-c', rehearse], { env: userEnv, timeout: 150_000 });
+      expect(stdout).toMatch(/\n(\d+) passed, 0 failed, 0 skipped, 0 warnings\n$/);
+      expect(stdout).toMatch(/PASS +direct demo other audience/);
+      expect(stdout).toMatch(/PASS +step-up/);
+      expect(readFileSync('rehearse-evidence.html', 'utf8')).toContain('<svg');
+    } finally {
+      rmSync('rehearse-evidence.md', { force: true });
+      rmSync('rehearse-evidence.html', { force: true });
+    }
+  }, 160_000);
 });
