@@ -18,6 +18,15 @@ import { AuditChain } from './observe/audit-chain.ts';
 import { Revocations } from './revoke/service.ts';
 import { sharedListen } from './workers/listen.ts';
 
+/** A gateway started by serve.ts from a file (serve, tests, each worker of `serve --workers`). */
+export type ServedGateway = Gateway & {
+  readonly addresses: Awaited<ReturnType<Gateway['listen']>>;
+  /** Re-reads the config file; an invalid one is reported and the running config kept. */
+  reloadFromFile(): Promise<boolean>;
+  /** The same with another source of the config (a worker: the text its primary validated). */
+  reloadWith(load: () => Config): Promise<boolean>;
+};
+
 export interface GatewayOptions {
   readonly logger?: Logger;
   /** Injected clock in ms (STYLE rule 11); defaults to Date.now. */

@@ -9,13 +9,8 @@ import { readConfigText, runPrimary } from './workers/primary.ts';
 import { runWorker } from './workers/worker.ts';
 import { resolveWorkers } from './workers/listen.ts';
 
-export type ServedGateway = Gateway & {
-  readonly addresses: Awaited<ReturnType<Gateway['listen']>>;
-  /** Re-reads the config file; an invalid one is reported and the running config kept. */
-  reloadFromFile(): Promise<boolean>;
-  /** The same with another source of the config (a worker: the text its primary validated). */
-  reloadWith(load: () => Config): Promise<boolean>;
-};
+import type { ServedGateway } from './gateway.ts';
+export type { ServedGateway };
 
 /** `mcp-warden serve`: the same code path tests use to start a gateway. `load` defaults to reading `file`. */
 export async function startFromFile(file: string, logger: Logger = createLogger(), options: Omit<GatewayOptions, 'logger'> = {}, load: () => Config = () => loadConfig(file)): Promise<ServedGateway> {
@@ -45,7 +40,7 @@ async function reloadReporting(gateway: Gateway, load: () => Config, logger: Log
 export async function serve(file: string, workers?: number | 'auto'): Promise<void> {
   if (cluster.isWorker) {
     // A worker that cannot start exits once the CLI has reported why: the primary's start-up fails on it.
-    return runWorker(file, createLogger()).catch((err: unknown) => {
+    return runWorker(file, createLogger(), startFromFile).catch((err: unknown) => {
       setTimeout(() => process.exit(1), 50);
       throw err;
     });

@@ -1,5 +1,5 @@
 import type { RawConfig } from './schema.ts';
-import { hopProblem } from '../auth/mtls.ts';
+import { hopProblem } from '../lib/hops.ts';
 import { forwardedNames } from '../identity/request-headers.ts';
 
 type Report = (path: readonly (string | number)[], message: string) => void;

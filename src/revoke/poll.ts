@@ -1,5 +1,5 @@
 import { Agent, request, type Dispatcher } from 'undici';
-import type { TransmitterConfig } from './config.ts';
+import type { TransmitterConfig } from '../config/compile.ts';
 import type { Receipt } from './receiver.ts';
 
 const MAX_POLL_BYTES = 4 * 1024 * 1024;

@@ -1,6 +1,6 @@
 import type { IssuerKeys } from '../auth/keys.ts';
 import { evictOldest } from '../lib/evict.ts';
-import type { TransmitterConfig } from './config.ts';
+import type { TransmitterConfig } from '../config/compile.ts';
 import type { Revocation } from './entries.ts';
 import { mapSet, type Mapped } from './events.ts';
 import { verifySet, type RefusedSet, type RetrySet } from './set.ts';

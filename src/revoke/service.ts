@@ -10,7 +10,7 @@ import type { Logger } from '../observe/log.ts';
 import type { Metrics } from '../observe/metrics.ts';
 import type { StreamRegistry } from '../proxy/stream.ts';
 import type { Reason } from '../reasons.ts';
-import type { RevocationConfig, TransmitterConfig } from './config.ts';
+import type { RevocationConfig, TransmitterConfig } from '../config/compile.ts';
 import type { Revocation } from './entries.ts';
 import { Poller, type PollOutcome } from './poll.ts';
 import { handlePush, type PushTarget } from './push.ts';

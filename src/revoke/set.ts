@@ -1,6 +1,6 @@
 import { decodeJwt, decodeProtectedHeader, errors, jwtVerify, type JWTPayload, type ProtectedHeaderParameters } from 'jose';
 import { KeysUnavailable, KeyUnknown, type IssuerKeys } from '../auth/keys.ts';
-import type { TransmitterConfig } from './config.ts';
+import type { TransmitterConfig } from '../config/compile.ts';
 
 /** RFC 8935 §2.4 / RFC 8936 §2.4 error codes, shared by push answers and poll setErrs. */
 export type SetErrorCode = 'invalid_request' | 'invalid_key' | 'invalid_issuer' | 'invalid_audience' | 'authentication_failed' | 'access_denied';

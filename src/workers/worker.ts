@@ -1,7 +1,8 @@
 import { AggregatorRegistry, Counter, Gauge, type Registry } from 'prom-client';
 import { loadConfigText } from '../config/compile.ts';
 import type { Logger } from '../observe/log.ts';
-import { startFromFile } from '../serve.ts';
+import type { Config } from '../config/compile.ts';
+import type { ServedGateway } from '../gateway.ts';
 import { isMessage, type FromWorker, type ToWorker } from './messages.ts';
 import { workerId } from './share.ts';
 
@@ -10,7 +11,10 @@ import { workerId } from './share.ts';
  * pools, limit buckets) on the shared traffic port, no admin listener; the primary asks it for its
  * readiness and metrics, and tells it to reload and to drain.
  */
-export async function runWorker(file: string, logger: Logger): Promise<void> {
+/** serve.ts's startFromFile, passed in: the worker is started by serve, never the other way round. */
+type Start = (file: string, logger: Logger, options: { readonly worker: true }, load: () => Config) => Promise<ServedGateway>;
+
+export async function runWorker(file: string, logger: Logger, startFromFile: Start): Promise<void> {
   const text = await configFromPrimary();
   const gateway = await startFromFile(file, logger, { worker: true }, () => loadConfigText(text, file));
   // Constructing one makes prom-client answer the primary's metric requests from this registry.
