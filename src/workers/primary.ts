@@ -11,6 +11,7 @@ import { createAdminServer } from '../observe/admin.ts';
 import type { Logger } from '../observe/log.ts';
 import { isMessage, type FromWorker, type ToWorker } from './messages.ts';
 import { workerEnv } from './share.ts';
+import { workerProblems } from './unsupported.ts';
 
 /** A crashing worker is restarted, at most this many times in this window; then the primary gives up. */
 const MAX_RESTARTS = 5;
@@ -132,6 +133,8 @@ export class Primary {
       text = readConfigText(this.#file);
       const next = loadConfigText(text, this.#file);
       if (next.workers !== this.#config.workers) throw new ConfigError([{ file: this.#file, line: undefined, key: 'workers', message: 'changes only with a restart' }]);
+      const unsupported = workerProblems(this.#file, next, this.#count);
+      if (unsupported.length > 0) throw new ConfigError(unsupported);
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
       for (const p of err.problems) this.#logger.error({ event: 'config_reload_problem' }, formatProblem(p));
@@ -194,6 +197,9 @@ export function readConfigText(file: string): string {
 
 /** `serve --workers N` in the primary: start, then SIGHUP / a file change reloads all, SIGTERM drains all. */
 export async function runPrimary(file: string, text: string, config: Config, count: number, logger: Logger): Promise<void> {
+  // `--workers N` overrides the config's `workers:` that lint judged (config/lint-workers.ts).
+  const problems = workerProblems(file, config, count);
+  if (problems.length > 0) throw new ConfigError(problems);
   const primary = new Primary(file, text, config, count, logger);
   await primary.start();
   const reloads = watchForReload(file, () => void primary.reload(), () => logger.warn({ event: 'config_watch_unavailable' }, 'cannot watch the config file; reload with SIGHUP'));
