@@ -58,6 +58,7 @@ export type Reason =
   | 'body_encoding_invalid'
   | 'json_duplicate_key'
   | 'method_invalid'
+  | 'method_not_found'
   | 'name_invalid'
   | 'too_many_streams'
   | 'rate_limited'
@@ -235,6 +236,8 @@ export const reasons: Readonly<Record<Reason, ReasonInfo>> = Object.freeze({
   body_encoding_invalid: r(400, undefined, false, 'the request body must be UTF-8 without a byte order mark or lone surrogates'),
   json_duplicate_key: r(400, undefined, false, 'the request body repeats a key within an object'),
   method_invalid: r(400, undefined, false, 'the JSON-RPC method is not a valid MCP method name'),
+  // 2026-07-28 transports "Protocol Version Header": a method the request's revision does not define is 404 with -32601.
+  method_not_found: r(404, undefined, false, 'the method is not part of the requested protocol revision', { rpcCode: -32601 }),
   name_invalid: r(400, undefined, false, 'a tool, prompt or resource name contains characters that are not allowed'),
   origin_forbidden: r(403, undefined, false, 'origin not allowed'),
   host_invalid: r(400, undefined, false, 'invalid host header'),

@@ -28,7 +28,8 @@ export function lintMtls(raw: RawConfig, err: Report): void {
   raw.upstreams.forEach((u, n) => {
     if (forwardedNames(u.forwardHeaders).has(header)) err(['upstreams', n, 'forwardHeaders'], `"${forwarded.header}" carries the client certificate (mtls.forwarded.header) and is never forwarded`);
   });
-  if (['authorization', 'dpop', 'host', raw.identity.header.toLowerCase()].includes(header)) err(['mtls', 'forwarded', 'header'], 'is a header the gateway reads or sets for another purpose');
+  // Mcp-* names are the MCP transport's (Mcp-Param-* reach every upstream as sent).
+  if (['authorization', 'dpop', 'host', raw.identity.header.toLowerCase()].includes(header) || header.startsWith('mcp-')) err(['mtls', 'forwarded', 'header'], 'is a header the gateway reads or sets for another purpose');
   forwarded.trustedHops.forEach((hop, n) => {
     const problem = hopProblem(hop);
     if (problem !== undefined) err(['mtls', 'forwarded', 'trustedHops', n], `"${hop}" ${problem}`);

@@ -5,6 +5,7 @@ import { lintRateLimits } from './lint-limits.ts';
 import { BREAK_GLASS_CLAIMS, lintBreakGlass } from './lint-break-glass.ts';
 import { lintProfile } from './lint-profile.ts';
 import { lintMtls } from './lint-mtls.ts';
+import { lintWorkers } from './lint-workers.ts';
 import { isSecureOrLoopback, parseUrl, stripTrailingSlash } from './urls.ts';
 import { methodIsSound, nameIsSound } from '../policy/names.ts';
 
@@ -68,6 +69,7 @@ export function lintConfig(raw: RawConfig, file: string, locate: (p: Path) => nu
   lintBreakGlass(raw, err, warn, nowMs);
   lintProfile(raw, err);
   lintMtls(raw, err);
+  lintWorkers(raw, err);
   return { errors, warnings };
 }
 

@@ -10,8 +10,10 @@ import { keepValidTraceContext } from '../observe/traceparent.ts';
 // checked, X-Forwarded-*).
 const FORWARDED = [
   'accept', 'accept-encoding', 'accept-language', 'content-type', 'user-agent', 'origin',
-  // W3C Trace Context and Baggage.
-  'traceparent', 'tracestate', 'baggage',
+  // W3C Trace Context, passed only when it parses (below). Not W3C Baggage: its members are
+  // application facts (user, tenant) a client can set to anything; an upstream that wants them lists
+  // `baggage` in forwardHeaders.
+  'traceparent', 'tracestate',
   // MCP transports: the gateway reads or checks these before forwarding.
   'mcp-protocol-version', 'mcp-method', 'mcp-name',
 ];

@@ -12,6 +12,15 @@ export type { Inspected, RpcMessage } from './rpc-message.ts';
 /** MCP revisions the gateway understands (MCP transports "Protocol Version Header": others get 400). */
 const VERSIONS = new Set(SUPPORTED_VERSIONS);
 const BATCHES_UNTIL = '2025-03-26';
+// 2026-07-28 changelog: methods that revision removed (ping and logging/setLevel, resources/(un)subscribe
+// for subscriptions/listen, the tasks methods the extension dropped, the client notifications that went).
+// Never judged by their 2025 meaning nor forwarded: 404 with -32601 (transports "Protocol Version
+// Header"). Not `initialize`: it selects legacy semantics on a dual-era server (versioning "Backward
+// Compatibility"), so it goes on to the upstream as before.
+const REMOVED_IN_2026: ReadonlySet<string> = new Set([
+  'ping', 'logging/setLevel', 'resources/subscribe', 'resources/unsubscribe', 'tasks/result', 'tasks/list',
+  'notifications/roots/list_changed', 'notifications/elicitation/complete',
+]);
 const META_VERSION = 'io.modelcontextprotocol/protocolVersion';
 
 /** A denial that answers in JSON-RPC, with the request id when there is one. */
@@ -113,7 +122,7 @@ export function inspect(body: Buffer, version: string, req: IncomingMessage, max
   if (fault !== undefined) return rpcDeny(fault.reason, batch || fault.idUnknown ? null : idOf(parsed), era);
   const messages: RpcMessage[] = [];
   for (const item of items) {
-    const m = message(item);
+    const m = message(item, era);
     if (typeof m === 'string') return rpcDeny(m, idOf(item), era);
     // 2026-07-28 transports "Sending Messages": a client MUST NOT send responses; what a server needs
     // from it comes back in a retried request (MRTR inputResponses), judged like any other.
@@ -153,7 +162,7 @@ function hasLooseMember(o: object, members: readonly string[]): boolean {
   return false;
 }
 
-function message(item: unknown): RpcMessage | Reason {
+function message(item: unknown, era: Era): RpcMessage | Reason {
   if (typeof item !== 'object' || item === null || Array.isArray(item)) return 'rpc_invalid';
   const o = item as { jsonrpc?: unknown; method?: unknown; id?: unknown; params?: unknown; result?: unknown; error?: unknown };
   if (o.jsonrpc !== '2.0') return 'rpc_invalid';
@@ -170,6 +179,7 @@ function message(item: unknown): RpcMessage | Reason {
   if (typeof o.method !== 'string') return 'rpc_invalid';
   // "response" is the pseudo-method decide.ts judges a client's responses by, never a request's method.
   if (!methodIsSound(o.method) || o.method === 'response') return 'method_invalid';
+  if (era === 'stateless' && REMOVED_IN_2026.has(o.method)) return 'method_not_found';
   if (o.params !== undefined && (typeof o.params !== 'object' || o.params === null)) return 'rpc_invalid';
   const params = (o.params ?? {}) as { name?: unknown; uri?: unknown; arguments?: unknown; _meta?: unknown; task?: unknown; ref?: unknown };
   if (hasLooseMember(params, PARAM_MEMBERS)) return 'rpc_invalid';

@@ -6,6 +6,7 @@ import type { Reason } from '../reasons.ts';
 import { readBounded, streamGuarded, type Bounded } from './bounded.ts';
 import { UpstreamTimeout, exchange, type Exchange } from './exchange.ts';
 import { clientResponseHeaders } from './headers.ts';
+import { withCors } from '../route/cors.ts';
 import { UpstreamHealth } from './outlier.ts';
 import { pipeSseFiltered, SseTail, type SseFilter } from './stream.ts';
 import type { ForwardOutcome, ForwardRequest, ResponsePlan } from './types.ts';
@@ -77,7 +78,7 @@ export async function forward(f: ForwardRequest): Promise<ForwardOutcome> {
   }
   const status = response.statusCode;
   const headers = clientResponseHeaders(response.headers);
-  if (f.responseHeaders !== undefined) Object.assign(headers, f.responseHeaders);
+  if (f.responseHeaders !== undefined) withCors(headers, f.responseHeaders);
   const plan = f.onResponse?.(status, headers);
   const body = response.body;
 

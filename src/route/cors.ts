@@ -1,4 +1,4 @@
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 
 // CORS for browser MCP clients (Fetch standard §3.2 "CORS protocol"). Only ever the caller's own,
 // allowed origin, never "*" (SC-128): a wildcard would not cover Authorization anyway, and the
@@ -70,4 +70,21 @@ function requestedParamHeaders(requested: string | undefined): string[] {
     if (out.size === MAX_PARAM_HEADERS) break;
   }
   return [...out];
+}
+
+/**
+ * The gateway's CORS headers on an upstream's answer (the upstream's own access-control-* never pass,
+ * proxy/headers.ts). Vary is merged, not replaced: the upstream's Vary (Accept, Accept-Encoding,
+ * Authorization) still keys a cache on what the answer depends on, beside the Origin ours adds.
+ */
+export function withCors(headers: OutgoingHttpHeaders, cors: Readonly<Record<string, string>>): void {
+  const upstreamVary = headers['vary'];
+  Object.assign(headers, cors);
+  if (upstreamVary === undefined || cors['vary'] === undefined) return;
+  const names = new Map<string, string>();
+  for (const name of [...String(upstreamVary).split(','), ...cors['vary'].split(',')]) {
+    const trimmed = name.trim();
+    if (trimmed !== '' && !names.has(trimmed.toLowerCase())) names.set(trimmed.toLowerCase(), trimmed);
+  }
+  headers['vary'] = names.has('*') ? '*' : [...names.values()].join(', ');
 }

@@ -11,6 +11,7 @@ import { createAdminServer } from '../observe/admin.ts';
 import type { Logger } from '../observe/log.ts';
 import { isMessage, type FromWorker, type ToWorker } from './messages.ts';
 import { workerEnv } from './share.ts';
+import { workerProblems } from './unsupported.ts';
 
 /** A crashing worker is restarted, at most this many times in this window; then the primary gives up. */
 const MAX_RESTARTS = 5;
@@ -31,6 +32,9 @@ export class Primary {
   readonly #config: Config;
   /** The config text last validated here: what a new or restarted worker starts on. */
   #text: string;
+  /** Counts validated config texts; each worker process's entry says which one it serves. */
+  #generation = 1;
+  readonly #serving = new WeakMap<Worker, number>();
   readonly #workers = new Map<number, Worker>();
   readonly #pending = new Map<number, (reply: Reply | undefined) => void>();
   readonly #restarts: number[] = [];
@@ -85,7 +89,10 @@ export class Primary {
 
   #onMessage(worker: Worker, raw: unknown): void {
     if (!isMessage<FromWorker>(raw) || raw.type === 'mcp-warden:listening') return;
-    if (raw.type === 'mcp-warden:config-request') return void worker.send({ type: 'mcp-warden:config', text: this.#text } satisfies ToWorker);
+    if (raw.type === 'mcp-warden:config-request') {
+      this.#serving.set(worker, this.#generation);
+      return void worker.send({ type: 'mcp-warden:config', text: this.#text } satisfies ToWorker);
+    }
     this.#pending.get(raw.id)?.(raw);
     this.#pending.delete(raw.id);
   }
@@ -106,23 +113,29 @@ export class Primary {
     });
   }
 
-  async #statuses(): Promise<{ worker: number; pid: number | undefined; ready: boolean; readiness: Record<string, unknown> }[]> {
+  async #statuses(): Promise<{ worker: number; pid: number | undefined; ready: boolean; config: number | undefined; readiness: Record<string, unknown> }[]> {
     return Promise.all([...this.#workers].map(async ([id, w]) => {
       const r = await this.#ask(w, { type: 'mcp-warden:status' });
       const ok = r?.type === 'mcp-warden:status';
-      return { worker: id, pid: w.process.pid, ready: ok && r.ready, readiness: ok ? r.readiness : { unreachable: true } };
+      return { worker: id, pid: w.process.pid, ready: ok && r.ready, config: this.#serving.get(w), readiness: ok ? r.readiness : { unreachable: true } };
     }));
+  }
+
+  // A reload one worker refused (its swap failed) leaves workers judging by different policies: a
+  // revoked scope would still pass on some connections. Not ready until every worker serves one config.
+  #consistent(all: readonly { readonly config: number | undefined }[]): boolean {
+    return all.every((s) => s.config !== undefined && s.config === all[0]?.config);
   }
 
   async #ready(): Promise<boolean> {
     if (this.#stopping) return false;
     const all = await this.#statuses();
-    return all.length === this.#count && all.every((s) => s.ready);
+    return all.length === this.#count && all.every((s) => s.ready) && this.#consistent(all);
   }
 
   async #readiness(): Promise<Record<string, unknown>> {
     const all = await this.#statuses();
-    return { draining: this.#stopping, workers: all.map(({ worker, pid, ready, readiness }) => ({ worker, pid, ready, ...readiness })) };
+    return { draining: this.#stopping, configConsistent: this.#consistent(all), workers: all.map(({ worker, pid, ready, config, readiness }) => ({ worker, pid, ready, config, ...readiness })) };
   }
 
   /** Validates the file here first: a config that does not load reaches no worker, all keep the old one. */
@@ -132,15 +145,30 @@ export class Primary {
       text = readConfigText(this.#file);
       const next = loadConfigText(text, this.#file);
       if (next.workers !== this.#config.workers) throw new ConfigError([{ file: this.#file, line: undefined, key: 'workers', message: 'changes only with a restart' }]);
+      const unsupported = workerProblems(this.#file, next, this.#count);
+      if (unsupported.length > 0) throw new ConfigError(unsupported);
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
       for (const p of err.problems) this.#logger.error({ event: 'config_reload_problem' }, formatProblem(p));
       this.#logger.error({ event: 'config_reload_failed', workers: this.#count }, 'configuration reload failed; every worker keeps the previous configuration');
       return false;
     }
+    const previous = { text: this.#text, generation: this.#generation };
+    const generation = previous.generation + 1;
     this.#text = text;
-    const replies = await Promise.all([...this.#workers.values()].map((w) => this.#ask(w, { type: 'mcp-warden:reload', text }, 30_000)));
+    this.#generation = generation;
+    const workers = [...this.#workers.values()];
+    const replies = await Promise.all(workers.map((w) => this.#ask(w, { type: 'mcp-warden:reload', text }, 30_000)));
+    workers.forEach((w, i) => {
+      const r = replies[i];
+      if (r?.type === 'mcp-warden:reload' && r.ok) this.#serving.set(w, generation);
+    });
     const ok = replies.filter((r) => r?.type === 'mcp-warden:reload' && r.ok).length;
+    // Refused everywhere: a worker restarted later starts on what the others still serve.
+    if (ok === 0 && this.#generation === generation) {
+      this.#text = previous.text;
+      this.#generation = previous.generation;
+    }
     // Each worker builds its own state (key fetches included): one can still fail where others did not.
     if (ok !== this.#count) this.#logger.error({ event: 'config_reload_workers', ok, failed: this.#count - ok }, 'configuration reload failed in some workers');
     return ok === this.#count;
@@ -194,6 +222,9 @@ export function readConfigText(file: string): string {
 
 /** `serve --workers N` in the primary: start, then SIGHUP / a file change reloads all, SIGTERM drains all. */
 export async function runPrimary(file: string, text: string, config: Config, count: number, logger: Logger): Promise<void> {
+  // `--workers N` overrides the config's `workers:` that lint judged (config/lint-workers.ts).
+  const problems = workerProblems(file, config, count);
+  if (problems.length > 0) throw new ConfigError(problems);
   const primary = new Primary(file, text, config, count, logger);
   await primary.start();
   const reloads = watchForReload(file, () => void primary.reload(), () => logger.warn({ event: 'config_watch_unavailable' }, 'cannot watch the config file; reload with SIGHUP'));

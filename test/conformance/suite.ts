@@ -106,17 +106,12 @@ const ERAS: Readonly<Record<ConformanceEra, { readonly fixture: () => Promise<Fi
 // (test/conformance/fixture-2026.ts). The fixture does not implement all of them (requestState
 // round trips, the diagnostic tools of server-stateless, the tasks extension), so the comparison is
 // check by check: no check that succeeds direct fails through the gateway, except these, which are
-// the gateway's own answers given before the upstream is asked:
+// the gateway's own answers given before the upstream is asked. (Methods the revision removed,
+// resources/(un)subscribe, tasks/result and tasks/list among them, the gateway answers 404 / -32601
+// itself, as the server does: policy/jsonrpc.ts.)
 export const KNOWN_2026: ReadonlyMap<string, string> = new Map([
   // -32022 data.supported lists the gateway's revisions (all five it serves), not the fixture's.
   ['server-stateless/sep-2575-server-unsupported-version-error', 'supported = the gateway'],
-  // A 2026-07-28 resources/(un)subscribe probe without the params the gateway judges is 400/-32600
-  // (rpc_invalid) before it can be forwarded; the fixture answers the removed method 404/-32601.
-  ['server-stateless/sep-2575-http-server-method-not-found-404-resources-subscribe', 'judged before forwarding'],
-  ['server-stateless/sep-2575-http-server-method-not-found-404-resources-unsubscribe', 'judged before forwarding'],
-  // tasks/* is refused outright (tasks_unsupported, -32003): task ids are not bound to the caller (#15).
-  ['tasks-dispatch-and-envelope/sep-2663-tasks-result-removed-method-not-found', 'tasks_unsupported'],
-  ['tasks-dispatch-and-envelope/tasks-removed-tasks-list', 'tasks_unsupported'],
 ]);
 
 

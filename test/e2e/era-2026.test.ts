@@ -308,3 +308,33 @@ describe('MCP 2026-07-28 subscriptions/listen stream contents and lifetime', () 
     expect(up.listeners.length).toBe(0); // the upstream exchange was ended too
   });
 });
+
+// Attack/spec reading: methods the 2026-07-28 revision removed (changelog: resources/(un)subscribe for
+// subscriptions/listen, ping, logging/setLevel, the handshake, tasks/result and tasks/list) were judged
+// by their 2025 meaning: a subscribe without params answered 400/-32600, one with a readable URI was
+// forwarded. Transports "Protocol Version Header": a method the server does not implement is 404 with
+// -32601 Method not found.
+describe('MCP 2026-07-28 methods the revision removed', () => {
+  it('resources/subscribe, resources/unsubscribe, ping, logging/setLevel and tasks/list answer 404 / -32601 for their id, nothing forwarded; 2025 requests still reach the upstream', async () => {
+    const token = await idp.token(AUD);
+    up.reset();
+    const cases: [number, string, Record<string, unknown>][] = [
+      [90, 'resources/subscribe', { uri: 'file:///docs/readme.md' }],
+      [91, 'resources/subscribe', {}],
+      [92, 'resources/unsubscribe', { uri: 'file:///docs/readme.md' }],
+      [93, 'ping', {}],
+      [94, 'logging/setLevel', { level: 'debug' }],
+      [95, 'tasks/list', {}],
+    ];
+    for (const [id, method, params] of cases) {
+      const a = await post('/mcp', token, msg(id, method, params), heads(method, typeof params['uri'] === 'string' ? params['uri'] : undefined));
+      expect({ method, status: a.status }).toEqual({ method, status: 404 });
+      expect(a.json).toMatchObject({ id, error: { code: -32601, data: { reason: 'method_not_found' } } });
+    }
+    expect(up.bytes).toBe(0);
+    legacy.reset();
+    const old = await post('/other-mcp', await idp.token(AUD_OTHER), { jsonrpc: '2.0', id: 96, method: 'ping' }, { 'mcp-protocol-version': '2025-11-25' });
+    expect(old.json.error?.code).not.toBe(-32601);
+    expect(legacy.received.length).toBe(1); // judged as 2025's ping (housekeeping) and forwarded
+  });
+});

@@ -127,4 +127,16 @@ describe('mTLS configuration', () => {
     const found = problems(base({ upstream: { forwardHeaders: ['x-cert-hash'] }, root: { mtls: { forwarded: { header: 'X-Cert-Hash', format: 'x5t#S256', trustedHops: ['mesh.local'] } } } }));
     expect(found).toEqual([expect.stringMatching(/^upstreams\.0\.forwardHeaders: "X-Cert-Hash" carries the client certificate/), expect.stringMatching(/^mtls\.forwarded\.trustedHops\.0: "mesh.local" must be an IP address or CIDR/)]);
   });
+
+  // Attack: `trustedHops: [0.0.0.0/0]` (or ::/0) believed the header from every client, and a header
+  // named Mcp-Param-* passed the forwarding allow-list by its prefix, reaching every upstream.
+  it('refuses a trusted hop that covers every address, and a certificate header named like an MCP header', () => {
+    const hops = problems(base({ upstream: { senderConstraint: 'mtls' }, root: { mtls: { forwarded: { header: 'X-Cert-Hash', format: 'x5t#S256', trustedHops: ['0.0.0.0/0', '::/0', '10.0.0.0/8'] } } } }));
+    expect(hops).toEqual([
+      expect.stringMatching(/^mtls\.forwarded\.trustedHops\.0: "0\.0\.0\.0\/0" covers every address/),
+      expect.stringMatching(/^mtls\.forwarded\.trustedHops\.1: "::\/0" covers every address/),
+    ]);
+    const named = problems(base({ root: { mtls: { forwarded: { header: 'Mcp-Param-Client-Cert', format: 'x5t#S256', trustedHops: ['10.0.0.1'] } } } }));
+    expect(named).toEqual([expect.stringMatching(/^mtls\.forwarded\.header: is a header the gateway reads or sets for another purpose/)]);
+  });
 });

@@ -13,7 +13,7 @@ import { stringify } from 'yaml';
 // Issue 15, points 3, 5 and 6: framing and headers the upstream could read differently from the
 // gateway are refused, and the upstream receives only headers on an allow-list.
 
-const fx = useGatewayFixture({ overrides: () => ({ other: { forwardHeaders: ['X-Tenant'] } }) });
+const fx = useGatewayFixture({ overrides: () => ({ other: { forwardHeaders: ['X-Tenant', 'baggage'] } }) });
 beforeEach(() => fx.upstream.reset());
 
 const raw = (payload: string): ReturnType<typeof rawExchange> => rawExchange(fx.port, payload, 3_000);
@@ -151,6 +151,18 @@ describe('request headers reach the upstream by allow-list (point 6)', () => {
     const reply = await sendExact(fx.port, 'POST', '/other-mcp', [['Authorization', `Bearer ${token}`], ['Content-Type', 'application/json'], ['X-Tenant', 'acme']], RPC);
     expect(reply.status).toBe(200);
     expect(fx.upstream.received[0]?.headers.get('x-tenant')).toEqual(['acme']);
+  });
+
+  // Attack: W3C Baggage went upstream unvalidated (any size, any bytes the parser let through, members
+  // an upstream may read as tenant or user facts). It is now dropped unless the upstream lists it.
+  it('drops a client\'s baggage header unless the upstream lists baggage in forwardHeaders', async () => {
+    const baggage = 'userId=admin,tenant=acme;prop=1';
+    const first = await sendExact(fx.port, 'POST', '/mcp', [['Authorization', `Bearer ${await fx.idp.token(AUD)}`], ['Content-Type', 'application/json'], ['Baggage', baggage]], RPC);
+    expect(first.status).toBe(200);
+    expect(fx.upstream.received[0]?.headers.has('baggage')).toBe(false);
+    const listed = await sendExact(fx.port, 'POST', '/other-mcp', [['Authorization', `Bearer ${await fx.idp.token(AUD_OTHER)}`], ['Content-Type', 'application/json'], ['Baggage', baggage]], RPC);
+    expect(listed.status).toBe(200);
+    expect(fx.upstream.received[1]?.headers.get('baggage')).toEqual([baggage]);
   });
 
   it('SC-190 refuses a config whose forwardHeaders names a credential, identity, framing or routing header, or an underscore', () => {
