@@ -6,6 +6,7 @@ import { Writable } from 'node:stream';
 import { stringify } from 'yaml';
 import { startFromFile } from '../../src/serve.ts';
 import { createLogger } from '../../src/observe/log.ts';
+import { lineHash } from '../../src/observe/audit-chain.ts';
 import { verifyAuditFile, type VerifyReport } from '../../src/observe/audit-verify.ts';
 import { TestIdp } from '../helpers/idp.ts';
 import { TestUpstream } from '../helpers/upstream.ts';
@@ -73,6 +74,17 @@ async function verify(lines: readonly string[]): Promise<VerifyReport> {
   return verifyAuditFile(file, jwks);
 }
 
+function errors(report: VerifyReport): string[] {
+  return report.findings.filter((f) => f.severity === 'error').map((f) => f.message);
+}
+
+/** A fabricated decision line of the chain, hashed as the gateway would hash it. */
+function forged(base: Line, changes: Line): string {
+  const v: Line = { ...base, ...changes, decision: 'allow', sub: 'mallory', reason: 'break_glass' };
+  delete v['hash'];
+  return JSON.stringify({ ...v, hash: lineHash(v) });
+}
+
 describe('audit verify against a log edited by someone who can write to it', () => {
   it('at log level warn the break-glass decisions form a chain with its start and final checkpoint, and it verifies sealed', async () => {
     const lines = chainLines().map((l) => JSON.parse(l) as Line);
@@ -83,5 +95,32 @@ describe('audit verify against a log edited by someone who can write to it', () 
     const report = await verify(chainLines());
     expect(report.findings).toEqual([]);
     expect(report.chains.map((c) => c.sealed)).toEqual([true]);
+  });
+
+  it.each([['a string', '1'], ['a fraction', 1.5], ['negative', -1], ['null', null]])('refuses a forged line slipped into the sealed chain with seq %s', async (_name, seq) => {
+    const lines = chainLines();
+    const base = JSON.parse(lines[1] as string) as Line;
+    const edited = [...lines.slice(0, 2), forged(base, { seq }), ...lines.slice(2)];
+    const report = await verify(edited);
+    expect(errors(report)).toEqual(['line 3 has no valid seq (a non-negative integer): it cannot belong to the chain']);
+    expect(report.tampered).toBe(true);
+  });
+
+  it('refuses a line appended after the final checkpoint, though it links to it and its hash is right', async () => {
+    const lines = chainLines();
+    const seal = JSON.parse(lines[3] as string) as Line;
+    const base = JSON.parse(lines[1] as string) as Line;
+    const report = await verify([...lines, forged(base, { seq: 4, prev: seal['hash'] as string, ts: Date.now() })]);
+    expect(errors(report)).toEqual(['line 5 (seq 4) comes after the final checkpoint (line 4, seq 3): a sealed chain has no more lines']);
+    expect(report.tampered).toBe(true);
+  });
+
+  it('refuses a line that repeats a key: JSON.parse reads the hashed last value, a first-wins log store reads the forged one', async () => {
+    const lines = chainLines();
+    const denied = lines[2] as string;
+    expect(denied).toContain('"decision":"deny"');
+    const edited = lines.map((l) => (l === denied ? `{"decision":"allow",${l.slice(1)}` : l));
+    const report = await verify(edited);
+    expect(errors(report)).toEqual(['line 3 (seq 2) repeats the key "decision": readers of the log may not see what was hashed']);
   });
 });
