@@ -132,6 +132,7 @@ export class Primary {
       text = readConfigText(this.#file);
       const next = loadConfigText(text, this.#file);
       if (next.workers !== this.#config.workers) throw new ConfigError([{ file: this.#file, line: undefined, key: 'workers', message: 'changes only with a restart' }]);
+      refuseUnreachable(next);
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
       for (const p of err.problems) this.#logger.error({ event: 'config_reload_problem' }, formatProblem(p));
@@ -194,6 +195,7 @@ export function readConfigText(file: string): string {
 
 /** `serve --workers N` in the primary: start, then SIGHUP / a file change reloads all, SIGTERM drains all. */
 export async function runPrimary(file: string, text: string, config: Config, count: number, logger: Logger): Promise<void> {
+  refuseUnreachable(config);
   const primary = new Primary(file, text, config, count, logger);
   await primary.start();
   const reloads = watchForReload(file, () => void primary.reload(), () => logger.warn({ event: 'config_watch_unavailable' }, 'cannot watch the config file; reload with SIGHUP'));
@@ -205,4 +207,17 @@ export async function runPrimary(file: string, text: string, config: Config, cou
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
+}
+
+/**
+ * What a worker would serve but nobody could reach: RFC 8935 push lands on the admin listener, which is
+ * the primary's here, while each worker holds its own revocation state; a pushed SET would answer 404
+ * and revoke nothing, so every worker would keep honouring the token. Poll reaches every worker.
+ */
+function refuseUnreachable(config: Config): void {
+  const problems = config.revocation.transmitters.flatMap((t, i) => (t.push === undefined ? [] : [{
+    file: config.file, line: undefined, key: `revocation.transmitters.${i}.push`,
+    message: `push delivery reaches one process, not each of the workers: use poll with --workers (issuer ${t.issuer.name})`,
+  }]));
+  if (problems.length > 0) throw new ConfigError(problems);
 }
