@@ -38,6 +38,9 @@ export function createBreakGlassJudge(config: Config): BreakGlassJudge {
     if (open === undefined) {
       return { grant: matching[0], reason: matching.some((g) => nowMs < g.activatedAtMs) ? 'break_glass_inactive' : 'break_glass_expired' };
     }
+    // Only an open stream's principal carries a grant (plan.ts timed it to that expiresAt): when a reload
+    // brought expiresAt forward, its timer would run to the old end, so it ends now; a new stream gets the new one.
+    if (principal.breakGlass !== undefined && principal.breakGlass.expiresAtMs > open.expiresAtMs) return { grant: open, reason: 'break_glass_expired' };
     return { grant: open, reason: limitProblem(open, upstream, principal) };
   };
 }

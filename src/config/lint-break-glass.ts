@@ -39,6 +39,10 @@ export function lintBreakGlass(raw: RawConfig, err: Report, warn: Report, nowMs:
     iss.breakGlassClients.forEach((c, j) => {
       if (c.includes('*')) err(['issuers', i, 'breakGlassClients', j], 'wildcards are not allowed');
     });
+    // RFC 8725 §3.8: a token's iss picks the first issuer of the upstream that names it, so a twin entry
+    // with the same iss would take this issuer's tokens as ordinary ones: no window, limits or stamp.
+    const twin = (iss.breakGlassOnly || iss.breakGlassClients.length > 0) ? raw.issuers.find((o, j) => j !== i && o.issuer === iss.issuer) : undefined;
+    if (twin !== undefined) err(['issuers', i, 'issuer'], `issuer "${twin.name}" names the same iss: its entry would accept the break-glass tokens of "${iss.name}" as ordinary ones (use breakGlassClients on one entry)`);
   });
 }
 

@@ -106,13 +106,23 @@ export class AuditChain {
   }
 
   #start(): void {
-    this.#write({ event: 'audit_chain_start', instance: hostname(), pid: process.pid }, 'audit chain start');
+    this.#write({ event: 'audit_chain_start', instance: hostname(), pid: process.pid }, 'audit chain start', this.#ownLevel() ?? 'warn');
     // A 1 s tick checks the time bound, so a reload that changes checkpointSeconds takes effect at once.
     this.#timer = setInterval(() => {
       const due = performance.now() - this.#lastCheckpointAt >= this.#o.settings().checkpointSeconds * 1000;
       if (due && this.#sinceCheckpoint > 0 && !this.#signing) void this.#checkpoint(false);
     }, 1000);
     this.#timer.unref();
+  }
+
+  /**
+   * The level of the chain's own lines (start, checkpoints): info, or warn when only warnings are
+   * written (break-glass lines are), since a line the logger drops would still take a seq and leave a
+   * gap the verifier must call a removal. undefined: not even warnings are written.
+   */
+  #ownLevel(): AuditLevel | undefined {
+    if (this.#o.logger.isLevelEnabled('info')) return 'info';
+    return this.#o.logger.isLevelEnabled('warn') ? 'warn' : undefined;
   }
 
   #write(fields: Fields, msg: string, level: AuditLevel = 'info'): void {
@@ -126,7 +136,8 @@ export class AuditChain {
 
   async #checkpoint(final: boolean): Promise<void> {
     const signer = this.#o.signer();
-    if (signer === undefined) return;
+    const level = this.#ownLevel();
+    if (signer === undefined || level === undefined) return;
     this.#signing = true;
     const seq = this.#seq;
     const head = this.#prev;
@@ -135,7 +146,7 @@ export class AuditChain {
         .setProtectedHeader({ alg: signer.alg, kid: signer.kid, typ: CHECKPOINT_TYP })
         .setIssuedAt(Math.floor(this.#o.now() / 1000))
         .sign(signer.key);
-      this.#write({ event: 'audit_checkpoint', kid: signer.kid, jws, ...(final ? { final: true } : {}) }, 'audit checkpoint');
+      this.#write({ event: 'audit_checkpoint', kid: signer.kid, jws, ...(final ? { final: true } : {}) }, 'audit checkpoint', level);
       this.#sinceCheckpoint = 0;
       this.#lastCheckpointAt = performance.now();
     } catch {

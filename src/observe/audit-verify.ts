@@ -1,6 +1,7 @@
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
+import { scanJson } from '../policy/json-scan.ts';
 import { AUDIT_EVENTS, CHECKPOINT_TYP, lineHash } from './audit-chain.ts';
 
 // `mcp-warden audit verify`: re-checks every chain in a log. Lines that are not audit lines (other
@@ -39,6 +40,8 @@ interface Entry {
   readonly event: string;
   readonly jws: unknown;
   readonly final: boolean;
+  /** Why the line's text has more than one JSON reading (a repeated key), if it has. */
+  readonly fault: string | undefined;
 }
 
 type KeySet = ReturnType<typeof createLocalJWKSet>;
@@ -52,7 +55,7 @@ export async function verifyAuditFile(file: string, jwks: JSONWebKeySet | undefi
     const parsed = auditLine(text);
     if (parsed === undefined) continue;
     const list = chains.get(parsed.chain) ?? [];
-    list.push(entryOf(parsed.value, n));
+    list.push(entryOf(parsed.value, n, parsed.fault));
     chains.set(parsed.chain, list);
   }
   const findings: Finding[] = [];
@@ -63,7 +66,7 @@ export async function verifyAuditFile(file: string, jwks: JSONWebKeySet | undefi
   return { chains: summaries, findings, tampered: findings.some((f) => f.severity === 'error') };
 }
 
-function auditLine(text: string): { readonly chain: string; readonly value: Record<string, unknown> } | undefined {
+function auditLine(text: string): { readonly chain: string; readonly value: Record<string, unknown>; readonly fault: string | undefined } | undefined {
   if (!text.startsWith('{')) return undefined;
   let value: unknown;
   try {
@@ -74,15 +77,19 @@ function auditLine(text: string): { readonly chain: string; readonly value: Reco
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
   const v = value as Record<string, unknown>;
   if (typeof v['chain'] !== 'string' || typeof v['event'] !== 'string' || !AUDIT_EVENTS.has(v['event'])) return undefined;
-  return { chain: v['chain'], value: v };
+  // RFC 8259 §4: with a repeated key readers disagree (JSON.parse keeps the last, others the first), so
+  // a line could hash as written yet read otherwise in a log store: the hash vouches for one reading only.
+  const fault = scanJson(text, 1_000);
+  return { chain: v['chain'], value: v, fault: fault?.kind === 'duplicate_key' ? `repeats the key "${fault.key}"` : undefined };
 }
 
-function entryOf(v: Record<string, unknown>, line: number): Entry {
+function entryOf(v: Record<string, unknown>, line: number, fault: string | undefined): Entry {
   const hash = typeof v['hash'] === 'string' ? v['hash'] : '';
-  const seq = typeof v['seq'] === 'number' && Number.isSafeInteger(v['seq']) ? v['seq'] : -1;
+  // -1 = no valid seq: a line of the chain that cannot be placed in it (checkOrder refuses it).
+  const seq = typeof v['seq'] === 'number' && Number.isSafeInteger(v['seq']) && v['seq'] >= 0 ? v['seq'] : -1;
   // The values are JSON as parsed: the hash is recomputed over exactly what the file holds.
   const hashOk = hash !== '' && lineHash(v as Parameters<typeof lineHash>[0]) === hash;
-  return { line, seq, prev: v['prev'], hash, hashOk, event: String(v['event']), jws: v['jws'], final: v['final'] === true };
+  return { line, seq, prev: v['prev'], hash, hashOk, event: String(v['event']), jws: v['jws'], final: v['final'] === true, fault };
 }
 
 type Report = (e: Entry | undefined, message: string) => void;
@@ -93,7 +100,13 @@ async function verifyChain(chain: string, entries: readonly Entry[], keys: KeySe
   checkLinks(bySeq, last, entries[0] as Entry, error);
   const checkpoints = entries.filter((e) => e.event === 'audit_checkpoint');
   let lastGood: Entry | undefined;
-  for (const cp of checkpoints) if (await checkpointOk(chain, cp, keys, error)) lastGood = cp;
+  let sealedBy: Entry | undefined;
+  for (const cp of checkpoints) {
+    if (!(await checkpointOk(chain, cp, keys, error))) continue;
+    lastGood = cp;
+    if (cp.final) sealedBy ??= cp;
+  }
+  if (sealedBy !== undefined) afterSeal(entries, sealedBy, error);
   const end = bySeq.get(last);
   const sealed = end !== undefined && end === lastGood && end.final;
   if (!sealed && end !== undefined) findings.push({ severity: 'warning', chain, line: end.line, seq: end.seq, message: tailWarning(entries, end, lastGood) });
@@ -107,7 +120,12 @@ function checkOrder(entries: readonly Entry[], error: Report): { readonly bySeq:
   let highest: Entry | undefined;
   for (const e of entries) {
     if (!e.hashOk) error(e, `line ${e.line} (seq ${e.seq}) was altered: its hash does not match its content`);
-    if (e.seq < 0) continue;
+    if (e.fault !== undefined) error(e, `line ${e.line} (seq ${e.seq}) ${e.fault}: readers of the log may not see what was hashed`);
+    // A line outside the seq order would escape every order and link check, whatever it says.
+    if (e.seq < 0) {
+      error(e, `line ${e.line} has no valid seq (a non-negative integer): it cannot belong to the chain`);
+      continue;
+    }
     const twin = bySeq.get(e.seq);
     if (twin !== undefined) error(e, `line ${e.line} repeats seq ${e.seq} of line ${twin.line}`);
     else bySeq.set(e.seq, e);
@@ -134,6 +152,13 @@ function checkLinks(bySeq: ReadonlyMap<number, Entry>, last: number, first: Entr
     const expected = s === 0 ? null : bySeq.get(s - 1)?.hash;
     if (expected === undefined || e.prev === expected) continue;
     error(e, s === 0 ? `line ${e.line} (seq 0) starts the chain but links to a previous line` : `line ${e.line} (seq ${s}) does not link to seq ${s - 1} (line ${bySeq.get(s - 1)?.line}): prev differs from its hash`);
+  }
+}
+
+/** The final checkpoint is the process's last line in the chain: any line after it was added since. */
+function afterSeal(entries: readonly Entry[], seal: Entry, error: Report): void {
+  for (const e of entries) {
+    if (e.seq > seal.seq) error(e, `line ${e.line} (seq ${e.seq}) comes after the final checkpoint (line ${seal.line}, seq ${seal.seq}): a sealed chain has no more lines`);
   }
 }
 

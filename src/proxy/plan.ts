@@ -64,9 +64,10 @@ export function createResponsePlanning(deps: PlannerDeps): (record: RequestRecor
   };
 }
 
-/** The kid of the (already verified) bearer JWT; undefined for opaque tokens. Only read for streams. */
+/** The kid of the (already verified) Bearer or DPoP JWT; undefined for opaque tokens. Only read for streams. */
 function verifiedKid(req: IncomingMessage): string | undefined {
-  const token = /^bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
+  // RFC 9449 §7.1: a DPoP-bound token comes under the DPoP scheme; its stream must end with its key too.
+  const token = /^(?:bearer|dpop)\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
   if (token === undefined || token.split('.').length !== 3) return undefined;
   try {
     const kid = decodeProtectedHeader(token).kid;

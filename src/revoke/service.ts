@@ -31,6 +31,8 @@ interface Stream {
   readonly t: TransmitterConfig;
   readonly poller: Poller | undefined;
   readonly push: PushTarget | undefined;
+  /** SHA-256 over the secrets read from its files, to tell a rotated secret at reload. */
+  readonly secrets: string;
   sinceMs: number;
   lastOkMs: number | undefined;
   lastError: string | undefined;
@@ -94,8 +96,13 @@ export class Revocations {
 
   /** A reload: the transmitters as now configured (entries and seen SETs stay). Throws ConfigError first. */
   reconfigure(next: Config): void {
-    if (JSON.stringify(next.revocation) === JSON.stringify(this.#config)) return;
+    // The secret files are read again as well: a rotated (say leaked) push or poll secret must not stay
+    // in force because the YAML around it did not change.
     const built = this.#build(next);
+    if (JSON.stringify(next.revocation) === JSON.stringify(this.#config) && [...built].every(([name, s]) => this.#streams.get(name)?.secrets === s.secrets)) {
+      for (const s of built.values()) s.poller?.stop();
+      return;
+    }
     for (const s of this.#streams.values()) s.poller?.stop();
     // What is known of a stream's reading carries over: a reload must not make a read stream stale.
     for (const [name, s] of built) {
@@ -149,10 +156,12 @@ export class Revocations {
     const streams = new Map<string, Stream>();
     config.revocation.transmitters.forEach((t, i) => {
       const receive = (token: string): Promise<Receipt> => receiveSet(token, t, deps).then((r) => this.#report(t, r));
-      const stream: Stream = { t, poller: undefined, push: undefined, sinceMs: this.#deps.now(), lastOkMs: undefined, lastError: undefined, stale: false };
       const authorization = t.poll?.authorizationFile === undefined ? undefined : readSecret(config, t.poll.authorizationFile, ['revocation', 'transmitters', i, 'poll', 'authorizationFile'], 1);
+      const pushSecret = t.push === undefined ? undefined : readSecret(config, t.push.secretFile, ['revocation', 'transmitters', i, 'push', 'secretFile'], MIN_PUSH_SECRET);
+      const secrets = hash('sha256', JSON.stringify([authorization ?? null, pushSecret ?? null]), 'hex');
+      const stream: Stream = { t, secrets, poller: undefined, push: undefined, sinceMs: this.#deps.now(), lastOkMs: undefined, lastError: undefined, stale: false };
       const poller = t.poll === undefined ? undefined : new Poller(t, this.#receiverId, authorization, receive, (o) => this.#polled(stream, o));
-      const push = t.push === undefined ? undefined : { secretHash: hash('sha256', readSecret(config, t.push.secretFile, ['revocation', 'transmitters', i, 'push', 'secretFile'], MIN_PUSH_SECRET), 'buffer'), receive };
+      const push = pushSecret === undefined ? undefined : { secretHash: hash('sha256', pushSecret, 'buffer'), receive };
       streams.set(t.issuer.name, Object.assign(stream, { poller, push }));
     });
     return streams;

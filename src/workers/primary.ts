@@ -237,3 +237,4 @@ export async function runPrimary(file: string, text: string, config: Config, cou
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
 }
+

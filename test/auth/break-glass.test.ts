@@ -330,3 +330,31 @@ describe('an SSE stream opened through a grant the next reload removes', () => {
     expect(await ordinary.endedWithin(500)).toBeUndefined();
   });
 });
+
+describe('an SSE stream opened through a grant the next reload shortens', () => {
+  let s: Stack | undefined;
+  beforeAll(async () => {
+    s = await startStack({ upstreams: ['mcp', 'other'], activatedAt: new Date(Date.now() - 60_000).toISOString(), expiresAt: new Date(Date.now() + 3_600_000).toISOString() }, {}, (url) => `${url}/sse`);
+    s.upstream.sseGate = (i) => (i >= 1 ? new Promise<void>(() => undefined) : Promise.resolve());
+  });
+  afterAll(async () => {
+    if (s !== undefined) s.upstream.sseGate = undefined;
+    await closeStack(s);
+  });
+
+  it('does not outlive the new expiresAt: the stream timed to the old end is ended by the reload; a new one is still admitted', async () => {
+    const stack = s as Stack;
+    const glass = await openStream(stack.gw, await oncallToken(stack, {}, AUD_OTHER));
+    const file = stack.gw.configFile;
+    const doc = parse(readFileSync(file, 'utf8')) as { breakGlass: Record<string, unknown>[] };
+    const closesAt = Date.now() + 4_000;
+    doc.breakGlass[0] = { ...doc.breakGlass[0], expiresAt: new Date(closesAt).toISOString() };
+    writeFileSync(file, stringify(doc));
+    expect(await stack.gw.gateway.reloadFromFile()).toBe(true);
+    expect(await glass.endedWithin(closesAt + 2_000 - Date.now())).toMatch(/event: revoked\ndata: \{"reason":"break_glass_expired"\}\n\n$/);
+    expect(Date.now()).toBeLessThan(closesAt + 2_000);
+    // Inside the shortened window the grant still admits its tokens, and a new stream ends with it.
+    stack.upstream.reset();
+    expect((await postMcp(stack.gw.url, await oncallToken(stack))).status).toBe(200);
+  }, 20_000);
+});

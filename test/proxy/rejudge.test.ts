@@ -6,6 +6,7 @@ import { TestIdp } from '../helpers/idp.ts';
 import { TestUpstream } from '../helpers/upstream.ts';
 import { AUD_OTHER, startGateway, twoUpstreamConfig, type StartedGateway } from '../helpers/gateway.ts';
 import { MCP_POST_HEADERS } from '../helpers/rpc.ts';
+import { dpopKey, proofFor } from '../helpers/dpop.ts';
 
 // Issue 17 §5: open streams are judged again when what allowed them changes: a reload (client
 // allow-list, tool rules), the key that verified their token leaving the JWKS, their issuer failing
@@ -105,6 +106,27 @@ describe('open streams judged again', () => {
     await g.gateway.issuerKeys.get('idp')?.refresh();
     expect(await byK2.endedWithin(2_000)).toMatch(/event: revoked\ndata: \{"reason":"key_unknown"\}\n\n$/);
     expect(await byK1.endedWithin(300)).toBeUndefined();
+  });
+
+  it('when the key that verified a DPoP-bound token leaves the JWKS: its stream, opened under the DPoP scheme, ends too (key_unknown)', async () => {
+    const { idp: i, gw: g } = await start();
+    await i.addKey('k2', 'ES256');
+    await g.gateway.issuerKeys.get('idp')?.refresh();
+    const holder = await dpopKey('ES256');
+    const token = await i.token(AUD_OTHER, { cnf: { jkt: holder.jkt } }, { kid: 'k2' });
+    const proof = await proofFor(holder, { htm: 'GET', htu: AUD_OTHER, token, iat: Math.floor(clock / 1000) }); // the gateway's (frozen) clock
+    const res = await request(`${g.url}/other-mcp`, { method: 'GET', headers: { authorization: `DPoP ${token}`, dpop: proof, accept: 'text/event-stream' } });
+    expect(res.statusCode).toBe(200);
+    let text = '';
+    const ended = (async () => {
+      for await (const chunk of res.body) text += String(chunk);
+    })().catch(() => undefined);
+    await expect.poll(() => text, { timeout: 2_000 }).toContain('data: {"n":0}');
+    i.published.delete('k2');
+    await g.gateway.issuerKeys.get('idp')?.refresh();
+    const done = await Promise.race([ended.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 2_000))]);
+    expect(done).toBe(true);
+    expect(text).toMatch(/event: revoked\ndata: \{"reason":"key_unknown"\}\n\n$/);
   });
 
   it('when its issuer fails closed after the stale window: every stream of that issuer ends (jwks_unavailable)', async () => {

@@ -146,6 +146,13 @@ describe('break-glass grants in the config', () => {
     expect(problem?.message).toMatch(/duplicate break-glass grant name/);
   });
 
+  it('refuses a second issuer entry with the break-glass issuer\'s iss: listed first on an upstream, it would take the emergency tokens as ordinary ones', () => {
+    const twin = yaml().replace('upstreams:\n', '  - name: legacy\n    issuer: https://break-glass.idp.test\n    algorithms: [ES256]\nupstreams:\n').replace('issuers: [idp, emergency]', 'issuers: [legacy, idp, emergency]');
+    expectRefused(twin, 'issuers.1.issuer', 'issuer: https://break-glass.idp.test', /issuer "legacy" names the same iss: its entry would accept the break-glass tokens of "emergency" as ordinary ones/);
+    const clients = yaml({ breakGlassOnly: false, extra: '    clientId: oncall-cli' }).replace('upstreams:\n', '  - name: legacy\n    issuer: https://break-glass.idp.test\n    algorithms: [ES256]\nupstreams:\n');
+    expectRefused(clients, 'issuers.1.issuer', 'issuer: https://break-glass.idp.test', /names the same iss/);
+  });
+
   it('never lets an upstream copy a token\'s own break_glass claims into the assertion', () => {
     const text = yaml().replace('    issuers: [idp, emergency]', '    issuers: [idp, emergency]\n    identity: { claims: [email, break_glass_ticket] }');
     expectRefused(text, 'upstreams.0.identity.claims.1', 'identity: { claims', /set by the gateway itself/);
