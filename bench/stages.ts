@@ -29,6 +29,10 @@ function request(host: string, path: string, token: string): IncomingMessage {
   req.rawHeaders = ['host', host, ...Object.entries(REQUEST_HEADERS).flat(), 'authorization', `Bearer ${token}`, 'content-length', String(body.length)];
   req.push(body);
   req.push(null);
+  // As the HTTP parser marks a message received whole: without it, Node takes the request for an
+  // aborted one when it ends (IncomingMessage._destroy), emits 'aborted' and builds a premature-close
+  // error with its stack on every request, charged to whichever stage runs then (readMessages, mostly).
+  req.complete = true;
   return req;
 }
 
