@@ -56,16 +56,26 @@ interface Shape {
 const MAX_SHAPES = 256;
 const shapes = new Map<string, Shape>();
 
+// Consecutive lines mostly share one shape: the last one is tried before the map (no key text joined).
+let lastShape: Shape | undefined;
+
+function sameKeys(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 function shapeOf(line: { readonly [key: string]: Json }): Shape {
   const own = Object.keys(line);
+  if (lastShape !== undefined && sameKeys(lastShape.own, own)) return lastShape;
   const signature = own.join('\n');
   const known = shapes.get(signature);
   // A key may itself hold the separator: the cached shape counts only if its keys are exactly these.
-  if (known !== undefined && known.own.length === own.length && known.own.every((k, i) => k === own[i])) return known;
+  if (known !== undefined && sameKeys(known.own, own)) return (lastShape = known);
   const covered = own.filter((k) => !ENVELOPE_KEYS.has(k)).sort();
   const shape: Shape = { own, covered, prefixes: covered.map((k) => `${JSON.stringify(k)}:`) };
   if (known === undefined && shapes.size < MAX_SHAPES) shapes.set(signature, shape);
-  return shape;
+  return (lastShape = shape);
 }
 
 /** The line's hash: SHA-256 (base64url) over its canonical encoding without the envelope keys. */
