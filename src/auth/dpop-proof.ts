@@ -1,4 +1,4 @@
-import { calculateJwkThumbprint, decodeJwt, decodeProtectedHeader, EmbeddedJWK, jwtVerify, type JWK, type JWTPayload, type ProtectedHeaderParameters } from 'jose';
+import { calculateJwkThumbprint, decodeJwt, decodeProtectedHeader, EmbeddedJWK, jwtVerify, type CryptoKey, type JWK, type JWTPayload, type ProtectedHeaderParameters } from 'jose';
 import type { Reason } from '../reasons.ts';
 import type { DpopNonces } from './dpop-nonce.ts';
 
@@ -16,6 +16,8 @@ export interface ProofExpectation {
   readonly maxAgeSeconds: number;
   readonly skewSeconds: number;
   readonly nonces: DpopNonces | undefined;
+  /** The keys of proofs already accepted, so a client's key is imported and thumbprinted once. */
+  readonly keys: ProofKeys;
 }
 
 export interface AcceptedProof {
@@ -26,6 +28,38 @@ export interface AcceptedProof {
 // RFC 7517 §6.2.2 / §6.3.2 / §6.4: members that only a private (or symmetric) key has.
 const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'] as const;
 const ASYMMETRIC_KTY = new Set(['EC', 'OKP', 'RSA']);
+const MAX_PROOF_KEYS = 1_000;
+
+interface ProofKey {
+  /** RFC 7638 SHA-256 thumbprint of the jwk, a pure function of it. */
+  readonly thumbprint: string;
+  /** The key jose's EmbeddedJWK imported from the jwk for the header's alg. */
+  readonly key: CryptoKey;
+}
+
+/**
+ * Bounded cache of proof keys by `alg` and the exact jwk JSON, so a client's key is not re-imported and
+ * re-thumbprinted (two async WebCrypto jobs, ~200 µs) on every request. Only what is a function of those
+ * two values is kept: the thumbprint is still compared with the token's cnf.jkt and the signature still
+ * verified on every request. An entry is added only once a proof with it was fully verified.
+ */
+export class ProofKeys {
+  readonly #entries = new Map<string, ProofKey>();
+  readonly #max: number;
+
+  constructor(max: number = MAX_PROOF_KEYS) {
+    this.#max = max;
+  }
+
+  get(id: string): ProofKey | undefined {
+    return this.#entries.get(id);
+  }
+
+  remember(id: string, entry: ProofKey): void {
+    if (this.#entries.size >= this.#max) this.#entries.delete(this.#entries.keys().next().value as string);
+    this.#entries.set(id, entry);
+  }
+}
 
 /**
  * RFC 9449 §4.3, in the order of that section, every check that needs no crypto first (STYLE rule 6):
@@ -56,20 +90,38 @@ export async function verifyProof(proof: string, expect: ProofExpectation): Prom
   // Check 10 (§8): a server that requires nonces asks for one rather than judging the rest.
   if (expect.nonces !== undefined && (typeof claims['nonce'] !== 'string' || !expect.nonces.accepts(claims['nonce'], expect.nowMs))) return 'dpop_nonce_required';
   // Check 12 / §6.1: the proof's key is the key the token is bound to (RFC 7638 thumbprint).
-  let thumbprint: string;
-  try {
-    thumbprint = await calculateJwkThumbprint(jwk, 'sha256');
-  } catch {
-    return 'dpop_invalid';
-  }
+  const id = `${header.alg} ${JSON.stringify(jwk)}`;
+  const known = expect.keys.get(id);
+  const thumbprint = known?.thumbprint ?? (await thumbprintOf(jwk));
+  if (thumbprint === undefined) return 'dpop_invalid';
   if (thumbprint !== expect.jkt) return 'token_binding_mismatch';
+  const key = known?.key ?? (await embeddedKey(header));
+  if (key === undefined) return 'dpop_invalid';
   try {
-    // Check 6: the signature, by jose with the header's own key (EmbeddedJWK refuses a private one too).
-    await jwtVerify(proof, EmbeddedJWK, { typ: 'dpop+jwt', algorithms: [...expect.algorithms], requiredClaims: ['jti', 'htm', 'htu', 'iat'], currentDate: new Date(expect.nowMs) });
+    // Check 6: the signature, by jose with the header's own key, on every request.
+    await jwtVerify(proof, key, { typ: 'dpop+jwt', algorithms: [...expect.algorithms], requiredClaims: ['jti', 'htm', 'htu', 'iat'], currentDate: new Date(expect.nowMs) });
   } catch {
     return 'dpop_invalid';
   }
+  if (known === undefined) expect.keys.remember(id, { thumbprint, key });
   return { jti, iat };
+}
+
+async function thumbprintOf(jwk: JWK): Promise<string | undefined> {
+  try {
+    return await calculateJwkThumbprint(jwk, 'sha256');
+  } catch {
+    return undefined;
+  }
+}
+
+// jose's EmbeddedJWK: the header's jwk imported for its alg, refused if private, its `use`/`alg` members wrong.
+async function embeddedKey(header: ProtectedHeaderParameters): Promise<CryptoKey | undefined> {
+  try {
+    return await EmbeddedJWK(header);
+  } catch {
+    return undefined;
+  }
 }
 
 function isPublicJwk(jwk: unknown): jwk is JWK {

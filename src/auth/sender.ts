@@ -4,7 +4,7 @@ import { rawHeader } from '../lib/raw-header.ts';
 import { deny, type Denial } from '../reasons.ts';
 import type { BearerToken } from './bearer.ts';
 import { createDpopNonces, type DpopNonces } from './dpop-nonce.ts';
-import { normalisedHtu, verifyProof } from './dpop-proof.ts';
+import { normalisedHtu, ProofKeys, verifyProof } from './dpop-proof.ts';
 import type { DpopReplayCache } from './dpop-replay.ts';
 import { createCertificateSource, type CertificateThumbprint } from './mtls.ts';
 import type { Principal } from './principal.ts';
@@ -50,6 +50,7 @@ export function createSenderCheck(config: Config, deps: SenderDeps): SenderCheck
   const base = config.publicUrl.href.replace(/\/$/, '');
   // RFC 8705: the client certificate of a request, from the listener or a trusted hop.
   const certificate: CertificateThumbprint = createCertificateSource(config);
+  const keys = new ProofKeys();
   return {
     readProof(req, credential, upstream) {
       if (credential.scheme === 'bearer') {
@@ -105,6 +106,7 @@ export function createSenderCheck(config: Config, deps: SenderDeps): SenderCheck
       maxAgeSeconds: dpop.proofMaxAgeSeconds,
       skewSeconds: dpop.clockSkewSeconds,
       nonces,
+      keys,
     });
     if (accepted === 'dpop_nonce_required') return { ...deny('dpop_nonce_required'), dpopNonce: (nonces as DpopNonces).current(nowMs) };
     if (typeof accepted === 'string') return deny(accepted);

@@ -53,6 +53,26 @@ export function forwardedNames(extras: readonly string[]): ReadonlySet<string> {
   return new Set([...FORWARDED, ...extras.map((e) => e.toLowerCase())]);
 }
 
+// Clients send the same few header names on every request, often capitalised ("Content-Type"): their
+// lower-case form is kept (bounded: 512 names of at most 64 characters, whoever sends them) instead of
+// made anew per header per request.
+const MAX_LOWER_NAMES = 512;
+const MAX_CACHED_NAME = 64;
+const lowerNames = new Map<string, string>();
+
+function lowerName(name: string): string {
+  const known = lowerNames.get(name);
+  if (known !== undefined) return known;
+  const lower = name.toLowerCase();
+  if (lowerNames.size < MAX_LOWER_NAMES && name.length <= MAX_CACHED_NAME) lowerNames.set(name, lower);
+  return lower;
+}
+
+function forwardedByPrefix(name: string): boolean {
+  for (const prefix of FORWARDED_PREFIXES) if (name.startsWith(prefix)) return true;
+  return false;
+}
+
 /**
  * Client request headers → upstream request headers, by allow-list. Names listed in Connection are
  * removed first (RFC 9110 §7.6.1); the gateway's own headers are added afterwards by the caller, so a
@@ -64,8 +84,8 @@ export function upstreamRequestHeaders(req: IncomingMessage, allowed: ReadonlySe
   const out: Record<string, string | string[]> = Object.create(null) as Record<string, string | string[]>;
   const raw = req.rawHeaders;
   for (let i = 0; i < raw.length; i += 2) {
-    const name = (raw[i] as string).toLowerCase();
-    if (!allowed.has(name) && !FORWARDED_PREFIXES.some((p) => name.startsWith(p))) continue;
+    const name = lowerName(raw[i] as string);
+    if (!allowed.has(name) && !forwardedByPrefix(name)) continue;
     // A client listing a header the gateway judged (its type, the protocol version, the MCP mirrors) in
     // Connection cannot take it away from the upstream: it would read another version or type.
     if (connectionListed?.has(name) === true && !JUDGED.has(name) && !name.startsWith('mcp-param-')) continue;

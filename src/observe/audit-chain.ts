@@ -17,12 +17,23 @@ export const AUDIT_EVENTS: ReadonlySet<string> = new Set<AuditEvent>(['audit_cha
 
 type Json = string | number | boolean | null | undefined | readonly Json[] | { readonly [key: string]: Json };
 
+// JSON.stringify escapes these in a string (RFC 8259 §7, and lone surrogates since ES2019); a string
+// without any of them serialises as itself between quotes.
+const NEEDS_ESCAPE = /[\u0000-\u001f"\\\ud800-\udfff]/;
+
+/** JSON.stringify's output for a scalar, without its call for the common strings and numbers. */
+function scalarJson(value: string | number | boolean | null): string {
+  if (typeof value === 'string') return NEEDS_ESCAPE.test(value) ? JSON.stringify(value) : `"${value}"`;
+  if (typeof value === 'number') return Number.isFinite(value) ? String(value) : 'null';
+  return value === null ? 'null' : value ? 'true' : 'false';
+}
+
 /**
  * RFC 8785 (JCS) for the values audit lines hold: members sorted by key, no white space, strings and
  * numbers as ECMAScript serialises them; undefined members are dropped, as JSON.stringify drops them.
  */
 export function canonicalJson(value: Json): string {
-  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
+  if (value === null || typeof value !== 'object') return value === undefined ? 'null' : scalarJson(value);
   if (Array.isArray(value)) return `[${value.map((v: Json) => canonicalJson(v === undefined ? null : v)).join(',')}]`;
   const obj = value as { readonly [key: string]: Json };
   const parts: string[] = [];
@@ -33,15 +44,51 @@ export function canonicalJson(value: Json): string {
   return `{${parts.join(',')}}`;
 }
 
+/** A line's own keys in order, and what the hash covers of them: sorted, each with its `"key":` text. */
+interface Shape {
+  readonly own: readonly string[];
+  readonly covered: readonly string[];
+  readonly prefixes: readonly string[];
+}
+
+// Audit lines come in a handful of shapes (a decision line always has the same keys in the same order):
+// sorting and quoting the keys once per shape, not per line, is most of the hash's cost (issue 25).
+const MAX_SHAPES = 256;
+const shapes = new Map<string, Shape>();
+
+// Consecutive lines mostly share one shape: the last one is tried before the map (no key text joined).
+let lastShape: Shape | undefined;
+
+function sameKeys(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function shapeOf(line: { readonly [key: string]: Json }): Shape {
+  const own = Object.keys(line);
+  if (lastShape !== undefined && sameKeys(lastShape.own, own)) return lastShape;
+  const signature = own.join('\n');
+  const known = shapes.get(signature);
+  // A key may itself hold the separator: the cached shape counts only if its keys are exactly these.
+  if (known !== undefined && sameKeys(known.own, own)) return (lastShape = known);
+  const covered = own.filter((k) => !ENVELOPE_KEYS.has(k)).sort();
+  const shape: Shape = { own, covered, prefixes: covered.map((k) => `${JSON.stringify(k)}:`) };
+  if (known === undefined && shapes.size < MAX_SHAPES) shapes.set(signature, shape);
+  return (lastShape = shape);
+}
+
 /** The line's hash: SHA-256 (base64url) over its canonical encoding without the envelope keys. */
 export function lineHash(line: { readonly [key: string]: Json }): string {
-  const parts: string[] = [];
-  for (const key of Object.keys(line).sort()) {
-    const v = line[key];
-    if (v !== undefined && !ENVELOPE_KEYS.has(key)) parts.push(`${JSON.stringify(key)}:${canonicalJson(v)}`);
+  const { covered, prefixes } = shapeOf(line);
+  let text = '';
+  for (let i = 0; i < covered.length; i++) {
+    const v = line[covered[i] as string];
+    if (v === undefined) continue;
+    text += `${text === '' ? '' : ','}${prefixes[i] as string}${typeof v === 'object' && v !== null ? canonicalJson(v) : scalarJson(v)}`;
   }
   // One-shot hash: no Hash object per line (the audit line is on every request's close path).
-  return hash('sha256', `{${parts.join(',')}}`, 'base64url');
+  return hash('sha256', `{${text}}`, 'base64url');
 }
 
 export interface AuditSigner {

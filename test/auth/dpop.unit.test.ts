@@ -3,6 +3,8 @@ import { loadConfigText } from '../../src/config/compile.ts';
 import { ConfigError } from '../../src/config/errors.ts';
 import { DpopReplayCache } from '../../src/auth/dpop-replay.ts';
 import { createDpopNonces } from '../../src/auth/dpop-nonce.ts';
+import type { CryptoKey } from 'jose';
+import { ProofKeys } from '../../src/auth/dpop-proof.ts';
 
 const base = (upstreamExtra = '', root = ''): string => `publicUrl: https://gw.test
 issuers:
@@ -77,5 +79,18 @@ describe('DPoP nonces', () => {
     expect(a.accepts(n0, 60_000)).toBe(true);
     expect(a.accepts(n0, 120_000)).toBe(false);
     expect(createDpopNonces(Buffer.alloc(32, 8), 60).accepts(n0, 0)).toBe(false);
+  });
+});
+
+describe('DPoP proof key cache', () => {
+  it('holds at most its bound of keys, forgetting the oldest first', () => {
+    const keys = new ProofKeys(2);
+    const entry = (thumbprint: string) => ({ thumbprint, key: {} as CryptoKey });
+    keys.remember('a', entry('A'));
+    keys.remember('b', entry('B'));
+    keys.remember('c', entry('C'));
+    expect(keys.get('a')).toBeUndefined();
+    expect(keys.get('b')?.thumbprint).toBe('B');
+    expect(keys.get('c')?.thumbprint).toBe('C');
   });
 });

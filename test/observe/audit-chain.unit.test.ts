@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { hash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -6,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { createLogger } from '../../src/observe/log.ts';
-import { AuditChain, canonicalJson } from '../../src/observe/audit-chain.ts';
+import { AuditChain, canonicalJson, ENVELOPE_KEYS, lineHash } from '../../src/observe/audit-chain.ts';
 import { verifyAuditFile } from '../../src/observe/audit-verify.ts';
 import { auditCommand } from '../../src/observe/audit-command.ts';
 import { generateGatewayJwk, loadGatewayKeys, writeKeyFile, type GatewayKeys } from '../../src/identity/keys.ts';
@@ -33,6 +35,32 @@ function events(text: string): { event: string; seq: number }[] {
 describe('audit chain (unit, with a real ES256 gateway key)', () => {
   it('canonical JSON sorts members at every depth and drops undefined, as RFC 8785 does for these values', () => {
     expect(canonicalJson({ b: 1, a: { d: [1, 'x', null], c: true }, u: undefined, s: 'é"\n' })).toBe('{"a":{"c":true,"d":[1,"x",null]},"b":1,"s":"é\\"\\n"}');
+  });
+
+  it('the line hash is SHA-256 over the sorted JSON.stringify encoding of any JSON line, envelope left out, also when shapes repeat', () => {
+    // The definition, written the plain way: every member through JSON.stringify, keys sorted at every depth.
+    const plain = (v: unknown): string => {
+      if (v === null || typeof v !== 'object') return JSON.stringify(v) ?? 'null';
+      if (Array.isArray(v)) return `[${v.map((x: unknown) => plain(x === undefined ? null : x)).join(',')}]`;
+      const o = v as Record<string, unknown>;
+      return `{${Object.keys(o).sort().filter((k) => o[k] !== undefined).map((k) => `${JSON.stringify(k)}:${plain(o[k])}`).join(',')}}`;
+    };
+    const expected = (line: Record<string, unknown>): string => {
+      const covered = Object.fromEntries(Object.entries(line).filter(([k]) => !ENVELOPE_KEYS.has(k)));
+      return hash('sha256', plain(covered), 'base64url');
+    };
+    const text = fc.oneof(fc.string(), fc.string({ unit: 'binary' }), fc.constantFrom('a\nb', '"', '\\', '\ud800', '\udc00x', '😀', '\u001f'));
+    const scalar = fc.oneof(text, fc.double(), fc.integer(), fc.boolean(), fc.constant(null), fc.constant(undefined));
+    const value = fc.oneof(scalar, fc.array(scalar, { maxLength: 3 }), fc.dictionary(text, scalar, { maxKeys: 3 }));
+    const line = fc.dictionary(fc.oneof(text, fc.constantFrom('hash', 'level', 'msg', 'seq', 'a', 'a\nb')), value, { maxKeys: 8 });
+    fc.assert(fc.property(line, (l) => {
+      const json = l as Parameters<typeof lineHash>[0];
+      expect(lineHash(json)).toBe(expected(l));
+      expect(lineHash(json)).toBe(expected(l)); // again: now from the cached shape
+    }), { numRuns: 2_000 });
+    // Keys that join to the same text are different shapes.
+    expect(lineHash({ a: 1, b: 2 })).toBe(expected({ a: 1, b: 2 }));
+    expect(lineHash({ 'a\nb': 3 })).toBe(expected({ 'a\nb': 3 }));
   });
 
   it('lines appended while a checkpoint is being signed wait for it: the file order is the seq order, and it verifies', async () => {

@@ -140,6 +140,20 @@ describe('DPoP proofs (RFC 9449 §4.3, §7.1)', () => {
     await expectDpopRefused(await post(withDpop(token, await proofFor({ ...other, publicJwk: key.publicJwk }, { htm: 'POST', htu: HTU, token }))), 'dpop_invalid');
   });
 
+  it('once a key was accepted (its import cached), still verifies every signature and binds every token to its own key', async () => {
+    const token = await bound(key);
+    expect((await post(withDpop(token, await proofFor(key, { htm: 'POST', htu: HTU, token })))).status).toBe(200);
+    fx.upstream.reset();
+    // The cached jwk, signed by another key: refused on the signature.
+    await expectDpopRefused(await post(withDpop(token, await proofFor({ ...other, publicJwk: key.publicJwk }, { htm: 'POST', htu: HTU, token }))), 'dpop_invalid');
+    // The cached key's proof for a token bound to another key: refused on the thumbprint.
+    const otherToken = await bound(other);
+    await expectDpopRefused(await post(withDpop(otherToken, await proofFor(key, { htm: 'POST', htu: HTU, token: otherToken }))), 'token_binding_mismatch');
+    // The cached jwk with a `use` member jose refuses for a signature: another entry, imported and refused.
+    await expectDpopRefused(await post(withDpop(token, await proofFor(key, { htm: 'POST', htu: HTU, token, header: { jwk: { ...key.publicJwk, use: 'enc' } } }))), 'dpop_invalid');
+    expect((await post(withDpop(token, await proofFor(key, { htm: 'POST', htu: HTU, token })))).status).toBe(200);
+  });
+
   it('refuses a proof whose header jwk carries the private key', async () => {
     const token = await bound();
     await expectDpopRefused(await post(withDpop(token, await proofFor(key, { htm: 'POST', htu: HTU, token, header: { jwk: key.privateJwk } }))), 'dpop_invalid');
