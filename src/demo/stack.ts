@@ -7,6 +7,9 @@ import { loadConfig } from '../config/compile.ts';
 import { ConfigError, formatProblem } from '../config/errors.ts';
 import { issuerOptionsFrom } from '../issuer/serve.ts';
 import { startDemoServer } from './server.ts';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { writePrivateFile } from '../lib/private-file.ts';
 
 export interface DemoStack {
   readonly config: Config;
@@ -18,12 +21,22 @@ export interface DemoStack {
   close(): Promise<void>;
 }
 
+/** The demo's SSF poll and admin secrets: random, 0600, written once (a real deployment brings its own). */
+async function demoSecrets(config: Config): Promise<void> {
+  const ssf = config.authorizationServer?.ssf;
+  if (ssf === undefined) return;
+  for (const file of new Set([ssf.pollSecretFile, ssf.adminSecretFile])) {
+    if (!existsSync(file)) await writePrivateFile(file, randomBytes(32).toString('base64url'), { exclusive: true }).catch(() => undefined);
+  }
+}
+
 /** Issuer first (the gateway discovers its keys), then the demo MCP server, then the gateway. */
 export async function startDemoStack(configFile: string, logger: Logger): Promise<DemoStack> {
   const config = loadConfig(configFile);
   if (config.authorizationServer === undefined) throw new Error(`${configFile}: the demo needs an authorizationServer section`);
   const upstream = config.upstreams[0];
   if (upstream === undefined) throw new Error(`${configFile}: no upstream`);
+  await demoSecrets(config);
   const issuer = await startIssuer(config.authorizationServer);
   const closers: (() => Promise<void>)[] = [() => issuer.close()];
   try {

@@ -61,8 +61,12 @@ describe('the one-command demo', () => {
       'tampered signature', 'unknown signing key', 'insufficient scope', 'expired token', 'expired client secret', 'refresh token replay', 'federation untrusted issuer', 'federation wrong audience',
       'federation replayed jti', 'step-up', 'key rotation', 'dpop',
       ...['demo', 'ops'].flatMap((u) => ['no assertion', 'valid assertion', 'other audience', 'expired assertion', 'foreign key'].map((what) => `direct ${u} ${what}`)),
-      'rate limit', 'key-fetch outage',
+      'rate limit', 'key-fetch outage', 'revocation kill switch',
     ]);
+    // The kill switch: the demo issuer revokes a client; the gateway (polling each second) refuses its cached token and ends its stream.
+    const kill = results.find((r) => r.drill === 'revocation kill switch')?.detail ?? '';
+    expect(kill).toMatch(/^http:\/\/127\.0\.0\.1:\d+: refused after \d+ ms; stream: ended after \d+ ms$/);
+    console.log(`demo revocation drill: ${kill}`);
     // The demo's tools/list bucket (4/s, burst 8): a burst gets 429, the 1 s wait then 200.
     expect(results.find((r) => r.drill === 'rate limit')?.detail).toMatch(/^429 with Retry-After 1 s on demo \(listings\); after the wait 200$/);
     expect(exitCode(results, true)).toBe(0);
