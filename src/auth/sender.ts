@@ -45,12 +45,16 @@ const NOTHING_REQUIRED: SenderRequirement = Object.freeze({ dpop: false, mtls: f
  */
 export function createSenderCheck(config: Config, deps: SenderDeps): SenderCheck {
   const { dpop } = config;
-  const algorithms: ReadonlySet<string> = new Set(dpop.algorithms);
-  const nonces: DpopNonces | undefined = dpop.nonceRotationSeconds === undefined ? undefined : createDpopNonces(deps.nonceSecret, dpop.nonceRotationSeconds);
-  const base = config.publicUrl.href.replace(/\/$/, '');
+  const proofs: ProofContext = {
+    deps,
+    dpop,
+    algorithms: new Set(dpop.algorithms),
+    nonces: dpop.nonceRotationSeconds === undefined ? undefined : createDpopNonces(deps.nonceSecret, dpop.nonceRotationSeconds),
+    base: config.publicUrl.href.replace(/\/$/, ''),
+    keys: new ProofKeys(),
+  };
   // RFC 8705: the client certificate of a request, from the listener or a trusted hop.
   const certificate: CertificateThumbprint = createCertificateSource(config);
-  const keys = new ProofKeys();
   return {
     readProof(req, credential, upstream) {
       if (credential.scheme === 'bearer') {
@@ -71,8 +75,8 @@ export function createSenderCheck(config: Config, deps: SenderDeps): SenderCheck
       // A binding this gateway cannot check is refused, never ignored.
       if (binding === 'unsupported') return deny('token_binding_unsupported');
       // RFC 8705 §3 first: no crypto, and it must hold whatever the DPoP outcome.
-      const certificate = certificateBound(req, binding.x5t, required.mtls);
-      if (certificate !== undefined) return certificate;
+      const refused = certificateBound(certificate, req, binding.x5t, required.mtls);
+      if (refused !== undefined) return refused;
       if (binding.jkt === undefined) {
         // §7.1: the DPoP scheme is for DPoP-bound tokens only.
         if (credential.scheme === 'dpop') return deny('token_binding_mismatch');
@@ -80,43 +84,56 @@ export function createSenderCheck(config: Config, deps: SenderDeps): SenderCheck
       }
       if (credential.scheme === 'bearer') return deny('dpop_required'); // §7.2 downgrade of a bound token
       if (proof === undefined) return deny('dpop_invalid');
-      return proven(req, proof, principal, binding.jkt);
+      return proven(proofs, req, proof, principal, binding.jkt);
     },
   };
+}
 
-  // RFC 8705 §3: a certificate-bound token (or any token where mtls is required) needs the certificate
-  // its cnf names, presented on this connection or vouched for by a trusted hop.
-  function certificateBound(req: IncomingMessage, x5t: string | undefined, required: boolean): Denial | undefined {
-    if (x5t === undefined) return required ? deny('mtls_required') : undefined;
-    const presented = certificate(req);
-    if (presented === undefined) return deny('certificate_missing');
-    return presented === x5t ? undefined : deny('certificate_mismatch');
-  }
+/** What checking a DPoP proof needs, built once per config. */
+interface ProofContext {
+  readonly deps: SenderDeps;
+  readonly dpop: Config['dpop'];
+  readonly algorithms: ReadonlySet<string>;
+  readonly nonces: DpopNonces | undefined;
+  /** The public URL without its trailing slash: htu is compared on it, never on Host. */
+  readonly base: string;
+  /** Imported proof keys and their thumbprints (dpop-proof.ts), filled only by verified proofs. */
+  readonly keys: ProofKeys;
+}
 
-  // §4.3 and §11.1 for a bound token with its proof (the cache never skips this).
-  async function proven(req: IncomingMessage, proof: string, principal: Principal, jkt: string): Promise<Denial | undefined> {
-    const nowMs = deps.now();
-    const accepted = await verifyProof(proof, {
-      method: req.method ?? '',
-      htu: normalisedHtu(base + pathOf(req.url ?? '/')) ?? '', // the public URL, never Host (§4.3 check 9)
-      ath: Buffer.from(principal.tokenHash, 'hex').toString('base64url'),
-      jkt,
-      nowMs,
-      algorithms,
-      maxAgeSeconds: dpop.proofMaxAgeSeconds,
-      skewSeconds: dpop.clockSkewSeconds,
-      nonces,
-      keys,
-    });
-    if (accepted === 'dpop_nonce_required') return { ...deny('dpop_nonce_required'), dpopNonce: (nonces as DpopNonces).current(nowMs) };
-    if (typeof accepted === 'string') return deny(accepted);
-    // §11.1: one use per proof, per key, while its iat is acceptable.
-    const expiresAtMs = (accepted.iat + dpop.proofMaxAgeSeconds + 2 * dpop.clockSkewSeconds) * 1000;
-    const seen = deps.replay.record(`${jkt} ${accepted.jti}`, expiresAtMs, nowMs);
-    if (seen === 'replayed') return deny('dpop_replayed');
-    if (seen === 'full') return deny('dpop_unavailable');
-    return undefined;
-  }
+// RFC 8705 §3: a certificate-bound token (or any token where mtls is required) needs the certificate
+// its cnf names, presented on this connection or vouched for by a trusted hop.
+function certificateBound(certificate: CertificateThumbprint, req: IncomingMessage, x5t: string | undefined, required: boolean): Denial | undefined {
+  if (x5t === undefined) return required ? deny('mtls_required') : undefined;
+  const presented = certificate(req);
+  if (presented === undefined) return deny('certificate_missing');
+  return presented === x5t ? undefined : deny('certificate_mismatch');
+}
+
+// §4.3 and §11.1 for a bound token with its proof (the cache never skips this).
+async function proven(ctx: ProofContext, req: IncomingMessage, proof: string, principal: Principal, jkt: string): Promise<Denial | undefined> {
+  const { deps, dpop, algorithms, nonces, base, keys } = ctx;
+  const nowMs = deps.now();
+  const accepted = await verifyProof(proof, {
+    method: req.method ?? '',
+    htu: normalisedHtu(base + pathOf(req.url ?? '/')) ?? '', // the public URL, never Host (§4.3 check 9)
+    ath: Buffer.from(principal.tokenHash, 'hex').toString('base64url'),
+    jkt,
+    nowMs,
+    algorithms,
+    maxAgeSeconds: dpop.proofMaxAgeSeconds,
+    skewSeconds: dpop.clockSkewSeconds,
+    nonces,
+    keys,
+  });
+  if (accepted === 'dpop_nonce_required') return { ...deny('dpop_nonce_required'), dpopNonce: (nonces as DpopNonces).current(nowMs) };
+  if (typeof accepted === 'string') return deny(accepted);
+  // §11.1: one use per proof, per key, while its iat is acceptable.
+  const expiresAtMs = (accepted.iat + dpop.proofMaxAgeSeconds + 2 * dpop.clockSkewSeconds) * 1000;
+  const seen = deps.replay.record(`${jkt} ${accepted.jti}`, expiresAtMs, nowMs);
+  if (seen === 'replayed') return deny('dpop_replayed');
+  if (seen === 'full') return deny('dpop_unavailable');
+  return undefined;
 }
 
 /** RFC 7800 cnf with the confirmation methods checked here: RFC 9449 §6.1 `jkt`, RFC 8705 §3.1 `x5t#S256`. */

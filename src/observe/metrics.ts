@@ -35,29 +35,8 @@ export interface MetricSources {
 }
 
 export function createMetrics(sources: MetricSources): Metrics {
-  const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'mcp_warden_' });
-  // prom-client names three gauges `*_total`, which Prometheus reserves for counters (`promtool check
-  // metrics` fails, issue 24 §3). It has no option to rename them; the per-type gauges they sum stay
-  // (`sum(mcp_warden_nodejs_active_handles)` is the same number).
-  for (const name of GAUGES_NAMED_LIKE_COUNTERS) registry.removeSingleMetric(`mcp_warden_${name}`);
-  // Counted here and handed to prom-client at scrape time (issue 25): prom-client's inc() builds a
-  // label hash and validates the label object on every call, one Map lookup does here. The label sets
-  // are closed (config names, known methods, the reason table), so the map stays small.
-  const requestCounts = new Map<string, { readonly labels: Record<'upstream' | 'method' | 'outcome' | 'reason', string>; n: number }>();
-  new Counter({
-    name: 'mcp_warden_requests_total', help: 'Requests by upstream, method, outcome and reason', labelNames: ['upstream', 'method', 'outcome', 'reason'], registers: [registry],
-    collect() {
-      this.reset();
-      for (const c of requestCounts.values()) this.inc(c.labels, c.n);
-    },
-  });
-  const countRequest = (upstream: string, method: string, outcome: string, reason: string): void => {
-    const key = `${upstream}\0${method}\0${outcome}\0${reason}`;
-    const c = requestCounts.get(key);
-    if (c === undefined) requestCounts.set(key, { labels: { upstream, method, outcome, reason }, n: 1 });
-    else c.n++;
-  };
+  const registry = defaultRegistry();
+  const countRequest = requestCounter(registry);
   const duration = new Histogram({
     name: 'mcp_warden_request_duration_seconds',
     help: 'Time spent per request: phase="gateway" is the gateway\'s own work before forwarding, phase="upstream" the wait for the upstream\'s response headers',
@@ -111,6 +90,38 @@ export function createMetrics(sources: MetricSources): Metrics {
     toolPinChange(upstream, change) {
       pinChanges.inc({ upstream, change });
     },
+  };
+}
+
+/** Node's default metrics, prefixed, without the three gauges promtool refuses. */
+function defaultRegistry(): Registry {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'mcp_warden_' });
+  // prom-client names three gauges `*_total`, which Prometheus reserves for counters (`promtool check
+  // metrics` fails, issue 24 §3). It has no option to rename them; the per-type gauges they sum stay
+  // (`sum(mcp_warden_nodejs_active_handles)` is the same number).
+  for (const name of GAUGES_NAMED_LIKE_COUNTERS) registry.removeSingleMetric(`mcp_warden_${name}`);
+  return registry;
+}
+
+/** mcp_warden_requests_total, counted in a map and handed to prom-client when scraped. */
+function requestCounter(registry: Registry): (upstream: string, method: string, outcome: string, reason: string) => void {
+  // Counted here and handed to prom-client at scrape time (issue 25): prom-client's inc() builds a
+  // label hash and validates the label object on every call, one Map lookup does here. The label sets
+  // are closed (config names, known methods, the reason table), so the map stays small.
+  const requestCounts = new Map<string, { readonly labels: Record<'upstream' | 'method' | 'outcome' | 'reason', string>; n: number }>();
+  new Counter({
+    name: 'mcp_warden_requests_total', help: 'Requests by upstream, method, outcome and reason', labelNames: ['upstream', 'method', 'outcome', 'reason'], registers: [registry],
+    collect() {
+      this.reset();
+      for (const c of requestCounts.values()) this.inc(c.labels, c.n);
+    },
+  });
+  return (upstream, method, outcome, reason) => {
+    const key = `${upstream}\0${method}\0${outcome}\0${reason}`;
+    const c = requestCounts.get(key);
+    if (c === undefined) requestCounts.set(key, { labels: { upstream, method, outcome, reason }, n: 1 });
+    else c.n++;
   };
 }
 
