@@ -1,4 +1,5 @@
-import { calculateJwkThumbprint, decodeJwt, decodeProtectedHeader, EmbeddedJWK, jwtVerify, type CryptoKey, type JWK, type JWTPayload, type ProtectedHeaderParameters } from 'jose';
+import { calculateJwkThumbprint, EmbeddedJWK, jwtVerify, type CryptoKey, type JWK, type JWTPayload, type ProtectedHeaderParameters } from 'jose';
+import { decodeUnverified } from './jws.ts';
 import type { Reason } from '../reasons.ts';
 import type { DpopNonces } from './dpop-nonce.ts';
 
@@ -67,14 +68,9 @@ export class ProofKeys {
  * embedded key. The jti replay check comes after, in the caller, so a forged proof never fills the cache.
  */
 export async function verifyProof(proof: string, expect: ProofExpectation): Promise<AcceptedProof | Reason> {
-  let header: ProtectedHeaderParameters;
-  let claims: JWTPayload;
-  try {
-    header = decodeProtectedHeader(proof);
-    claims = decodeJwt(proof);
-  } catch {
-    return 'dpop_invalid'; // check 2: one well-formed JWT
-  }
+  const decoded = decodeUnverified(proof);
+  if (decoded === undefined) return 'dpop_invalid'; // check 2: one well-formed JWT
+  const { header, claims } = decoded;
   if (header.typ !== 'dpop+jwt') return 'dpop_invalid'; // check 4 (exact, case-sensitive)
   if (typeof header.alg !== 'string' || !expect.algorithms.has(header.alg)) return 'dpop_invalid'; // check 5
   const jwk = header.jwk;

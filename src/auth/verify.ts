@@ -1,5 +1,6 @@
 import { hash } from 'node:crypto';
-import { decodeJwt, decodeProtectedHeader, errors, jwtVerify, type JWTPayload, type ProtectedHeaderParameters } from 'jose';
+import { errors, jwtVerify, type JWTPayload, type ProtectedHeaderParameters } from 'jose';
+import { decodeUnverified, hasCanonicalSignature } from './jws.ts';
 import type { IssuerConfig, UpstreamConfig } from '../config/compile.ts';
 import { deny, type Denial, type Reason } from '../reasons.ts';
 import { KeysUnavailable, KeyUnknown, type IssuerKeys } from './keys.ts';
@@ -44,18 +45,10 @@ export function createAuthenticator(deps: AuthenticatorDeps): Authenticator {
       if (introspecting === undefined) return deny('token_malformed');
       return deps.introspect(token, tokenHash, introspecting, upstream);
     }
-    // RFC 4648 §3.5: only the canonical base64url of the signature is accepted, so one signed token has
-    // exactly one spelling (a changed pad bit in the last character would otherwise still verify).
-    const signature = token.slice(token.lastIndexOf('.') + 1);
-    if (Buffer.from(signature, 'base64url').toString('base64url') !== signature) return deny('token_malformed');
-    let header: ProtectedHeaderParameters;
-    let unverified: JWTPayload;
-    try {
-      header = decodeProtectedHeader(token);
-      unverified = decodeJwt(token);
-    } catch {
-      return deny('token_malformed'); // RFC 7519 §7.2 steps 1-10 (SC-004..009)
-    }
+    if (!hasCanonicalSignature(token)) return deny('token_malformed');
+    const decoded = decodeUnverified(token);
+    if (decoded === undefined) return deny('token_malformed'); // RFC 7519 §7.2 steps 1-10 (SC-004..009)
+    const { header, claims: unverified } = decoded;
     const headerProblem = headerProblemOf(header);
     if (headerProblem !== undefined) return deny(headerProblem);
     // RFC 8725 §3.8: the token's iss picks the issuer (and so the only JWKS) before any key is used.

@@ -1,4 +1,5 @@
-import { decodeJwt, decodeProtectedHeader, errors, jwtVerify, type JWTPayload, type ProtectedHeaderParameters } from 'jose';
+import { errors, jwtVerify, type JWTPayload } from 'jose';
+import { decodeUnverified, hasCanonicalSignature } from '../auth/jws.ts';
 import { KeysUnavailable, KeyUnknown, type IssuerKeys } from '../auth/keys.ts';
 import type { TransmitterConfig } from '../config/compile.ts';
 
@@ -35,16 +36,10 @@ export async function verifySet(token: string, t: TransmitterConfig, keys: Issue
   if (token.length > MAX_SET_BYTES) return refuse('invalid_request', 'the SET is too large');
   const parts = token.split('.');
   if (parts.length !== 3) return refuse('invalid_request', 'the SET is not a compact JWS');
-  const signature = parts[2] as string;
-  if (Buffer.from(signature, 'base64url').toString('base64url') !== signature) return refuse('invalid_request', 'the SET signature is not canonical base64url');
-  let header: ProtectedHeaderParameters;
-  let unverified: JWTPayload;
-  try {
-    header = decodeProtectedHeader(token);
-    unverified = decodeJwt(token);
-  } catch {
-    return refuse('invalid_request', 'the SET cannot be decoded');
-  }
+  if (!hasCanonicalSignature(token)) return refuse('invalid_request', 'the SET signature is not canonical base64url');
+  const decoded = decodeUnverified(token);
+  if (decoded === undefined) return refuse('invalid_request', 'the SET cannot be decoded');
+  const { header, claims: unverified } = decoded;
   // RFC 8417 §2.3 / SSF 1.0 SET profile: explicit typing, so a SET cannot be replayed as another kind of JWT.
   if (!isSecevent(header.typ)) return refuse('invalid_request', 'the SET typ must be secevent+jwt');
   if (typeof header.alg !== 'string' || !t.issuer.algorithms.includes(header.alg)) return refuse('invalid_key', 'the SET algorithm is not accepted');
