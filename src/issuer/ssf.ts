@@ -2,7 +2,9 @@
 // session-revoked SET, signed with its current signing key, on an RFC 8936 poll stream the gateways
 // pull. Emitted on RFC 7009 revocation (the grant ends), RFC 7592 client deletion, and `mcp-warden
 // revoke` (POST /ssf/revoke with the admin secret). SSF 1.0 transmitter metadata at /.well-known/ssf-configuration.
-import { hash, randomUUID, timingSafeEqual } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
+import { bearerSecretMatches, secretDigest } from '../lib/bearer-secret.ts';
+import { readSmallBody } from '../proxy/bounded.ts';
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { importJWK, SignJWT, type CryptoKey } from 'jose';
@@ -71,12 +73,13 @@ export class IssuerTransmitter {
 
   /** The transmitter's paths; false for every other (oidc-provider answers them). */
   handle(req: IncomingMessage, res: ServerResponse, path: string): boolean {
-    if (path === SSF_POLL_PATH) return servePoll(this.stream, req, res, (a) => bearerIs(a, this.#pollSecret)), true;
+    if (path === SSF_POLL_PATH) return servePoll(this.stream, req, res, (a) => bearerSecretMatches(a, this.#pollSecret)), true;
     if (path === METADATA_PATH) return json(res, 200, this.#metadata()), true;
     if (path !== SSF_REVOKE_PATH) return false;
     if (req.method !== 'POST') return json(res, 405, { error: 'method_not_allowed' }), true;
-    if (!bearerIs(req.headers.authorization, this.#adminSecret)) return json(res, 401, { error: 'invalid_token' }), true;
+    if (!bearerSecretMatches(req.headers.authorization, this.#adminSecret)) return json(res, 401, { error: 'invalid_token' }), true;
     void readJson(req).then(async (body) => {
+      if (body === 'too_large') return; // the connection is gone
       const subject = body === undefined ? undefined : subjectOf(body, this.#issuer);
       if (subject === undefined) return json(res, 400, { error: 'invalid_request', error_description: 'name exactly one of client, subject or jti' });
       json(res, 200, { jti: await this.emit(subject) });
@@ -126,33 +129,19 @@ function secretHash(file: string, key: string): Buffer {
     throw new ConfigError([{ file: 'issuer options', line: undefined, key, message: `cannot read the secret file (${(err as NodeJS.ErrnoException).code ?? 'error'})` }]);
   }
   if (text.length < MIN_SECRET || /\s/.test(text)) throw new ConfigError([{ file: 'issuer options', line: undefined, key, message: `the secret must be at least ${MIN_SECRET} characters with no whitespace` }]);
-  return hash('sha256', text, 'buffer');
+  return secretDigest(text);
 }
 
-function bearerIs(header: string | undefined, expected: Buffer): boolean {
-  const m = /^Bearer ([^\s]+)$/i.exec(header ?? '');
-  return m !== null && timingSafeEqual(hash('sha256', m[1] as string, 'buffer'), expected);
-}
-
-function readJson(req: IncomingMessage): Promise<Record<string, unknown> | undefined> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > 16 * 1024) req.destroy();
-      else chunks.push(c);
-    });
-    req.once('end', () => {
-      try {
-        const v = JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
-        resolve(typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined);
-      } catch {
-        resolve(undefined);
-      }
-    });
-    req.once('error', reject);
-  });
+/** The admin call's JSON object (16 KiB at most); undefined when it is not one. */
+async function readJson(req: IncomingMessage): Promise<Record<string, unknown> | undefined | 'too_large'> {
+  const body = await readSmallBody(req, 16 * 1024);
+  if (body === 'too_large') return body;
+  try {
+    const v = JSON.parse(body.toString('utf8')) as unknown;
+    return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function json(res: ServerResponse, status: number, body: unknown): void {

@@ -71,3 +71,15 @@ export function streamGuarded(f: ForwardRequest, status: number, headers: Outgoi
     rest.resume();
   });
 }
+
+/**
+ * A small request body read whole (an SSF poll or push, an admin call): past maxBytes the connection
+ * is destroyed and nothing is answered; a stream error rejects.
+ */
+export async function readSmallBody(req: Readable & { destroy(): void }, maxBytes: number): Promise<Buffer | 'too_large'> {
+  const read = await readBounded(req, maxBytes);
+  if (read.kind === 'whole') return read.buffer;
+  if (read.kind === 'failed') throw read.error;
+  req.destroy();
+  return 'too_large';
+}

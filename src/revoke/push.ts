@@ -1,4 +1,5 @@
-import { hash, timingSafeEqual } from 'node:crypto';
+import { readSmallBody } from '../proxy/bounded.ts';
+import { bearerSecretMatches } from '../lib/bearer-secret.ts';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Receipt } from './receiver.ts';
 
@@ -24,13 +25,13 @@ export function handlePush(req: IncomingMessage, res: ServerResponse, path: stri
   const target = targets(path.slice(PUSH_PREFIX.length));
   if (target === undefined) return answer(res, 404, { error: 'not_found' }), true;
   if (req.method !== 'POST') return answer(res, 405, { error: 'method_not_allowed' }, { allow: 'POST' }), true;
-  if (!secretMatches(req.headers.authorization, target.secretHash)) {
+  if (!bearerSecretMatches(req.headers.authorization, target.secretHash)) {
     return answer(res, 401, { err: 'authentication_failed', description: 'a valid bearer secret is required' }, { 'www-authenticate': 'Bearer error="invalid_token"' }), true;
   }
   if (!SECEVENT.test(req.headers['content-type'] ?? '')) return answer(res, 400, { err: 'invalid_request', description: 'the body must be application/secevent+jwt' }), true;
-  void readBody(req).then(async (body) => {
-    if (body === undefined) return answer(res, 400, { err: 'invalid_request', description: 'the SET is too large' });
-    const receipt = await target.receive(body.trim());
+  void readSmallBody(req, MAX_PUSH_BYTES).then(async (body) => {
+    if (body === 'too_large') return answer(res, 400, { err: 'invalid_request', description: 'the SET is too large' });
+    const receipt = await target.receive(body.toString('utf8').trim());
     switch (receipt.kind) {
       case 'accepted':
       case 'replayed':
@@ -42,31 +43,6 @@ export function handlePush(req: IncomingMessage, res: ServerResponse, path: stri
     }
   }).catch(() => answer(res, 500, { error: 'internal_error' }));
   return true;
-}
-
-function secretMatches(header: string | undefined, expected: Buffer): boolean {
-  const m = /^Bearer ([^\s]+)$/i.exec(header ?? '');
-  if (m === null) return false;
-  // Compared as hashes: equal length whatever was sent, so the comparison time says nothing.
-  return timingSafeEqual(hash('sha256', m[1] as string, 'buffer'), expected);
-}
-
-function readBody(req: IncomingMessage): Promise<string | undefined> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > MAX_PUSH_BYTES) {
-        req.destroy();
-        resolve(undefined);
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.once('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.once('error', reject);
-  });
 }
 
 function answer(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {

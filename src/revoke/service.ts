@@ -1,5 +1,6 @@
 import { hash, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { secretDigest } from '../lib/bearer-secret.ts';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Counter, Gauge } from 'prom-client';
 import type { IssuerKeys } from '../auth/keys.ts';
@@ -161,7 +162,7 @@ export class Revocations {
       const secrets = hash('sha256', JSON.stringify([authorization ?? null, pushSecret ?? null]), 'hex');
       const stream: Stream = { t, secrets, poller: undefined, push: undefined, sinceMs: this.#deps.now(), lastOkMs: undefined, lastError: undefined, stale: false };
       const poller = t.poll === undefined ? undefined : new Poller(t, this.#receiverId, authorization, receive, (o) => this.#polled(stream, o));
-      const push = pushSecret === undefined ? undefined : { secretHash: hash('sha256', pushSecret, 'buffer'), receive };
+      const push = pushSecret === undefined ? undefined : { secretHash: secretDigest(pushSecret), receive };
       streams.set(t.issuer.name, Object.assign(stream, { poller, push }));
     });
     return streams;

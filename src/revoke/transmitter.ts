@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { readSmallBody } from '../proxy/bounded.ts';
 
 // The transmitter side of RFC 8936 (the embedded issuer's stream, and any process that serves SETs):
 // SETs are kept for a retention window, and each receiver's acknowledgements are its own, so every
@@ -127,22 +128,16 @@ export function servePoll(stream: SetStream, req: IncomingMessage, res: ServerRe
   if (req.method !== 'POST') return send(405, { error: 'method_not_allowed' }, { allow: 'POST' });
   if (!authorized(req.headers.authorization)) return send(401, { error: 'invalid_token' }, { 'www-authenticate': 'Bearer error="invalid_token"' });
   const receiver = new URL(req.url ?? '/', 'http://x').searchParams.get('receiver') ?? 'default';
-  const chunks: Buffer[] = [];
-  let size = 0;
-  req.on('data', (c: Buffer) => {
-    size += c.length;
-    if (size > 1024 * 1024) req.destroy();
-    else chunks.push(c);
-  });
-  req.once('end', () => {
+  void readSmallBody(req, 1024 * 1024).then((raw) => {
+    if (raw === 'too_large') return; // the connection is gone
     let body: unknown;
     try {
-      body = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}');
+      body = JSON.parse(raw.toString('utf8') || '{}');
     } catch {
       return send(400, { err: 'invalid_request', description: 'the body is not JSON' });
     }
     const answer = stream.poll(receiver.slice(0, 128), body);
     if ('error' in answer) return send(400, { err: 'invalid_request', description: answer.error });
     send(200, answer);
-  });
+  }, () => req.destroy()); // a broken request stream: nothing to answer
 }
