@@ -4,6 +4,7 @@
 // revoke` (POST /ssf/revoke with the admin secret). SSF 1.0 transmitter metadata at /.well-known/ssf-configuration.
 import { randomUUID } from 'node:crypto';
 import { bearerSecretMatches, secretDigest } from '../lib/bearer-secret.ts';
+import { sendJson } from '../lib/json-response.ts';
 import { readSmallBody } from '../proxy/bounded.ts';
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -74,16 +75,16 @@ export class IssuerTransmitter {
   /** The transmitter's paths; false for every other (oidc-provider answers them). */
   handle(req: IncomingMessage, res: ServerResponse, path: string): boolean {
     if (path === SSF_POLL_PATH) return servePoll(this.stream, req, res, (a) => bearerSecretMatches(a, this.#pollSecret)), true;
-    if (path === METADATA_PATH) return json(res, 200, this.#metadata()), true;
+    if (path === METADATA_PATH) return sendJson(res, 200, this.#metadata()), true;
     if (path !== SSF_REVOKE_PATH) return false;
-    if (req.method !== 'POST') return json(res, 405, { error: 'method_not_allowed' }), true;
-    if (!bearerSecretMatches(req.headers.authorization, this.#adminSecret)) return json(res, 401, { error: 'invalid_token' }), true;
+    if (req.method !== 'POST') return sendJson(res, 405, { error: 'method_not_allowed' }), true;
+    if (!bearerSecretMatches(req.headers.authorization, this.#adminSecret)) return sendJson(res, 401, { error: 'invalid_token' }), true;
     void readJson(req).then(async (body) => {
       if (body === 'too_large') return; // the connection is gone
       const subject = body === undefined ? undefined : subjectOf(body, this.#issuer);
-      if (subject === undefined) return json(res, 400, { error: 'invalid_request', error_description: 'name exactly one of client, subject or jti' });
-      json(res, 200, { jti: await this.emit(subject) });
-    }).catch(() => json(res, 500, { error: 'server_error' }));
+      if (subject === undefined) return sendJson(res, 400, { error: 'invalid_request', error_description: 'name exactly one of client, subject or jti' });
+      sendJson(res, 200, { jti: await this.emit(subject) });
+    }).catch(() => sendJson(res, 500, { error: 'server_error' }));
     return true;
   }
 
@@ -142,10 +143,4 @@ async function readJson(req: IncomingMessage): Promise<Record<string, unknown> |
   } catch {
     return undefined;
   }
-}
-
-function json(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': String(Buffer.byteLength(text)) });
-  res.end(text);
 }

@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { sendJson } from '../lib/json-response.ts';
 
 export interface AdminDeps {
   readonly ready: () => boolean | Promise<boolean>;
@@ -14,11 +15,11 @@ export interface AdminDeps {
 export function createAdminServer(deps: AdminDeps): Server {
   return createServer((req, res) => {
     const path = (req.url ?? '').split('?', 1)[0];
-    if (path === '/healthz') return json(res, 200, { status: 'ok' });
+    if (path === '/healthz') return sendJson(res, 200, { status: 'ok' });
     if (path === '/readyz') {
       void Promise.all([deps.ready(), deps.readiness()]).then(
-        ([ready, readiness]) => json(res, ready ? 200 : 503, { ready, ...readiness }),
-        () => json(res, 503, { ready: false }),
+        ([ready, readiness]) => sendJson(res, ready ? 200 : 503, { ready, ...readiness }),
+        () => sendJson(res, 503, { ready: false }),
       );
       return;
     }
@@ -28,17 +29,11 @@ export function createAdminServer(deps: AdminDeps): Server {
           res.writeHead(200, { 'content-type': deps.metrics.registry.contentType });
           res.end(text);
         },
-        () => json(res, 503, { error: 'metrics_unavailable' }),
+        () => sendJson(res, 503, { error: 'metrics_unavailable' }),
       );
       return;
     }
     if (deps.extra?.(req, res, path ?? '') === true) return;
-    return json(res, 404, { error: 'not_found' });
+    return sendJson(res, 404, { error: 'not_found' });
   });
-}
-
-function json(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': String(Buffer.byteLength(text)) });
-  res.end(text);
 }

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { sendJson } from '../lib/json-response.ts';
 import { readSmallBody } from '../proxy/bounded.ts';
 
 // The transmitter side of RFC 8936 (the embedded issuer's stream, and any process that serves SETs):
@@ -120,11 +121,7 @@ function parsePollRequest(value: unknown): PollRequest | string {
  * that give none). `authorized` decides on the Authorization header before any body is read.
  */
 export function servePoll(stream: SetStream, req: IncomingMessage, res: ServerResponse, authorized: (authorization: string | undefined) => boolean): void {
-  const send = (status: number, body: unknown, headers: Record<string, string> = {}): void => {
-    const text = JSON.stringify(body);
-    res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': String(Buffer.byteLength(text)), ...headers });
-    res.end(text);
-  };
+  const send = (status: number, body: unknown, headers: Record<string, string> = {}): void => sendJson(res, status, body, headers);
   if (req.method !== 'POST') return send(405, { error: 'method_not_allowed' }, { allow: 'POST' });
   if (!authorized(req.headers.authorization)) return send(401, { error: 'invalid_token' }, { 'www-authenticate': 'Bearer error="invalid_token"' });
   const receiver = new URL(req.url ?? '/', 'http://x').searchParams.get('receiver') ?? 'default';
