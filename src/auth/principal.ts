@@ -14,6 +14,8 @@ export interface Principal {
   /** SHA-256 of the token (hex), for cache keys; the token itself is never kept. */
   readonly tokenHash: string;
   readonly claims: Readonly<JWTPayload>;
+  /** The kid of the JWS that was verified (undefined for introspection): a stream ends when that key leaves the JWKS. */
+  readonly kid?: string;
   /** Set by the break-glass stage only: the grant this request is admitted through. */
   readonly breakGlass?: { readonly name: string; readonly ticket: string; readonly expiresAtMs: number };
 }
@@ -23,7 +25,7 @@ export interface Principal {
  * token cannot pass one door with claims the other would refuse. Checks the claims jose leaves alone
  * (RFC 7519 §4.1.2 StringOrURI, RFC 9068 §2.2); undefined = claims_invalid.
  */
-export function principalFrom(claims: Readonly<Record<string, unknown>>, issuer: IssuerConfig, tokenHash: string): Principal | undefined {
+export function principalFrom(claims: Readonly<Record<string, unknown>>, issuer: IssuerConfig, tokenHash: string, kid?: string): Principal | undefined {
   const { sub, exp, jti } = claims;
   if (typeof sub !== 'string' || sub.length === 0 || sub.length > 1024) return undefined;
   if (typeof exp !== 'number') return undefined;
@@ -43,6 +45,7 @@ export function principalFrom(claims: Readonly<Record<string, unknown>>, issuer:
     jti,
     tokenHash,
     claims: Object.freeze({ ...claims }) as Readonly<JWTPayload>,
+    ...(kid === undefined ? {} : { kid }),
   });
 }
 

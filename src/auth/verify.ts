@@ -70,7 +70,7 @@ export function createAuthenticator(deps: AuthenticatorDeps): Authenticator {
       return deny(reasonFor(err));
     }
 
-    const principal = principalFrom(payload, issuer, tokenHash);
+    const principal = principalFrom(payload, issuer, tokenHash, header.kid);
     if (principal === undefined) return deny('claims_invalid');
     deps.cache.set(cacheKey, principal, validUntilMs(payload, issuer), header.kid);
     return principal;

@@ -1,5 +1,4 @@
-import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
-import { decodeProtectedHeader } from 'jose';
+import type { OutgoingHttpHeaders } from 'node:http';
 import type { RpcMessage } from '../policy/jsonrpc.ts';
 import type { Principal } from '../auth/principal.ts';
 import type { Config, UpstreamConfig } from '../config/compile.ts';
@@ -27,10 +26,10 @@ const SSE_TYPE = /^text\/event-stream/i;
  * Response planning: the upstream's session id and SSE event ids are re-bound to the caller, an SSE
  * stream ends when the token that opened it expires, and listings are filtered to what the caller may use (listing-plan.ts).
  */
-export function createResponsePlanning(deps: PlannerDeps): (record: RequestRecord, principal: Principal, upstream: UpstreamConfig, req: IncomingMessage, messages: readonly RpcMessage[]) => ResponsePlanner {
+export function createResponsePlanning(deps: PlannerDeps): (record: RequestRecord, principal: Principal, upstream: UpstreamConfig, messages: readonly RpcMessage[]) => ResponsePlanner {
   const { config, sessions, streams } = deps;
   const maxListingBytes = config.limits.maxListingBytes;
-  return (record, principal, upstream, req, messages) => function plan(status, h) {
+  return (record, principal, upstream, messages) => function plan(status, h) {
     rebindSession(sessions, h, principal, upstream);
     const bindEventId = (id: string): string | undefined => sessions.bind(id, principal, upstream, 'event');
     const filtering = listingPlan(status, h, { principal, upstream, maxBytes: maxListingBytes, bindEventId });
@@ -48,7 +47,7 @@ export function createResponsePlanning(deps: PlannerDeps): (record: RequestRecor
         principal,
         // What allowed it, to judge it again at reload, fail-closed or key removal (issue 17 §5).
         grant: {
-          kid: verifiedKid(req),
+          kid: principal.kid,
           messages,
           onRevoked: (reason) => {
             record.reason = reason;
@@ -62,19 +61,6 @@ export function createResponsePlanning(deps: PlannerDeps): (record: RequestRecor
       },
     };
   };
-}
-
-/** The kid of the (already verified) Bearer or DPoP JWT; undefined for opaque tokens. Only read for streams. */
-function verifiedKid(req: IncomingMessage): string | undefined {
-  // RFC 9449 §7.1: a DPoP-bound token comes under the DPoP scheme; its stream must end with its key too.
-  const token = /^(?:bearer|dpop)\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
-  if (token === undefined || token.split('.').length !== 3) return undefined;
-  try {
-    const kid = decodeProtectedHeader(token).kid;
-    return typeof kid === 'string' ? kid : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /** The upstream's Mcp-Session-Id leaves bound to this identity, or not at all. */

@@ -46,7 +46,7 @@ export function createProxy(deps: PlannerDeps & { readonly pools: Pools }): Prox
     // Every answer of an upstream with listing rules is read (listing-plan.ts): it must arrive uncompressed.
     if (filtersListings(upstream)) delete headers['accept-encoding'];
     injectTraceContext(ctx, headers);
-    const plan = planFor(record, principal, upstream, req, inspected?.messages ?? []);
+    const plan = planFor(record, principal, upstream, inspected?.messages ?? []);
     ctx.abort = new AbortController();
     record.outcome = 'allow';
     const gatewayMs = performance.now() - record.perfStart;
