@@ -107,6 +107,19 @@ const CASES: readonly Case[] = [
   { label: 'SSE GET with Last-Event-ID', wire: (t) => `GET /mcp HTTP/1.1\r\nHost: gw.test\r\nAuthorization: Bearer ${t}\r\nAccept: text/event-stream\r\nLast-Event-ID: x\r\nLast-Event-ID: y\r\n\r\n` },
   { label: 'arguments __proto__ carrying path', wire: simple(call('read_file', '{"__proto__":{"path":"/etc/passwd"}}')) },
   { label: 'name key with escaped NUL suffix key', wire: simple('{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read_file","name\\u0000":"delete_file","arguments":{"path":"a"}}}') },
+  { label: 'request with result member too', wire: simple('{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_file","arguments":{}},"result":{}}') },
+  { label: 'request with error member too', wire: simple('{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_file","arguments":{}},"error":{"code":1,"message":"x"}}') },
+  { label: 'notification tools/call (no id)', wire: simple('{"jsonrpc":"2.0","method":"tools/call","params":{"name":"delete_file","arguments":{}}}') },
+  { label: 'id null', wire: simple(call('delete_file', '{}', 'null')) },
+  { label: 'id object', wire: simple(call('delete_file', '{}', '{"a":1}')) },
+  { label: 'batch [response, danger]', wire: simple(`[{"jsonrpc":"2.0","id":9,"result":{}},${call('delete_file', '{}', '2')}]`) },
+  { label: 'empty batch', wire: simple('[]') },
+  { label: 'name in _meta only', wire: simple('{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"_meta":{"name":"delete_file"},"name":"read_file","arguments":{"path":"a"}}}') },
+  { label: 'Content-Type application/json; (empty param)', wire: simple(call('read_file'), '', '/mcp', 'application/json;') },
+  { label: 'Content-Type upper case, CHARSET=UTF-8', wire: simple(call('read_file'), '', '/mcp', 'APPLICATION/JSON; CHARSET=UTF-8') },
+  { label: 'Content-Type text/plain with JSON', wire: simple(call('delete_file', '{}'), '', '/mcp', 'text/plain') },
+  { label: 'Content-Type missing', wire: (t) => simple(call('delete_file', '{}'))(t).replace('Content-Type: application/json\r\n', '') },
+  { label: 'Content-Type json with tab and utf-7', wire: simple(call('+AGQ-elete_file', '{}'), '', '/mcp', 'application/json;\tcharset=utf-7') },
 ];
 
 describe('probe 3: the SDK Express upstream runs only what the gateway judged', () => {
