@@ -14,6 +14,8 @@ import { cpuSeconds, freePort, killAllSync, NodeChild } from './proc.ts';
 const [a, b] = process.argv.slice(2, 4).map((d) => resolve(d));
 const ROUNDS = Number(process.argv[4] ?? 4);
 const SECONDS = Number(process.argv[5] ?? 5);
+// A fresh gateway costs up to 1.6× more per request in its first seconds (JIT tiers, heap sizing): warm it first.
+const WARMUP = Number(process.env['AB_WARMUP_SECONDS'] ?? 8);
 if (a === undefined || b === undefined) throw new Error('usage: bench/cpu-ab.ts <src A> <src B> [rounds] [seconds]');
 const bench = import.meta.dirname;
 const tmp = mkdtempSync(join(tmpdir(), 'mcp-warden-ab-'));
@@ -37,7 +39,7 @@ try {
     const order: ('A' | 'B')[] = round % 2 === 0 ? ['A', 'B'] : ['B', 'A'];
     for (const v of order) {
       const gw = await NodeChild.start(`gateway-${v}`, join(bench, 'gateway-child.ts'), [file, v === 'A' ? a : b], { readyTimeoutMs: 30_000 });
-      await loadgen.run({ url, seconds: 2, connections: 50, threads: 2, token });
+      await loadgen.run({ url, seconds: WARMUP, connections: 50, threads: 2, token });
       const cpu0 = cpuSeconds(gw.pid);
       const r = await loadgen.run({ url, seconds: SECONDS, connections: 50, threads: 2, token });
       const us = ((cpuSeconds(gw.pid) - cpu0) / r.requests) * 1e6;

@@ -1,7 +1,7 @@
 import { hash, randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { SignJWT, type CryptoKey } from 'jose';
-import type { Logger } from './log.ts';
+import { rawLineWriter, type Logger } from './log.ts';
 
 // Tamper-evident audit (issue 24 §5). Every audit line carries `chain` (this process's chain id),
 // `seq` (0, 1, 2 … within the chain), `prev` (the `hash` of the line before it; null on the chain's
@@ -78,17 +78,23 @@ function shapeOf(line: { readonly [key: string]: Json }): Shape {
   return (lastShape = shape);
 }
 
-/** The line's hash: SHA-256 (base64url) over its canonical encoding without the envelope keys. */
-export function lineHash(line: { readonly [key: string]: Json }): string {
-  const { covered, prefixes } = shapeOf(line);
+/** The line's canonical encoding without its braces: the covered members, sorted. */
+function canonicalMembers(line: { readonly [key: string]: Json }): { readonly text: string; readonly shape: Shape } {
+  const shape = shapeOf(line);
+  const { covered, prefixes } = shape;
   let text = '';
   for (let i = 0; i < covered.length; i++) {
     const v = line[covered[i] as string];
     if (v === undefined) continue;
     text += `${text === '' ? '' : ','}${prefixes[i] as string}${typeof v === 'object' && v !== null ? canonicalJson(v) : scalarJson(v)}`;
   }
+  return { text, shape };
+}
+
+/** The line's hash: SHA-256 (base64url) over its canonical encoding without the envelope keys. */
+export function lineHash(line: { readonly [key: string]: Json }): string {
   // One-shot hash: no Hash object per line (the audit line is on every request's close path).
-  return hash('sha256', `{${text}}`, 'base64url');
+  return hash('sha256', `{${canonicalMembers(line).text}}`, 'base64url');
 }
 
 export interface AuditSigner {
@@ -122,10 +128,14 @@ export class AuditChain {
   #signing = false;
   readonly #waiting: { readonly fields: Fields; readonly msg: string; readonly level: AuditLevel }[] = [];
   #timer: NodeJS.Timeout | undefined;
+  // The hashed text is the line's own members: written as it is, not serialised a second time by pino.
+  readonly #raw: ReturnType<typeof rawLineWriter>;
+  readonly #rawShapes = new WeakMap<Shape, boolean>();
 
   constructor(options: AuditChainOptions) {
     this.#o = options;
     this.id = options.id ?? randomUUID();
+    this.#raw = rawLineWriter(options.logger);
   }
 
   /**
@@ -174,11 +184,26 @@ export class AuditChain {
 
   #write(fields: Fields, msg: string, level: AuditLevel = 'info'): void {
     const line: Fields = { ...fields, chain: this.id, seq: this.#seq, prev: this.#prev, ts: this.#o.now() };
-    const digest = lineHash(line);
-    this.#o.logger[level]({ ...line, hash: digest }, msg);
+    const { text, shape } = canonicalMembers(line);
+    const digest = hash('sha256', `{${text}}`, 'base64url');
+    if (this.#writesRaw(shape)) this.#raw?.write(level, `${text},"hash":"${digest}"`, msg);
+    else this.#o.logger[level]({ ...line, hash: digest }, msg);
     this.#prev = digest;
     this.#seq += 1;
     this.#sinceCheckpoint += 1;
+  }
+
+  /** Whether pino would write this shape's members exactly as their canonical text (no redaction, no serializer). */
+  #writesRaw(shape: Shape): boolean {
+    const raw = this.#raw;
+    if (raw === undefined) return false;
+    let ok = this.#rawShapes.get(shape);
+    if (ok === undefined) {
+      // An envelope key among the fields (the start line's pid) is not in the canonical text: pino writes that line.
+      ok = raw.handles('hash') && shape.own.every((key) => !ENVELOPE_KEYS.has(key) && raw.handles(key));
+      this.#rawShapes.set(shape, ok);
+    }
+    return ok;
   }
 
   async #checkpoint(final: boolean): Promise<void> {

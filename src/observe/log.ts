@@ -21,8 +21,56 @@ export function createLogger(options: { level?: string; destination?: Destinatio
       level: options.level ?? process.env['MCP_WARDEN_LOG_LEVEL'] ?? 'info',
       base: { service: 'mcp-warden' },
       redact: { paths: REDACT, censor: '[redacted]' },
-      timestamp: pino.stdTimeFunctions.isoTime,
+      timestamp: isoTime,
     },
     options.destination ?? pino.destination({ dest: 1, sync: false, minLength: BUFFER_BYTES, periodicFlush: FLUSH_MS }),
   );
+}
+
+// pino's isoTime builds a Date and its ISO text for every line; lines within one millisecond share it.
+let lastMs = -1;
+let lastTime = '';
+function isoTime(): string {
+  const ms = Date.now();
+  if (ms !== lastMs) {
+    lastMs = ms;
+    lastTime = `,"time":"${new Date(ms).toISOString()}"`;
+  }
+  return lastTime;
+}
+
+/** Writes one line whose members are already JSON text; undefined when this logger must serialise itself. */
+export type RawLineWriter = (level: 'info' | 'warn', members: string, msg: string) => void;
+
+type PinoInternals = Record<symbol, unknown> & Logger;
+
+/**
+ * A writer for lines the caller has already serialised (the audit chain hashes its own canonical text):
+ * the same line pino would write for an object with those members, without pino serialising it again
+ * (issue 25: the audit line was written twice, once to hash, once to log). Only for a logger with
+ * none of what would change such a line: no mixin, log formatter, stream hook, nested key or message
+ * prefix, and a plain destination (a multistream needs pino's per-line metadata). `redacted(key)`
+ * tells whether pino would redact or re-serialise a top-level key: the caller falls back for those.
+ */
+export function rawLineWriter(logger: Logger): { readonly write: RawLineWriter; readonly handles: (key: string) => boolean } | undefined {
+  const s = pino.symbols;
+  const l = logger as PinoInternals;
+  const formatters = l[s.formattersSym] as { log?: unknown } | undefined;
+  const hooks = l[s.hooksSym] as { streamWrite?: unknown } | undefined;
+  const stream = l[s.streamSym] as (DestinationStream & Record<symbol, unknown>) | undefined;
+  if (stream === undefined || typeof stream.write !== 'function' || stream[s.needsMetadataGsym] === true) return undefined;
+  if (l[s.mixinSym] !== undefined || formatters?.log !== undefined || hooks?.streamWrite !== undefined) return undefined;
+  if (l[s.nestedKeySym] !== null && l[s.nestedKeySym] !== undefined) return undefined;
+  if ((l[(s as unknown as Record<string, symbol>)['msgPrefixSym'] as symbol] ?? '') !== '' || l[s.messageKeySym] !== 'msg') return undefined;
+  const stringifiers = l[s.stringifiersSym] as Record<string | symbol, unknown>;
+  const serializers = l[s.serializersSym] as Record<string, unknown>;
+  const time = l[s.timeSym] as () => string;
+  return {
+    handles: (key) => stringifiers[key] === undefined && serializers[key] === undefined && stringifiers[s.wildcardFirstSym] === undefined,
+    write: (level, members, msg) => {
+      const levels = l[s.lsCacheSym] as Record<number, string>;
+      const head = `${levels[logger.levels.values[level] as number] as string}${time()}${l[s.chindingsSym] as string}`;
+      stream.write(`${head},${members},"msg":${JSON.stringify(msg)}${l[s.endSym] as string}`);
+    },
+  };
 }

@@ -1,4 +1,5 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { RequestHistogram } from './histogram.ts';
 import type { BreakGlassGrant } from '../config/compile.ts';
 import type { RequestRecord } from './record.ts';
 
@@ -37,7 +38,7 @@ export interface MetricSources {
 export function createMetrics(sources: MetricSources): Metrics {
   const registry = defaultRegistry();
   const countRequest = requestCounter(registry);
-  const duration = new Histogram({
+  const duration = new RequestHistogram({
     name: 'mcp_warden_request_duration_seconds',
     help: 'Time spent per request: phase="gateway" is the gateway\'s own work before forwarding, phase="upstream" the wait for the upstream\'s response headers',
     labelNames: ['upstream', 'phase'],
@@ -66,8 +67,8 @@ export function createMetrics(sources: MetricSources): Metrics {
       countRequest(upstream, methodLabel(r), r.outcome, r.reason ?? 'none');
       if (r.breakGlass !== undefined) breakGlass.inc({ grant: r.breakGlass.name, upstream, outcome: r.outcome });
       if (r.reason === 'rate_limited' && r.rule !== undefined) limited.inc({ upstream, rule: r.rule });
-      if (gatewaySeconds !== undefined) duration.observe({ upstream, phase: 'gateway' }, gatewaySeconds);
-      if (upstreamSeconds !== undefined) duration.observe({ upstream, phase: 'upstream' }, upstreamSeconds);
+      if (gatewaySeconds !== undefined) duration.observe([upstream, 'gateway'], gatewaySeconds);
+      if (upstreamSeconds !== undefined) duration.observe([upstream, 'upstream'], upstreamSeconds);
     },
     jwksFetch(issuer, result) {
       jwksFetches.inc({ issuer, result });
