@@ -27,16 +27,19 @@ export function createLogger(options: { level?: string; destination?: Destinatio
   );
 }
 
-// pino's isoTime builds a Date and its ISO text for every line; lines within one millisecond share it.
-let lastMs = -1;
-let lastTime = '';
-function isoTime(): string {
+// pino's isoTime builds a Date and its ISO text for every line; here the text up to the second is
+// built once per second and the milliseconds appended (the same ISO 8601 text, issue 25).
+let lastSecond = -1;
+let secondText = '';
+export function isoTime(): string {
   const ms = Date.now();
-  if (ms !== lastMs) {
-    lastMs = ms;
-    lastTime = `,"time":"${new Date(ms).toISOString()}"`;
+  const second = Math.floor(ms / 1000);
+  if (second !== lastSecond) {
+    lastSecond = second;
+    secondText = `,"time":"${new Date(second * 1000).toISOString().slice(0, 20)}`;
   }
-  return lastTime;
+  const milli = ms - second * 1000;
+  return `${secondText}${milli < 10 ? '00' : milli < 100 ? '0' : ''}${milli}Z"`;
 }
 
 /** Writes one line whose members are already JSON text; undefined when this logger must serialise itself. */
