@@ -24,8 +24,18 @@ let session: Session | undefined;
 // fixed 1,000 req/s): the event-loop delay histogram at 1 ms resolution, and every GC's duration.
 let loop: ReturnType<typeof monitorEventLoopDelay> | undefined;
 let gcs: number[] = [];
+// Longest pause of each GC kind (perf_hooks constants: 1 minor/scavenge, 2 major, 4 incremental marking, 8 weak callbacks).
+const GC_KINDS: Readonly<Record<number, string>> = { 1: 'scavenge', 2: 'mark-compact', 4: 'incremental marking', 8: 'weak callbacks' };
+let gcKinds = new Map<string, { count: number; maxMs: number }>();
 const gcObserver = new PerformanceObserver((list) => {
-  for (const e of list.getEntries()) gcs.push(e.duration);
+  for (const e of list.getEntries()) {
+    gcs.push(e.duration);
+    const kind = GC_KINDS[((e as { detail?: unknown }).detail as { kind?: number } | undefined)?.kind ?? 0] ?? 'other';
+    const k = gcKinds.get(kind) ?? { count: 0, maxMs: 0 };
+    k.count++;
+    k.maxMs = Math.max(k.maxMs, e.duration);
+    gcKinds.set(kind, k);
+  }
 });
 
 serveIpc({
@@ -34,6 +44,7 @@ serveIpc({
     loop = monitorEventLoopDelay({ resolution: 1 });
     loop.enable();
     gcs = [];
+    gcKinds = new Map();
     gcObserver.observe({ entryTypes: ['gc'] });
     return true;
   },
@@ -43,7 +54,7 @@ serveIpc({
     gcObserver.disconnect();
     const sorted = [...gcs].sort((a, b) => a - b);
     // The histogram counts in ns and includes the 1 ms sampling interval itself.
-    const result = { loopMaxMs: loop.max / 1e6, loopP99ms: loop.percentile(99) / 1e6, gcCount: sorted.length, gcMaxMs: sorted.at(-1) ?? 0, gcP99ms: sorted[Math.floor(sorted.length * 0.99)] ?? 0, gcTotalMs: sorted.reduce((a, b) => a + b, 0) };
+    const result = { loopMaxMs: loop.max / 1e6, loopP99ms: loop.percentile(99) / 1e6, gcCount: sorted.length, gcMaxMs: sorted.at(-1) ?? 0, gcP99ms: sorted[Math.floor(sorted.length * 0.99)] ?? 0, gcTotalMs: sorted.reduce((a, b) => a + b, 0), gcKinds: Object.fromEntries(gcKinds) };
     loop = undefined;
     return result;
   },

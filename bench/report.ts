@@ -22,6 +22,8 @@ export interface Pauses {
   readonly gcMaxMs: number;
   readonly gcP99ms: number;
   readonly gcTotalMs: number;
+  /** Per GC kind (scavenge, mark-compact, …): how many and the longest. */
+  readonly gcKinds?: Readonly<Record<string, { readonly count: number; readonly maxMs: number }>>;
 }
 
 export interface RunRow {

@@ -46,6 +46,8 @@ const ONLY = process.env['BENCH_ONLY']?.split(',').filter((s) => s !== '');
 const SRC = resolve(process.env['BENCH_SRC'] ?? join(ROOT, 'src'));
 const OUT = resolve(process.env['BENCH_OUT'] ?? join(BENCH, 'results.md'));
 const DEADLINE = num('BENCH_DEADLINE_SECONDS', 590);
+// Node/V8 flags for the gateway processes (e.g. `--max-semi-space-size=2` to try a GC setting).
+const GATEWAY_FLAGS = (process.env['BENCH_GATEWAY_FLAGS'] ?? '').split(' ').filter((f) => f !== '');
 // The Helm chart's memory limit (values.yaml resources.limits.memory) and, without a cgroup, the
 // semi-space V8 picks itself under it (its young generation stays at 2 MiB there).
 const SSE_MEMORY_MIB = num('BENCH_SSE_MEMORY_MIB', 512);
@@ -155,7 +157,7 @@ function gatewayConfig(dir: string, port: number, idp: BenchIdp, upstreamPort: n
 }
 
 function startGateway(config: string, name: string, execArgv: string[] = []): Promise<NodeChild> {
-  return NodeChild.start(name, join(BENCH, 'gateway-child.ts'), [config, SRC], { execArgv, readyTimeoutMs: 30_000 });
+  return NodeChild.start(name, join(BENCH, 'gateway-child.ts'), [config, SRC], { execArgv: [...GATEWAY_FLAGS, ...execArgv], readyTimeoutMs: 30_000 });
 }
 
 async function main(): Promise<void> {

@@ -24,7 +24,7 @@ try {
   const token = await idp.mint(audience, 'mcp:files mcp:files:read');
   const tokensFile = join(tmp, 'cold.txt');
   writeFileSync(tokensFile, (await idp.mintMany(Number(process.env['N'] ?? 4000), audience, 'mcp:files mcp:files:read')).join('\n') + '\n');
-  const stages = await NodeChild.start('stages', join(import.meta.dirname, 'stages.ts'), [], process.env['PROF'] ? { execArgv: ['--cpu-prof', '--cpu-prof-dir=/tmp/mcp-warden-stages-prof'] } : {});
+  const stages = await NodeChild.start('stages', join(import.meta.dirname, 'stages.ts'), [], process.env['PROF'] ? { execArgv: ['--cpu-prof', '--cpu-prof-dir=' + (process.env['PROF_DIR'] ?? '/tmp/mcp-warden-stages-prof')] } : {});
   const r = await stages.call<{ stages: string[]; warm: { n: number; nsPerOp: Record<string, number> }; cold: { n: number; nsPerOp: Record<string, number> }; timerNs: number }>('run', { configFile: file, srcDir: SRC, token, tokensFile, seconds: Number(process.env['S'] ?? 2) }, 120_000);
   console.log(`median ns per call; warm: ${r.warm.n} requests, cold: ${r.cold.n}; the timer adds ${r.timerNs} ns`);
   console.log(`${'stage'.padEnd(20)} ${'warm'.padStart(10)} ${'cold'.padStart(12)}`);

@@ -1,4 +1,4 @@
-import { median, type Report, type Summary, type TargetKey, type Verdict } from './report.ts';
+import { median, type Pauses, type Report, type Summary, type TargetKey, type Verdict } from './report.ts';
 
 // The targets of issue 25 (the full pipeline against its own machinery; added latency; pauses; cold
 // verify; all cores) with holds / does not hold, and the pipeline's cost stage by stage.
@@ -30,7 +30,7 @@ export function issue25Verdicts(report: Report, s: readonly Summary[]): Verdict[
   const p = report.pauses;
   out.push(p === undefined
     ? { name: 'no GC or event-loop pause > 5 ms in the gateway at the fixed rate', measured: 'not measured', holds: undefined }
-    : { name: 'no GC or event-loop pause > 5 ms in the gateway at the fixed rate', measured: `event-loop delay max ${f(p.loopMaxMs)} ms (p99 ${f(p.loopP99ms)}); ${p.gcCount} GCs, longest ${f(p.gcMaxMs)} ms (p99 ${f(p.gcP99ms)}, ${f(p.gcTotalMs, 0)} ms in all)`, holds: p.loopMaxMs <= 5 && p.gcMaxMs <= 5 });
+    : { name: 'no GC or event-loop pause > 5 ms in the gateway at the fixed rate', measured: `event-loop delay max ${f(p.loopMaxMs)} ms (p99 ${f(p.loopP99ms)}); ${p.gcCount} GCs, longest ${f(p.gcMaxMs)} ms (p99 ${f(p.gcP99ms)}, ${f(p.gcTotalMs, 0)} ms in all${gcKindText(p)})`, holds: p.loopMaxMs <= 5 && p.gcMaxMs <= 5 });
   const st = report.stage;
   out.push(st === undefined
     ? { name: 'cold verify stage ≥ 0.9 × raw jose jwtVerify ops/s', measured: 'not measured', holds: undefined }
@@ -57,4 +57,9 @@ export function renderIssue25(report: Report, s: readonly Summary[]): string[] {
     L.push(`| **sum** | **${f(total('warm'), 0)}** | **${f(total('cold'), 0)}** |`, '');
   }
   return L;
+}
+
+function gcKindText(p: Pauses): string {
+  const kinds = Object.entries(p.gcKinds ?? {});
+  return kinds.length === 0 ? '' : `; by kind: ${kinds.map(([k, v]) => `${k} ${v.count}× longest ${v.maxMs.toFixed(2)} ms`).join(', ')}`;
 }
