@@ -1,5 +1,6 @@
 import { Agent, createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { PerformanceObserver } from 'node:perf_hooks';
 import { createProxyServer } from 'http-proxy-3';
 import { announceReady, serveIpc } from './ipc.ts';
 
@@ -22,8 +23,12 @@ server.headersTimeout = 66_000;
 server.requestTimeout = 0;
 
 const gc = (globalThis as { gc?: () => void }).gc;
+// Heap use and GC count, for allocation per request (bench/alloc.ts), as gateway-child.ts reports them.
+let gcCount = 0;
+new PerformanceObserver((list) => void (gcCount += list.getEntries().length)).observe({ entryTypes: ['gc'] });
+
 serveIpc({
-  stats: () => ({ rssKiB: Math.round(process.memoryUsage.rss() / 1024), heapUsedKiB: Math.round(process.memoryUsage().heapUsed / 1024) }),
+  stats: () => ({ heapUsedBytes: process.memoryUsage().heapUsed, gcCount, rssKiB: Math.round(process.memoryUsage.rss() / 1024), heapUsedKiB: Math.round(process.memoryUsage().heapUsed / 1024) }),
   gc: () => {
     gc?.();
     gc?.();

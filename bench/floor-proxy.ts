@@ -1,5 +1,6 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { PerformanceObserver } from 'node:perf_hooks';
 import { Pool, type Dispatcher } from 'undici';
 import { announceReady, serveIpc } from './ipc.ts';
 
@@ -48,7 +49,12 @@ const server = createServer((req, res) => {
 });
 server.keepAliveTimeout = 65_000;
 
+// Heap use and GC count, for allocation per request (bench/alloc.ts): the same stats as gateway-child.ts.
+let gcCount = 0;
+new PerformanceObserver((list) => void (gcCount += list.getEntries().length)).observe({ entryTypes: ['gc'] });
+
 serveIpc({
+  stats: () => ({ heapUsedBytes: process.memoryUsage().heapUsed, gcCount }),
   exit: () => {
     server.closeAllConnections();
     server.close();

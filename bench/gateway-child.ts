@@ -27,6 +27,8 @@ let gcs: number[] = [];
 // Longest pause of each GC kind (perf_hooks constants: 1 minor/scavenge, 2 major, 4 incremental marking, 8 weak callbacks).
 const GC_KINDS: Readonly<Record<number, string>> = { 1: 'scavenge', 2: 'mark-compact', 4: 'incremental marking', 8: 'weak callbacks' };
 let gcKinds = new Map<string, { count: number; maxMs: number }>();
+let allGcs = 0;
+new PerformanceObserver((list) => void (allGcs += list.getEntries().length)).observe({ entryTypes: ['gc'] });
 const gcObserver = new PerformanceObserver((list) => {
   for (const e of list.getEntries()) {
     gcs.push(e.duration);
@@ -74,7 +76,23 @@ serveIpc({
     writeFileSync(file as string, JSON.stringify(profile));
     return true;
   },
-  stats: () => ({ rssKiB: Math.round(process.memoryUsage.rss() / 1024), heapUsedKiB: Math.round(process.memoryUsage().heapUsed / 1024), cpu: process.cpuUsage() }),
+  // Sampled allocation profile (which code allocates what), on request like the CPU profile.
+  allocStart: async () => {
+    session = new Session();
+    session.connect();
+    await session.post('HeapProfiler.enable');
+    await session.post('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true } as never);
+    return true;
+  },
+  allocStop: async (file) => {
+    if (session === undefined) throw new Error('allocation profiler not started');
+    const { profile } = await session.post('HeapProfiler.stopSampling');
+    session.disconnect();
+    session = undefined;
+    writeFileSync(file as string, JSON.stringify(profile));
+    return true;
+  },
+  stats: () => ({ heapUsedBytes: process.memoryUsage().heapUsed, gcCount: allGcs, rssKiB: Math.round(process.memoryUsage.rss() / 1024), heapUsedKiB: Math.round(process.memoryUsage().heapUsed / 1024), cpu: process.cpuUsage() }),
   gc: () => {
     gc?.();
     gc?.();

@@ -1,0 +1,77 @@
+// `npm run bench:alloc`: heap bytes allocated per proxied request (issue 25 "how many allocations per
+// proxied request against the bare proxy"), for the machinery floor, the bare proxy and the warm
+// gateway. Each process runs with a young generation large enough that no GC happens while N requests
+// (default 3000, 16 in flight) pass, so the growth of its heap over them is what they allocated; a
+// window with a GC in it is measured again (at most 3 times), and said.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Pool } from 'undici';
+import { stringify } from 'yaml';
+import { startIdp } from './idp.ts';
+import { BODY, REQUEST_HEADERS } from './loadgen.ts';
+import { freePort, killAllSync, NodeChild } from './proc.ts';
+
+const N = Number(process.env['N'] ?? 3_000);
+const FLAGS = ['--max-semi-space-size=256', '--min-semi-space-size=256'];
+const bench = import.meta.dirname;
+const tmp = mkdtempSync(join(tmpdir(), 'mcp-warden-alloc-'));
+
+async function drive(url: string, token: string | undefined, count: number): Promise<void> {
+  const u = new URL(url);
+  const pool = new Pool(u.origin, { connections: 16 });
+  const headers = { ...REQUEST_HEADERS, ...(token === undefined ? {} : { authorization: `Bearer ${token}` }) };
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next++ < count) {
+      const r = await pool.request({ path: u.pathname, method: 'POST', headers, body: BODY });
+      await r.body.text();
+      if (r.statusCode !== 200) throw new Error(`${url}: ${r.statusCode}`);
+    }
+  };
+  await Promise.all(Array.from({ length: 16 }, worker));
+  await pool.close();
+}
+
+async function perRequest(name: string, child: NodeChild, url: string, token?: string): Promise<string> {
+  await drive(url, token, 2_000); // warm: JIT, pools, caches
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    const before = await child.call<{ heapUsedBytes: number; gcCount: number }>('stats');
+    await drive(url, token, N);
+    const after = await child.call<{ heapUsedBytes: number; gcCount: number }>('stats');
+    if (after.gcCount === before.gcCount) return `${name.padEnd(44)} ${((after.heapUsedBytes - before.heapUsedBytes) / N / 1024).toFixed(1).padStart(6)} KiB per request (${N} requests, no GC in the window${attempt > 1 ? `, attempt ${attempt}` : ''})`;
+  }
+  return `${name.padEnd(44)} not measured: a GC in each of 3 windows`;
+}
+
+try {
+  const idp = await startIdp();
+  const upstream = await NodeChild.start('upstream', join(bench, 'upstream.ts'), []);
+  const target = `http://127.0.0.1:${upstream.info['port'] as number}/mcp`;
+  const lines: string[] = [];
+  const floor = await NodeChild.start('floor', join(bench, 'floor-proxy.ts'), [target], { execArgv: FLAGS });
+  lines.push(await perRequest('machinery floor (node:http + undici dispatch)', floor, `http://127.0.0.1:${floor.info['port'] as number}/mcp`));
+  await floor.stop();
+  const bare = await NodeChild.start('bare', join(bench, 'bare-proxy.ts'), [target], { execArgv: FLAGS });
+  lines.push(await perRequest('bare proxy (http-proxy-3)', bare, `http://127.0.0.1:${bare.info['port'] as number}/mcp`));
+  await bare.stop();
+  const port = await freePort();
+  const file = join(tmp, 'mcp-warden.yaml');
+  writeFileSync(file, stringify({
+    listen: { host: '127.0.0.1', port }, admin: { host: '127.0.0.1', port: 0 }, publicUrl: `http://127.0.0.1:${port}`,
+    issuers: [{ name: 'bench-idp', issuer: idp.issuer, jwksUri: idp.jwksUri, algorithms: ['ES256'], jwks: { cacheMaxAgeSeconds: 3_600 } }],
+    upstreams: [{ name: 'files', path: '/files/mcp', target, issuers: ['bench-idp'], scopes: ['mcp:files'], tools: [{ name: 'delete_*', scopes: ['mcp:files:admin'] }, { name: 'search', scopes: ['mcp:files:read'] }] }],
+    identity: { signingKeyFile: join(tmp, 'gateway.jwk') },
+  }));
+  const token = await idp.mint(`http://127.0.0.1:${port}/files/mcp`, 'mcp:files mcp:files:read');
+  const gw = await NodeChild.start('gateway', join(bench, 'gateway-child.ts'), [file, process.env['BENCH_SRC'] ?? join(bench, '..', 'src')], { execArgv: FLAGS, readyTimeoutMs: 30_000 });
+  lines.push(await perRequest('mcp-warden, warm cache', gw, `http://127.0.0.1:${port}/files/mcp`, token));
+  await gw.stop();
+  for (const l of lines) console.log(l);
+  await upstream.stop();
+  await idp.close();
+} finally {
+  killAllSync();
+  rmSync(tmp, { recursive: true, force: true });
+}
+process.exit(0);
