@@ -1,9 +1,11 @@
-// `npm run bench:alloc`: heap bytes allocated per proxied request (issue 25 "how many allocations per
-// proxied request against the bare proxy"), for the machinery floor, the bare proxy and the warm
-// gateway. Each process runs with a young generation large enough that no GC happens while N requests
-// (default 3000, 16 in flight) pass, so the growth of its heap over them is what they allocated; a
-// window with a GC in it is measured again (at most 3 times), and said.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+// `npm run bench:alloc`: heap bytes allocated and system calls made per proxied request (issue 25: "how
+// many syscalls and allocations per proxied request against the bare proxy"), for the machinery floor,
+// the bare proxy and the warm gateway. Each process runs with a young generation large enough that no
+// GC happens while N requests (default 3000, 16 in flight) pass, so the growth of its heap over them is
+// what they allocated; a window with a GC in it is measured again (at most 3 times), and said. With
+// strace installed, `strace -c -f` is attached for another N requests and its counts divided by N.
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Pool } from 'undici';
@@ -33,8 +35,28 @@ async function drive(url: string, token: string | undefined, count: number): Pro
   await pool.close();
 }
 
+const STRACE = spawnSync('strace', ['-V']).status === 0;
+
+/** System calls per request, by name (those at ≥ 0.01 per request), from strace -c over N requests. */
+async function syscalls(child: NodeChild, url: string, token: string | undefined): Promise<string> {
+  if (!STRACE) return 'strace not installed (apt-get install -y strace)';
+  const file = join(tmp, `strace-${child.pid}.txt`);
+  const tracer = spawn('strace', ['-c', '-f', '-o', file, '-p', String(child.pid)], { stdio: 'ignore' });
+  await new Promise((r) => setTimeout(r, 500)); // attached
+  await drive(url, token, N);
+  const exited = new Promise((r) => tracer.once('exit', r));
+  tracer.kill('SIGINT');
+  await exited;
+  const rows = readFileSync(file, 'utf8').split('\n').map((l) => l.trim().split(/\s+/)).filter((c) => c.length >= 5 && /^\d+$/.test(c[3] as string));
+  return rows.map((c) => [c.at(-1) as string, Number(c[3]) / N] as const).filter(([name, n]) => n >= 0.01 && name !== 'total').map(([name, n]) => `${name} ${n.toFixed(2)}`).join(', ');
+}
+
 async function perRequest(name: string, child: NodeChild, url: string, token?: string): Promise<string> {
   await drive(url, token, 2_000); // warm: JIT, pools, caches
+  return `${await allocated(name, child, url, token)}\n${''.padEnd(44)} syscalls per request: ${await syscalls(child, url, token)}`;
+}
+
+async function allocated(name: string, child: NodeChild, url: string, token?: string): Promise<string> {
   for (let attempt = 1; attempt <= 3; attempt++) {
     const before = await child.call<{ heapUsedBytes: number; gcCount: number }>('stats');
     await drive(url, token, N);
