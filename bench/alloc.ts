@@ -51,26 +51,36 @@ async function syscalls(child: NodeChild, url: string, token: string | undefined
   return rows.map((c) => [c.at(-1) as string, Number(c[3]) / N] as const).filter(([name, n]) => n >= 0.01 && name !== 'total').map(([name, n]) => `${name} ${n.toFixed(2)}`).join(', ');
 }
 
-async function perRequest(name: string, child: NodeChild, url: string, token?: string): Promise<string> {
-  await drive(url, token, 2_000); // warm: JIT, pools, caches
-  return `${await allocated(name, child, url, token)}\n${''.padEnd(44)} syscalls per request: ${await syscalls(child, url, token)}`;
+/** One target's row: KiB allocated per request (or why not measured) and its system calls per request. */
+export interface MachineryRow {
+  readonly target: string;
+  readonly kibPerRequest: number | undefined;
+  readonly allocation: string;
+  readonly syscalls: string;
 }
 
-async function allocated(name: string, child: NodeChild, url: string, token?: string): Promise<string> {
+async function perRequest(name: string, child: NodeChild, url: string, token?: string): Promise<MachineryRow> {
+  await drive(url, token, 2_000); // warm: JIT, pools, caches
+  const a = await allocated(child, url, token);
+  return { target: name, ...a, syscalls: await syscalls(child, url, token) };
+}
+
+async function allocated(child: NodeChild, url: string, token?: string): Promise<{ kibPerRequest: number | undefined; allocation: string }> {
   for (let attempt = 1; attempt <= 3; attempt++) {
     const before = await child.call<{ heapUsedBytes: number; gcCount: number }>('stats');
     await drive(url, token, N);
     const after = await child.call<{ heapUsedBytes: number; gcCount: number }>('stats');
-    if (after.gcCount === before.gcCount) return `${name.padEnd(44)} ${((after.heapUsedBytes - before.heapUsedBytes) / N / 1024).toFixed(1).padStart(6)} KiB per request (${N} requests, no GC in the window${attempt > 1 ? `, attempt ${attempt}` : ''})`;
+    const kib = (after.heapUsedBytes - before.heapUsedBytes) / N / 1024;
+    if (after.gcCount === before.gcCount) return { kibPerRequest: kib, allocation: `${kib.toFixed(1)} KiB (${N} requests, no GC in the window${attempt > 1 ? `, attempt ${attempt}` : ''})` };
   }
-  return `${name.padEnd(44)} not measured: a GC in each of 3 windows`;
+  return { kibPerRequest: undefined, allocation: 'not measured: a GC in each of 3 windows' };
 }
 
 try {
   const idp = await startIdp();
   const upstream = await NodeChild.start('upstream', join(bench, 'upstream.ts'), []);
   const target = `http://127.0.0.1:${upstream.info['port'] as number}/mcp`;
-  const lines: string[] = [];
+  const lines: MachineryRow[] = [];
   const floor = await NodeChild.start('floor', join(bench, 'floor-proxy.ts'), [target], { execArgv: FLAGS });
   lines.push(await perRequest('machinery floor (node:http + undici dispatch)', floor, `http://127.0.0.1:${floor.info['port'] as number}/mcp`));
   await floor.stop();
@@ -89,7 +99,8 @@ try {
   const gw = await NodeChild.start('gateway', join(bench, 'gateway-child.ts'), [file, process.env['BENCH_SRC'] ?? join(bench, '..', 'src')], { execArgv: FLAGS, readyTimeoutMs: 30_000 });
   lines.push(await perRequest('mcp-warden, warm cache', gw, `http://127.0.0.1:${port}/files/mcp`, token));
   await gw.stop();
-  for (const l of lines) console.log(l);
+  if (process.env['ALLOC_JSON'] === '1') console.log(JSON.stringify(lines));
+  else for (const l of lines) console.log(`${l.target.padEnd(44)} ${l.allocation}\n${''.padEnd(44)} syscalls per request: ${l.syscalls}`);
   await upstream.stop();
   await idp.close();
 } finally {

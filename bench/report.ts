@@ -1,3 +1,4 @@
+import type { MachineryRow } from './alloc.ts';
 import { renderLimitBench, type LimitBench } from './limits.ts';
 import type { ProfileSummary } from './profile.ts';
 import { renderIssue25 } from './targets.ts';
@@ -84,6 +85,8 @@ export interface Report {
   sseMemory: string | undefined;
   /** Later rounds of event latency at the largest stream count, bare and mcp-warden alternating (round 1 is in streams). */
   sseRounds: { round: number; bareP99ms: number; wardenP99ms: number; clientLoopP99ms: number }[];
+  /** Heap allocated and system calls per proxied request, floor / bare / warm gateway (bench/alloc.ts). */
+  machinery?: readonly MachineryRow[] | string;
   /** The rate-limit stage's cost per request, local and shared (bench/limits.ts). */
   limits: LimitBench | undefined;
   notes: string[];
@@ -265,6 +268,7 @@ export function renderReport(report: Report, targets: readonly { key: TargetKey;
     for (const k of report.skipped) L.push(`- ${k.key}: ${k.why}`);
     L.push('');
   }
+  if (report.machinery !== undefined) L.push(...renderMachinery(report.machinery));
   if (report.limits !== undefined) L.push(...renderLimitBench(report.limits));
   L.push('## Sanity checks (before measuring)', '');
   for (const c of report.sanity) L.push(`- ${c.ok ? 'ok' : 'FAILED'}: ${c.what} (${c.detail})`);
@@ -310,4 +314,14 @@ function sseRounds(report: Report): Report['sseRounds'] {
   const w = report.streams.find((r) => r.key === 'warden' && r.wanted === most);
   const first = b === undefined || w === undefined ? [] : [{ round: 1, bareP99ms: b.p99ms, wardenP99ms: w.p99ms, clientLoopP99ms: Math.max(b.clientLoopP99ms, w.clientLoopP99ms) }];
   return [...first, ...report.sseRounds];
+}
+
+/** Issue 25: allocations and system calls per proxied request, the gateway against the machinery. */
+function renderMachinery(rows: readonly MachineryRow[] | string): string[] {
+  const L = ['## Allocations and system calls per proxied request', ''];
+  if (typeof rows === 'string') return [...L, rows, ''];
+  L.push('Heap allocated over N requests in a process whose young generation holds them all without a GC (its heap growth), and `strace -c -f` counts over another N, per request (bench/alloc.ts, `npm run bench:alloc`).', '');
+  L.push('| target | heap allocated per request | system calls per request |', '|---|---|---|');
+  for (const r of rows) L.push(`| ${r.target} | ${r.allocation} | ${r.syscalls} |`);
+  return [...L, ''];
 }

@@ -6,7 +6,7 @@
 // BENCH_SSE_SECONDS (10) BENCH_FIXED_RATE (1000) BENCH_PROFILE (1) BENCH_PEER_WORKERS (1)
 // BENCH_COLD_TOKENS (40000) BENCH_LOADGEN (auto|wrk|autocannon) BENCH_ONLY (target keys)
 // BENCH_SRC (../src) BENCH_OUT (bench/results.md) BENCH_PROFILE_DIR (kept .cpuprofile files)
-// BENCH_DEADLINE_SECONDS (590: optional phases that would not fit are skipped, then a hard stop).
+// BENCH_DEADLINE_SECONDS (900: optional phases that would not fit are skipped, then a hard stop).
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
@@ -19,6 +19,7 @@ import { haproxyHasJwt, haproxyVersion, nginxVersion, startHaproxy, startNginx, 
 import { memoryCgroup } from './cgroup.ts';
 import { cpuSeconds, cpuSnapshot, foreignCpuSeconds, freePort, killAllSync, machineBusy, NodeChild, openFileLimits, rssKiB, topProcesses } from './proc.ts';
 import { summarizeProfile, type ProfileSummary } from './profile.ts';
+import type { MachineryRow } from './alloc.ts';
 import { benchLimits } from './limits.ts';
 import { renderReport, type Report, type RunRow, type StreamRow, type TargetKey } from './report.ts';
 
@@ -45,7 +46,7 @@ const COLD_TOKENS = Math.max(1_000, Math.round(num('BENCH_COLD_TOKENS', 40_000))
 const ONLY = process.env['BENCH_ONLY']?.split(',').filter((s) => s !== '');
 const SRC = resolve(process.env['BENCH_SRC'] ?? join(ROOT, 'src'));
 const OUT = resolve(process.env['BENCH_OUT'] ?? join(BENCH, 'results.md'));
-const DEADLINE = num('BENCH_DEADLINE_SECONDS', 590);
+const DEADLINE = num('BENCH_DEADLINE_SECONDS', 900);
 // Node/V8 flags for the gateway processes (e.g. `--max-semi-space-size=2` to try a GC setting).
 const GATEWAY_FLAGS = (process.env['BENCH_GATEWAY_FLAGS'] ?? '').split(' ').filter((f) => f !== '');
 // The Helm chart's memory limit (values.yaml resources.limits.memory) and, without a cgroup, the
@@ -543,6 +544,18 @@ async function main(): Promise<void> {
       await client.stop();
       await gateway.stop();
       await bareSse.stop();
+    }
+
+    // ---- allocations and system calls per request: floor, bare proxy, warm gateway (bench/alloc.ts) ----
+    if (fits('allocations and system calls', 40)) {
+      const r = spawnSync(process.execPath, [join(BENCH, 'alloc.ts')], { encoding: 'utf8', timeout: 120_000, env: { ...process.env, ALLOC_JSON: '1', BENCH_SRC: SRC } });
+      const last = r.stdout?.trim().split('\n').at(-1);
+      try {
+        report.machinery = JSON.parse(last ?? '') as MachineryRow[];
+      } catch {
+        report.machinery = `not measured: bench/alloc.ts exited ${r.status ?? r.signal} ${(r.stderr ?? '').slice(-300)}`;
+      }
+      log('allocations and system calls per request measured');
     }
 
     // ---- the rate-limit stage alone: local and shared (Redis) check per request, a few seconds ----
