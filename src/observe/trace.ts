@@ -22,8 +22,12 @@ export type TraceInjector = (headers: Record<string, string | string[]>) => void
 // Per request, only while tracing is on: the trace-sdk module registers an injector when a request's
 // first stage starts. A WeakMap so that a request that is never closed is no leak.
 const injectors = new WeakMap<RequestContext, TraceInjector>();
+// Until tracing first registers an injector, no request has one: the proxy stage skips the WeakMap
+// lookup (issue 25). Once set it stays set, so a reload that turns tracing off only costs the lookup.
+let anyInjector = false;
 
 export function registerInjector(ctx: RequestContext, inject: TraceInjector): void {
+  anyInjector = true;
   injectors.set(ctx, inject);
 }
 
@@ -33,7 +37,7 @@ export function registerInjector(ctx: RequestContext, inject: TraceInjector): vo
  * (identity/request-headers.ts).
  */
 export function injectTraceContext(ctx: RequestContext, headers: Record<string, string | string[]>): void {
-  injectors.get(ctx)?.(headers);
+  if (anyInjector) injectors.get(ctx)?.(headers);
 }
 
 const untraced: StageTracer = (_name, stage) => stage;

@@ -38,14 +38,48 @@ const JSON_TYPE = /^application\/json\s*(?:;|$)/i;
 const SSE_TYPE = /^text\/event-stream/i;
 
 /**
+ * The AbortController of one upstream exchange (proxy.ts makes one per request; the client leaving or
+ * the gateway ending an SSE stream calls abort()). abort() tells the exchange directly: a listener on
+ * the signal cost an EventTarget registration and removal per request (issue 25), and the signal itself
+ * is made only when someone reads it. Nothing else can abort the signal: it belongs to this controller.
+ */
+export class ExchangeAbort extends AbortController {
+  #aborted = false;
+  #onAbort: ((reason: Error) => void) | undefined;
+
+  get aborted(): boolean {
+    return this.#aborted;
+  }
+
+  /** The abort reason (the signal's), undefined until aborted. Nobody passes one: it is the default AbortError. */
+  get reason(): Error | undefined {
+    return this.#aborted ? (this.signal.reason as Error) : undefined;
+  }
+
+  override abort(reason?: unknown): void {
+    super.abort(reason);
+    if (this.#aborted) return; // like the signal's 'abort' event: once
+    this.#aborted = true;
+    const onAbort = this.#onAbort;
+    this.#onAbort = undefined;
+    onAbort?.(this.signal.reason as Error);
+  }
+
+  /** The exchange's hook (one exchange per controller); undefined removes it. */
+  listen(onAbort: ((reason: Error) => void) | undefined): void {
+    this.#onAbort = onAbort;
+  }
+}
+
+/**
  * Resolves once the body is complete (collected bodies) or once the headers are in (streamed bodies).
- * Rejects with undici's error, or the signal's reason, before that: a collected body that breaks off
+ * Rejects with undici's error, or the abort reason, before that: a collected body that breaks off
  * never reached the client, so it becomes a clean 502.
  */
-export function exchange(dispatcher: Dispatcher, options: Dispatcher.DispatchOptions, signal: AbortSignal, limits: BodyLimits): Promise<Exchange> {
+export function exchange(dispatcher: Dispatcher, options: Dispatcher.DispatchOptions, abort: ExchangeAbort, limits: BodyLimits): Promise<Exchange> {
   return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason);
-    dispatcher.dispatch(options, new ExchangeHandler(signal, limits, resolve, reject));
+    if (abort.aborted) return reject(abort.reason);
+    dispatcher.dispatch(options, new ExchangeHandler(abort, limits, resolve, reject));
   });
 }
 
@@ -60,41 +94,45 @@ class ExchangeHandler implements Dispatcher.DispatchHandler {
   private declared = NaN;
   private stream: Readable | undefined;
   private ended = false;
-  // One timer per response: a deadline (plain bodies) or an idle limit re-armed by each chunk (SSE).
+  // One timer per response: the headers deadline, then a body deadline (plain bodies) or an idle limit
+  // re-armed by each chunk (SSE). `body` says which one it is now.
   private timer: NodeJS.Timeout | undefined;
+  private body = false;
   private idle = false;
   private expired: UpstreamTimeout | undefined;
-  private readonly onAbort: () => void;
-  private readonly signal: AbortSignal;
+  private readonly abort: ExchangeAbort;
   private readonly limits: BodyLimits;
   private readonly resolve: (exchange: Exchange) => void;
   private readonly reject: (reason: unknown) => void;
 
-  constructor(signal: AbortSignal, limits: BodyLimits, resolve: (exchange: Exchange) => void, reject: (reason: unknown) => void) {
-    this.signal = signal;
+  constructor(abort: ExchangeAbort, limits: BodyLimits, resolve: (exchange: Exchange) => void, reject: (reason: unknown) => void) {
+    this.abort = abort;
     this.limits = limits;
     this.resolve = resolve;
     this.reject = reject;
     // A request still queued for a socket has no controller: it leaves the queue (rejected) at once.
-    this.onAbort = () => {
-      if (this.controller !== undefined) return this.controller.abort(signal.reason);
+    abort.listen((reason) => {
+      if (this.controller !== undefined) return this.controller.abort(reason);
       this.settled();
-      reject(signal.reason);
-    };
-    signal.addEventListener('abort', this.onAbort, { once: true });
-    // Until the headers: a request still queued for a socket has no controller yet, so the deadline
-    // rejects and onRequestStart aborts it when a socket frees up (the signal is aborted then).
-    this.timer = setTimeout(() => {
-      this.expired = new UpstreamTimeout();
-      if (this.controller !== undefined) return this.controller.abort(this.expired);
-      this.settled();
-      reject(this.expired);
-    }, limits.headersMs);
+      reject(reason);
+    });
+    this.timer = setTimeout(this.fired, limits.headersMs);
   }
+
+  private readonly fired = (): void => {
+    const c = this.controller;
+    if (this.body) return void c?.abort(new UpstreamTimeout());
+    // Until the headers: a request still queued for a socket has no controller yet, so the deadline
+    // rejects and onRequestStart aborts it when a socket frees up (the abort reason is set then).
+    this.expired = new UpstreamTimeout();
+    if (c !== undefined) return c.abort(this.expired);
+    this.settled();
+    this.reject(this.expired);
+  };
 
   onRequestStart(c: Controller): void {
     this.controller = c;
-    if (this.signal.aborted) c.abort(this.signal.reason);
+    if (this.abort.aborted) c.abort(this.abort.reason as Error);
     else if (this.expired !== undefined) c.abort(this.expired);
   }
 
@@ -108,8 +146,9 @@ class ExchangeHandler implements Dispatcher.DispatchHandler {
     this.declared = declared;
     const type = String(h['content-type'] ?? '');
     const small = declared <= WHOLE_BODY_BYTES || (Number.isNaN(declared) && JSON_TYPE.test(type));
-    const sse = SSE_TYPE.test(type);
-    this.armBodyTimer(c, sse);
+    // The usual answer's exact type needs no regex: it is not SSE.
+    const sse = type !== 'application/json' && SSE_TYPE.test(type);
+    this.armBodyTimer(sse);
     if (small && !sse) this.chunks = [];
     else this.toStream(c);
   }
@@ -153,17 +192,19 @@ class ExchangeHandler implements Dispatcher.DispatchHandler {
   }
 
   private settled(): void {
-    this.signal.removeEventListener('abort', this.onAbort);
+    this.abort.listen(undefined);
     if (this.timer !== undefined) clearTimeout(this.timer);
   }
 
-  private armBodyTimer(c: Controller, sse: boolean): void {
-    if (this.timer !== undefined) clearTimeout(this.timer);
-    this.timer = undefined;
+  private armBodyTimer(sse: boolean): void {
     const ms = sse ? this.limits.sseIdleMs : this.limits.deadlineMs;
-    if (ms === undefined) return;
-    this.idle = sse;
-    this.timer = setTimeout(() => c.abort(new UpstreamTimeout()), ms);
+    this.body = true;
+    this.idle = sse && ms !== undefined;
+    // The body deadline usually equals the headers one (bodyTimeoutMs defaults to timeoutMs): the same
+    // timer restarts from now, as a new one would.
+    if (this.timer !== undefined && ms === this.limits.headersMs) return void this.timer.refresh();
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = ms === undefined ? undefined : setTimeout(this.fired, ms);
   }
 
   private toStream(c: Controller): Readable {
@@ -172,7 +213,7 @@ class ExchangeHandler implements Dispatcher.DispatchHandler {
       destroy: (err, cb) => {
         if (this.timer !== undefined) clearTimeout(this.timer);
         // The consumer left before the end (client gone, stream ended by the gateway): stop the upstream.
-        if (!this.ended && !c.aborted) c.abort(err ?? this.signal.reason);
+        if (!this.ended && !c.aborted) c.abort((err ?? this.abort.reason) as Error);
         cb(err);
       },
     });

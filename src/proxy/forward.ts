@@ -102,14 +102,19 @@ function exchangeWith(f: ForwardRequest): Promise<Exchange> {
     // undici's per-chunk idle timer is off: exchange() applies a whole-body deadline to plain answers
     // and the configured idle limit to SSE, which is long-lived by design (issue 17 §4).
     bodyTimeout: 0,
-  }, f.abort.signal, { headersMs: f.upstream.timeoutMs, deadlineMs: f.upstream.bodyTimeoutMs, sseIdleMs: f.upstream.sseIdleMs });
+  }, f.abort, { headersMs: f.upstream.timeoutMs, deadlineMs: f.upstream.bodyTimeoutMs, sseIdleMs: f.upstream.sseIdleMs });
 }
 
 /** The plan reads the body whole (bounded) and replaces it; past the bound it is guarded or refused. */
-async function sendRewritten(f: ForwardRequest, status: number, headers: OutgoingHttpHeaders, body: Exchange['body'], rewrite: NonNullable<ResponsePlan['rewrite']>): Promise<ForwardOutcome> {
-  const read: Bounded = body.kind === 'whole' ? body : await readBounded(body.stream, rewrite.maxBytes);
+function sendRewritten(f: ForwardRequest, status: number, headers: OutgoingHttpHeaders, body: Exchange['body'], rewrite: NonNullable<ResponsePlan['rewrite']>): ForwardOutcome | Promise<ForwardOutcome> {
+  // A body collected whole is answered at once, without a promise of its own (issue 25).
+  if (body.kind === 'whole') return sendRead(f, status, headers, body, rewrite);
+  return readBounded(body.stream, rewrite.maxBytes).then((read) => sendRead(f, status, headers, read, rewrite));
+}
+
+function sendRead(f: ForwardRequest, status: number, headers: OutgoingHttpHeaders, read: Bounded, rewrite: NonNullable<ResponsePlan['rewrite']>): ForwardOutcome | Promise<ForwardOutcome> {
   if (read.kind === 'failed' && read.error instanceof UpstreamTimeout) return { kind: 'failed', reason: 'upstream_timeout', headersSent: f.res.headersSent };
-  if (read.kind === 'over' && rewrite.beyond !== undefined) return streamGuarded(f, status, headers, read, rewrite.beyond);
+  if (read.kind === 'over' && rewrite.beyond !== undefined) return streamGuarded(f, status, headers, read, rewrite.beyond());
   if (read.kind === 'over') read.rest.destroy();
   const rewritten = read.kind !== 'whole' || read.buffer.length > rewrite.maxBytes ? undefined : rewrite.apply(read.buffer);
   if (rewritten === undefined) return broken(f);

@@ -35,21 +35,47 @@ export function listingPlan(status: number, h: OutgoingHttpHeaders, ctx: Listing
   if (encoding !== undefined && String(encoding).trim().toLowerCase() !== 'identity') return REFUSE;
   const type = h['content-type'];
   if (Array.isArray(type)) return REFUSE;
-  const full = String(type ?? '').toLowerCase();
+  switch (readableAs(String(type ?? ''))) {
+    case 'refuse':
+      return REFUSE;
+    case 'sse': {
+      const { principal, upstream } = ctx;
+      return { sseFilter: new SseEvents({ id: ctx.bindEventId, data: (data) => filterJsonText(data, principal, upstream) }, ctx.maxBytes) };
+    }
+    case 'json':
+      return { rewrite: { maxBytes: ctx.maxBytes, apply: (body) => filterJsonBody(body, ctx.principal, ctx.upstream), beyond: createListingGuard } };
+    case 'other':
+      // Any other type, or none: only an empty body passes.
+      return ONLY_EMPTY;
+  }
+}
+
+type Readability = 'refuse' | 'sse' | 'json' | 'other';
+
+// An upstream sends the same one or two Content-Type values on every answer: what each one means is
+// kept (bounded: 64 values of at most 128 characters, whatever an upstream sends) instead of parsed
+// anew per response (issue 25). The meaning depends on the text alone.
+const MAX_TYPES = 64;
+const MAX_CACHED_TYPE = 128;
+const readableTypes = new Map<string, Readability>();
+
+function readableAs(type: string): Readability {
+  const known = readableTypes.get(type);
+  if (known !== undefined) return known;
+  const kind = classify(type);
+  if (readableTypes.size < MAX_TYPES && type.length <= MAX_CACHED_TYPE) readableTypes.set(type, kind);
+  return kind;
+}
+
+function classify(type: string): Readability {
+  const full = type.toLowerCase();
   const media = (full.split(';', 1)[0] as string).trim();
   // Clients sniff: the MCP SDK reads any type that *contains* "text/event-stream" or "application/json".
   // A type naming both cannot be read one way with certainty.
-  if (full.includes('json') && full.includes('event-stream')) return REFUSE;
-  if (media === 'text/event-stream') {
-    const { principal, upstream } = ctx;
-    return { sseFilter: new SseEvents({ id: ctx.bindEventId, data: (data) => filterJsonText(data, principal, upstream) }, ctx.maxBytes) };
-  }
-  if (media === 'application/json') {
-    // RFC 8259 §8.1: JSON between systems is UTF-8; another charset would be read differently by a client.
-    const charset = /;\s*charset\s*=\s*"?([^";\s]*)/.exec(full)?.[1];
-    if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') return REFUSE;
-    return { rewrite: { maxBytes: ctx.maxBytes, apply: (body) => filterJsonBody(body, ctx.principal, ctx.upstream), beyond: createListingGuard() } };
-  }
-  // Any other type, or none: only an empty body passes.
-  return ONLY_EMPTY;
+  if (full.includes('json') && full.includes('event-stream')) return 'refuse';
+  if (media === 'text/event-stream') return 'sse';
+  if (media !== 'application/json') return 'other';
+  // RFC 8259 §8.1: JSON between systems is UTF-8; another charset would be read differently by a client.
+  const charset = /;\s*charset\s*=\s*"?([^";\s]*)/.exec(full)?.[1];
+  return charset !== undefined && charset !== 'utf-8' && charset !== 'utf8' ? 'refuse' : 'json';
 }

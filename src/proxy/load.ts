@@ -9,18 +9,16 @@ import type { UpstreamConfig } from '../config/compile.ts';
 export class InFlight {
   readonly #counts = new Map<string, number>();
 
-  /** A release function for the slot taken, or undefined when the upstream is at its cap. */
-  take(upstream: UpstreamConfig): (() => void) | undefined {
-    const name = upstream.name;
-    const n = this.#counts.get(name) ?? 0;
-    if (n >= upstream.maxInFlight) return undefined;
-    this.#counts.set(name, n + 1);
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      this.#counts.set(name, (this.#counts.get(name) ?? 1) - 1);
-    };
+  /** Takes a slot, or says false when the upstream is at its cap. Each slot taken is released once. */
+  take(upstream: UpstreamConfig): boolean {
+    const n = this.#counts.get(upstream.name) ?? 0;
+    if (n >= upstream.maxInFlight) return false;
+    this.#counts.set(upstream.name, n + 1);
+    return true;
+  }
+
+  release(upstream: UpstreamConfig): void {
+    this.#counts.set(upstream.name, (this.#counts.get(upstream.name) ?? 1) - 1);
   }
 
   count(upstream: UpstreamConfig): number {

@@ -18,7 +18,7 @@ export interface PlannerDeps {
 }
 
 /** Decides, when the upstream's headers arrive, how its answer reaches this caller. */
-export type ResponsePlanner = (status: number, headers: OutgoingHttpHeaders) => ResponsePlan | undefined;
+export type ResponsePlanner = (record: RequestRecord, principal: Principal, upstream: UpstreamConfig, messages: readonly RpcMessage[], status: number, headers: OutgoingHttpHeaders) => ResponsePlan | undefined;
 
 const SSE_TYPE = /^text\/event-stream/i;
 
@@ -26,14 +26,16 @@ const SSE_TYPE = /^text\/event-stream/i;
  * Response planning: the upstream's session id and SSE event ids are re-bound to the caller, an SSE
  * stream ends when the token that opened it expires, and listings are filtered to what the caller may use (listing-plan.ts).
  */
-export function createResponsePlanning(deps: PlannerDeps): (record: RequestRecord, principal: Principal, upstream: UpstreamConfig, messages: readonly RpcMessage[]) => ResponsePlanner {
+export function createResponsePlanning(deps: PlannerDeps): ResponsePlanner {
   const { config, sessions, streams } = deps;
   const maxListingBytes = config.limits.maxListingBytes;
-  return (record, principal, upstream, messages) => function plan(status, h) {
+  return function plan(record, principal, upstream, messages, status, h) {
     rebindSession(sessions, h, principal, upstream);
     const bindEventId = (id: string): string | undefined => sessions.bind(id, principal, upstream, 'event');
     const filtering = listingPlan(status, h, { principal, upstream, maxBytes: maxListingBytes, bindEventId });
-    if (!SSE_TYPE.test(String(h['content-type'] ?? ''))) return filtering;
+    const type = h['content-type'];
+    // The usual answer's exact type needs no regex: it is not SSE.
+    if (type === 'application/json' || !SSE_TYPE.test(String(type ?? ''))) return filtering;
     // An SSE stream never outlives the token that opened it (plus the issuer's skew).
     const skew = upstream.issuers.find((i) => i.name === principal.issuerName)?.clockSkewSeconds ?? 0;
     return {

@@ -6,6 +6,7 @@ import { deny } from '../reasons.ts';
 import type { Admitted } from '../route/admission.ts';
 import { ANSWERED, type Step } from '../stage.ts';
 import { forward, type Pools } from './forward.ts';
+import { ExchangeAbort } from './exchange.ts';
 import { filtersListings } from '../policy/filter.ts';
 import { createResponsePlanning, type PlannerDeps } from './plan.ts';
 import { InFlight } from './load.ts';
@@ -16,7 +17,7 @@ export type Proxy = (ctx: RequestContext, admitted: Admitted, principal: Princip
 
 /** The proxy stage: the judged request goes to the upstream's pool; its answer streams back as planned. */
 export function createProxy(deps: PlannerDeps & { readonly pools: Pools }): Proxy {
-  const planFor = createResponsePlanning(deps);
+  const plan = createResponsePlanning(deps);
   const inFlight = new InFlight();
   const maxStreams = shareOf(deps.config.limits.maxStreams); // per worker of `serve --workers N`
   return async function proxy(ctx, { upstream, upstreamPath }, principal, { inspected }, { headers }) {
@@ -25,16 +26,12 @@ export function createProxy(deps: PlannerDeps & { readonly pools: Pools }): Prox
     // (the global stream cap), every other method is a request (the upstream's in-flight cap).
     const stream = req.method === 'GET';
     if (stream && deps.streams.size >= maxStreams) return deny('streams_exhausted');
-    const release = stream ? NO_SLOT : inFlight.take(upstream);
-    if (release === undefined) return deny('upstream_busy');
-    if (deps.pools.health.ejectedFor(upstream) > 0) {
-      release();
-      return deny('upstream_ejected');
-    }
+    if (!stream && !inFlight.take(upstream)) return deny('upstream_busy');
     try {
+      if (deps.pools.health.ejectedFor(upstream) > 0) return deny('upstream_ejected');
       return await forwarded(ctx, upstream, upstreamPath, principal, inspected, headers);
     } finally {
-      release();
+      if (!stream) inFlight.release(upstream);
     }
   };
 
@@ -46,15 +43,15 @@ export function createProxy(deps: PlannerDeps & { readonly pools: Pools }): Prox
     // Every answer of an upstream with listing rules is read (listing-plan.ts): it must arrive uncompressed.
     if (filtersListings(upstream)) delete headers['accept-encoding'];
     injectTraceContext(ctx, headers);
-    const plan = planFor(record, principal, upstream, inspected?.messages ?? []);
-    ctx.abort = new AbortController();
+    const messages = inspected?.messages ?? [];
+    const abort = new ExchangeAbort();
+    ctx.abort = abort;
     record.outcome = 'allow';
     const gatewayMs = performance.now() - record.perfStart;
     record.gatewaySeconds = gatewayMs / 1000;
     const outcome = await forward({
       req, res, upstream, dispatcher: deps.pools.get(upstream, req.method), path: upstreamPath, headers,
-      body: inspected?.body ?? (hasBody(req) ? req : undefined), abort: ctx.abort,
-      ...(ctx.cors === undefined ? {} : { responseHeaders: ctx.cors }),
+      body: inspected?.body ?? (hasBody(req) ? req : undefined), abort, responseHeaders: ctx.cors,
       onCut: (reason) => {
         record.reason = reason;
         if (reason === 'upstream_timeout') deps.pools.health.record(upstream, true);
@@ -62,19 +59,17 @@ export function createProxy(deps: PlannerDeps & { readonly pools: Pools }): Prox
       onResponse: (status, h) => {
         record.upstreamMs = performance.now() - record.perfStart - gatewayMs;
         deps.pools.health.record(upstream, status >= 500);
-        return plan(status, h);
+        return plan(record, principal, upstream, messages, status, h);
       },
     });
     if (outcome.kind === 'done') return ANSWERED;
     // No answer at all, and not because the client left first.
-    if (!outcome.headersSent && record.upstreamMs === undefined && !ctx.abort.signal.aborted) deps.pools.health.record(upstream, true);
+    if (!outcome.headersSent && record.upstreamMs === undefined && !abort.aborted) deps.pools.health.record(upstream, true);
     if (!outcome.headersSent) return deny(outcome.reason);
     record.reason = outcome.reason;
     return ANSWERED;
   }
 }
-
-const NO_SLOT = (): void => undefined;
 
 function hasBody(req: RequestContext['req']): boolean {
   return req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');

@@ -5,6 +5,7 @@ import type { Dispatcher } from 'undici';
 import type { Principal } from '../auth/principal.ts';
 import type { UpstreamConfig } from '../config/compile.ts';
 import type { Reason } from '../reasons.ts';
+import type { ExchangeAbort } from './exchange.ts';
 import type { SseFilter, StreamGrant, StreamRegistry } from './stream.ts';
 
 /** How the gateway treats one upstream response, decided when its headers arrive. */
@@ -17,8 +18,11 @@ export interface ResponsePlan {
   readonly rewrite?: {
     readonly maxBytes: number;
     readonly apply: (body: Buffer) => Buffer | undefined;
-    /** Past maxBytes: streamed while this accepts each chunk (cut at the first it refuses); absent = 502. */
-    readonly beyond?: (chunk: Buffer) => boolean;
+    /**
+     * Past maxBytes: streamed while the guard this makes accepts each chunk (cut at the first it
+     * refuses); absent = 502. A maker, so that a body within the bound costs no guard.
+     */
+    readonly beyond?: () => (chunk: Buffer) => boolean;
   };
   /** An SSE stream: ended after endAfterMs (the token that opened it expires) or by shutdown. */
   readonly sse?: {
@@ -41,9 +45,9 @@ export interface ForwardRequest {
   readonly headers: Record<string, string | string[]>;
   /** A body already read by the gateway (policy inspection) or the request stream itself. */
   readonly body: Buffer | IncomingMessage | undefined;
-  readonly abort: AbortController;
+  readonly abort: ExchangeAbort;
   /** Extra response headers from the gateway (CORS, request id). */
-  readonly responseHeaders?: Readonly<Record<string, string>>;
+  readonly responseHeaders?: Readonly<Record<string, string>> | undefined;
   /** Told why a response whose headers were out is cut, before the cut (its record closes with it). */
   readonly onCut?: (reason: Reason) => void;
   /** Rewrites upstream response headers and chooses the body treatment. */

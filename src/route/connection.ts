@@ -35,26 +35,28 @@ export function oneRequestAtATime(handle: Handler): Handler {
       states.set(socket, state);
     }
     const conn = state;
-    const run = (): void => {
-      if (conn.closing) {
-        // After the earlier answer is flushed, not before: destroy() would drop its unsent bytes.
-        socket.destroySoon();
-        return;
-      }
-      conn.busy = true;
-      conn.current = res;
-      if (req.headers.connection !== undefined && CLOSE.test(req.headers.connection)) conn.closing = true;
-      res.on('close', () => {
-        if (endsConnection(res) || !res.writableFinished) conn.closing = true;
-        conn.busy = false;
-        conn.current = undefined;
-        conn.waiting.shift()?.();
-      });
-      handle(req, res);
-    };
-    if (conn.busy) conn.waiting.push(run);
-    else run();
+    // A request that need not wait (the usual one) runs at once: no closure is made to queue it.
+    if (conn.busy) conn.waiting.push(() => run(conn, req, res, handle));
+    else run(conn, req, res, handle);
   };
+}
+
+function run(conn: ConnectionState, req: IncomingMessage, res: ServerResponse, handle: Handler): void {
+  if (conn.closing) {
+    // After the earlier answer is flushed, not before: destroy() would drop its unsent bytes.
+    req.socket.destroySoon();
+    return;
+  }
+  conn.busy = true;
+  conn.current = res;
+  if (req.headers.connection !== undefined && CLOSE.test(req.headers.connection)) conn.closing = true;
+  res.on('close', () => {
+    if (endsConnection(res) || !res.writableFinished) conn.closing = true;
+    conn.busy = false;
+    conn.current = undefined;
+    conn.waiting.shift()?.();
+  });
+  handle(req, res);
 }
 
 /** Whether this response ends its connection (its own Connection: close, or Node's keep-alive rule). */

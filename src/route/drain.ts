@@ -33,7 +33,8 @@ export class Drain {
   track(res: ServerResponse): void {
     if (this.#draining) res.setHeader('connection', CLOSE_AFTER);
     this.#open.add(res);
-    res.once('close', () => this.#open.delete(res));
+    // 'close' comes once: on() rather than once(), which wraps each listener per request.
+    res.on('close', () => this.#open.delete(res));
   }
 
   /** RFC 9112 §9.6: each response not yet started says Connection: close; later ones do too (track). */
