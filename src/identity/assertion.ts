@@ -11,7 +11,8 @@ export { ASSERTION_TYP };
 import { ASSERTION_TYP } from './upstream.ts';
 
 export interface AssertionMinter {
-  (principal: Principal, upstream: UpstreamConfig): Promise<string>;
+  /** Synchronous when the cached assertion is reused: the warm path awaits nothing. */
+  (principal: Principal, upstream: UpstreamConfig): string | Promise<string>;
 }
 
 export interface MinterOptions {
@@ -32,11 +33,15 @@ export function createAssertionMinter(options: MinterOptions): AssertionMinter {
   const cache = new Map<string, { jwt: string; reuseUntilMs: number }>();
   const maxEntries = options.maxEntries ?? 10_000;
   const { signer } = options.keys;
-  return async function mint(principal, upstream) {
+  return function mint(principal, upstream) {
     const key = principal.tokenHash + '|' + upstream.name;
     const nowMs = options.now();
     const hit = cache.get(key);
     if (hit !== undefined && hit.reuseUntilMs > nowMs) return hit.jwt;
+    return sign(principal, upstream, key, nowMs);
+  };
+
+  async function sign(principal: Principal, upstream: UpstreamConfig, key: string, nowMs: number): Promise<string> {
     const iat = Math.floor(nowMs / 1000);
     const exp = Math.min(iat + options.ttlSeconds, principal.exp);
     const claims: Record<string, unknown> = {
@@ -72,7 +77,7 @@ export function createAssertionMinter(options: MinterOptions): AssertionMinter {
       cache.set(key, { jwt, reuseUntilMs: nowMs + ((exp - iat) * 1000) / 2 });
     }
     return jwt;
-  };
+  }
 }
 
 /**
