@@ -31,10 +31,9 @@ export function createAuthenticator(deps: AuthenticatorDeps): Authenticator {
   const verify = createVerification(deps);
   return function authenticate(token, upstream) {
     const tokenHash = hash('sha256', token, 'hex');
-    const cacheKey = tokenHash + '|' + upstream.name;
     const nowMs = deps.now();
-    const cached = deps.cache.get(cacheKey, nowMs);
-    if (cached === undefined) return verify(token, tokenHash, cacheKey, nowMs, upstream);
+    const cached = deps.cache.get(tokenHash, upstream.name, nowMs);
+    if (cached === undefined) return verify(token, tokenHash, nowMs, upstream);
     // A verified token is only as good as its issuer's keys: past the stale window, fail closed too
     // (after waiting for a recovery fetch in flight, as an uncached token does).
     const keys = deps.keys.get(cached.issuerName);
@@ -44,11 +43,11 @@ export function createAuthenticator(deps: AuthenticatorDeps): Authenticator {
   };
 }
 
-type Verification = (token: string, tokenHash: string, cacheKey: string, nowMs: number, upstream: UpstreamConfig) => Promise<Principal | Denial>;
+type Verification = (token: string, tokenHash: string, nowMs: number, upstream: UpstreamConfig) => Promise<Principal | Denial>;
 
 /** A token not in the cache: judged from its syntax up to jose's signature check, then cached. */
 function createVerification(deps: AuthenticatorDeps): Verification {
-  return async function verify(token, tokenHash, cacheKey, nowMs, upstream) {
+  return async function verify(token, tokenHash, nowMs, upstream) {
     if (!token.includes('.')) {
       // Opaque token (RFC 6750 b64token, not a JWS): only an issuer with RFC 7662 introspection can vouch for it.
       const introspecting = upstream.issuers.find((i) => i.introspection !== undefined);
@@ -82,7 +81,7 @@ function createVerification(deps: AuthenticatorDeps): Verification {
 
     const principal = principalFrom(payload, issuer, tokenHash, header.kid);
     if (principal === undefined) return deny('claims_invalid');
-    deps.cache.set(cacheKey, principal, validUntilMs(payload, issuer), header.kid);
+    deps.cache.set(tokenHash, upstream.name, principal, validUntilMs(payload, issuer), header.kid);
     return principal;
   };
 }
