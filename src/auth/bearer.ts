@@ -14,32 +14,41 @@ export interface BearerToken {
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 // RFC 6750 §2.1 b64token, used for opaque (introspected) tokens.
 const B64TOKEN = /^[A-Za-z0-9\-._~+\/]+=*$/;
+// What `.` in a regular expression does not match: the characters that end the header's token text.
+const LINE_TERMINATOR = /[\n\r\u2028\u2029]/;
 
 /**
  * Header → token, no crypto (oauth4webapi habit: syntax before keys). Exactly one Authorization header
  * with the Bearer or DPoP scheme; any other carrier is ignored for authentication and, beside a header token,
  * refused as "more than one method" (RFC 6750 §3.1).
  */
-export function readBearer(req: IncomingMessage, query: URLSearchParams, maxTokenBytes: number, allowOpaque: boolean): BearerToken | Denial {
+export function readBearer(req: IncomingMessage, query: URLSearchParams | undefined, maxTokenBytes: number, allowOpaque: boolean): BearerToken | Denial {
   // Node keeps only the first Authorization header in req.headers: count the raw ones (SC-091).
   const { count, value } = rawHeader(req, 'authorization');
-  const queryToken = hasCredentialParameter(query);
+  const queryToken = query !== undefined && hasCredentialParameter(query);
   if (count > 1) return deny('token_duplicate');
   if (value === undefined) return deny('token_missing');
-  // RFC 9110 §11.1: the scheme is case-insensitive; RFC 6750 §2.1: "Bearer" 1*SP b64token.
-  const match = /^([A-Za-z][A-Za-z0-9!#$%&'*+.^_`|~-]*)(?: +(.*))?$/.exec(value);
-  const scheme = match === null ? undefined : (match[1] as string).toLowerCase();
-  if (match === null || (scheme !== 'bearer' && scheme !== 'dpop')) {
-    // A scheme-less value or another scheme (Basic, Token) carries no access token (SC-095, SC-183).
-    return queryToken ? deny('credentials_conflict') : deny('token_missing');
-  }
+  // RFC 9110 §11.1: the scheme is case-insensitive; RFC 6750 §2.1: "Bearer" 1*SP b64token. The scheme
+  // ends at the first space; only the two accepted names matter (toLowerCase maps no other
+  // character onto their letters), so any other text before it, a scheme-less value or another scheme
+  // (Basic, Token), carries no access token (SC-095, SC-183).
+  const space = value.indexOf(' ');
+  const scheme = (space === -1 ? value : value.slice(0, space)).toLowerCase();
+  if (scheme !== 'bearer' && scheme !== 'dpop') return queryToken ? deny('credentials_conflict') : deny('token_missing');
+  let start = space === -1 ? value.length : space;
+  while (value.charCodeAt(start) === 0x20) start++;
+  const token = value.slice(start);
+  // One pass over the (long) token: a compact JWS has no line terminator, so it is also the rest of a
+  // well-formed value; anything else is looked at again only off the JWT path.
+  const jws = COMPACT_JWS.test(token);
+  // The grammar's token is any text without a line terminator: with one, the value has no token at all.
+  if (!jws && LINE_TERMINATOR.test(token)) return queryToken ? deny('credentials_conflict') : deny('token_missing');
   if (queryToken) return deny('credentials_conflict');
-  const token = match[2] ?? '';
   if (token.length > maxTokenBytes) return deny('token_too_large');
   if (token === '') return deny('token_malformed');
   // RFC 9449 §7.1: the DPoP scheme's token68 has the b64token syntax of RFC 6750 §2.1.
   const kind = 'bearer';
-  if (COMPACT_JWS.test(token)) return { kind, scheme, token };
+  if (jws) return { kind, scheme, token };
   if (allowOpaque && B64TOKEN.test(token) && !token.includes('.')) return { kind, scheme, token };
   return deny('token_malformed');
 }

@@ -11,7 +11,8 @@ import { typAccepted } from './typ.ts';
 import type { Introspector } from './introspect.ts';
 
 export interface Authenticator {
-  (token: string, upstream: UpstreamConfig): Promise<Principal | Denial>;
+  /** Synchronous for a cached token whose issuer's keys are usable: the warm path awaits nothing. */
+  (token: string, upstream: UpstreamConfig): Principal | Denial | Promise<Principal | Denial>;
 }
 
 export interface AuthenticatorDeps {
@@ -27,18 +28,26 @@ export interface AuthenticatorDeps {
  * verifies the signature and the registered claims; principalFrom checks the claims jose leaves alone.
  */
 export function createAuthenticator(deps: AuthenticatorDeps): Authenticator {
-  return async function authenticate(token, upstream) {
+  const verify = createVerification(deps);
+  return function authenticate(token, upstream) {
     const tokenHash = hash('sha256', token, 'hex');
-    const cacheKey = tokenHash + '|' + upstream.name;
     const nowMs = deps.now();
-    const cached = deps.cache.get(cacheKey, nowMs);
-    if (cached !== undefined) {
-      // A verified token is only as good as its issuer's keys: past the stale window, fail closed too
-      // (after waiting for a recovery fetch in flight, as an uncached token does).
-      const keys = deps.keys.get(cached.issuerName);
-      return keys !== undefined && (keys.usable() || (await keys.recovered())) ? cached : deny('jwks_unavailable');
-    }
+    const cached = deps.cache.get(tokenHash, upstream.name, nowMs);
+    if (cached === undefined) return verify(token, tokenHash, nowMs, upstream);
+    // A verified token is only as good as its issuer's keys: past the stale window, fail closed too
+    // (after waiting for a recovery fetch in flight, as an uncached token does).
+    const keys = deps.keys.get(cached.issuerName);
+    if (keys === undefined) return deny('jwks_unavailable');
+    if (keys.usable()) return cached;
+    return keys.recovered().then((recovered) => (recovered ? cached : deny('jwks_unavailable')));
+  };
+}
 
+type Verification = (token: string, tokenHash: string, nowMs: number, upstream: UpstreamConfig) => Promise<Principal | Denial>;
+
+/** A token not in the cache: judged from its syntax up to jose's signature check, then cached. */
+function createVerification(deps: AuthenticatorDeps): Verification {
+  return async function verify(token, tokenHash, nowMs, upstream) {
     if (!token.includes('.')) {
       // Opaque token (RFC 6750 b64token, not a JWS): only an issuer with RFC 7662 introspection can vouch for it.
       const introspecting = upstream.issuers.find((i) => i.introspection !== undefined);
@@ -72,7 +81,7 @@ export function createAuthenticator(deps: AuthenticatorDeps): Authenticator {
 
     const principal = principalFrom(payload, issuer, tokenHash, header.kid);
     if (principal === undefined) return deny('claims_invalid');
-    deps.cache.set(cacheKey, principal, validUntilMs(payload, issuer), header.kid);
+    deps.cache.set(tokenHash, upstream.name, principal, validUntilMs(payload, issuer), header.kid);
     return principal;
   };
 }

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { SignJWT } from 'jose';
-import { evictOldest } from '../lib/evict.ts';
+import { PairMap } from '../lib/pair-map.ts';
 import type { Principal } from '../auth/principal.ts';
 import type { UpstreamConfig } from '../config/compile.ts';
 import type { GatewayKeys } from './keys.ts';
@@ -11,7 +11,8 @@ export { ASSERTION_TYP };
 import { ASSERTION_TYP } from './upstream.ts';
 
 export interface AssertionMinter {
-  (principal: Principal, upstream: UpstreamConfig): Promise<string>;
+  /** Synchronous when the cached assertion is reused: the warm path awaits nothing. */
+  (principal: Principal, upstream: UpstreamConfig): string | Promise<string>;
 }
 
 export interface MinterOptions {
@@ -29,14 +30,18 @@ export interface MinterOptions {
  * Cached per (token, upstream) until half its lifetime has passed, so the hot path rarely signs.
  */
 export function createAssertionMinter(options: MinterOptions): AssertionMinter {
-  const cache = new Map<string, { jwt: string; reuseUntilMs: number }>();
+  // By (token hash, upstream name): lib/pair-map.ts says why not one composite string.
+  const cache = new PairMap<{ jwt: string; reuseUntilMs: number }>();
   const maxEntries = options.maxEntries ?? 10_000;
   const { signer } = options.keys;
-  return async function mint(principal, upstream) {
-    const key = principal.tokenHash + '|' + upstream.name;
+  return function mint(principal, upstream) {
     const nowMs = options.now();
-    const hit = cache.get(key);
+    const hit = cache.get(principal.tokenHash, upstream.name);
     if (hit !== undefined && hit.reuseUntilMs > nowMs) return hit.jwt;
+    return sign(principal, upstream, nowMs);
+  };
+
+  async function sign(principal: Principal, upstream: UpstreamConfig, nowMs: number): Promise<string> {
     const iat = Math.floor(nowMs / 1000);
     const exp = Math.min(iat + options.ttlSeconds, principal.exp);
     const claims: Record<string, unknown> = {
@@ -68,11 +73,11 @@ export function createAssertionMinter(options: MinterOptions): AssertionMinter {
       .setJti(randomUUID())
       .sign(signer.key);
     if (maxEntries > 0) {
-      evictOldest(cache, maxEntries, 1);
-      cache.set(key, { jwt, reuseUntilMs: nowMs + ((exp - iat) * 1000) / 2 });
+      cache.evictOldest(maxEntries, 1);
+      cache.set(principal.tokenHash, upstream.name, { jwt, reuseUntilMs: nowMs + ((exp - iat) * 1000) / 2 });
     }
     return jwt;
-  };
+  }
 }
 
 /**

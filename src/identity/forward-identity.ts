@@ -1,5 +1,5 @@
 import type { Principal } from '../auth/principal.ts';
-import type { Config } from '../config/compile.ts';
+import type { Config, UpstreamConfig } from '../config/compile.ts';
 import { rawHeader } from '../lib/raw-header.ts';
 import type { RequestContext } from '../observe/context.ts';
 import { deny } from '../reasons.ts';
@@ -9,14 +9,15 @@ import { eraOf } from '../policy/era.ts';
 import { protocolVersion } from '../policy/jsonrpc.ts';
 import type { AssertionMinter } from './assertion.ts';
 import { forwardedNames, upstreamRequestHeaders } from './request-headers.ts';
-import type { SessionBinder } from './session.ts';
+import type { SessionBinder, SessionCheck } from './session.ts';
 
 /** The request headers the upstream receives: the client's allowed ones, then the gateway's own. */
 export interface Outbound {
   readonly headers: Record<string, string | string[]>;
 }
 
-export type IdentityForwarding = (ctx: RequestContext, admitted: Admitted, principal: Principal) => Promise<Step<Outbound>>;
+/** Synchronous when the cached assertion is reused: the warm path awaits nothing. */
+export type IdentityForwarding = (ctx: RequestContext, admitted: Admitted, principal: Principal) => Step<Outbound> | Promise<Step<Outbound>>;
 
 /**
  * The forward-identity stage: the session the client presents must be its own; the client's
@@ -28,7 +29,22 @@ export function createIdentityForwarding(config: Config, sessions: SessionBinder
   const forwardedProto = config.publicUrl.protocol.slice(0, -1);
   const forwardedHost = config.publicUrl.host;
   const allowedByUpstream = new Map(config.upstreams.map((u) => [u.name, forwardedNames(u.forwardHeaders)]));
-  return async function forwardIdentity(ctx, { upstream }, principal) {
+  const baseNames = forwardedNames([]);
+  const outbound = (ctx: RequestContext, upstream: UpstreamConfig, principal: Principal, session: SessionCheck, lastEvent: SessionCheck, assertion: string): Outbound => {
+    const { req } = ctx;
+    const headers = upstreamRequestHeaders(req, allowedByUpstream.get(upstream.name) ?? baseNames);
+    if (session.kind === 'bound') headers['mcp-session-id'] = session.upstreamId;
+    if (lastEvent.kind === 'bound') headers['last-event-id'] = lastEvent.upstreamId;
+    headers[assertionHeader] = assertion;
+    if (upstream.identity.informationalHeaders) Object.assign(headers, informationalHeaders(principal));
+    headers['x-request-id'] = ctx.requestId;
+    headers['x-forwarded-proto'] = forwardedProto;
+    headers['x-forwarded-host'] = forwardedHost;
+    const remote = req.socket.remoteAddress;
+    if (remote !== undefined) headers['x-forwarded-for'] = remote;
+    return { headers };
+  };
+  return function forwardIdentity(ctx, { upstream }, principal) {
     const { req } = ctx;
     // 2026-07-28 transports "Backward Compatibility": a stateless request's Mcp-Session-Id is ignored,
     // neither checked nor forwarded (request-headers.ts never forwards the client's own).
@@ -42,18 +58,9 @@ export function createIdentityForwarding(config: Config, sessions: SessionBinder
     const lastEvent = sessions.check(singleHeader(rawHeader(req, 'last-event-id')), principal, upstream, 'event');
     if (lastEvent.kind === 'malformed' || lastEvent.kind === 'foreign') return deny('event_id_unknown');
 
-    const assertion = await mintAssertion(principal, upstream);
-    const headers = upstreamRequestHeaders(req, allowedByUpstream.get(upstream.name) ?? forwardedNames([]));
-    if (session.kind === 'bound') headers['mcp-session-id'] = session.upstreamId;
-    if (lastEvent.kind === 'bound') headers['last-event-id'] = lastEvent.upstreamId;
-    headers[assertionHeader] = assertion;
-    if (upstream.identity.informationalHeaders) Object.assign(headers, informationalHeaders(principal));
-    headers['x-request-id'] = ctx.requestId;
-    headers['x-forwarded-proto'] = forwardedProto;
-    headers['x-forwarded-host'] = forwardedHost;
-    const remote = req.socket.remoteAddress;
-    if (remote !== undefined) headers['x-forwarded-for'] = remote;
-    return { headers };
+    const assertion = mintAssertion(principal, upstream);
+    if (typeof assertion === 'string') return outbound(ctx, upstream, principal, session, lastEvent, assertion);
+    return assertion.then((signed) => outbound(ctx, upstream, principal, session, lastEvent, signed));
   };
 }
 

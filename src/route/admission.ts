@@ -13,7 +13,8 @@ export interface Admitted {
   readonly upstream: UpstreamConfig;
   /** Path and query on the upstream. */
   readonly upstreamPath: string;
-  readonly query: URLSearchParams;
+  /** The request's query parameters; undefined when the target has no query string. */
+  readonly query: URLSearchParams | undefined;
 }
 
 export type Admission = (ctx: RequestContext) => Step<Admitted>;
@@ -33,7 +34,8 @@ export function createAdmission(upstreams: readonly UpstreamConfig[], router: Ro
     // RFC 9112 §3.2: exactly one Host, and no userinfo in it (SC-115). Node keeps only the first.
     if (!hostIsSound(req.headers.host, rawHeader(req, 'host').count)) return deny('host_invalid');
     const target = req.url ?? '';
-    if (wellKnown(req, res, target.split('?', 1)[0] as string)) {
+    const q = target.indexOf('?');
+    if (wellKnown(req, res, q === -1 ? target : target.slice(0, q))) {
       ctx.record.outcome = 'public';
       return ANSWERED;
     }

@@ -1,7 +1,8 @@
 import type { UpstreamConfig } from '../config/compile.ts';
 
 export type RouteResult =
-  | { readonly kind: 'upstream'; readonly upstream: UpstreamConfig; readonly upstreamPath: string; readonly query: URLSearchParams }
+  /** query: the target's query parameters, undefined when it has none (most requests: no parser built). */
+  | { readonly kind: 'upstream'; readonly upstream: UpstreamConfig; readonly upstreamPath: string; readonly query: URLSearchParams | undefined }
   | { readonly kind: 'invalid' }
   | { readonly kind: 'unknown' };
 
@@ -13,32 +14,51 @@ const SAFE_PATH = /^(\/[A-Za-z0-9\-._~!$&'()*+,=:@]+)+\/?$/;
 
 export function isSafePath(path: string): boolean {
   if (!SAFE_PATH.test(path)) return false;
-  for (const seg of path.split('/')) if (seg === '.' || seg === '..') return false;
+  // A dot segment is "/." or "/.." followed by "/" or the end (SAFE_PATH leaves no empty segment).
+  for (let i = path.indexOf('/.'); i !== -1; i = path.indexOf('/.', i + 1)) {
+    const next = path.charCodeAt(i + 2); // NaN past the end
+    if (Number.isNaN(next) || next === SLASH) return false;
+    if (next === DOT) {
+      const after = path.charCodeAt(i + 3);
+      if (Number.isNaN(after) || after === SLASH) return false;
+    }
+  }
   return true;
 }
+
+const SLASH = 0x2f;
+const DOT = 0x2e;
 
 export interface Router {
   (requestTarget: string): RouteResult;
 }
 
+const INVALID: RouteResult = Object.freeze({ kind: 'invalid' });
+const UNKNOWN: RouteResult = Object.freeze({ kind: 'unknown' });
+
 /** Compiles the routing table once: exact prefix or prefix + '/', case-sensitive (RFC 3986 §6.2.2.1). */
 export function createRouter(upstreams: readonly UpstreamConfig[]): Router {
-  const byLength = [...upstreams].sort((a, b) => b.path.length - a.path.length);
+  // Longest prefix first; what a match needs of its upstream (prefix + '/', the target's base path) made here.
+  const byLength = [...upstreams].sort((a, b) => b.path.length - a.path.length).map((upstream) => ({
+    upstream,
+    path: upstream.path,
+    below: upstream.path + '/',
+    base: upstream.target.pathname === '/' ? '' : upstream.target.pathname.replace(/\/$/, ''),
+  }));
   return function route(requestTarget) {
     // Origin-form only (RFC 9112 §3.2.1); absolute-form and asterisk-form are not ours to serve.
-    if (!requestTarget.startsWith('/')) return { kind: 'invalid' };
+    if (!requestTarget.startsWith('/')) return INVALID;
     const q = requestTarget.indexOf('?');
     const path = q === -1 ? requestTarget : requestTarget.slice(0, q);
     const rawQuery = q === -1 ? '' : requestTarget.slice(q + 1);
-    if (!isSafePath(path)) return { kind: 'invalid' };
-    for (const upstream of byLength) {
-      if (path === upstream.path || path.startsWith(upstream.path + '/')) {
-        const rest = path.slice(upstream.path.length);
-        const base = upstream.target.pathname === '/' ? '' : upstream.target.pathname.replace(/\/$/, '');
-        const upstreamPath = (base + rest || '/') + (rawQuery === '' ? '' : '?' + rawQuery);
-        return { kind: 'upstream', upstream, upstreamPath, query: new URLSearchParams(rawQuery) };
+    if (!isSafePath(path)) return INVALID;
+    for (const r of byLength) {
+      if (path === r.path || path.startsWith(r.below)) {
+        const rest = path.slice(r.path.length);
+        const upstreamPath = (r.base + rest || '/') + (rawQuery === '' ? '' : '?' + rawQuery);
+        return { kind: 'upstream', upstream: r.upstream, upstreamPath, query: rawQuery === '' ? undefined : new URLSearchParams(rawQuery) };
       }
     }
-    return { kind: 'unknown' };
+    return UNKNOWN;
   };
 }
