@@ -40,6 +40,7 @@ export function admitBody(req: IncomingMessage): Denial | undefined {
  * same bytes to other text (SC-185); any other parameter is refused rather than guessed at.
  */
 export function isJsonUtf8(value: string): boolean {
+  if (value === FORWARDED_CONTENT_TYPE) return true; // what nearly every client sends: no parameter to read
   if (!JSON_MEDIA_TYPE.test(value)) return false;
   let at = 'application/json'.length;
   let charset = false;

@@ -23,10 +23,10 @@ for (const c of '"{}[],') STRUCTURAL[c.charCodeAt(0)] = 1;
  * case-insensitively, so "Method" beside "method" is a second method to them.
  */
 export function scanJson(text: string, maxDepth: number): JsonFault | undefined {
-  // One entry per open container: the keys of an object so far, or null for an array.
-  const frames: (Set<string> | null)[] = [];
-  const cursor: Cursor = { backslash: -1 };
+  const open = new OpenObjects();
   let expectKey = false;
+  // The next backslash at or after the scan position, shared by every string of one scan (stringEnd).
+  let backslash = -1;
   const n = text.length;
   let i = 0;
   while (i < n) {
@@ -37,62 +37,109 @@ export function scanJson(text: string, maxDepth: number): JsonFault | undefined 
       continue;
     }
     if (c === QUOTE) {
-      const end = stringEnd(text, i + 1, cursor);
+      if (backslash <= i) {
+        backslash = text.indexOf('\\', i + 1);
+        if (backslash < 0) backslash = Number.MAX_SAFE_INTEGER;
+      }
+      const end = stringEnd(text, i + 1, backslash);
       if (end < 0) return { kind: 'lone_surrogate' };
       if (expectKey) {
-        const keys = frames[frames.length - 1] as Set<string>;
-        const key = fold(keyText(text, i + 1, end));
-        if (keys.has(key)) return { kind: 'duplicate_key', key };
-        keys.add(key);
+        const key = fold(backslash < end ? (JSON.parse(text.slice(i, end + 1)) as string) : text.slice(i + 1, end));
+        if (!open.add(key)) return { kind: 'duplicate_key', key };
         expectKey = false;
       }
       i = end + 1;
       continue;
     }
     if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
-      if (frames.length >= maxDepth) return { kind: 'too_deep' };
-      frames.push(c === 0x7b ? new Set() : null);
+      if (open.depth >= maxDepth) return { kind: 'too_deep' };
+      open.enter(c === 0x7b);
       expectKey = c === 0x7b;
     } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
-      frames.pop();
+      open.leave();
       expectKey = false;
     } else if (c === 0x2c /* , */) {
-      const top = frames[frames.length - 1];
-      expectKey = top !== undefined && top !== null;
+      expectKey = open.inObject();
     }
     i++;
   }
   return undefined;
 }
 
-/** A key's decoded value; escapes are rare in keys, so JSON.parse decodes only those that have one. */
-function keyText(text: string, start: number, end: number): string {
-  const raw = text.slice(start, end);
-  return raw.includes('\\') ? (JSON.parse(`"${raw}"`) as string) : raw;
-}
+const SMALL = 16;
 
-/** The next backslash at or after the scan position, shared by every string of one scan. */
-interface Cursor {
-  backslash: number;
+/**
+ * The open containers of one scan and the keys of each open object so far, in one flat list: no Set
+ * or array per object. Objects are small, and a look through a few keys costs less than hashing them;
+ * an object past SMALL keys moves its keys into a Set, so a long object is still scanned in linear time.
+ */
+class OpenObjects {
+  /** The keys of every open object (that has no Set), the innermost last: the first #count entries. */
+  readonly #keys: string[] = [];
+  #count = 0;
+  /** Per open container, outermost first: where its keys start in #keys, or -1 for an array. */
+  readonly #starts: number[] = [];
+  /** Per depth, the keys of an open object past SMALL keys. */
+  #large: (Set<string> | undefined)[] | undefined;
+
+  get depth(): number {
+    return this.#starts.length;
+  }
+
+  enter(object: boolean): void {
+    this.#starts.push(object ? this.#count : -1);
+  }
+
+  leave(): void {
+    const start = this.#starts.pop();
+    if (start === undefined || start < 0) return;
+    this.#count = start;
+    if (this.#large !== undefined) this.#large[this.#starts.length] = undefined;
+  }
+
+  inObject(): boolean {
+    const top = this.#starts[this.#starts.length - 1];
+    return top !== undefined && top >= 0;
+  }
+
+  /** Adds a key to the innermost object; false when it is already there. */
+  add(key: string): boolean {
+    const depth = this.#starts.length - 1;
+    const large = this.#large?.[depth];
+    if (large !== undefined) {
+      if (large.has(key)) return false;
+      large.add(key);
+      return true;
+    }
+    const keys = this.#keys;
+    const start = this.#starts[depth] as number;
+    const count = this.#count;
+    for (let k = start; k < count; k++) if (keys[k] === key) return false;
+    if (count - start < SMALL) {
+      keys[count] = key;
+      this.#count = count + 1;
+    } else {
+      (this.#large ??= [])[depth] = new Set(keys.slice(start, count)).add(key);
+      this.#count = start;
+    }
+    return true;
+  }
 }
 
 /**
  * Index of the quote closing the string that starts at `from`, or -1 when an escape leaves a lone
- * surrogate. Raw characters cannot be lone surrogates: the text came from a strict UTF-8 decoding,
- * so a high-surrogate escape must be followed at once by a low-surrogate escape. A string without a
- * backslash ends at the next quote (one native search); the next backslash is cached across strings,
- * so no search passes the same text twice: linear, whatever the number of strings and escapes.
+ * surrogate; `backslash` is the first backslash at or after `from`. Raw characters cannot be lone
+ * surrogates: the text came from a strict UTF-8 decoding, so a high-surrogate escape must be followed
+ * at once by a low-surrogate escape. A string without a backslash ends at the next quote (one native
+ * search); the next backslash is cached across strings, so no search passes the same text twice:
+ * linear, whatever the number of strings and escapes.
  */
-function stringEnd(text: string, from: number, cursor: Cursor): number {
+function stringEnd(text: string, from: number, backslash: number): number {
   const quote = text.indexOf('"', from);
-  if (cursor.backslash < from) {
-    cursor.backslash = text.indexOf('\\', from);
-    if (cursor.backslash < 0) cursor.backslash = Number.MAX_SAFE_INTEGER;
-  }
   if (quote < 0) return -1; // unreachable for a text JSON.parse accepted; fail closed all the same
-  if (cursor.backslash > quote) return quote;
+  if (backslash > quote) return quote;
   // An escaped string: walked unit by unit from its first backslash (escapes are dense where they occur).
-  let i = cursor.backslash;
+  let i = backslash;
   for (;;) {
     const c = text.charCodeAt(i);
     if (c === QUOTE) return i;

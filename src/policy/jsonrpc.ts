@@ -47,11 +47,32 @@ export function unsupportedVersion(req: IncomingMessage, body: Buffer | undefine
   return { ...deny('protocol_version_unsupported'), rpcId: id, era: 'stateless', data };
 }
 
-/** Reads at most maxBytes of the request body: 413 as soon as the cap is passed (SC-153). */
-export function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer | Denial> {
+/**
+ * Reads at most maxBytes of the request body: 413 as soon as the cap is passed (SC-153). A body already
+ * received whole and within the cap is taken at once, without a promise (see bufferedBody).
+ */
+export function readBody(req: IncomingMessage, maxBytes: number): Buffer | Denial | Promise<Buffer | Denial> {
   const declared = Number(req.headers['content-length'] ?? NaN);
-  if (declared > maxBytes) return Promise.resolve(deny('body_too_large'));
-  // Events rather than for-await: no async iterator per request on the hot path.
+  if (declared > maxBytes) return deny('body_too_large');
+  return bufferedBody(req, maxBytes) ?? streamedBody(req, maxBytes);
+}
+
+/**
+ * The body when the HTTP parser has already received all of it and it lies in the stream's buffer: the
+ * parser marks a message complete just before it pushes the end of the body (node:_http_common
+ * parserOnMessageComplete), so with `complete` set every byte is buffered, none was emitted (the stream
+ * never flowed) and no abort can cut it short. One read() takes the whole buffer; the stream then ends
+ * as it would have after the 'data' events. A body over the cap, or one still arriving, goes through
+ * streamedBody, which refuses it as before.
+ */
+function bufferedBody(req: IncomingMessage, maxBytes: number): Buffer | undefined {
+  if (!req.complete || req.readableFlowing !== null || req.readableEncoding !== null || req.readableLength > maxBytes) return undefined;
+  const body = req.read() as Buffer | null;
+  return body ?? Buffer.alloc(0);
+}
+
+function streamedBody(req: IncomingMessage, maxBytes: number): Promise<Buffer | Denial> {
+  // Events rather than for-await: no async iterator per request.
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;

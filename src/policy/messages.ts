@@ -22,9 +22,11 @@ export function createMessageReader(config: Config): MessageReader {
     if (unreadable !== undefined) return unreadable;
     // RFC 9110 §10.1.1: 100-continue only once the caller is authenticated and may use this upstream
     // (SC-109); the body it then sends is what the policy reads.
-    if (/100-continue/i.test(req.headers.expect ?? '')) res.writeContinue();
+    const expectation = req.headers.expect;
+    if (expectation !== undefined && /100-continue/i.test(expectation)) res.writeContinue();
     if (req.method !== 'POST') return version === undefined ? unsupportedVersion(req, undefined) : NO_BODY;
-    const body = await readBody(req, maxBodyBytes);
+    let body = readBody(req, maxBodyBytes);
+    if (body instanceof Promise) body = await body;
     if (isDenial(body)) return body;
     // The body is read first so the refusal can carry the request's id (-32022).
     if (version === undefined) return unsupportedVersion(req, body);

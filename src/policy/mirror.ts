@@ -64,7 +64,12 @@ function paramFault(req: IncomingMessage, upstream: UpstreamConfig, call: RpcMes
 
 function hasParamHeaders(req: IncomingMessage): boolean {
   const raw = req.rawHeaders;
-  for (let i = 0; i < raw.length; i += 2) if ((raw[i] as string).length > 10 && (raw[i] as string).toLowerCase().startsWith('mcp-param-')) return true;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    // Only a name starting with m or M is lower-cased, not every long one: raw header names are
+    // Latin-1 strings, and of Latin-1 only these two lower-case to m.
+    if (name.length > 10 && (name.charCodeAt(0) | 0x20) === 0x6d && name.toLowerCase().startsWith('mcp-param-')) return true;
+  }
   return false;
 }
 

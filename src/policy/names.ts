@@ -10,11 +10,25 @@
  */
 const FORBIDDEN = /[\p{Cc}\p{Cf}\p{Cs}\p{Zl}\p{Zp}\p{Default_Ignorable_Code_Point}\p{Noncharacter_Code_Point}]/u;
 const EDGE_SPACE = /^\p{White_Space}|\p{White_Space}$/u;
-const ASCII = /^[\x00-\x7f]*$/;
 
 /** A tool, prompt or resource name the policy can judge: not empty, no forbidden character, no white space at either end. */
 export function nameIsSound(name: string): boolean {
-  return name.length > 0 && !FORBIDDEN.test(name) && !EDGE_SPACE.test(name);
+  return isPlainName(name) || (name.length > 0 && !FORBIDDEN.test(name) && !EDGE_SPACE.test(name));
+}
+
+/**
+ * Printable ASCII with no space at either end: sound without the Unicode property look-ups. No ASCII
+ * character is in FORBIDDEN's classes but the controls (below U+0020, U+007F), and of ASCII white
+ * space only U+0020 is printable.
+ */
+function isPlainName(name: string): boolean {
+  const n = name.length;
+  if (n === 0 || name.charCodeAt(0) === 0x20 || name.charCodeAt(n - 1) === 0x20) return false;
+  for (let i = 0; i < n; i++) {
+    const c = name.charCodeAt(i);
+    if (c < 0x20 || c > 0x7e) return false;
+  }
+  return true;
 }
 
 // MCP method names, as every schema revision spells them (schema/2024-11-05 … 2026-07-28 schema.ts):
@@ -46,10 +60,17 @@ const KNOWN_BY_LOOSE: ReadonlyMap<string, string> = new Map(KNOWN_METHODS.map((m
  * policy saw an unknown one.
  */
 export function methodIsSound(method: string): boolean {
+  return SOUND_KNOWN.has(method) || isSoundMethod(method);
+}
+
+function isSoundMethod(method: string): boolean {
   if (method.length > MAX_METHOD_LENGTH || !METHOD.test(method)) return false;
   const known = KNOWN_BY_LOOSE.get(loose(method));
   return known === undefined || known === method;
 }
+
+/** The MCP methods that pass isSoundMethod, found once at start-up: a request's method is mostly one of them. */
+const SOUND_KNOWN: ReadonlySet<string> = new Set(KNOWN_METHODS.filter(isSoundMethod));
 
 /**
  * The normalised form of a name: Unicode NFKC (fullwidth letters, ligatures, compatibility signs)
@@ -59,8 +80,14 @@ export function methodIsSound(method: string): boolean {
  * locale (tr, az, lt) must not change a decision.
  */
 export function fold(name: string): string {
-  if (ASCII.test(name)) return name.toLowerCase();
-  return name.normalize('NFKC').toUpperCase().toLowerCase().replaceAll('\u03c2', '\u03c3').normalize('NFKC');
+  let upper = false;
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    if (c > 0x7f) return name.normalize('NFKC').toUpperCase().toLowerCase().replaceAll('\u03c2', '\u03c3').normalize('NFKC');
+    if (c >= 0x41 && c <= 0x5a) upper = true;
+  }
+  // ASCII: NFKC leaves it as it is and lower-casing is the whole fold; without an A-Z it changes nothing.
+  return upper ? name.toLowerCase() : name;
 }
 
 const URI_PARTS = /^([A-Za-z][A-Za-z0-9+.-]*:)(\/\/[^/?#]*)?([^?#]*)(.*)$/s;

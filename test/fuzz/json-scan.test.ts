@@ -85,6 +85,24 @@ describe('fuzz: duplicate-key and lone-surrogate scanner', () => {
     }), { numRuns: RUNS });
   }, TIMEOUT_MS);
 
+  it('finds a repeated key among many keys of one object, nested or not, and stays linear in their number', () => {
+    const keys = Array.from({ length: 40 }, (_, i) => `"k${i}":${i}`);
+    for (const [text, kind] of [
+      [`{${keys.join(',')},"k3":0}`, 'duplicate_key'],
+      [`{${keys.join(',')},"K39":0}`, 'duplicate_key'],
+      [`{${keys.join(',')},"o":{${keys.join(',')}},"k0":0}`, 'duplicate_key'],
+      [`{${keys.join(',')},"o":{${keys.join(',')},"k20":0}}`, 'duplicate_key'],
+      [`{${keys.join(',')},"o":{${keys.join(',')}},"k40":0}`, undefined],
+      [`[{${keys.join(',')}},{${keys.join(',')}}]`, undefined],
+    ] as const) {
+      expect(scanJson(text, 128)?.kind, text).toBe(kind);
+    }
+    const many = `{${Array.from({ length: 100_000 }, (_, i) => `"k${i}":0`).join(',')},"k99999":1}`;
+    const started = performance.now();
+    expect(scanJson(many, 128)).toEqual({ kind: 'duplicate_key', key: 'k99999' });
+    expect(performance.now() - started).toBeLessThan(1_000); // linear: ~40 ms; a look through every key: seconds
+  });
+
   it('bounds the nesting depth, and stays linear in escapes and in the number of strings', () => {
     expect(scanJson('['.repeat(129) + ']'.repeat(129), 128)).toEqual({ kind: 'too_deep' });
     expect(scanJson('['.repeat(128) + ']'.repeat(128), 128)).toBeUndefined();
