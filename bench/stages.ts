@@ -26,7 +26,11 @@ function request(host: string, path: string, token: string): IncomingMessage {
   req.httpVersion = '1.1';
   req.httpVersionMajor = 1;
   req.httpVersionMinor = 1;
-  req.rawHeaders = ['host', host, ...Object.entries(REQUEST_HEADERS).flat(), 'authorization', `Bearer ${token}`, 'content-length', String(body.length)];
+  // As the HTTP parser hands them over (_addHeaderLines): setting rawHeaders alone leaves req.headers
+  // empty, and the stages would judge a request without Content-Length or MCP-Protocol-Version.
+  const raw = ['host', host, ...Object.entries(REQUEST_HEADERS).flat(), 'authorization', `Bearer ${token}`, 'content-length', String(body.length)];
+  (req as unknown as { _addHeaderLines(h: string[], n: number): void })._addHeaderLines(raw, raw.length);
+  if (req.headers['mcp-protocol-version'] === undefined) throw new Error('bench request has no headers');
   req.push(body);
   req.push(null);
   // As the HTTP parser marks a message received whole: without it, Node takes the request for an
