@@ -5,6 +5,30 @@ import type { Metric, MetricValueWithName, Registry } from 'prom-client';
 // with one Map lookup, and prom-client formats them at scrape time from get(), the same shape its own
 // Histogram returns (so the registry's text format and the workers' AggregatorRegistry sum treat it alike).
 
+/**
+ * Series found by their label values one Map level per label: the values are config names and literals
+ * whose string hashes V8 keeps, where a joined key is a new string to hash on every request.
+ */
+export class SeriesIndex<T> {
+  readonly #root = new Map<string, unknown>();
+
+  /** The series of these label values, made by `make` the first time. */
+  get(values: readonly string[], make: () => T): T {
+    let level = this.#root;
+    const last = values.length - 1;
+    for (let i = 0; i < last; i++) {
+      const v = values[i] as string;
+      let next = level.get(v) as Map<string, unknown> | undefined;
+      if (next === undefined) level.set(v, (next = new Map()));
+      level = next;
+    }
+    const leaf = values[last] as string;
+    let series = level.get(leaf) as T | undefined;
+    if (series === undefined) level.set(leaf, (series = make()));
+    return series;
+  }
+}
+
 interface Series {
   readonly labels: Readonly<Record<string, string>>;
   readonly counts: Float64Array;
@@ -19,7 +43,8 @@ export class RequestHistogram {
   readonly aggregator = 'sum';
   readonly #bounds: readonly number[];
   readonly #labelNames: readonly string[];
-  #series = new Map<string, Series>();
+  #series: Series[] = [];
+  #index = new SeriesIndex<Series>();
 
   constructor(options: { name: string; help: string; labelNames: readonly string[]; buckets: readonly number[]; registers: readonly Registry[] }) {
     this.name = options.name;
@@ -33,14 +58,13 @@ export class RequestHistogram {
   /** values: one per label name, in labelNames order. */
   observe(values: readonly string[], value: number): void {
     if (!Number.isFinite(value)) return;
-    const key = values.join('\0');
-    let s = this.#series.get(key);
-    if (s === undefined) {
+    const s = this.#index.get(values, () => {
       const labels: Record<string, string> = {};
       this.#labelNames.forEach((n, i) => (labels[n] = values[i] ?? ''));
-      s = { labels, counts: new Float64Array(this.#bounds.length), sum: 0, count: 0 };
-      this.#series.set(key, s);
-    }
+      const made: Series = { labels, counts: new Float64Array(this.#bounds.length), sum: 0, count: 0 };
+      this.#series.push(made);
+      return made;
+    });
     const bounds = this.#bounds;
     for (let i = 0; i < bounds.length; i++) {
       if (value <= (bounds[i] as number)) {
@@ -54,7 +78,7 @@ export class RequestHistogram {
 
   get(): Promise<{ readonly name: string; readonly help: string; readonly type: string; readonly values: MetricValueWithName<string>[]; readonly aggregator: string }> {
     const values: MetricValueWithName<string>[] = [];
-    for (const s of this.#series.values()) {
+    for (const s of this.#series) {
       let cumulative = 0;
       this.#bounds.forEach((le, i) => {
         cumulative += s.counts[i] as number;
@@ -68,6 +92,7 @@ export class RequestHistogram {
   }
 
   reset(): void {
-    this.#series = new Map();
+    this.#series = [];
+    this.#index = new SeriesIndex<Series>();
   }
 }

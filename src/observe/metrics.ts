@@ -1,5 +1,5 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import { RequestHistogram } from './histogram.ts';
+import { RequestHistogram, SeriesIndex } from './histogram.ts';
 import type { BreakGlassGrant } from '../config/compile.ts';
 import type { RequestRecord } from './record.ts';
 
@@ -108,21 +108,24 @@ function defaultRegistry(): Registry {
 /** mcp_warden_requests_total, counted in a map and handed to prom-client when scraped. */
 function requestCounter(registry: Registry): (upstream: string, method: string, outcome: string, reason: string) => void {
   // Counted here and handed to prom-client at scrape time (issue 25): prom-client's inc() builds a
-  // label hash and validates the label object on every call, one Map lookup does here. The label sets
+  // label hash and validates the label object on every call, a Map lookup per label does here. The label sets
   // are closed (config names, known methods, the reason table), so the map stays small.
-  const requestCounts = new Map<string, { readonly labels: Record<'upstream' | 'method' | 'outcome' | 'reason', string>; n: number }>();
+  type Count = { readonly labels: Record<'upstream' | 'method' | 'outcome' | 'reason', string>; n: number };
+  const requestCounts: Count[] = [];
+  const index = new SeriesIndex<Count>();
   new Counter({
     name: 'mcp_warden_requests_total', help: 'Requests by upstream, method, outcome and reason', labelNames: ['upstream', 'method', 'outcome', 'reason'], registers: [registry],
     collect() {
       this.reset();
-      for (const c of requestCounts.values()) this.inc(c.labels, c.n);
+      for (const c of requestCounts) this.inc(c.labels, c.n);
     },
   });
   return (upstream, method, outcome, reason) => {
-    const key = `${upstream}\0${method}\0${outcome}\0${reason}`;
-    const c = requestCounts.get(key);
-    if (c === undefined) requestCounts.set(key, { labels: { upstream, method, outcome, reason }, n: 1 });
-    else c.n++;
+    index.get([upstream, method, outcome, reason], () => {
+      const made: Count = { labels: { upstream, method, outcome, reason }, n: 0 };
+      requestCounts.push(made);
+      return made;
+    }).n++;
   };
 }
 
