@@ -37,7 +37,7 @@ const CONNECTIONS = 50;
 const THREADS = 2;
 let STREAMS = (process.env['BENCH_STREAMS'] ?? '1000,5000').split(',').map(Number).filter((n) => n > 0);
 const SSE_SECONDS = num('BENCH_SSE_SECONDS', Math.min(10, SECONDS));
-const SSE_ROUNDS = Math.max(1, Math.round(num('BENCH_SSE_ROUNDS', 3)));
+const SSE_ROUNDS = Math.max(1, Math.round(num('BENCH_SSE_ROUNDS', 5)));
 const FIXED_RATE = num('BENCH_FIXED_RATE', 1000);
 const FIXED_SECONDS = num('BENCH_FIXED_SECONDS', Math.min(5, SECONDS));
 const PROFILE = process.env['BENCH_PROFILE'] !== '0';
