@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { FORWARDED_CONTENT_TYPE } from '../policy/body.ts';
 import { keepValidTraceContext } from '../observe/traceparent.ts';
+import { boundedMemo } from '../lib/bounded-memo.ts';
 
 // What the upstream receives from the client's headers is an allow-list (#15 point 6): a deny-list
 // let through every impersonation header nobody had thought of (Impersonate-User, X-Amzn-Oidc-*,
@@ -54,19 +55,9 @@ export function forwardedNames(extras: readonly string[]): ReadonlySet<string> {
 }
 
 // Clients send the same few header names on every request, often capitalised ("Content-Type"): their
-// lower-case form is kept (bounded: 512 names of at most 64 characters, whoever sends them) instead of
-// made anew per header per request.
-const MAX_LOWER_NAMES = 512;
-const MAX_CACHED_NAME = 64;
-const lowerNames = new Map<string, string>();
-
-function lowerName(name: string): string {
-  const known = lowerNames.get(name);
-  if (known !== undefined) return known;
-  const lower = name.toLowerCase();
-  if (lowerNames.size < MAX_LOWER_NAMES && name.length <= MAX_CACHED_NAME) lowerNames.set(name, lower);
-  return lower;
-}
+// lower-case form is kept (512 names of at most 64 characters, whoever sends them) instead of made
+// anew per header per request.
+const lowerName = boundedMemo(512, 64, (name) => name.toLowerCase());
 
 function forwardedByPrefix(name: string): boolean {
   for (const prefix of FORWARDED_PREFIXES) if (name.startsWith(prefix)) return true;

@@ -4,6 +4,7 @@ import type { UpstreamConfig } from '../config/compile.ts';
 import { createListingGuard, filterJsonBody, filterJsonText, filtersListings } from '../policy/filter.ts';
 import { SseEvents } from '../policy/sse-filter.ts';
 import type { ResponsePlan } from './types.ts';
+import { boundedMemo } from '../lib/bounded-memo.ts';
 
 // Listing filter, fail closed (issue 15, point 8). On an upstream whose listings can differ per caller,
 // EVERY response body reaches the client only through the gateway's parser: JSON read whole and
@@ -53,19 +54,9 @@ export function listingPlan(status: number, h: OutgoingHttpHeaders, ctx: Listing
 type Readability = 'refuse' | 'sse' | 'json' | 'other';
 
 // An upstream sends the same one or two Content-Type values on every answer: what each one means is
-// kept (bounded: 64 values of at most 128 characters, whatever an upstream sends) instead of parsed
-// anew per response (issue 25). The meaning depends on the text alone.
-const MAX_TYPES = 64;
-const MAX_CACHED_TYPE = 128;
-const readableTypes = new Map<string, Readability>();
-
-function readableAs(type: string): Readability {
-  const known = readableTypes.get(type);
-  if (known !== undefined) return known;
-  const kind = classify(type);
-  if (readableTypes.size < MAX_TYPES && type.length <= MAX_CACHED_TYPE) readableTypes.set(type, kind);
-  return kind;
-}
+// kept (64 values of at most 128 characters, whatever an upstream sends) instead of parsed anew per
+// response (issue 25). The meaning depends on the text alone.
+const readableAs = boundedMemo(64, 128, classify);
 
 function classify(type: string): Readability {
   const full = type.toLowerCase();
