@@ -93,8 +93,13 @@ function canonicalMembers(line: { readonly [key: string]: Json }): { readonly te
 
 /** The line's hash: SHA-256 (base64url) over its canonical encoding without the envelope keys. */
 export function lineHash(line: { readonly [key: string]: Json }): string {
+  return membersHash(canonicalMembers(line).text);
+}
+
+/** The hash of canonical members: the one formula both the writer and the verifier (lineHash) use. */
+function membersHash(members: string): string {
   // One-shot hash: no Hash object per line (the audit line is on every request's close path).
-  return hash('sha256', `{${canonicalMembers(line).text}}`, 'base64url');
+  return hash('sha256', `{${members}}`, 'base64url');
 }
 
 export interface AuditSigner {
@@ -185,7 +190,7 @@ export class AuditChain {
   #write(fields: Fields, msg: string, level: AuditLevel = 'info'): void {
     const line: Fields = { ...fields, chain: this.id, seq: this.#seq, prev: this.#prev, ts: this.#o.now() };
     const { text, shape } = canonicalMembers(line);
-    const digest = hash('sha256', `{${text}}`, 'base64url');
+    const digest = membersHash(text);
     if (this.#writesRaw(shape)) this.#raw?.write(level, `${text},"hash":"${digest}"`, msg);
     else this.#o.logger[level]({ ...line, hash: digest }, msg);
     this.#prev = digest;
