@@ -1,3 +1,5 @@
+import { evictionCount } from './evict.ts';
+
 interface Node<V> {
   readonly first: string;
   readonly second: string;
@@ -56,12 +58,11 @@ export class PairMap<V> {
   }
 
   /**
-   * Makes room for `incoming` more under `max` as lib/evict.ts does for a Map: the oldest entries, a
-   * sixteenth of `max` beyond what is needed, in one pass.
+   * Makes room for `incoming` more under `max` by lib/evict.ts's rule for a Map (evictionCount): the
+   * oldest entries, in one pass.
    */
   evictOldest(max: number, incoming = 0): void {
-    if (this.#order.size + incoming <= max) return;
-    let excess = this.#order.size + incoming - max + (max >> 4);
+    let excess = evictionCount(this.#order.size, max, incoming);
     for (const n of this.#order) {
       if (excess-- <= 0) break;
       this.delete(n.first, n.second);
