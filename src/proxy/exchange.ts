@@ -37,6 +37,12 @@ type Controller = Parameters<NonNullable<Dispatcher.DispatchHandler['onRequestSt
 const JSON_TYPE = /^application\/json\s*(?:;|$)/i;
 const SSE_TYPE = /^text\/event-stream/i;
 
+/** Whether an upstream answer of this Content-Type is an SSE stream (the exchange and the response plan agree). */
+export function isEventStream(type: string): boolean {
+  // The usual answer's exact type needs no regex: it is not SSE.
+  return type !== 'application/json' && SSE_TYPE.test(type);
+}
+
 /**
  * The AbortController of one upstream exchange (proxy.ts makes one per request; the client leaving or
  * the gateway ending an SSE stream calls abort()). abort() tells the exchange directly: a listener on
@@ -146,8 +152,7 @@ class ExchangeHandler implements Dispatcher.DispatchHandler {
     this.declared = declared;
     const type = String(h['content-type'] ?? '');
     const small = declared <= WHOLE_BODY_BYTES || (Number.isNaN(declared) && JSON_TYPE.test(type));
-    // The usual answer's exact type needs no regex: it is not SSE.
-    const sse = type !== 'application/json' && SSE_TYPE.test(type);
+    const sse = isEventStream(type);
     this.armBodyTimer(sse);
     if (small && !sse) this.chunks = [];
     else this.toStream(c);

@@ -5,6 +5,7 @@ import type { Config, UpstreamConfig } from '../config/compile.ts';
 import type { SessionBinder } from '../identity/session.ts';
 import type { RequestRecord } from '../observe/record.ts';
 import type { ResponsePlan } from './types.ts';
+import { isEventStream } from './exchange.ts';
 import { listingPlan } from './listing-plan.ts';
 import { SseEvents } from '../policy/sse-filter.ts';
 import type { StreamRegistry } from './stream.ts';
@@ -20,8 +21,6 @@ export interface PlannerDeps {
 /** Decides, when the upstream's headers arrive, how its answer reaches this caller. */
 export type ResponsePlanner = (record: RequestRecord, principal: Principal, upstream: UpstreamConfig, messages: readonly RpcMessage[], status: number, headers: OutgoingHttpHeaders) => ResponsePlan | undefined;
 
-const SSE_TYPE = /^text\/event-stream/i;
-
 /**
  * Response planning: the upstream's session id and SSE event ids are re-bound to the caller, an SSE
  * stream ends when the token that opened it expires, and listings are filtered to what the caller may use (listing-plan.ts).
@@ -33,9 +32,7 @@ export function createResponsePlanning(deps: PlannerDeps): ResponsePlanner {
     rebindSession(sessions, h, principal, upstream);
     const bindEventId = (id: string): string | undefined => sessions.bind(id, principal, upstream, 'event');
     const filtering = listingPlan(status, h, { principal, upstream, maxBytes: maxListingBytes, bindEventId });
-    const type = h['content-type'];
-    // The usual answer's exact type needs no regex: it is not SSE.
-    if (type === 'application/json' || !SSE_TYPE.test(String(type ?? ''))) return filtering;
+    if (!isEventStream(String(h['content-type'] ?? ''))) return filtering;
     // An SSE stream never outlives the token that opened it (plus the issuer's skew).
     const skew = upstream.issuers.find((i) => i.name === principal.issuerName)?.clockSkewSeconds ?? 0;
     return {
