@@ -1,11 +1,13 @@
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { JWTPayload } from 'jose';
 import { SetStream, servePoll } from '../../src/revoke/transmitter.ts';
-import type { TestIdp } from './idp.ts';
-import { twoUpstreamConfig } from './gateway.ts';
+import { TestIdp } from './idp.ts';
+import { startGateway, twoUpstreamConfig, type StartedGateway } from './gateway.ts';
+import { TestUpstream } from './upstream.ts';
 
 export const SESSION_REVOKED = 'https://schemas.openid.net/secevent/caep/event-type/session-revoked';
 export const CREDENTIAL_CHANGE = 'https://schemas.openid.net/secevent/caep/event-type/credential-change';
@@ -97,4 +99,35 @@ export async function until(check: () => boolean | Promise<boolean>, ms: number)
     await new Promise((r) => setTimeout(r, 25));
   }
   return check();
+}
+
+/** An IdP, an upstream, a transmitter and a gateway polling it (revocationConfig), secrets in `dir`. */
+export interface RevocationFixture {
+  readonly idp: TestIdp;
+  readonly upstream: TestUpstream;
+  readonly tx: TestTransmitter;
+  readonly gw: StartedGateway;
+  readonly dir: string;
+  close(): Promise<void>;
+}
+
+/** Starts the fixture the revocation suites share, once the gateway has polled the transmitter. */
+export async function startRevocationFixture(dirPrefix: string): Promise<RevocationFixture> {
+  const dir = mkdtempSync(join(tmpdir(), dirPrefix));
+  const idp = await TestIdp.start();
+  const upstream = await TestUpstream.start();
+  const tx = await TestTransmitter.start(idp, RECEIVER_AUD);
+  const gw = await startGateway(revocationConfig(idp.issuer, idp.jwksUri, upstream.url, tx.url, dir));
+  await until(() => tx.polls > 0, 3_000);
+  return {
+    idp, upstream, tx, gw, dir,
+    async close() {
+      upstream.sseGate = undefined;
+      await gw.close();
+      await tx.close();
+      await upstream.close();
+      await idp.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }

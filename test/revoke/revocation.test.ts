@@ -1,14 +1,13 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { parse, stringify } from 'yaml';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from 'undici';
 import { TestIdp } from '../helpers/idp.ts';
 import { TestUpstream } from '../helpers/upstream.ts';
-import { AUD, AUD_OTHER, startGateway, type StartedGateway } from '../helpers/gateway.ts';
+import { AUD, AUD_OTHER, type StartedGateway } from '../helpers/gateway.ts';
 import { MCP_POST_HEADERS, RPC } from '../helpers/rpc.ts';
-import { ACCOUNT_DISABLED, client, CREDENTIAL_CHANGE, issSub, PUSH_SECRET, RECEIVER_AUD, revocationConfig, SESSION_REVOKED, TestTransmitter, TOKEN_CLAIMS_CHANGE, until } from '../helpers/transmitter.ts';
+import { ACCOUNT_DISABLED, client, CREDENTIAL_CHANGE, issSub, PUSH_SECRET, RECEIVER_AUD, SESSION_REVOKED, TestTransmitter, startRevocationFixture, type RevocationFixture, TOKEN_CLAIMS_CHANGE, until } from '../helpers/transmitter.ts';
 
 // Issue 21: revocation pushed to every replica, cutting cached tokens and open streams. The gateway is
 // an SSF receiver (poll RFC 8936, push RFC 8935) of CAEP/RISC events for its configured issuer.
@@ -18,23 +17,13 @@ let upstream: TestUpstream;
 let tx: TestTransmitter;
 let gw: StartedGateway;
 let dir: string;
+let fixture: RevocationFixture | undefined;
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'mcp-warden-revoke-'));
-  idp = await TestIdp.start();
-  upstream = await TestUpstream.start();
-  tx = await TestTransmitter.start(idp, RECEIVER_AUD);
-  gw = await startGateway(revocationConfig(idp.issuer, idp.jwksUri, upstream.url, tx.url, dir));
-  await until(() => tx.polls > 0, 3_000);
+  fixture = await startRevocationFixture('mcp-warden-revoke-');
+  ({ idp, upstream, tx, gw, dir } = fixture);
 });
-afterAll(async () => {
-  upstream.sseGate = undefined;
-  await gw?.close();
-  await tx?.close();
-  await upstream?.close();
-  await idp?.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => fixture?.close());
 
 async function call(token: string): Promise<{ status: number; challenge: string | undefined; body: string }> {
   const res = await request(`${gw.url}/mcp`, { method: 'POST', headers: { ...MCP_POST_HEADERS, authorization: `Bearer ${token}` }, body: RPC });

@@ -1,13 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { TestIdp } from '../helpers/idp.ts';
 import { TestUpstream } from '../helpers/upstream.ts';
-import { AUD, startGateway, type StartedGateway } from '../helpers/gateway.ts';
+import { AUD, type StartedGateway } from '../helpers/gateway.ts';
 import { MCP_POST_HEADERS, RPC } from '../helpers/rpc.ts';
-import { client, PUSH_SECRET, RECEIVER_AUD, revocationConfig, SESSION_REVOKED, TestTransmitter, until } from '../helpers/transmitter.ts';
+import { client, PUSH_SECRET, SESSION_REVOKED, TestTransmitter, startRevocationFixture, type RevocationFixture } from '../helpers/transmitter.ts';
 
 // Issue 21 §2 attacked: the push secret leaked, the operator rotates its file and reloads. The YAML is
 // unchanged, so the reload must still read the secret again: the leaked one may not keep working.
@@ -17,22 +16,13 @@ let upstream: TestUpstream;
 let tx: TestTransmitter;
 let gw: StartedGateway;
 let dir: string;
+let fixture: RevocationFixture | undefined;
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'mcp-warden-secret-rotation-'));
-  idp = await TestIdp.start();
-  upstream = await TestUpstream.start();
-  tx = await TestTransmitter.start(idp, RECEIVER_AUD);
-  gw = await startGateway(revocationConfig(idp.issuer, idp.jwksUri, upstream.url, tx.url, dir));
-  await until(() => tx.polls > 0, 3_000);
+  fixture = await startRevocationFixture('mcp-warden-secret-rotation-');
+  ({ idp, upstream, tx, gw, dir } = fixture);
 });
-afterAll(async () => {
-  await gw?.close();
-  await tx?.close();
-  await upstream?.close();
-  await idp?.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => fixture?.close());
 
 async function push(token: string, secret: string): Promise<number> {
   const res = await request(`${gw.adminUrl}/ssf/push/idp`, { method: 'POST', headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/secevent+jwt' }, body: token });
