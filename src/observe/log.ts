@@ -52,8 +52,8 @@ type PinoInternals = Record<symbol, unknown> & Logger;
  * the same line pino would write for an object with those members, without pino serialising it again
  * (issue 25: the audit line was written twice, once to hash, once to log). Only for a logger with
  * none of what would change such a line: no mixin, log formatter, stream hook, nested key or message
- * prefix, and a plain destination (a multistream needs pino's per-line metadata). `redacted(key)`
- * tells whether pino would redact or re-serialise a top-level key: the caller falls back for those.
+ * prefix, and a plain destination (a multistream needs pino's per-line metadata). `handles(key)`
+ * is false when pino would redact or re-serialise a top-level key: the caller falls back for those.
  */
 export function rawLineWriter(logger: Logger): { readonly write: RawLineWriter; readonly handles: (key: string) => boolean } | undefined {
   const s = pino.symbols;

@@ -4,10 +4,10 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { loadConfigText } from '../../src/config/compile.ts';
-import { ConfigError } from '../../src/config/errors.ts';
 import { createGateway } from '../../src/gateway.ts';
 import { createLogger } from '../../src/observe/log.ts';
 import { twoUpstreamConfig } from '../helpers/gateway.ts';
+import { configProblems } from '../helpers/config.ts';
 
 // The revocation section refuses what would make revocation silently not work.
 
@@ -19,29 +19,19 @@ function config(transmitter: Record<string, unknown>, issuer: Record<string, unk
   return stringify({ ...base, identity: { signingKeyFile: join(dir, 'gw.jwk') } });
 }
 
-function problems(text: string): string[] {
-  try {
-    loadConfigText(text);
-    return [];
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    return err.problems.map((p) => `${p.key}: ${p.message}`);
-  }
-}
-
 describe('revocation config', () => {
   it('refuses a transmitter for an unknown issuer, with neither poll nor push, or with an http poll URL off loopback', () => {
-    expect(problems(config({ issuer: 'nobody', push: { secretFile: 'x' } }))).toEqual([expect.stringMatching(/^revocation\.transmitters\.0\.issuer: names no configured issuer/)]);
-    expect(problems(config({ issuer: 'idp' }))).toEqual([expect.stringMatching(/^revocation\.transmitters\.0: needs poll, push, or both/)]);
-    expect(problems(config({ issuer: 'idp', poll: { url: 'http://idp.example.com/ssf/poll' } }))).toEqual([expect.stringMatching(/^revocation\.transmitters\.0\.poll\.url: must be an https URL/)]);
+    expect(configProblems(config({ issuer: 'nobody', push: { secretFile: 'x' } }))).toEqual([expect.stringMatching(/^revocation\.transmitters\.0\.issuer: names no configured issuer/)]);
+    expect(configProblems(config({ issuer: 'idp' }))).toEqual([expect.stringMatching(/^revocation\.transmitters\.0: needs poll, push, or both/)]);
+    expect(configProblems(config({ issuer: 'idp', poll: { url: 'http://idp.example.com/ssf/poll' } }))).toEqual([expect.stringMatching(/^revocation\.transmitters\.0\.poll\.url: must be an https URL/)]);
   });
 
   it('refuses failClosed on a push-only stream (silence cannot be told from an outage)', () => {
-    expect(problems(config({ issuer: 'idp', push: { secretFile: 'x' }, failClosed: true }))).toEqual([expect.stringMatching(/failClosed: needs poll delivery/)]);
+    expect(configProblems(config({ issuer: 'idp', push: { secretFile: 'x' }, failClosed: true }))).toEqual([expect.stringMatching(/failClosed: needs poll delivery/)]);
   });
 
   it('refuses an unknown key in the section', () => {
-    expect(problems(config({ issuer: 'idp', push: { secretFile: 'x' }, skipVerify: true })).join('\n')).toMatch(/skipVerify/);
+    expect(configProblems(config({ issuer: 'idp', push: { secretFile: 'x' }, skipVerify: true })).join('\n')).toMatch(/skipVerify/);
   });
 
   it('defaults the receiver audience to publicUrl and accepts a valid poll transmitter', () => {

@@ -7,9 +7,8 @@ import { expectNothingForwarded } from '../helpers/refused.ts';
 import { MCP_POST_HEADERS, RPC } from '../helpers/rpc.ts';
 import { sendExact, type Reply } from '../helpers/wire.ts';
 import { reasons, type Reason } from '../../src/reasons.ts';
-import { loadConfigText } from '../../src/config/compile.ts';
-import { ConfigError } from '../../src/config/errors.ts';
 import { stringify } from 'yaml';
+import { configProblems } from '../helpers/config.ts';
 
 // A sidecar behind a mesh that terminated TLS (RFC 8705 §3 via a trusted hop): the client certificate's
 // hash comes in a header the mesh sets. `trusted` believes loopback peers (this test is that hop);
@@ -109,34 +108,24 @@ describe('mTLS configuration', () => {
     identity: { signingKeyFile: '/tmp/never-read.jwk' },
     ...(extra['root'] as object),
   });
-  const problems = (text: string): string[] => {
-    try {
-      loadConfigText(text);
-      return [];
-    } catch (err) {
-      if (!(err instanceof ConfigError)) throw err;
-      return err.problems.map((p) => `${p.key}: ${p.message}`);
-    }
-  };
-
-  it('refuses senderConstraint mtls with no source of client certificates', () => {
-    expect(problems(base({ upstream: { senderConstraint: 'mtls' } }))).toEqual([expect.stringMatching(/^upstreams\.0\.senderConstraint: mtls needs client certificates/)]);
+    it('refuses senderConstraint mtls with no source of client certificates', () => {
+    expect(configProblems(base({ upstream: { senderConstraint: 'mtls' } }))).toEqual([expect.stringMatching(/^upstreams\.0\.senderConstraint: mtls needs client certificates/)]);
   });
 
   it('refuses a forwarded-certificate header an upstream would receive, and a trusted hop that is no address', () => {
-    const found = problems(base({ upstream: { forwardHeaders: ['x-cert-hash'] }, root: { mtls: { forwarded: { header: 'X-Cert-Hash', format: 'x5t#S256', trustedHops: ['mesh.local'] } } } }));
+    const found = configProblems(base({ upstream: { forwardHeaders: ['x-cert-hash'] }, root: { mtls: { forwarded: { header: 'X-Cert-Hash', format: 'x5t#S256', trustedHops: ['mesh.local'] } } } }));
     expect(found).toEqual([expect.stringMatching(/^upstreams\.0\.forwardHeaders: "X-Cert-Hash" carries the client certificate/), expect.stringMatching(/^mtls\.forwarded\.trustedHops\.0: "mesh.local" must be an IP address or CIDR/)]);
   });
 
   // Attack: `trustedHops: [0.0.0.0/0]` (or ::/0) believed the header from every client, and a header
   // named Mcp-Param-* passed the forwarding allow-list by its prefix, reaching every upstream.
   it('refuses a trusted hop that covers every address, and a certificate header named like an MCP header', () => {
-    const hops = problems(base({ upstream: { senderConstraint: 'mtls' }, root: { mtls: { forwarded: { header: 'X-Cert-Hash', format: 'x5t#S256', trustedHops: ['0.0.0.0/0', '::/0', '10.0.0.0/8'] } } } }));
+    const hops = configProblems(base({ upstream: { senderConstraint: 'mtls' }, root: { mtls: { forwarded: { header: 'X-Cert-Hash', format: 'x5t#S256', trustedHops: ['0.0.0.0/0', '::/0', '10.0.0.0/8'] } } } }));
     expect(hops).toEqual([
       expect.stringMatching(/^mtls\.forwarded\.trustedHops\.0: "0\.0\.0\.0\/0" covers every address/),
       expect.stringMatching(/^mtls\.forwarded\.trustedHops\.1: "::\/0" covers every address/),
     ]);
-    const named = problems(base({ root: { mtls: { forwarded: { header: 'Mcp-Param-Client-Cert', format: 'x5t#S256', trustedHops: ['10.0.0.1'] } } } }));
+    const named = configProblems(base({ root: { mtls: { forwarded: { header: 'Mcp-Param-Client-Cert', format: 'x5t#S256', trustedHops: ['10.0.0.1'] } } } }));
     expect(named).toEqual([expect.stringMatching(/^mtls\.forwarded\.header: is a header the gateway reads or sets for another purpose/)]);
   });
 });

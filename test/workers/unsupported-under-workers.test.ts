@@ -5,10 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { loadConfigText } from '../../src/config/compile.ts';
-import { ConfigError } from '../../src/config/errors.ts';
 import { twoUpstreamConfig } from '../helpers/gateway.ts';
 import { freePorts } from '../helpers/ports.ts';
+import { configProblems } from '../helpers/config.ts';
 
 // Attacks on `serve --workers N`:
 // - the admin listener is the primary's, which has no revocation state: a transmitter's RFC 8935 push
@@ -38,16 +37,6 @@ function config(workers: number | 'auto', options: Options = {}): string {
   return stringify({ ...base, identity: { signingKeyFile: join(dir, 'gw.jwk') } });
 }
 
-function problems(text: string): string[] {
-  try {
-    loadConfigText(text);
-    return [];
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    return err.problems.map((p) => `${p.key}: ${p.message}`);
-  }
-}
-
 const listening = (port: number): Promise<boolean> => new Promise((resolve) => {
   const s = connect(port, '127.0.0.1');
   s.once('connect', () => (s.destroy(), resolve(true)));
@@ -56,19 +45,19 @@ const listening = (port: number): Promise<boolean> => new Promise((resolve) => {
 
 describe('what serve --workers N cannot serve is refused', () => {
   it('validate refuses push delivery with workers: 2 or auto, and accepts it with one worker', () => {
-    expect(problems(config(2))).toEqual([expect.stringMatching(/^revocation\.transmitters\.0\.push: push delivery is not supported with more than one worker/)]);
-    expect(problems(config('auto'))).toEqual([expect.stringMatching(/^revocation\.transmitters\.0\.push: push delivery is not supported/)]);
-    expect(problems(config(1))).toEqual([]);
+    expect(configProblems(config(2))).toEqual([expect.stringMatching(/^revocation\.transmitters\.0\.push: push delivery is not supported with more than one worker/)]);
+    expect(configProblems(config('auto'))).toEqual([expect.stringMatching(/^revocation\.transmitters\.0\.push: push delivery is not supported/)]);
+    expect(configProblems(config(1))).toEqual([]);
   });
 
   it('validate refuses a local quota or burst smaller than the worker count, and accepts it with a shared store or a larger limit', () => {
     const quota = [{ name: 'deletes', tool: 'delete_*', quota: 1, windowSeconds: 86_400 }];
     const burst = [{ name: 'calls', rate: 3, perSeconds: 1 }];
-    expect(problems(config(4, { push: false, rateLimits: quota }))).toEqual([expect.stringMatching(/^upstreams\.0\.rateLimits\.0: allows 1 but each of 4 workers/)]);
-    expect(problems(config(4, { push: false, rateLimits: burst }))).toEqual([expect.stringMatching(/^upstreams\.0\.rateLimits\.0: allows 3 but each of 4 workers/)]);
-    expect(problems(config(4, { push: false, rateLimits: quota, redis: true }))).toEqual([]);
-    expect(problems(config(4, { push: false, rateLimits: [{ name: 'calls', rate: 4, perSeconds: 1 }] }))).toEqual([]);
-    expect(problems(config(1, { push: false, rateLimits: quota }))).toEqual([]);
+    expect(configProblems(config(4, { push: false, rateLimits: quota }))).toEqual([expect.stringMatching(/^upstreams\.0\.rateLimits\.0: allows 1 but each of 4 workers/)]);
+    expect(configProblems(config(4, { push: false, rateLimits: burst }))).toEqual([expect.stringMatching(/^upstreams\.0\.rateLimits\.0: allows 3 but each of 4 workers/)]);
+    expect(configProblems(config(4, { push: false, rateLimits: quota, redis: true }))).toEqual([]);
+    expect(configProblems(config(4, { push: false, rateLimits: [{ name: 'calls', rate: 4, perSeconds: 1 }] }))).toEqual([]);
+    expect(configProblems(config(1, { push: false, rateLimits: quota }))).toEqual([]);
   });
 
   it('serve --workers 2 on a workers: 1 config with push delivery and a quota of 1 exits 1 naming both keys, and never opens the traffic or admin port', async () => {
