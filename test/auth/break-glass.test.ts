@@ -306,7 +306,8 @@ describe('an SSE stream opened through a break-glass grant', () => {
   }, 20_000);
 });
 
-describe('an SSE stream opened through a grant the next reload removes', () => {
+/** A stack with an hour-long grant on both upstreams, whose upstream holds every SSE stream open after its first event. */
+function useHeldStreamStack(): () => Stack {
   let s: Stack | undefined;
   beforeAll(async () => {
     s = await startStack({ upstreams: ['mcp', 'other'], activatedAt: new Date(Date.now() - 60_000).toISOString(), expiresAt: new Date(Date.now() + 3_600_000).toISOString() }, {}, (url) => `${url}/sse`);
@@ -316,9 +317,14 @@ describe('an SSE stream opened through a grant the next reload removes', () => {
     if (s !== undefined) s.upstream.sseGate = undefined;
     await closeStack(s);
   });
+  return () => s as Stack;
+}
+
+describe('an SSE stream opened through a grant the next reload removes', () => {
+  const stackOf = useHeldStreamStack();
 
   it('ends with a revoked event naming break_glass_inactive; an ordinary stream goes on', async () => {
-    const stack = s as Stack;
+    const stack = stackOf();
     const glass = await openStream(stack.gw, await oncallToken(stack, {}, AUD_OTHER));
     const ordinary = await openStream(stack.gw, await stack.idp.token(AUD_OTHER));
     const file = stack.gw.configFile;
@@ -332,18 +338,10 @@ describe('an SSE stream opened through a grant the next reload removes', () => {
 });
 
 describe('an SSE stream opened through a grant the next reload shortens', () => {
-  let s: Stack | undefined;
-  beforeAll(async () => {
-    s = await startStack({ upstreams: ['mcp', 'other'], activatedAt: new Date(Date.now() - 60_000).toISOString(), expiresAt: new Date(Date.now() + 3_600_000).toISOString() }, {}, (url) => `${url}/sse`);
-    s.upstream.sseGate = (i) => (i >= 1 ? new Promise<void>(() => undefined) : Promise.resolve());
-  });
-  afterAll(async () => {
-    if (s !== undefined) s.upstream.sseGate = undefined;
-    await closeStack(s);
-  });
+  const stackOf = useHeldStreamStack();
 
   it('does not outlive the new expiresAt: the stream timed to the old end is ended by the reload; a new one is still admitted', async () => {
-    const stack = s as Stack;
+    const stack = stackOf();
     const glass = await openStream(stack.gw, await oncallToken(stack, {}, AUD_OTHER));
     const file = stack.gw.configFile;
     const doc = parse(readFileSync(file, 'utf8')) as { breakGlass: Record<string, unknown>[] };
