@@ -5,7 +5,7 @@
 // what they allocated; a window with a GC in it is measured again (at most 3 times), and said. With
 // strace installed, `strace -c -f` is attached for another N requests and its counts divided by N.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Pool } from 'undici';
@@ -13,6 +13,7 @@ import { stringify } from 'yaml';
 import { startIdp } from './idp.ts';
 import { BODY, REQUEST_HEADERS } from './loadgen.ts';
 import { freePort, killAllSync, NodeChild } from './proc.ts';
+import { BENCH_PATH, BENCH_SCOPE, writeBenchConfig } from './bench-config.ts';
 
 const N = Number(process.env['N'] ?? 3_000);
 const FLAGS = ['--max-semi-space-size=256', '--min-semi-space-size=256'];
@@ -89,15 +90,10 @@ try {
   await bare.stop();
   const port = await freePort();
   const file = join(tmp, 'mcp-warden.yaml');
-  writeFileSync(file, stringify({
-    listen: { host: '127.0.0.1', port }, admin: { host: '127.0.0.1', port: 0 }, publicUrl: `http://127.0.0.1:${port}`,
-    issuers: [{ name: 'bench-idp', issuer: idp.issuer, jwksUri: idp.jwksUri, algorithms: ['ES256'], jwks: { cacheMaxAgeSeconds: 3_600 } }],
-    upstreams: [{ name: 'files', path: '/files/mcp', target, issuers: ['bench-idp'], scopes: ['mcp:files'], tools: [{ name: 'delete_*', scopes: ['mcp:files:admin'] }, { name: 'search', scopes: ['mcp:files:read'] }] }],
-    identity: { signingKeyFile: join(tmp, 'gateway.jwk') },
-  }));
-  const token = await idp.mint(`http://127.0.0.1:${port}/files/mcp`, 'mcp:files mcp:files:read');
+  writeBenchConfig(file, { port, idp, target, keyFile: join(tmp, 'gateway.jwk') });
+  const token = await idp.mint(`http://127.0.0.1:${port}${BENCH_PATH}`, BENCH_SCOPE);
   const gw = await NodeChild.start('gateway', join(bench, 'gateway-child.ts'), [file, process.env['BENCH_SRC'] ?? join(bench, '..', 'src')], { execArgv: FLAGS, readyTimeoutMs: 30_000 });
-  lines.push(await perRequest('mcp-warden, warm cache', gw, `http://127.0.0.1:${port}/files/mcp`, token));
+  lines.push(await perRequest('mcp-warden, warm cache', gw, `http://127.0.0.1:${port}${BENCH_PATH}`, token));
   await gw.stop();
   if (process.env['ALLOC_JSON'] === '1') console.log(JSON.stringify(lines));
   else for (const l of lines) console.log(`${l.target.padEnd(44)} ${l.allocation}\n${''.padEnd(44)} syscalls per request: ${l.syscalls}`);

@@ -3,13 +3,13 @@
 // `node bench/cpu-ab.ts <src dir A> <src dir B> [rounds=4] [seconds=5]`: one upstream and IdP; each round
 // starts a fresh gateway on A then on B (order alternating by round), warms it, drives it with the
 // load generator (warm token) and charges its process's CPU (/proc) to the requests it answered.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { stringify } from 'yaml';
 import { startIdp } from './idp.ts';
 import { chooseLoadGenerator } from './loadgen.ts';
 import { cpuSeconds, freePort, killAllSync, NodeChild } from './proc.ts';
+import { BENCH_PATH, BENCH_SCOPE, writeBenchConfig } from './bench-config.ts';
 
 const [a, b] = process.argv.slice(2, 4).map((d) => resolve(d));
 const ROUNDS = Number(process.argv[4] ?? 4);
@@ -26,14 +26,9 @@ try {
   const upstream = await NodeChild.start('upstream', join(bench, 'upstream.ts'), []);
   const port = await freePort();
   const file = join(tmp, 'mcp-warden.yaml');
-  writeFileSync(file, stringify({
-    listen: { host: '127.0.0.1', port }, admin: { host: '127.0.0.1', port: 0 }, publicUrl: `http://127.0.0.1:${port}`,
-    issuers: [{ name: 'bench-idp', issuer: idp.issuer, jwksUri: idp.jwksUri, algorithms: ['ES256'], jwks: { cacheMaxAgeSeconds: 3_600 } }],
-    upstreams: [{ name: 'files', path: '/files/mcp', target: `http://127.0.0.1:${upstream.info['port'] as number}/mcp`, issuers: ['bench-idp'], scopes: ['mcp:files'], tools: [{ name: 'delete_*', scopes: ['mcp:files:admin'] }, { name: 'search', scopes: ['mcp:files:read'] }] }],
-    identity: { signingKeyFile: join(tmp, 'gateway.jwk') },
-  }));
-  const token = await idp.mint(`http://127.0.0.1:${port}/files/mcp`, 'mcp:files mcp:files:read');
-  const url = `http://127.0.0.1:${port}/files/mcp`;
+  writeBenchConfig(file, { port, idp, target: `http://127.0.0.1:${upstream.info['port'] as number}/mcp`, keyFile: join(tmp, 'gateway.jwk') });
+  const token = await idp.mint(`http://127.0.0.1:${port}${BENCH_PATH}`, BENCH_SCOPE);
+  const url = `http://127.0.0.1:${port}${BENCH_PATH}`;
   const results: Record<'A' | 'B', number[]> = { A: [], B: [] };
   for (let round = 0; round < ROUNDS; round++) {
     const order: ('A' | 'B')[] = round % 2 === 0 ? ['A', 'B'] : ['B', 'A'];

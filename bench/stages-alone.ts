@@ -5,25 +5,20 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { stringify } from 'yaml';
 import { startIdp } from './idp.ts';
 import { freePort, killAllSync, NodeChild } from './proc.ts';
+import { BENCH_PATH, BENCH_SCOPE, writeBenchConfig } from './bench-config.ts';
 const SRC = resolve(process.argv[2] ?? join(import.meta.dirname, '..', 'src'));
 const tmp = mkdtempSync(join(tmpdir(), 'mcp-warden-stages-'));
 try {
   const idp = await startIdp();
   const port = await freePort();
-  const audience = `http://127.0.0.1:${port}/files/mcp`;
+  const audience = `http://127.0.0.1:${port}${BENCH_PATH}`;
   const file = join(tmp, 'mcp-warden.yaml');
-  writeFileSync(file, stringify({
-    listen: { host: '127.0.0.1', port }, admin: { host: '127.0.0.1', port: 0 }, publicUrl: `http://127.0.0.1:${port}`,
-    issuers: [{ name: 'bench-idp', issuer: idp.issuer, jwksUri: idp.jwksUri, algorithms: ['ES256'], jwks: { cacheMaxAgeSeconds: 3_600 } }],
-    upstreams: [{ name: 'files', path: '/files/mcp', target: `http://127.0.0.1:9/mcp`, issuers: ['bench-idp'], scopes: ['mcp:files'], tools: [{ name: 'delete_*', scopes: ['mcp:files:admin'] }, { name: 'search', scopes: ['mcp:files:read'] }] }],
-    identity: { signingKeyFile: join(tmp, 'gateway.jwk') },
-  }));
-  const token = await idp.mint(audience, 'mcp:files mcp:files:read');
+  writeBenchConfig(file, { port, idp, target: `http://127.0.0.1:9/mcp`, keyFile: join(tmp, 'gateway.jwk') });
+  const token = await idp.mint(audience, BENCH_SCOPE);
   const tokensFile = join(tmp, 'cold.txt');
-  writeFileSync(tokensFile, (await idp.mintMany(Number(process.env['N'] ?? 4000), audience, 'mcp:files mcp:files:read')).join('\n') + '\n');
+  writeFileSync(tokensFile, (await idp.mintMany(Number(process.env['N'] ?? 4000), audience, BENCH_SCOPE)).join('\n') + '\n');
   const stages = await NodeChild.start('stages', join(import.meta.dirname, 'stages.ts'), [], process.env['PROF'] ? { execArgv: ['--cpu-prof', '--cpu-prof-dir=' + (process.env['PROF_DIR'] ?? '/tmp/mcp-warden-stages-prof')] } : {});
   const r = await stages.call<{ stages: string[]; warm: { n: number; nsPerOp: Record<string, number> }; cold: { n: number; nsPerOp: Record<string, number> }; timerNs: number }>('run', { configFile: file, srcDir: SRC, token, tokensFile, seconds: Number(process.env['S'] ?? 2) }, 120_000);
   console.log(`median ns per call; warm: ${r.warm.n} requests, cold: ${r.cold.n}; the timer adds ${r.timerNs} ns`);

@@ -6,25 +6,23 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { stringify } from 'yaml';
 import { startIdp } from './idp.ts';
 import { freePort, killAllSync, NodeChild } from './proc.ts';
+import { BENCH_PATH, BENCH_SCOPE, writeBenchConfig } from './bench-config.ts';
 
 const SRC = resolve(process.argv[2] ?? join(import.meta.dirname, '..', 'src'));
+// Cold means never cached: the pool must be at least twice the token cache (10,000 by default), cycled.
+const TOKENS = Number(process.env['N'] ?? 20_000);
+if (TOKENS < 20_000) throw new Error('N must be at least 20000: a smaller pool is served from the token cache, not verified');
 const tmp = mkdtempSync(join(tmpdir(), 'mcp-warden-verify-'));
 try {
   const idp = await startIdp();
   const port = await freePort();
-  const audience = `http://127.0.0.1:${port}/files/mcp`;
+  const audience = `http://127.0.0.1:${port}${BENCH_PATH}`;
   const configFile = join(tmp, 'mcp-warden.yaml');
-  writeFileSync(configFile, stringify({
-    listen: { host: '127.0.0.1', port }, admin: { host: '127.0.0.1', port: 0 }, publicUrl: `http://127.0.0.1:${port}`,
-    issuers: [{ name: 'bench-idp', issuer: idp.issuer, jwksUri: idp.jwksUri, algorithms: ['ES256'], jwks: { cacheMaxAgeSeconds: 3_600 } }],
-    upstreams: [{ name: 'files', path: '/files/mcp', target: 'http://127.0.0.1:9/mcp', issuers: ['bench-idp'], scopes: ['mcp:files'], tools: [{ name: 'search', scopes: ['mcp:files:read'] }] }],
-    identity: { signingKeyFile: join(tmp, 'gateway.jwk') },
-  }));
+  writeBenchConfig(configFile, { port, idp, target: 'http://127.0.0.1:9/mcp', keyFile: join(tmp, 'gateway.jwk') });
   const tokensFile = join(tmp, 'cold.txt');
-  writeFileSync(tokensFile, (await idp.mintMany(Number(process.env['N'] ?? 20_000), audience, 'mcp:files mcp:files:read')).join('\n') + '\n');
+  writeFileSync(tokensFile, (await idp.mintMany(TOKENS, audience, BENCH_SCOPE)).join('\n') + '\n');
   const profile = process.env['PROF'] ? ['--cpu-prof', `--cpu-prof-dir=${process.env['PROF_DIR'] ?? '/tmp/mcp-warden-verify-prof'}`] : [];
   const jose = await NodeChild.start('jose-raw', join(import.meta.dirname, 'jose-raw.ts'), [], { execArgv: profile });
   const r = await jose.call<{ verify: number; verifyAndMint: number; jose: number; verifyRatio: number; mintRatio: number; rounds: number }>('stage', { tokensFile, configFile, srcDir: SRC, seconds: Number(process.env['S'] ?? 5), concurrency: 50, jwk: idp.publicJwk, issuer: idp.issuer, audience }, 120_000);
