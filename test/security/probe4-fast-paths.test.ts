@@ -1,8 +1,9 @@
-import { connect } from 'node:net';
-import { beforeEach, describe, expect, it } from 'vitest';
-import { AUD } from '../helpers/gateway.ts';
-import { useSdkFixture } from '../helpers/sdk-express.ts';
-import { parseFirstResponse, rawExchange } from '../helpers/wire.ts';
+import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { AUD, startGateway, type StartedGateway } from '../helpers/gateway.ts';
+import { TestIdp } from '../helpers/idp.ts';
+import { sdkPolicyConfig, useSdkFixture } from '../helpers/sdk-express.ts';
+import { rawExchange } from '../helpers/wire.ts';
 
 // Probe 4, outside attacker, aimed at this session's fast paths (Authorization reading, routing,
 // body reading, duplicate-key scan, Content-Type fast path, Mcp-Param-* detection). Against the MCP
@@ -161,5 +162,222 @@ describe('probe 4: fast paths keep "judged is executed"', () => {
     if (c.runs !== undefined) expect(fx.upstream.ran(c.runs), `${c.label}: ${reply.text.slice(0, 300)}`).toBeGreaterThan(0);
     // Whatever ran upstream ran as judged: only read_file or nothing.
     expect(fx.upstream.totalRuns(), c.label).toBe(fx.upstream.ran('read_file'));
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------
+// Response side: a raw node:net upstream answers with bytes of the test's choosing. /mcp filters
+// listings (it has rules): delete_file (denied) and drop_database (needs mcp:admin) must never be
+// shown to the caller, whatever the framing, escaping, encoding or Content-Type of the answer.
+
+type Answer = Buffer | readonly (Buffer | number)[]; // a number: wait that many ms before the next piece
+
+class RawUpstream {
+  readonly server: Server;
+  answer: (n: number) => Answer = () => Buffer.alloc(0);
+  requests = 0;
+  /** Sockets the gateway opened that are still open. */
+  readonly open = new Set<Socket>();
+  closedAt: number[] = [];
+
+  constructor() {
+    this.server = createServer((s) => {
+      this.open.add(s);
+      s.on('close', () => {
+        this.open.delete(s);
+        this.closedAt.push(Date.now());
+      });
+      s.on('error', () => undefined);
+      let buf = Buffer.alloc(0);
+      s.on('data', (d: Buffer) => {
+        buf = Buffer.concat([buf, d]);
+        for (;;) {
+          const end = buf.indexOf('\r\n\r\n');
+          if (end < 0) return;
+          const headText = buf.subarray(0, end).toString('latin1');
+          const len = Number(/\r\ncontent-length: *(\d+)/i.exec(headText)?.[1] ?? 0);
+          if (buf.length < end + 4 + len) return;
+          buf = buf.subarray(end + 4 + len);
+          void this.#send(s, this.answer(this.requests++));
+        }
+      });
+    });
+  }
+
+  async #send(s: Socket, a: Answer): Promise<void> {
+    for (const piece of Buffer.isBuffer(a) ? [a] : a) {
+      if (typeof piece === 'number') await new Promise((r) => setTimeout(r, piece));
+      else if (!s.destroyed) s.write(piece);
+    }
+  }
+
+  listen(): Promise<string> {
+    return new Promise((resolve) => this.server.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(this.server.address() as AddressInfo).port}`)));
+  }
+
+  close(): Promise<void> {
+    for (const s of this.open) s.destroy();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+const listing = (pad = ''): string =>
+  `{"jsonrpc":"2.0","id":1,"result":{${pad}"tools":[{"name":"read_file","inputSchema":{"type":"object"}},{"name":"delete_file","inputSchema":{"type":"object"}},{"name":"drop_database","inputSchema":{"type":"object"}}]}}`;
+const httpAnswer = (body: Buffer | string, ct = 'application/json', extra = ''): Buffer => {
+  const b = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
+  return Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\nContent-Type: ${ct}\r\n${extra}Content-Length: ${b.length}\r\n\r\n`, 'latin1'), b]);
+};
+const chunkedAnswer = (pieces: readonly Buffer[], ct = 'application/json', gapMs = 5): Answer => [
+  Buffer.from(`HTTP/1.1 200 OK\r\nContent-Type: ${ct}\r\nTransfer-Encoding: chunked\r\n\r\n`, 'latin1'),
+  ...pieces.flatMap((p) => [Buffer.concat([Buffer.from(`${p.length.toString(16)}\r\n`), p, Buffer.from('\r\n')]), gapMs]),
+  Buffer.from('0\r\n\r\n'),
+];
+/** Splits bytes at the given offsets. */
+const cut = (b: Buffer, ...at: number[]): Buffer[] => [0, ...at].map((from, i) => b.subarray(from, [...at, b.length][i]));
+
+function dechunk(body: Buffer): Buffer {
+  const out: Buffer[] = [];
+  let at = 0;
+  for (;;) {
+    const lineEnd = body.indexOf('\r\n', at);
+    if (lineEnd < 0) break;
+    const size = parseInt(body.subarray(at, lineEnd).toString('latin1'), 16);
+    if (!(size > 0)) break;
+    out.push(body.subarray(lineEnd + 2, lineEnd + 2 + size));
+    at = lineEnd + 2 + size + 2;
+  }
+  return Buffer.concat(out);
+}
+
+/** Every way a client might read the bytes: as UTF-8, UTF-16 either way, latin1 without NULs, JSON escapes undone. */
+function shows(body: Buffer, secret: string): boolean {
+  const swapped = Buffer.from(body);
+  if (swapped.length % 2 === 0) swapped.swap16();
+  const texts = [body.toString('utf8'), body.toString('utf16le'), swapped.toString('utf16le'), body.toString('latin1').replaceAll('\u0000', '')];
+  return texts.some((t) => t.replace(/\\u([0-9a-fA-F]{4})/g, (_m, h: string) => String.fromCharCode(parseInt(h, 16))).includes(secret));
+}
+
+describe('probe 4: response fast paths never show a hidden listing entry', () => {
+  let idp: TestIdp;
+  let up: RawUpstream;
+  let gw: StartedGateway;
+  let port = 0;
+  beforeAll(async () => {
+    idp = await TestIdp.start();
+    up = new RawUpstream();
+    const url = await up.listen();
+    const config = sdkPolicyConfig(idp.issuer, idp.jwksUri, url);
+    const ups = config['upstreams'] as Record<string, unknown>[];
+    (ups[0] as Record<string, unknown>)['timeoutMs'] = 800;
+    gw = await startGateway(config);
+    port = Number(new URL(gw.url).port);
+  });
+  afterAll(async () => {
+    await gw?.close();
+    await up?.close();
+    await idp?.close();
+  });
+
+  const list = '{"jsonrpc":"2.0","id":1,"method":"tools/list"}';
+  async function ask(): Promise<{ status: number; body: Buffer; headers: ReadonlyMap<string, readonly string[]> }> {
+    const token = await idp.token(AUD);
+    const r = await rawExchange(port, simple(list, { extra: 'Connection: close\r\n' })(token), 2_000);
+    const raw = Buffer.from(r.text, 'latin1');
+    const bodyRaw = raw.subarray(raw.indexOf('\r\n\r\n') + 4);
+    const chunked = (r.headers.get('transfer-encoding') ?? []).some((v) => v.includes('chunked'));
+    return { status: r.status, body: chunked ? dechunk(bodyRaw) : bodyRaw, headers: r.headers };
+  }
+
+  const utf8Pad = `"note":"${'é'.repeat(300)}",`;
+  const bigPad = `"note":"${'é€'.repeat(2000)}",`;
+  const escaped = listing().replace('"tools"', '"\\u0074ools"');
+  const RESPONSES: readonly { label: string; answer: () => Answer }[] = [
+    { label: 'control: plain listing', answer: () => httpAnswer(listing()) },
+    { label: 'escaped key \\u0074ools', answer: () => httpAnswer(escaped) },
+    { label: 'escaped key and names', answer: () => httpAnswer(escaped.replace('"delete_file"', '"d\\u0065lete_file"')) },
+    { label: 'escaped key past 4096 bytes', answer: () => httpAnswer(listing(bigPad).replace('"tools"', '"\\u0074ools"')) },
+    { label: 'non-ASCII before tools (under 4096)', answer: () => httpAnswer(listing(utf8Pad)) },
+    { label: 'non-ASCII before tools (over 4096)', answer: () => httpAnswer(listing(bigPad)) },
+    { label: 'chunked: tools split across chunks', answer: () => { const b = Buffer.from(listing(utf8Pad)); const i = b.indexOf('tools'); return chunkedAnswer(cut(b, i + 2)); } },
+    { label: 'chunked: \\u escape split across chunks', answer: () => { const b = Buffer.from(escaped); const i = b.indexOf('\\u'); return chunkedAnswer(cut(b, i + 1)); } },
+    { label: 'chunked: multi-byte char split, then tools', answer: () => { const b = Buffer.from(listing(utf8Pad)); return chunkedAnswer(cut(b, 40, 41, 301)); } },
+    { label: 'chunked: one byte per chunk around tools', answer: () => { const b = Buffer.from(listing()); const i = b.indexOf('tools'); return chunkedAnswer(cut(b, i - 1, i, i + 1, i + 2, i + 3, i + 4, i + 5), 'application/json', 1); } },
+    { label: 'UTF-16LE body as application/json', answer: () => httpAnswer(Buffer.from(listing(), 'utf16le')) },
+    { label: 'UTF-16LE body with BOM', answer: () => httpAnswer(Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(listing(), 'utf16le')])) },
+    { label: 'UTF-16BE body', answer: () => httpAnswer(Buffer.from(listing(), 'utf16le').swap16()) },
+    { label: 'charset=utf-16le', answer: () => httpAnswer(Buffer.from(listing(), 'utf16le'), 'application/json; charset=utf-16le') },
+    { label: 'charset=utf-8 then charset=utf-16le', answer: () => httpAnswer(Buffer.from(listing(), 'utf16le'), 'application/json; charset=utf-8; charset=utf-16le') },
+    { label: 'long odd Content-Type (past memo key length)', answer: () => httpAnswer(listing(), `application/json; x=${'a'.repeat(200)}`) },
+    { label: 'APPLICATION/JSON', answer: () => httpAnswer(listing(), 'APPLICATION/JSON') },
+    { label: 'text/plain with JSON', answer: () => httpAnswer(listing(), 'text/plain') },
+    { label: 'no Content-Type', answer: () => Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: ${listing().length}\r\n\r\n${listing()}`) },
+    { label: 'text/event-stream, application/json', answer: () => httpAnswer(listing(), 'text/event-stream, application/json') },
+    { label: 'SSE: event split mid multi-byte and mid name', answer: () => { const b = Buffer.from(`event: message\ndata: ${listing(utf8Pad)}\n\n`); const i = b.indexOf('tools'); return chunkedAnswer(cut(b, 30, 31, i + 3), 'text/event-stream'); } },
+    { label: 'SSE: escaped key', answer: () => chunkedAnswer([Buffer.from(`data: ${escaped}\n\n`)], 'text/event-stream') },
+    { label: 'SSE: CR line endings', answer: () => chunkedAnswer([Buffer.from(`data: ${listing()}\r\r`)], 'text/event-stream') },
+    { label: 'SSE: data split over two data lines', answer: () => { const l = listing(); const i = l.indexOf('"tools"'); return chunkedAnswer([Buffer.from(`data: ${l.slice(0, i)}\ndata: ${l.slice(i)}\n\n`)], 'text/event-stream'); } },
+    { label: 'SSE: UTF-16LE data', answer: () => chunkedAnswer([Buffer.from(`data: ${listing()}\n\n`, 'utf16le')], 'text/event-stream') },
+    { label: 'listing under HTTP 500', answer: () => Buffer.from(httpAnswer(listing()).toString('latin1').replace('200 OK', '500 Internal Server Error'), 'latin1') },
+    { label: 'Content-Encoding: identity, gzip', answer: () => httpAnswer(listing(), 'application/json', 'Content-Encoding: identity, gzip\r\n') },
+  ];
+
+  it.each(RESPONSES)('$label', async (c) => {
+    up.answer = () => c.answer();
+    const r = await ask();
+    expect(shows(r.body, 'delete_file'), `${c.label}: ${r.status} ${r.body.toString('latin1').slice(0, 200)}`).toBe(false);
+    expect(shows(r.body, 'drop_database'), c.label).toBe(false);
+    if (c.label.startsWith('control')) expect(r.body.toString('utf8')).toContain('read_file');
+  });
+
+  // Content-Type meaning is memoised: an odd type first must not change what the normal type means after.
+  it('Content-Type memo: odd types first, then the normal one, still filtered', async () => {
+    for (const ct of ['application/json; charset=utf-16le', 'application/json;charset=utf-8;x', 'text/event-stream', 'application/json ', 'application/json']) {
+      up.answer = () => httpAnswer(listing(), ct);
+      const r = await ask();
+      expect(shows(r.body, 'delete_file'), ct).toBe(false);
+    }
+  });
+
+  it('hop-by-hop fields the upstream Connection names never reach the client', async () => {
+    for (const conn of ['keep-alive, x-secret', 'Keep-Alive', 'keep-alive\r\nConnection: x-secret', 'close, X-Secret', ' x-secret ']) {
+      up.answer = () => httpAnswer('{"jsonrpc":"2.0","id":1,"result":{}}', 'application/json', `Connection: ${conn}\r\nX-Secret: s\r\nKeep-Alive: timeout=5\r\n`);
+      const r = await ask();
+      expect(r.status, conn).toBe(200);
+      if (conn.toLowerCase().includes('x-secret')) expect(r.headers.has('x-secret'), conn).toBe(false);
+      expect(r.headers.get('keep-alive')?.some((v) => v.includes('timeout=5')) ?? false, conn).toBe(false);
+    }
+  });
+
+  it('a client that disconnects mid-request aborts the upstream request', async () => {
+    up.answer = () => [60_000]; // never answers
+    const before = up.requests;
+    const token = await idp.token(AUD);
+    const s = connect(port, '127.0.0.1');
+    await new Promise<void>((resolve) => s.on('connect', () => resolve()));
+    s.write(simple('{"jsonrpc":"2.0","id":1,"method":"ping"}')(token), 'latin1');
+    const deadline = Date.now() + 2_000;
+    while (up.requests === before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect(up.requests).toBe(before + 1);
+    const t0 = Date.now();
+    s.destroy();
+    // The upstream sees the abort: the gateway closes the connection that carried the request, at once.
+    while (!up.closedAt.some((at) => at >= t0) && Date.now() < t0 + 1_000) await new Promise((r) => setTimeout(r, 10));
+    expect(up.closedAt.some((at) => at >= t0 && at - t0 < 1_000)).toBe(true);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(up.requests, 'the aborted request is never sent again').toBe(before + 1);
+  });
+
+  it('an upstream that never answers is timed out with 504 and its socket closed', async () => {
+    up.answer = () => [60_000];
+    const t0 = Date.now();
+    const r = await ask();
+    expect(r.status).toBe(504);
+    expect(Date.now() - t0).toBeLessThan(1_900);
+  });
+
+  it('an upstream that stalls mid-body after headers does not leak a partial listing', async () => {
+    up.answer = () => { const b = Buffer.from(listing()); const i = b.indexOf('delete_file'); return [...(chunkedAnswer([b.subarray(0, i + 4)]) as (Buffer | number)[]).slice(0, -1), 60_000]; };
+    const r = await ask();
+    expect(shows(r.body, 'dele'), `${r.status} ${r.body.toString('latin1')}`).toBe(false);
   });
 });
