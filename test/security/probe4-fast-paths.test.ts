@@ -1,6 +1,6 @@
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { AUD, startGateway, type StartedGateway } from '../helpers/gateway.ts';
+import { AUD, AUD_OTHER, startGateway, type StartedGateway } from '../helpers/gateway.ts';
 import { TestIdp } from '../helpers/idp.ts';
 import { sdkPolicyConfig, useSdkFixture } from '../helpers/sdk-express.ts';
 import { rawExchange } from '../helpers/wire.ts';
@@ -162,6 +162,115 @@ describe('probe 4: fast paths keep "judged is executed"', () => {
     if (c.runs !== undefined) expect(fx.upstream.ran(c.runs), `${c.label}: ${reply.text.slice(0, 300)}`).toBeGreaterThan(0);
     // Whatever ran upstream ran as judged: only read_file or nothing.
     expect(fx.upstream.totalRuns(), c.label).toBe(fx.upstream.ran('read_file'));
+  });
+});
+
+/** Writes the pieces with a pause between them (separate TCP segments on loopback); collects the answer. */
+function segmented(pieces: readonly string[], gapMs: number, closeEarly = false): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const sock = connect(fx.port, '127.0.0.1');
+    const got: Buffer[] = [];
+    const done = (): void => {
+      clearTimeout(hard);
+      sock.destroy();
+      resolve(Buffer.concat(got).toString('latin1'));
+    };
+    const hard = setTimeout(done, 1_500);
+    sock.on('data', (d: Buffer) => got.push(d));
+    sock.on('close', done);
+    sock.on('error', (e) => (got.length > 0 ? done() : reject(e)));
+    sock.on('connect', async () => {
+      for (const p of pieces) {
+        sock.write(p, 'latin1');
+        await new Promise((r) => setTimeout(r, gapMs));
+      }
+      if (closeEarly) done();
+    });
+  });
+}
+const splitAt = (text: string, ...at: number[]): string[] => [0, ...at].map((from, i) => text.slice(from, [...at, text.length][i]));
+
+describe('probe 4: bodies that arrive in pieces are judged whole', () => {
+  it('safe body in three segments runs read_file', async () => {
+    const t = await fx.idp.token(AUD);
+    const w = simple(safe)(t);
+    const h = w.indexOf('\r\n\r\n') + 4;
+    const text = await segmented(splitAt(w, h, h + 10, h + 40), 30);
+    expect(text).toMatch(/^HTTP\/1\.1 200/);
+    expect(fx.upstream.ran('read_file')).toBe(1);
+  });
+
+  it('danger split inside the name is refused, nothing upstream', async () => {
+    const t = await fx.idp.token(AUD);
+    const w = simple(danger)(t);
+    const i = w.indexOf('delete_file') + 3;
+    const text = await segmented(splitAt(w, i), 30);
+    expect(text).toMatch(/^HTTP\/1\.1 403/);
+    expect(fx.upstream.bytes).toBe(0);
+  });
+
+  it('duplicate name key arriving in a later segment is refused', async () => {
+    const t = await fx.idp.token(AUD);
+    const w = simple(dangerLast(20))(t);
+    const i = w.lastIndexOf('"name"');
+    const text = await segmented(splitAt(w, w.indexOf('\r\n\r\n') + 4, i, i + 2), 30);
+    expect(text).toMatch(/^HTTP\/1\.1 400/);
+    expect(fx.upstream.bytes).toBe(0);
+  });
+
+  it('a client that leaves mid-body gets nothing forwarded', async () => {
+    const t = await fx.idp.token(AUD);
+    const w = simple(safe)(t);
+    await segmented([w.slice(0, w.length - 10)], 50, true);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(fx.upstream.bytes).toBe(0);
+  });
+
+  it('pipelined: complete safe request, then danger arriving in pieces', async () => {
+    const t = await fx.idp.token(AUD);
+    const a = simple(safe)(t);
+    const b = simple(call('delete_file', '{}', '2'))(t);
+    const text = await segmented([a + b.slice(0, 50), b.slice(50, b.length - 20), b.slice(b.length - 20)], 30);
+    expect(text).toMatch(/^HTTP\/1\.1 200/);
+    expect(text).toMatch(/HTTP\/1\.1 403/);
+    expect(fx.upstream.ran('read_file')).toBe(1);
+    expect(fx.upstream.ran('delete_file')).toBe(0);
+  });
+});
+
+describe('probe 4: the token and assertion caches keep (token, upstream) pairs apart', () => {
+  const send = async (token: string, path: string, body: string): Promise<number> => (await rawExchange(fx.port, simple(body, { path, extra: 'Connection: close\r\n' })(token), 2_000)).status;
+  const assertions = (): string[] => [...fx.upstream.wire.matchAll(/\r\nx-mcp-identity: *([^\r]+)/gi)].map((m) => m[1] as string);
+  const aud = (jwt: string): unknown => (JSON.parse(Buffer.from(jwt.split('.')[1] ?? '', 'base64url').toString('utf8')) as { aud?: unknown }).aud;
+
+  it('a token cached for /mcp is still refused at /other-mcp, with no byte upstream', async () => {
+    const token = await fx.idp.token(AUD);
+    expect(await send(token, '/mcp', safe)).toBe(200);
+    fx.upstream.reset();
+    expect(await send(token, '/other-mcp', safe)).toBe(401);
+    expect(await send(token, '/other-mcp', safe)).toBe(401);
+    expect(fx.upstream.bytes).toBe(0);
+    // And the warm entry for /mcp still works, and still only for what /mcp allows.
+    expect(await send(token, '/mcp', safe)).toBe(200);
+    expect(await send(token, '/mcp', danger)).toBe(403);
+    expect(fx.upstream.ran('delete_file')).toBe(0);
+  });
+
+  it('one token good at both upstreams gets each upstream its own assertion and policy', async () => {
+    const token = await fx.idp.token(AUD, { aud: [AUD, AUD_OTHER] });
+    for (let round = 0; round < 2; round++) {
+      fx.upstream.reset();
+      expect(await send(token, '/mcp', safe)).toBe(200);
+      expect(await send(token, '/other-mcp', safe)).toBe(200);
+      // /other-mcp denies by default: a tool /mcp allows is refused there, warm cache or not.
+      expect(await send(token, '/other-mcp', call('search', '{}'))).toBe(403);
+      const [atMcp, atOther] = assertions();
+      expect(atMcp).toBeDefined();
+      expect(atOther).toBeDefined();
+      expect(atMcp).not.toBe(atOther);
+      expect(aud(atMcp as string)).not.toEqual(aud(atOther as string));
+      expect(fx.upstream.ran('search')).toBe(0);
+    }
   });
 });
 
