@@ -81,6 +81,12 @@ const CASES: readonly Case[] = [
   { label: 'query: ?x=1;Token[a]=', wire: (t) => simple(safe, { path: `/mcp?x=1;Token[a]=${t}` })(t) },
   { label: 'query: ?%20access_token=', wire: (t) => simple(safe, { path: `/mcp?%20access_token=${t}` })(t) },
   { label: 'query: harmless ?q=a.b[c] still forwarded', wire: simple(safe, { path: '/mcp?q=a.b[c]&x[y]=1' }), runs: 'read_file' },
+  // Other carriers of the same token: never forwarded (the upstream must not see the caller's token)
+  { label: 'carrier: Cookie access_token', wire: (t) => simple(safe, { extra: `Cookie: access_token=${t}\r\n` })(t) },
+  { label: 'carrier: X-Access-Token', wire: (t) => simple(safe, { extra: `X-Access-Token: ${t}\r\n` })(t) },
+  { label: 'carrier: Proxy-Authorization', wire: (t) => simple(safe, { extra: `Proxy-Authorization: Bearer ${t}\r\n` })(t) },
+  { label: 'carrier: X-Forwarded-Authorization', wire: (t) => simple(safe, { extra: `X-Forwarded-Authorization: Bearer ${t}\r\n` })(t) },
+  { label: 'carrier: DPoP header holding the token', wire: (t) => simple(safe, { extra: `DPoP: ${t}\r\n` })(t) },
   // Routing and admission
   { label: 'route: /mcp/../other-mcp', wire: simple(danger, { path: '/mcp/../other-mcp' }) },
   { label: 'route: /mcp/%2e%2e/mcp', wire: simple(danger, { path: '/mcp/%2e%2e/mcp' }) },
