@@ -58,10 +58,25 @@ const CREDENTIAL_PARAMETERS = new Set(['access_token', 'id_token', 'refresh_toke
 
 function hasCredentialParameter(query: URLSearchParams): boolean {
   for (const [key, value] of query) {
-    if (CREDENTIAL_PARAMETERS.has(key.toLowerCase())) return true;
+    if (namesCredential(key)) return true;
     // Rack and older Python and Go parsers also split on ';': x=1;access_token=… names a credential there.
     if (!key.includes(';') && !value.includes(';')) continue;
-    for (const part of `${key}=${value}`.split(';')) if (CREDENTIAL_PARAMETERS.has((part.split('=', 1)[0] as string).toLowerCase())) return true;
+    for (const part of `${key}=${value}`.split(';')) if (namesCredential(part.split('=', 1)[0] as string)) return true;
   }
   return false;
+}
+
+// qs (Express's query parser) and PHP read access_token[]=… and access_token[0]=… as access_token, and
+// PHP makes leading spaces vanish and ".", " " and an unclosed "[" in a name into "_" (access.token,
+// access+token, access[token → access_token): each of these names a credential to some upstream.
+const NAME_PUNCTUATION = /[. []/;
+
+function namesCredential(key: string): boolean {
+  const name = key.toLowerCase();
+  if (CREDENTIAL_PARAMETERS.has(name)) return true;
+  if (!NAME_PUNCTUATION.test(name)) return false;
+  const trimmed = name.replace(/^ +/, '');
+  const bracket = trimmed.indexOf('[');
+  const base = bracket === -1 ? trimmed : trimmed.slice(0, bracket);
+  return CREDENTIAL_PARAMETERS.has(base.replace(/[. ]/g, '_')) || CREDENTIAL_PARAMETERS.has(trimmed.replace(/[. []/g, '_'));
 }

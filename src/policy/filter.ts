@@ -105,7 +105,11 @@ function updateHidden(doc: Record<string, unknown>, principal: Principal, upstre
 // A JSON key equal to a listing field is written either literally or with a \u escape (its letters have
 // no other escape, RFC 8259 §7). Text with neither cannot carry a listing and may pass as it is. The
 // messages judged by their method (resources/updated, the listen acknowledgement) hold one of these too.
-const FIELD_NAMES = ['tools', 'prompts', 'resources', 'resourceTemplates', 'resourceSubscriptions', '\\u'];
+// Those are the names as UTF-8 (and latin1) spells them: in UTF-16 or UTF-32, which clients that detect
+// JSON's encoding from its first bytes read (Python's json.loads, requests), every ASCII character has a
+// NUL byte, which UTF-8 JSON text never holds (U+0000 must be escaped): a NUL sends the text to the parser,
+// which refuses it, rather than passing a listing the search could not see.
+const FIELD_NAMES = ['tools', 'prompts', 'resources', 'resourceTemplates', 'resourceSubscriptions', '\\u', '\u0000'];
 const FIELD_BYTES = FIELD_NAMES.map((name) => Buffer.from(name, 'latin1'));
 // Up to this size a body is searched as a latin1 string (one byte, one character: a name matches the
 // text exactly where it matches the bytes): one copy, then six string searches, costs about half of six
