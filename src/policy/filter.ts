@@ -112,7 +112,7 @@ function updateHidden(doc: Record<string, unknown>, principal: Principal, upstre
 const FIELD_NAMES = ['tools', 'prompts', 'resources', 'resourceTemplates', 'resourceSubscriptions', '\\u', '\u0000'];
 const FIELD_BYTES = FIELD_NAMES.map((name) => Buffer.from(name, 'latin1'));
 // Up to this size a body is searched as a latin1 string (one byte, one character: a name matches the
-// text exactly where it matches the bytes): one copy, then six string searches, costs about half of six
+// text exactly where it matches the bytes): one copy, then a string search per name, costs about half of as many
 // Buffer searches, each a call into C++ (issue 25: every response of a filtered upstream is searched).
 // Larger bodies are searched in place, with the names as Buffers made once.
 const SEARCH_AS_TEXT = 4096;
