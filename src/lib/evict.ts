@@ -5,6 +5,8 @@
  */
 export function evictOldest<K, V>(map: Map<K, V>, max: number, incoming = 0): void {
   let excess = evictionCount(map.size, max, incoming);
+  // Not even one step of the iterator when nothing is due: its first next() walks those holes too.
+  if (excess === 0) return;
   for (const oldest of map.keys()) {
     if (excess-- <= 0) break;
     map.delete(oldest);

@@ -63,6 +63,7 @@ export class PairMap<V> {
    */
   evictOldest(max: number, incoming = 0): void {
     let excess = evictionCount(this.#order.size, max, incoming);
+    if (excess === 0) return; // see lib/evict.ts: starting the iterator already walks the holes
     for (const n of this.#order) {
       if (excess-- <= 0) break;
       this.delete(n.first, n.second);
