@@ -65,6 +65,17 @@ type Resolver = ReturnType<typeof createLocalJWKSet>;
 const RETRY_BASE_MS = 2_000;
 /** Kids refused after a refetch, remembered for cooldownSeconds (bounded: a flood of random kids). */
 const REFUSED_KIDS = 4_096;
+/** Bound on #chosen: a set holds a handful of keys, and only kids jose found in it get in. */
+const CHOSEN_KEYS = 256;
+/**
+ * A compact JWS's (alg, kid) as jose's JWKS resolver reads them: no kid and an empty kid choose apart.
+ * Undefined (never remembered) for anything else: an unprotected header, a kid that is not a string.
+ */
+function chosenName(header: JWSHeaderParameters, token: FlattenedJWSInput): string | undefined {
+  if (token.header !== undefined || typeof header.alg !== 'string') return undefined;
+  if (header.kid === undefined) return header.alg;
+  return typeof header.kid === 'string' ? `${header.alg} #${header.kid}` : undefined;
+}
 const realSleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
@@ -83,6 +94,8 @@ export class IssuerKeys {
   readonly #config: IssuerConfig;
   readonly #deps: KeysDeps;
   #resolver: Resolver | undefined;
+  /** `alg kid` → the key #resolver returned for it (see resolve); replaced with the set. */
+  #chosen = new Map<string, CryptoKey>();
   #kids: ReadonlySet<string> = new Set();
   #expiresAt = 0;
   #refreshAt = 0;
@@ -194,19 +207,37 @@ export class IssuerKeys {
   }
 
   /** jose key-resolver: keys come from this issuer's JWKS only, never from jku/x5u/jwk/x5c (RFC 8725 §3.10). */
-  readonly resolve = async (header: JWSHeaderParameters, token: FlattenedJWSInput): Promise<CryptoKey> => {
+  readonly resolve = (header: JWSHeaderParameters, token: FlattenedJWSInput): CryptoKey | Promise<CryptoKey> => {
     const arrived = this.#deps.now();
-    if (!this.#usable(arrived)) {
-      if (!(await this.recovered())) throw new KeysUnavailable();
-    } else if (arrived >= this.#due()) {
-      void this.refresh();
-    }
-    return (await this.#lookup(header, token)) ?? this.#resolveUnknown(header, token, arrived);
+    if (!this.#usable(arrived)) return this.#resolveAfterRecovery(header, token, arrived);
+    if (arrived >= this.#due()) void this.refresh();
+    // The key jose's resolver chose for this (alg, kid) in the set in use: its choice depends on those
+    // two alone, so it is taken again without its async filter-and-import pass (cold path, every token).
+    const name = chosenName(header, token);
+    const chosen = name === undefined ? undefined : this.#chosen.get(name);
+    if (chosen !== undefined) return chosen;
+    return this.#resolveInSet(header, token, arrived);
   };
 
+  async #resolveAfterRecovery(header: JWSHeaderParameters, token: FlattenedJWSInput, arrived: number): Promise<CryptoKey> {
+    if (!(await this.recovered())) throw new KeysUnavailable();
+    return this.#resolveInSet(header, token, arrived);
+  }
+
+  async #resolveInSet(header: JWSHeaderParameters, token: FlattenedJWSInput, arrived: number): Promise<CryptoKey> {
+    return (await this.#lookup(header, token)) ?? this.#resolveUnknown(header, token, arrived);
+  }
+
   async #lookup(header: JWSHeaderParameters, token: FlattenedJWSInput): Promise<CryptoKey | undefined> {
+    const resolver = this.#resolver as Resolver;
+    const chosen = this.#chosen;
     try {
-      return await (this.#resolver as Resolver)(header, token);
+      const key = await resolver(header, token);
+      // Remembered only for the set that chose it (a refetch may have installed another meanwhile),
+      // and only for a single match: with several, jose tries each (JWKSMultipleMatchingKeys).
+      const name = chosenName(header, token);
+      if (name !== undefined && this.#resolver === resolver && chosen.size < CHOSEN_KEYS) chosen.set(name, key);
+      return key;
     } catch (err) {
       if (err instanceof joseErrors.JWKSNoMatchingKey) return undefined;
       throw err;
@@ -339,6 +370,7 @@ export class IssuerKeys {
     const kids = new Set(keys.map((k) => k.kid as string));
     const removed = new Set([...this.#kids].filter((kid) => !kids.has(kid)));
     this.#resolver = createLocalJWKSet({ keys } as JSONWebKeySet);
+    this.#chosen = new Map();
     this.#kids = kids;
     this.#body = body;
     return removed;

@@ -86,7 +86,7 @@ identity: { signingKeyFile: /dev/null }
         resolve(result);
       });
     }),
-    resolve: (kid: string, alg = 'RS256') => keys.resolve({ alg, kid }, NO_TOKEN),
+    resolve: async (kid: string, alg = 'RS256') => keys.resolve({ alg, kid }, NO_TOKEN),
   });
 }
 
@@ -375,5 +375,39 @@ describe('IssuerKeys: what a JWKS may hold, and keys leaving it', () => {
     expect(h.idp.jwksRequests).toBe(requests + 7);
     for (const k of hostile) if (typeof k.kid === 'string' && k.kid !== '') await expect(h.resolve(k.kid, k.alg === 'RS512' ? 'RS512' : 'RS256')).rejects.toThrow(KeyUnknown);
     expect(h.idp.jwksRequests).toBe(requests + 7); // refused again without a fetch (cooldownSeconds, per kid)
+  });
+});
+
+describe('IssuerKeys: the key jose chose, taken again for the same (alg, kid)', () => {
+  it('is the same CryptoKey for a kid already resolved, and is gone with the set that held it', async () => {
+    const h = await harness({ cooldownSeconds: 1 });
+    await h.idp.addKey('k2', 'ES256');
+    await h.keys.refresh();
+    const first = await h.resolve('k1');
+    expect(await h.resolve('k1')).toBe(first);
+    // Another algorithm for the same kid is asked of jose again, which refuses it (RSA key, ES256 header).
+    await expect(h.resolve('k1', 'ES256')).rejects.toThrow(KeyUnknown);
+
+    h.idp.published.delete('k1');
+    await h.keys.refresh();
+    expect(h.removed).toEqual([['k1']]);
+    h.advance(1_000);
+    await expect(h.resolve('k1')).rejects.toThrow(KeyUnknown);
+    expect((await h.resolve('k2', 'ES256')).type).toBe('public');
+  });
+
+  it('keeps a header without kid apart from one with an empty kid, and remembers no choice among several keys', async () => {
+    const h = await harness({ cooldownSeconds: 3_600 });
+    await h.keys.refresh();
+    // One RSA key: a kid-less RS256 header matches it (jose's rule) ...
+    const kidless = await h.keys.resolve({ alg: 'RS256' }, NO_TOKEN);
+    expect(kidless.type).toBe('public');
+    // ... but an empty kid names a key that is not there, also after the kid-less choice was remembered.
+    await expect(Promise.resolve(h.keys.resolve({ alg: 'RS256', kid: '' }, NO_TOKEN))).rejects.toThrow(KeyUnknown);
+    // A second RSA key: a kid-less header now matches two, and jose's own answer (several keys) stands.
+    await h.idp.addKey('k3', 'RS256');
+    await h.keys.refresh();
+    await expect(Promise.resolve(h.keys.resolve({ alg: 'RS256' }, NO_TOKEN))).rejects.toThrow(/multiple matching keys/i);
+    await expect(Promise.resolve(h.keys.resolve({ alg: 'RS256' }, NO_TOKEN))).rejects.toThrow(/multiple matching keys/i);
   });
 });
