@@ -25,8 +25,9 @@ try {
   writeFileSync(tokensFile, (await idp.mintMany(TOKENS, audience, BENCH_SCOPE)).join('\n') + '\n');
   const profile = process.env['PROF'] ? ['--cpu-prof', `--cpu-prof-dir=${process.env['PROF_DIR'] ?? '/tmp/mcp-warden-verify-prof'}`] : [];
   const jose = await NodeChild.start('jose-raw', join(import.meta.dirname, 'jose-raw.ts'), [], { execArgv: profile });
-  const r = await jose.call<{ verify: number; verifyAndMint: number; jose: number; verifyRatio: number; mintRatio: number; rounds: number }>('stage', { tokensFile, configFile, srcDir: SRC, seconds: Number(process.env['S'] ?? 5), concurrency: 50, jwk: idp.publicJwk, issuer: idp.issuer, audience }, 120_000);
+  const r = await jose.call<{ verify: number; verifyAndMint: number; jose: number; verifyRatio: number; mintRatio: number; rounds: number; ratios: number[] }>('stage', { tokensFile, configFile, srcDir: SRC, seconds: Number(process.env['S'] ?? 5), concurrency: 50, jwk: idp.publicJwk, issuer: idp.issuer, audience }, 120_000);
   console.log(`raw jose ${r.jose.toFixed(0)} ops/s; verify stage ${r.verify.toFixed(0)} ops/s = ${r.verifyRatio.toFixed(3)}× (median of ${r.rounds} rounds); with minting ${r.verifyAndMint.toFixed(0)} ops/s = ${r.mintRatio.toFixed(3)}×`);
+  console.log(`verify stage ÷ raw jose per round: ${r.ratios.map((x) => x.toFixed(2)).join(' ')}`);
   await jose.stop();
   await idp.close();
 } finally {
