@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { Pool, type Dispatcher } from 'undici';
 import { announceReady, serveIpc } from './ipc.ts';
+import { pauseWindow } from './pauses.ts';
 
 // The machinery floor (issue 25): the gateway's own machinery with none of its work. node:http server,
 // an undici Pool to the upstream driven with `dispatch`, the request body read whole and the answer
@@ -53,7 +54,12 @@ server.keepAliveTimeout = 65_000;
 let gcCount = 0;
 new PerformanceObserver((list) => void (gcCount += list.getEntries().length)).observe({ entryTypes: ['gc'] });
 
+// Its event loop's pauses at the fixed rate, measured as the gateway's are: the machine's share of them.
+const pauses = pauseWindow();
+
 serveIpc({
+  pausesStart: () => pauses.start(),
+  pausesStop: () => pauses.stop(),
   stats: () => ({ heapUsedBytes: process.memoryUsage().heapUsed, gcCount }),
   exit: () => {
     server.closeAllConnections();

@@ -1,9 +1,10 @@
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
-import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
+import { PerformanceObserver } from 'node:perf_hooks';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { announceReady, serveIpc } from './ipc.ts';
+import { pauseWindow } from './pauses.ts';
 
 // The gateway in its own process (so its RSS and CPU seconds are its own), started through the same
 // code path as `mcp-warden serve --config <file>`: startFromFile with the default logger, whose audit
@@ -20,46 +21,14 @@ const gc = (globalThis as { gc?: () => void }).gc;
 // CPU profiles on request (inspector, same thread), so start-up and warm-up stay out of them.
 let session: Session | undefined;
 
-// Pauses of this (the gateway's) event loop while a window is open (issue 25: none over 5 ms at a
-// fixed 1,000 req/s): the event-loop delay histogram at 1 ms resolution, and every GC's duration.
-let loop: ReturnType<typeof monitorEventLoopDelay> | undefined;
-let gcs: number[] = [];
-// Longest pause of each GC kind (perf_hooks constants: 1 minor/scavenge, 2 major, 4 incremental marking, 8 weak callbacks).
-const GC_KINDS: Readonly<Record<number, string>> = { 1: 'scavenge', 2: 'mark-compact', 4: 'incremental marking', 8: 'weak callbacks' };
-let gcKinds = new Map<string, { count: number; maxMs: number }>();
+// Pauses of the gateway's event loop at the fixed rate (bench/pauses.ts).
+const pauses = pauseWindow();
 let allGcs = 0;
 new PerformanceObserver((list) => void (allGcs += list.getEntries().length)).observe({ entryTypes: ['gc'] });
-const gcObserver = new PerformanceObserver((list) => {
-  for (const e of list.getEntries()) {
-    gcs.push(e.duration);
-    const kind = GC_KINDS[((e as { detail?: unknown }).detail as { kind?: number } | undefined)?.kind ?? 0] ?? 'other';
-    const k = gcKinds.get(kind) ?? { count: 0, maxMs: 0 };
-    k.count++;
-    k.maxMs = Math.max(k.maxMs, e.duration);
-    gcKinds.set(kind, k);
-  }
-});
 
 serveIpc({
-  pausesStart: () => {
-    loop?.disable();
-    loop = monitorEventLoopDelay({ resolution: 1 });
-    loop.enable();
-    gcs = [];
-    gcKinds = new Map();
-    gcObserver.observe({ entryTypes: ['gc'] });
-    return true;
-  },
-  pausesStop: () => {
-    if (loop === undefined) throw new Error('pause window not started');
-    loop.disable();
-    gcObserver.disconnect();
-    const sorted = [...gcs].sort((a, b) => a - b);
-    // The histogram counts in ns and includes the 1 ms sampling interval itself.
-    const result = { loopMaxMs: loop.max / 1e6, loopP99ms: loop.percentile(99) / 1e6, gcCount: sorted.length, gcMaxMs: sorted.at(-1) ?? 0, gcP99ms: sorted[Math.floor(sorted.length * 0.99)] ?? 0, gcTotalMs: sorted.reduce((a, b) => a + b, 0), gcKinds: Object.fromEntries(gcKinds) };
-    loop = undefined;
-    return result;
-  },
+  pausesStart: () => pauses.start(),
+  pausesStop: () => pauses.stop(),
   profileStart: async () => {
     session = new Session();
     session.connect();

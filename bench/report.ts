@@ -77,6 +77,8 @@ export interface Report {
   stage: { verify: number; verifyAndMint: number; jose: number; verifyRatio: number; mintRatio: number; rounds: number } | undefined;
   stages: StageBench | undefined;
   pauses: Pauses | undefined;
+  /** The machinery floor's pauses in its own window at the same fixed rate (the machine's share). */
+  floorPauses?: Pauses | undefined;
   fixedRate: { key: TargetKey; requests: number; bad: number; p50ms: number; p99ms: number }[];
   coldCache: { key: TargetKey; repeat: number; hits: number; misses: number }[];
   profiles: { key: 'warm' | 'cold'; rps: number; summary: ProfileSummary }[];

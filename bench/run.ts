@@ -196,6 +196,7 @@ async function main(): Promise<void> {
       stage: undefined,
       stages: undefined,
       pauses: undefined,
+      floorPauses: undefined,
       limits: undefined,
       fixedRate: [],
       coldCache: [],
@@ -419,9 +420,12 @@ async function main(): Promise<void> {
           const arg = { url: t.url, rate: FIXED_RATE, seconds: FIXED_SECONDS, connections: CONNECTIONS, headers, body: BODY };
           await fixed.call('run', { ...arg, seconds: 1 }, 30_000);
           // The gateway's own pauses (event-loop delay, GC), measured inside it during the warm window.
-          if (t.key === 'warm') await gateway.call('pausesStart');
+          // The floor's, in its own window at the same rate: what the machine alone does to a Node proxy's loop.
+          const watched = t.key === 'warm' ? gateway : t.key === 'floor' ? floor : undefined;
+          await watched?.call('pausesStart');
           const r = await fixed.call<{ requests: number; bad: number; p50ms: number; p99ms: number }>('run', arg, (FIXED_SECONDS + 20) * 1000);
           if (t.key === 'warm') report.pauses = await gateway.call('pausesStop');
+          if (t.key === 'floor') report.floorPauses = await floor.call('pausesStop');
           report.fixedRate.push({ key: t.key, ...r });
           log(`fixed ${FIXED_RATE}/s ${t.key.padEnd(7)} p50 ${r.p50ms.toFixed(2)} ms  p99 ${r.p99ms.toFixed(2)} ms${r.bad > 0 ? `  BAD ${r.bad}` : ''}`);
         }
