@@ -4,6 +4,7 @@
 // GC happens while N requests (default 3000, 16 in flight) pass, so the growth of its heap over them is
 // what they allocated; a window with a GC in it is measured again (at most 3 times), and said. With
 // strace installed, `strace -c -f` is attached for another N requests and its counts divided by N.
+// ALLOC_PROF=<file> also keeps a sampled allocation profile of the gateway (.heapprofile, for DevTools).
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -94,6 +95,13 @@ try {
   const token = await idp.mint(`http://127.0.0.1:${port}${BENCH_PATH}`, BENCH_SCOPE);
   const gw = await NodeChild.start('gateway', join(bench, 'gateway-child.ts'), [file, process.env['BENCH_SRC'] ?? join(bench, '..', 'src')], { execArgv: FLAGS, readyTimeoutMs: 30_000 });
   lines.push(await perRequest('mcp-warden, warm cache', gw, `http://127.0.0.1:${port}${BENCH_PATH}`, token));
+  // ALLOC_PROF=<file>: a sampled allocation profile (which code allocates what) of N more warm requests.
+  const allocProfile = process.env['ALLOC_PROF'];
+  if (allocProfile !== undefined && allocProfile !== '') {
+    await gw.call('allocStart');
+    await drive(`http://127.0.0.1:${port}${BENCH_PATH}`, token, N);
+    await gw.call('allocStop', allocProfile);
+  }
   await gw.stop();
   if (process.env['ALLOC_JSON'] === '1') console.log(JSON.stringify(lines));
   else for (const l of lines) console.log(`${l.target.padEnd(44)} ${l.allocation}\n${''.padEnd(44)} syscalls per request: ${l.syscalls}`);
