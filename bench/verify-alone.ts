@@ -1,6 +1,6 @@
 // `npm run bench:verify [src dir]`: the cold-verify row of `npm run bench` alone, in seconds: the gateway's
 // verify stage (authenticate() on a new token each time, then with minting) against raw jose jwtVerify,
-// in alternating one-second slices of one process (bench/jose-raw.ts `stage`), 50 in flight. N tokens
+// in alternating 100 ms slices of one process (bench/jose-raw.ts `stage`), 50 in flight. N tokens
 // (default 20000), S rounds (default 5). PROF=1 keeps a CPU profile of that process in PROF_DIR
 // (default /tmp/mcp-warden-verify-prof).
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
