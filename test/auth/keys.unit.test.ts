@@ -1,5 +1,5 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { jwtVerify, type CryptoKey, type FlattenedJWSInput, type JWK } from 'jose';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { errors, FlattenedSign, flattenedVerify, jwtVerify, type CryptoKey, type FlattenedJWSInput, type JSONWebKeySet, type JWK } from 'jose';
 import { loadConfigText } from '../../src/config/compile.ts';
 import { IssuerKeys, KeysUnavailable, KeyUnknown, type FetchResult } from '../../src/auth/keys.ts';
 import { TestIdp } from '../helpers/idp.ts';
@@ -9,6 +9,27 @@ import { TestIdp } from '../helpers/idp.ts';
 // millisecond, never by waiting. No gateway: the class is driven through resolve(), refresh(),
 // maintain() and status(), as the verifier and the refresh tick drive it. start() is never called,
 // so no timer runs behind the test's back.
+
+// jose's own JWKS resolver, as is, except that a test may hold its answers back (gate.hold): the key
+// is chosen at once from the set the lookup started with, and handed over when the test releases it,
+// so that a lookup can be kept in flight while another set is installed.
+const gate = vi.hoisted(() => ({ hold: undefined as Promise<void> | undefined }));
+vi.mock('jose', async (importOriginal) => {
+  const jose = await importOriginal<typeof import('jose')>();
+  return {
+    ...jose,
+    createLocalJWKSet: (jwks: JSONWebKeySet) => {
+      const inner = jose.createLocalJWKSet(jwks);
+      const held: typeof inner = Object.assign(async (...args: Parameters<typeof inner>) => {
+        const hold = gate.hold;
+        const key = await inner(...args);
+        if (hold !== undefined) await hold;
+        return key;
+      }, { jwks: inner.jwks });
+      return held;
+    },
+  };
+});
 
 const T0 = 1_750_000_000_000;
 const NO_TOKEN: FlattenedJWSInput = { payload: '', signature: '' };
@@ -409,5 +430,78 @@ describe('IssuerKeys: the key jose chose, taken again for the same (alg, kid)', 
     await h.keys.refresh();
     await expect(Promise.resolve(h.keys.resolve({ alg: 'RS256' }, NO_TOKEN))).rejects.toThrow(/multiple matching keys/i);
     await expect(Promise.resolve(h.keys.resolve({ alg: 'RS256' }, NO_TOKEN))).rejects.toThrow(/multiple matching keys/i);
+  });
+});
+
+describe('IssuerKeys: a remembered key never outlives the set that held it', () => {
+  const options = { algorithms: ['RS256', 'ES256'] };
+
+  it('a kid republished with other key material, then with another algorithm, is verified with the new key only', async () => {
+    const h = await harness({ cooldownSeconds: 1 });
+    await h.keys.refresh();
+    const oldToken = await h.idp.sign({ sub: 'old' });
+    for (let i = 0; i < 2; i++) expect((await jwtVerify(oldToken, h.keys.resolve, options)).payload.sub).toBe('old'); // the second from memory
+
+    await h.idp.addKey('k1', 'RS256'); // the same kid, a new RSA key
+    await h.keys.refresh();
+    expect(h.removed).toEqual([]); // the kid did not leave: nothing to report
+    const rsaToken = await h.idp.sign({ sub: 'new' });
+    expect((await jwtVerify(rsaToken, h.keys.resolve, options)).payload.sub).toBe('new');
+    await expect(jwtVerify(oldToken, h.keys.resolve, options)).rejects.toThrow(errors.JWSSignatureVerificationFailed);
+
+    await h.idp.addKey('k1', 'ES256'); // the same kid, now an EC key: RS256 under k1 names nothing
+    await h.keys.refresh();
+    const esToken = await h.idp.sign({ sub: 'es' });
+    expect((await jwtVerify(esToken, h.keys.resolve, options)).payload.sub).toBe('es');
+    await expect(jwtVerify(rsaToken, h.keys.resolve, options)).rejects.toThrow(KeyUnknown);
+  });
+
+  it('a lookup in flight while another set is installed answers from its own set, and leaves nothing for the new one', async () => {
+    const h = await harness({});
+    await h.keys.refresh();
+    const oldToken = await h.idp.sign({ sub: 'old' });
+    let release = (): void => undefined;
+    gate.hold = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const inFlight = h.resolve('k1'); // chosen in the first set, handed over only after the next install
+    gate.hold = undefined;
+    let answered = false;
+    void inFlight.then(() => {
+      answered = true;
+    });
+    await h.idp.addKey('k1', 'RS256'); // same kid, new material
+    await h.keys.refresh();
+    expect(answered).toBe(false); // still in flight across the install
+    release();
+    // The lookup that started before the install gets the key of its own set (as jose's resolver would) ...
+    expect((await jwtVerify(oldToken, await inFlight, options)).payload.sub).toBe('old');
+    // ... which the new set never hands out.
+    const newToken = await h.idp.sign({ sub: 'new' });
+    expect((await jwtVerify(newToken, h.keys.resolve, options)).payload.sub).toBe('new');
+    await expect(jwtVerify(oldToken, h.keys.resolve, options)).rejects.toThrow(errors.JWSSignatureVerificationFailed);
+  });
+
+  it('a kid that is not a string is never taken for the string it prints as (the SET and federation paths do not check its type)', async () => {
+    const h = await harness({ cooldownSeconds: 3_600 });
+    await h.idp.addKey('7', 'RS256');
+    await h.keys.refresh();
+    expect((await jwtVerify(await h.idp.sign({ sub: 'seven' }, { kid: '7' }), h.keys.resolve, options)).payload.sub).toBe('seven');
+    for (const kid of [7, ['7']]) {
+      // Signed by the key published as "7": jose's resolver matches a kid only as a string.
+      await expect(jwtVerify(await h.idp.sign({ sub: 'seven' }, { kid: '7', header: { kid } }), h.keys.resolve, options)).rejects.toThrow(KeyUnknown);
+    }
+  });
+
+  it('a key chosen with a kid from an unprotected header is not remembered for a header without kid', async () => {
+    const h = await harness({ cooldownSeconds: 3_600 });
+    const k2 = await h.idp.addKey('k2', 'RS256');
+    await h.keys.refresh();
+    const payload = new TextEncoder().encode('{"sub":"flat"}');
+    const flat = await new FlattenedSign(payload).setProtectedHeader({ alg: 'RS256' }).setUnprotectedHeader({ kid: 'k2' }).sign(k2.privateKey);
+    expect((await flattenedVerify(flat, h.keys.resolve, options)).protectedHeader).toEqual({ alg: 'RS256' });
+    // A compact token without kid, signed by k2: two RSA keys match it, jose's own answer stands.
+    const kidless = await h.idp.sign({ sub: 'kidless' }, { kid: 'k2', header: { kid: undefined } });
+    await expect(jwtVerify(kidless, h.keys.resolve, options)).rejects.toThrow(/multiple matching keys/i);
   });
 });
