@@ -96,6 +96,7 @@ export class IssuerKeys {
   #resolver: Resolver | undefined;
   /** `alg kid` → the key #resolver returned for it (see resolve); replaced with the set. */
   #chosen = new Map<string, CryptoKey>();
+  #removals = 0;
   #kids: ReadonlySet<string> = new Set();
   #expiresAt = 0;
   #refreshAt = 0;
@@ -200,6 +201,14 @@ export class IssuerKeys {
     if (this.#inflight !== undefined) await this.#inflight;
     else if (this.#deps.now() >= this.#due()) await this.refresh();
     return this.#usable(this.#deps.now());
+  }
+
+  /**
+   * How many fetches so far removed keys from the set. A verification that saw this change while it
+   * ran may have used a key whose cached tokens were dropped meanwhile: it must not cache its own.
+   */
+  get removals(): number {
+    return this.#removals;
   }
 
   hasKid(kid: string): boolean {
@@ -335,7 +344,10 @@ export class IssuerKeys {
       this.#failures = 0;
       this.#lastError = undefined;
       this.#lastFailure = undefined;
-      if (removed.size > 0) this.#deps.onKeysRemoved?.(this.#config.name, removed);
+      if (removed.size > 0) {
+        this.#removals += 1;
+        this.#deps.onKeysRemoved?.(this.#config.name, removed);
+      }
     } catch (err) {
       if (err instanceof UnusableSet) result = err.result;
       else result = err instanceof FetchFailed ? err.code : 'network';

@@ -72,6 +72,7 @@ function createVerification(deps: AuthenticatorDeps): Verification {
     const keys = deps.keys.get(issuer.name);
     if (keys === undefined) return deny('internal_error');
 
+    const removals = keys.removals;
     let payload: JWTPayload;
     try {
       ({ payload } = await jwtVerify(token, keys.resolve, verifyOptions(issuer, upstream, nowMs)));
@@ -81,7 +82,10 @@ function createVerification(deps: AuthenticatorDeps): Verification {
 
     const principal = principalFrom(payload, issuer, tokenHash, header.kid);
     if (principal === undefined) return deny('claims_invalid');
-    deps.cache.set(tokenHash, upstream.name, principal, validUntilMs(payload, issuer), header.kid);
+    // Keys that left the set while jose verified had their cached tokens dropped before this entry
+    // existed: caching it now would keep a removed key's token past its removal (accepted once, as a
+    // request a moment earlier would have been; the next one is judged against the new set).
+    if (keys.removals === removals) deps.cache.set(tokenHash, upstream.name, principal, validUntilMs(payload, issuer), header.kid);
     return principal;
   };
 }
