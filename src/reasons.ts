@@ -233,7 +233,7 @@ export const reasons: Readonly<Record<Reason, ReasonInfo>> = Object.freeze({
   header_mismatch: r(400, undefined, false, 'an Mcp-* request header is missing, malformed or does not match the request body', { statelessRpcCode: HEADER_MISMATCH }),
   media_type_unsupported: r(415, undefined, false, 'the request body must be application/json'),
   content_encoding_unsupported: r(415, undefined, false, 'the request body must not carry a content coding'),
-  body_encoding_invalid: r(400, undefined, false, 'the request body must be UTF-8 without a byte order mark or lone surrogates'),
+  body_encoding_invalid: r(400, undefined, false, 'the request body must be UTF-8 without a byte order mark, lone surrogates or NUL characters'),
   json_duplicate_key: r(400, undefined, false, 'the request body repeats a key within an object'),
   method_invalid: r(400, undefined, false, 'the JSON-RPC method is not a valid MCP method name'),
   // 2026-07-28 transports "Protocol Version Header": a method the request's revision does not define is 404 with -32601.

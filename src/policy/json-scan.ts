@@ -1,12 +1,15 @@
 // What JSON.parse cannot say about a text it accepted: whether an object repeats a key (RFC 8259 §4:
 // "names within an object SHOULD be unique", and parsers then disagree: first wins, last wins, error)
-// and whether a string escapes a lone surrogate (RFC 8259 §8.2: the string is then not Unicode, and
-// decoders replace, drop or keep it). One linear pass, no recursion, no regular expression.
+// whether a string escapes a lone surrogate (RFC 8259 §8.2: the string is then not Unicode, and
+// decoders replace, drop or keep it), and whether one escapes U+0000 (a parser on C strings ends the
+// string there: "name\u0000" becomes a second "name", "/etc/passwd\u0000.txt" a file a rule on ".txt"
+// never judged). One linear pass, no recursion, no regular expression.
 import { fold } from './names.ts';
 
 export type JsonFault =
   | { readonly kind: 'duplicate_key'; /** folded */ readonly key: string }
   | { readonly kind: 'lone_surrogate' }
+  | { readonly kind: 'nul' }
   | { readonly kind: 'too_deep' };
 
 const QUOTE = 0x22;
@@ -17,12 +20,14 @@ for (const c of '"{}[],') STRUCTURAL[c.charCodeAt(0)] = 1;
 
 /**
  * Scans a text that JSON.parse has already accepted. Returns the first fault, or undefined when every
- * object has distinct keys, every string is well-formed Unicode and no container nests deeper than
- * maxDepth. Keys are compared decoded ("\u006dethod" repeats "method") and folded (names.ts):
+ * object has distinct keys, every string is well-formed Unicode without U+0000 and no container nests
+ * deeper than maxDepth. Keys are compared decoded ("\u006dethod" repeats "method") and folded (names.ts):
  * Go's encoding/json, and Jackson or System.Text.Json when so configured, match a struct field
- * case-insensitively, so "Method" beside "method" is a second method to them.
+ * case-insensitively, so "Method" beside "method" is a second method to them. With `strings` false
+ * the strings' contents are not judged (no lone_surrogate or nul fault), so no such fault earlier in
+ * the text can hide a repeated key after it (the audit verifier asks only about keys).
  */
-export function scanJson(text: string, maxDepth: number): JsonFault | undefined {
+export function scanJson(text: string, maxDepth: number, strings = true): JsonFault | undefined {
   const open = new OpenObjects();
   let expectKey = false;
   // The next backslash at or after the scan position, shared by every string of one scan (stringEnd).
@@ -41,7 +46,8 @@ export function scanJson(text: string, maxDepth: number): JsonFault | undefined 
         backslash = text.indexOf('\\', i + 1);
         if (backslash < 0) backslash = Number.MAX_SAFE_INTEGER;
       }
-      const end = stringEnd(text, i + 1, backslash);
+      const end = stringEnd(text, i + 1, backslash, strings);
+      if (end === NUL_ESCAPE) return { kind: 'nul' };
       if (end < 0) return { kind: 'lone_surrogate' };
       if (expectKey) {
         const key = fold(backslash < end ? (JSON.parse(text.slice(i, end + 1)) as string) : text.slice(i + 1, end));
@@ -126,15 +132,19 @@ class OpenObjects {
   }
 }
 
+/** stringEnd's answer for a string that escapes U+0000 (a raw one is not JSON: JSON.parse refused it). */
+const NUL_ESCAPE = -2;
+
 /**
- * Index of the quote closing the string that starts at `from`, or -1 when an escape leaves a lone
- * surrogate; `backslash` is the first backslash at or after `from`. Raw characters cannot be lone
- * surrogates: the text came from a strict UTF-8 decoding, so a high-surrogate escape must be followed
- * at once by a low-surrogate escape. A string without a backslash ends at the next quote (one native
+ * Index of the quote closing the string that starts at `from`, -1 when an escape leaves a lone
+ * surrogate, NUL_ESCAPE when one is U+0000 (both only when `judge`); `backslash` is the first
+ * backslash at or after `from`.
+ * Raw characters cannot be lone surrogates: the text came from a strict UTF-8 decoding, so a
+ * high-surrogate escape must be followed at once by a low-surrogate escape. A string without a backslash ends at the next quote (one native
  * search); the next backslash is cached across strings, so no search passes the same text twice:
  * linear, whatever the number of strings and escapes.
  */
-function stringEnd(text: string, from: number, backslash: number): number {
+function stringEnd(text: string, from: number, backslash: number, judge: boolean): number {
   const quote = text.indexOf('"', from);
   if (quote < 0) return -1; // unreachable for a text JSON.parse accepted; fail closed all the same
   if (backslash > quote) return quote;
@@ -153,8 +163,10 @@ function stringEnd(text: string, from: number, backslash: number): number {
       continue;
     }
     const unit = hex4(text, i + 2);
-    if (unit >= 0xdc00 && unit <= 0xdfff) return -1; // a low surrogate with no high one before it
     i += 6;
+    if (!judge) continue;
+    if (unit === 0) return NUL_ESCAPE;
+    if (unit >= 0xdc00 && unit <= 0xdfff) return -1; // a low surrogate with no high one before it
     if (unit >= 0xd800 && unit <= 0xdbff) {
       if (text.charCodeAt(i) !== BACKSLASH || text.charCodeAt(i + 1) !== LOWER_U) return -1;
       const low = hex4(text, i + 2);

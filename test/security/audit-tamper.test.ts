@@ -123,4 +123,14 @@ describe('audit verify against a log edited by someone who can write to it', () 
     const report = await verify(edited);
     expect(errors(report)).toEqual(['line 3 (seq 2) repeats the key "decision": readers of the log may not see what was hashed']);
   });
+
+  it('still finds the repeated key when a string before it escapes U+0000 or a lone surrogate', async () => {
+    const lines = chainLines();
+    const denied = lines[2] as string;
+    for (const lead of ['"note":"a\\u0000b",', '"note":"\\ud800",']) {
+      const edited = lines.map((l) => (l === denied ? `{${lead}"decision":"allow",${l.slice(1)}` : l));
+      const report = await verify(edited);
+      expect(errors(report), lead).toContain('line 3 (seq 2) repeats the key "decision": readers of the log may not see what was hashed');
+    }
+  });
 });

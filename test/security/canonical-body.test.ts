@@ -136,6 +136,29 @@ describe('SC-186 body encoding: a BOM, invalid UTF-8, lone surrogates or a conte
     }
   });
 
+  it('refuses an escaped U+0000 in a key or a value anywhere with 400 -32600: a C-string parser cuts the string there', async () => {
+    for (const body of [
+      // "name\u0000" is a second "name" to such a parser, and "x.txt" after the NUL is what a rule on the suffix judged.
+      '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read_file","name\\u0000":"delete_file","arguments":{"path":"a"}}}',
+      '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read_file","arguments":{"path":"/etc/passwd\\u0000.txt"}}}',
+      '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read_file","arguments":{"path":"a","deep":[{"k\\u0000":1}]}}}',
+      '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read_file","arguments":{"path":"\\u0000"}}}',
+      '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read_file","arguments":{"path":"a\\\\u0000"}},"x":"\\u0000"}',
+    ]) {
+      fx.upstream.reset();
+      const reply = await post(body);
+      expectRefused(reply, 400, 'body_encoding_invalid', body);
+      expect(JSON.parse(reply.text)).toMatchObject({ jsonrpc: '2.0', id: 1, error: { code: -32600 } });
+    }
+  });
+
+  it('admits other escaped control characters and an escaped backslash before "u0000" (positive control)', async () => {
+    for (const path of ['"a\\u0001b"', '"tab\\tand\\u001f"', '"a\\\\u0000"']) {
+      fx.upstream.reset();
+      expectRanOnce(await post(call('read_file', 1, `{"path":${path}}`)), 'read_file', path);
+    }
+  });
+
   it('SC-186 admits escaped surrogate pairs and raw non-ASCII text (positive control)', async () => {
     for (const path of ['"\\ud83d\\ude00"', '"\\uD83D\\uDE00 and \\u00e9"', '"caf\u00e9 \u{1f600}"']) {
       fx.upstream.reset();
