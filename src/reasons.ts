@@ -57,6 +57,7 @@ export type Reason =
   | 'content_encoding_unsupported'
   | 'body_encoding_invalid'
   | 'json_duplicate_key'
+  | 'json_proto_key'
   | 'method_invalid'
   | 'method_not_found'
   | 'name_invalid'
@@ -235,6 +236,7 @@ export const reasons: Readonly<Record<Reason, ReasonInfo>> = Object.freeze({
   content_encoding_unsupported: r(415, undefined, false, 'the request body must not carry a content coding'),
   body_encoding_invalid: r(400, undefined, false, 'the request body must be UTF-8 without a byte order mark, lone surrogates or NUL characters'),
   json_duplicate_key: r(400, undefined, false, 'the request body repeats a key within an object'),
+  json_proto_key: r(400, undefined, false, 'the request body has a "__proto__" key, which JavaScript copies of it read as the object prototype'),
   method_invalid: r(400, undefined, false, 'the JSON-RPC method is not a valid MCP method name'),
   // 2026-07-28 transports "Protocol Version Header": a method the request's revision does not define is 404 with -32601.
   method_not_found: r(404, undefined, false, 'the method is not part of the requested protocol revision', { rpcCode: -32601 }),

@@ -79,7 +79,7 @@ function auditLine(text: string): { readonly chain: string; readonly value: Reco
   if (typeof v['chain'] !== 'string' || typeof v['event'] !== 'string' || !AUDIT_EVENTS.has(v['event'])) return undefined;
   // RFC 8259 §4: with a repeated key readers disagree (JSON.parse keeps the last, others the first), so
   // a line could hash as written yet read otherwise in a log store: the hash vouches for one reading only.
-  const fault = scanJson(text, 1_000, false); // keys only: a NUL or lone surrogate before a repeat must not hide it
+  const fault = scanJson(text, 1_000, true); // keys only: no other fault before a repeat may hide it
   return { chain: v['chain'], value: v, fault: fault?.kind === 'duplicate_key' ? `repeats the key "${fault.key}"` : undefined };
 }
 

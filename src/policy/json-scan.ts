@@ -3,13 +3,15 @@
 // whether a string escapes a lone surrogate (RFC 8259 §8.2: the string is then not Unicode, and
 // decoders replace, drop or keep it), and whether one escapes U+0000 (a parser on C strings ends the
 // string there: "name\u0000" becomes a second "name", "/etc/passwd\u0000.txt" a file a rule on ".txt"
-// never judged). One linear pass, no recursion, no regular expression.
+// never judged), and whether an object has a "__proto__" key (see scanJson). One linear pass, no
+// recursion, no regular expression.
 import { fold } from './names.ts';
 
 export type JsonFault =
   | { readonly kind: 'duplicate_key'; /** folded */ readonly key: string }
   | { readonly kind: 'lone_surrogate' }
   | { readonly kind: 'nul' }
+  | { readonly kind: 'proto_key' }
   | { readonly kind: 'too_deep' };
 
 const QUOTE = 0x22;
@@ -23,11 +25,13 @@ for (const c of '"{}[],') STRUCTURAL[c.charCodeAt(0)] = 1;
  * object has distinct keys, every string is well-formed Unicode without U+0000 and no container nests
  * deeper than maxDepth. Keys are compared decoded ("\u006dethod" repeats "method") and folded (names.ts):
  * Go's encoding/json, and Jackson or System.Text.Json when so configured, match a struct field
- * case-insensitively, so "Method" beside "method" is a second method to them. With `strings` false
- * the strings' contents are not judged (no lone_surrogate or nul fault), so no such fault earlier in
- * the text can hide a repeated key after it (the audit verifier asks only about keys).
+ * case-insensitively, so "Method" beside "method" is a second method to them. A key "__proto__" is a
+ * fault too: JSON.parse keeps it as a plain key, but an upstream that copies the parsed object with
+ * Object.assign or a deep merge sets the copy's prototype from it, so members the gateway never saw
+ * (`arguments.path`) are read through it. With `keysOnly` only repeated keys and depth are judged, so
+ * no other fault earlier in the text can hide a repeated key after it (the audit verifier's question).
  */
-export function scanJson(text: string, maxDepth: number, strings = true): JsonFault | undefined {
+export function scanJson(text: string, maxDepth: number, keysOnly = false): JsonFault | undefined {
   const open = new OpenObjects();
   let expectKey = false;
   // The next backslash at or after the scan position, shared by every string of one scan (stringEnd).
@@ -46,11 +50,13 @@ export function scanJson(text: string, maxDepth: number, strings = true): JsonFa
         backslash = text.indexOf('\\', i + 1);
         if (backslash < 0) backslash = Number.MAX_SAFE_INTEGER;
       }
-      const end = stringEnd(text, i + 1, backslash, strings);
+      const end = stringEnd(text, i + 1, backslash, !keysOnly);
       if (end === NUL_ESCAPE) return { kind: 'nul' };
       if (end < 0) return { kind: 'lone_surrogate' };
       if (expectKey) {
-        const key = fold(backslash < end ? (JSON.parse(text.slice(i, end + 1)) as string) : text.slice(i + 1, end));
+        const decoded = backslash < end ? (JSON.parse(text.slice(i, end + 1)) as string) : text.slice(i + 1, end);
+        if (decoded === '__proto__' && !keysOnly) return { kind: 'proto_key' };
+        const key = fold(decoded);
         if (!open.add(key)) return { kind: 'duplicate_key', key };
         expectKey = false;
       }

@@ -152,6 +152,24 @@ describe('SC-186 body encoding: a BOM, invalid UTF-8, lone surrogates or a conte
     }
   });
 
+  it('refuses a "__proto__" key anywhere with 400 -32600 json_proto_key: an Object.assign copy would read members through it', async () => {
+    for (const args of ['{"__proto__":{"path":"/etc/passwd"}}', '{"path":"a","opts":{"__proto__":{"admin":true}}}', '{"path":"a","\\u005f_proto__":{}}', '{"path":"a","list":[{"__proto__":1}]}']) {
+      fx.upstream.reset();
+      const reply = await post(call('read_file', 1, args));
+      expectRefused(reply, 400, 'json_proto_key', args);
+      expect(JSON.parse(reply.text)).toMatchObject({ jsonrpc: '2.0', id: 1, error: { code: -32600 } });
+    }
+    fx.upstream.reset();
+    const top = '{"jsonrpc":"2.0","id":1,"method":"tools/call","__proto__":{},"params":{"name":"read_file","arguments":{"path":"a"}}}';
+    expectRefused(await post(top), 400, 'json_proto_key', top);
+  });
+
+  it('admits keys and values that only look like it: "proto", "__proto", "constructor"/"prototype", a "__proto__" string (positive control)', async () => {
+    fx.upstream.reset();
+    const args = '{"path":"__proto__","proto":1,"__proto":2,"constructor":{"prototype":3}}';
+    expectRanOnce(await post(call('read_file', 1, args)), 'read_file', args);
+  });
+
   it('admits other escaped control characters and an escaped backslash before "u0000" (positive control)', async () => {
     for (const path of ['"a\\u0001b"', '"tab\\tand\\u001f"', '"a\\\\u0000"']) {
       fx.upstream.reset();
@@ -195,7 +213,8 @@ describe('SC-187 duplicate keys: refused anywhere in the message, so no parser c
     ['params.arguments', `${head}"method":"tools/call","params":{"name":"read_file","arguments":{"path":"a"},"arguments":{"path":"/etc/shadow"}}}`],
     ['a key deep inside arguments', `${head}"method":"tools/call","params":{"name":"read_file","arguments":{"path":"a","opts":{"x":[{"y":1,"y":2}]}}}}`],
     ['jsonrpc', `${head}"jsonrpc":"2.0","method":"tools/call","params":{"name":"read_file","arguments":{"path":"a"}}}`],
-    ['__proto__', `${head}"method":"tools/call","params":{"name":"read_file","arguments":{"path":"a","__proto__":{},"__proto__":{"admin":true}}}}`],
+    // A repeated "__proto__" is refused earlier, as json_proto_key (the proto test below the body tests).
+    ['constructor', `${head}"method":"tools/call","params":{"name":"read_file","arguments":{"path":"a","constructor":{},"constructor":{"admin":true}}}}`],
     ['_meta', `${head}"method":"tools/call","params":{"name":"read_file","arguments":{"path":"a"},"_meta":{"progressToken":1,"progressToken":2}}}`],
     // Go's encoding/json matches struct fields case-insensitively: these are second methods, names and params to it.
     ['Method beside method', `${head}"method":"tools/list","Method":"tools/call","params":{"name":"delete_file","arguments":{}}}`],
