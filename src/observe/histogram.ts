@@ -7,13 +7,20 @@ import type { Metric, MetricValueWithName, Registry } from 'prom-client';
 
 /**
  * Series found by their label values one Map level per label: the values are config names and literals
- * whose string hashes V8 keeps, where a joined key is a new string to hash on every request.
+ * whose string hashes V8 keeps, where a joined key is a new string to hash on every request. A series
+ * is made by `make` the first time its values are seen, and listed in `all` in that order (for scrapes).
  */
 export class SeriesIndex<T> {
+  readonly all: T[] = [];
   readonly #root = new Map<string, unknown>();
+  readonly #make: (values: readonly string[]) => T;
 
-  /** The series of these label values, made by `make` the first time. */
-  get(values: readonly string[], make: () => T): T {
+  constructor(make: (values: readonly string[]) => T) {
+    this.#make = make;
+  }
+
+  /** The series of these label values. */
+  get(values: readonly string[]): T {
     let level = this.#root;
     const last = values.length - 1;
     for (let i = 0; i < last; i++) {
@@ -24,7 +31,11 @@ export class SeriesIndex<T> {
     }
     const leaf = values[last] as string;
     let series = level.get(leaf) as T | undefined;
-    if (series === undefined) level.set(leaf, (series = make()));
+    if (series === undefined) {
+      series = this.#make(values);
+      level.set(leaf, series);
+      this.all.push(series);
+    }
     return series;
   }
 }
@@ -43,8 +54,7 @@ export class RequestHistogram {
   readonly aggregator = 'sum';
   readonly #bounds: readonly number[];
   readonly #labelNames: readonly string[];
-  #series: Series[] = [];
-  #index = new SeriesIndex<Series>();
+  #index = this.#newIndex();
 
   constructor(options: { name: string; help: string; labelNames: readonly string[]; buckets: readonly number[]; registers: readonly Registry[] }) {
     this.name = options.name;
@@ -58,13 +68,7 @@ export class RequestHistogram {
   /** values: one per label name, in labelNames order. */
   observe(values: readonly string[], value: number): void {
     if (!Number.isFinite(value)) return;
-    const s = this.#index.get(values, () => {
-      const labels: Record<string, string> = {};
-      this.#labelNames.forEach((n, i) => (labels[n] = values[i] ?? ''));
-      const made: Series = { labels, counts: new Float64Array(this.#bounds.length), sum: 0, count: 0 };
-      this.#series.push(made);
-      return made;
-    });
+    const s = this.#index.get(values);
     const bounds = this.#bounds;
     for (let i = 0; i < bounds.length; i++) {
       if (value <= (bounds[i] as number)) {
@@ -78,7 +82,7 @@ export class RequestHistogram {
 
   get(): Promise<{ readonly name: string; readonly help: string; readonly type: string; readonly values: MetricValueWithName<string>[]; readonly aggregator: string }> {
     const values: MetricValueWithName<string>[] = [];
-    for (const s of this.#series) {
+    for (const s of this.#index.all) {
       let cumulative = 0;
       this.#bounds.forEach((le, i) => {
         cumulative += s.counts[i] as number;
@@ -92,7 +96,14 @@ export class RequestHistogram {
   }
 
   reset(): void {
-    this.#series = [];
-    this.#index = new SeriesIndex<Series>();
+    this.#index = this.#newIndex();
+  }
+
+  #newIndex(): SeriesIndex<Series> {
+    return new SeriesIndex((values) => {
+      const labels: Record<string, string> = {};
+      this.#labelNames.forEach((n, i) => (labels[n] = values[i] ?? ''));
+      return { labels, counts: new Float64Array(this.#bounds.length), sum: 0, count: 0 };
+    });
   }
 }

@@ -111,21 +111,16 @@ function requestCounter(registry: Registry): (upstream: string, method: string, 
   // label hash and validates the label object on every call, a Map lookup per label does here. The label sets
   // are closed (config names, known methods, the reason table), so the map stays small.
   type Count = { readonly labels: Record<'upstream' | 'method' | 'outcome' | 'reason', string>; n: number };
-  const requestCounts: Count[] = [];
-  const index = new SeriesIndex<Count>();
+  const index = new SeriesIndex<Count>(([upstream, method, outcome, reason]) => ({ labels: { upstream, method, outcome, reason } as Count['labels'], n: 0 }));
   new Counter({
     name: 'mcp_warden_requests_total', help: 'Requests by upstream, method, outcome and reason', labelNames: ['upstream', 'method', 'outcome', 'reason'], registers: [registry],
     collect() {
       this.reset();
-      for (const c of requestCounts) this.inc(c.labels, c.n);
+      for (const c of index.all) this.inc(c.labels, c.n);
     },
   });
   return (upstream, method, outcome, reason) => {
-    index.get([upstream, method, outcome, reason], () => {
-      const made: Count = { labels: { upstream, method, outcome, reason }, n: 0 };
-      requestCounts.push(made);
-      return made;
-    }).n++;
+    index.get([upstream, method, outcome, reason]).n++;
   };
 }
 
