@@ -81,8 +81,9 @@ export function decodeBody(body: Buffer): string | undefined {
  * The faults that let two JSON parsers read one accepted text differently: a repeated key anywhere in
  * the message (first-wins and last-wins parsers see another method, tool or argument), a lone
  * surrogate escape, an escaped U+0000 (where C-string parsers cut a key or value short), a key
- * "__proto__" (which JavaScript copies turn into a prototype), a nesting past MAX_JSON_DEPTH. Refused rather than re-serialised, so the upstream
- * receives the exact bytes the policy judged, big integers included.
+ * "__proto__" (which JavaScript copies turn into a prototype), a nesting past MAX_JSON_DEPTH.
+ * Refused rather than re-serialised, so the upstream receives the exact bytes the policy judged,
+ * big integers included.
  */
 export function bodyFault(text: string): { readonly reason: Reason; readonly idUnknown: boolean } | undefined {
   const fault = scanJson(text, MAX_JSON_DEPTH);

@@ -1,5 +1,5 @@
 // What JSON.parse cannot say about a text it accepted: whether an object repeats a key (RFC 8259 §4:
-// "names within an object SHOULD be unique", and parsers then disagree: first wins, last wins, error)
+// "names within an object SHOULD be unique", and parsers then disagree: first wins, last wins, error),
 // whether a string escapes a lone surrogate (RFC 8259 §8.2: the string is then not Unicode, and
 // decoders replace, drop or keep it), and whether one escapes U+0000 (a parser on C strings ends the
 // string there: "name\u0000" becomes a second "name", "/etc/passwd\u0000.txt" a file a rule on ".txt"
@@ -144,11 +144,11 @@ const NUL_ESCAPE = -2;
 /**
  * Index of the quote closing the string that starts at `from`, -1 when an escape leaves a lone
  * surrogate, NUL_ESCAPE when one is U+0000 (both only when `judge`); `backslash` is the first
- * backslash at or after `from`.
- * Raw characters cannot be lone surrogates: the text came from a strict UTF-8 decoding, so a
- * high-surrogate escape must be followed at once by a low-surrogate escape. A string without a backslash ends at the next quote (one native
- * search); the next backslash is cached across strings, so no search passes the same text twice:
- * linear, whatever the number of strings and escapes.
+ * backslash at or after `from`. Raw characters cannot be lone surrogates: the text came from a strict
+ * UTF-8 decoding, so a high-surrogate escape must be followed at once by a low-surrogate escape. A
+ * string without a backslash ends at the next quote (one native search); the next backslash is cached
+ * across strings, so no search passes the same text twice: linear, whatever the number of strings and
+ * escapes.
  */
 function stringEnd(text: string, from: number, backslash: number, judge: boolean): number {
   const quote = text.indexOf('"', from);
