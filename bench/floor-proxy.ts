@@ -1,9 +1,8 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { PerformanceObserver } from 'node:perf_hooks';
 import { Pool, type Dispatcher } from 'undici';
 import { announceReady, serveIpc } from './ipc.ts';
-import { pauseWindow } from './pauses.ts';
+import { gcCounter, pauseWindow } from './pauses.ts';
 
 // The machinery floor (issue 25): the gateway's own machinery with none of its work. node:http server,
 // an undici Pool to the upstream driven with `dispatch`, the request body read whole and the answer
@@ -51,8 +50,7 @@ const server = createServer((req, res) => {
 server.keepAliveTimeout = 65_000;
 
 // Heap use and GC count, for allocation per request (bench/alloc.ts): the same stats as gateway-child.ts.
-let gcCount = 0;
-new PerformanceObserver((list) => void (gcCount += list.getEntries().length)).observe({ entryTypes: ['gc'] });
+const gcCount = gcCounter();
 
 // Its event loop's pauses at the fixed rate, measured as the gateway's are: the machine's share of them.
 const pauses = pauseWindow();
@@ -60,7 +58,7 @@ const pauses = pauseWindow();
 serveIpc({
   pausesStart: () => pauses.start(),
   pausesStop: () => pauses.stop(),
-  stats: () => ({ heapUsedBytes: process.memoryUsage().heapUsed, gcCount }),
+  stats: () => ({ heapUsedBytes: process.memoryUsage().heapUsed, gcCount: gcCount() }),
   exit: () => {
     server.closeAllConnections();
     server.close();

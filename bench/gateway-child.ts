@@ -1,10 +1,9 @@
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
-import { PerformanceObserver } from 'node:perf_hooks';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { announceReady, serveIpc } from './ipc.ts';
-import { pauseWindow } from './pauses.ts';
+import { gcCounter, pauseWindow } from './pauses.ts';
 
 // The gateway in its own process (so its RSS and CPU seconds are its own), started through the same
 // code path as `mcp-warden serve --config <file>`: startFromFile with the default logger, whose audit
@@ -23,8 +22,7 @@ let session: Session | undefined;
 
 // Pauses of the gateway's event loop at the fixed rate (bench/pauses.ts).
 const pauses = pauseWindow();
-let allGcs = 0;
-new PerformanceObserver((list) => void (allGcs += list.getEntries().length)).observe({ entryTypes: ['gc'] });
+const gcCount = gcCounter();
 
 serveIpc({
   pausesStart: () => pauses.start(),
@@ -61,7 +59,7 @@ serveIpc({
     writeFileSync(file as string, JSON.stringify(profile));
     return true;
   },
-  stats: () => ({ heapUsedBytes: process.memoryUsage().heapUsed, gcCount: allGcs, rssKiB: Math.round(process.memoryUsage.rss() / 1024), heapUsedKiB: Math.round(process.memoryUsage().heapUsed / 1024), cpu: process.cpuUsage() }),
+  stats: () => ({ heapUsedBytes: process.memoryUsage().heapUsed, gcCount: gcCount(), rssKiB: Math.round(process.memoryUsage.rss() / 1024), heapUsedKiB: Math.round(process.memoryUsage().heapUsed / 1024), cpu: process.cpuUsage() }),
   gc: () => {
     gc?.();
     gc?.();

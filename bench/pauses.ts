@@ -51,3 +51,10 @@ export function pauseWindow(): PauseWindow {
     },
   };
 }
+
+/** Every GC this process has run since the call, counted (bench/alloc.ts: a window with a GC in it is measured again). */
+export function gcCounter(): () => number {
+  let count = 0;
+  new PerformanceObserver((list) => void (count += list.getEntries().length)).observe({ entryTypes: ['gc'] });
+  return () => count;
+}
