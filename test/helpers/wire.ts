@@ -87,6 +87,41 @@ export function rawExchange(port: number, payload: string, maxMs = 3_000, bodyBy
   });
 }
 
+/**
+ * Writes the pieces to the gateway with a pause of gapMs after each (separate TCP segments on
+ * loopback; strings as latin1) and collects every answer until the server closes or maxMs passes;
+ * with closeEarly the client hangs up right after the last piece.
+ */
+export function segmentedExchange(port: number, pieces: readonly (string | Buffer)[], options: { gapMs: number; maxMs: number; closeEarly?: boolean }): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1');
+    const got: Buffer[] = [];
+    let done = false;
+    const finish = (): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(hard);
+      socket.destroy();
+      resolve(Buffer.concat(got).toString('latin1'));
+    };
+    const hard = setTimeout(finish, options.maxMs);
+    socket.setNoDelay(true);
+    socket.on('data', (d: Buffer) => got.push(d));
+    socket.on('end', finish);
+    socket.on('close', finish);
+    socket.on('error', (e) => (got.length > 0 ? finish() : reject(e)));
+    socket.on('connect', async () => {
+      for (const piece of pieces) {
+        if (socket.destroyed) return;
+        if (typeof piece === 'string') socket.write(piece, 'latin1');
+        else socket.write(piece);
+        await new Promise((r) => setTimeout(r, options.gapMs));
+      }
+      if (options.closeEarly === true) finish();
+    });
+  });
+}
+
 /** Status, lower-cased headers and body of the first response in raw bytes read as latin1. */
 export function parseFirstResponse(text: string): { text: string; status: number; headers: Map<string, string[]>; body: string } {
   const [head = '', ...rest] = text.split('\r\n\r\n');

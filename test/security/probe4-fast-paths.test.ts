@@ -3,7 +3,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { AUD, AUD_OTHER, startGateway, type StartedGateway } from '../helpers/gateway.ts';
 import { TestIdp } from '../helpers/idp.ts';
 import { sdkPolicyConfig, useSdkFixture } from '../helpers/sdk-express.ts';
-import { rawExchange } from '../helpers/wire.ts';
+import { rawExchange, segmentedExchange } from '../helpers/wire.ts';
 
 // Probe 4, outside attacker, aimed at this session's fast paths (Authorization reading, routing,
 // body reading, duplicate-key scan, Content-Type fast path, Mcp-Param-* detection). Against the MCP
@@ -171,29 +171,8 @@ describe('probe 4: fast paths keep "judged is executed"', () => {
   });
 });
 
-/** Writes the pieces with a pause between them (separate TCP segments on loopback); collects the answer. */
-function segmented(pieces: readonly string[], gapMs: number, closeEarly = false): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const sock = connect(fx.port, '127.0.0.1');
-    const got: Buffer[] = [];
-    const done = (): void => {
-      clearTimeout(hard);
-      sock.destroy();
-      resolve(Buffer.concat(got).toString('latin1'));
-    };
-    const hard = setTimeout(done, 1_500);
-    sock.on('data', (d: Buffer) => got.push(d));
-    sock.on('close', done);
-    sock.on('error', (e) => (got.length > 0 ? done() : reject(e)));
-    sock.on('connect', async () => {
-      for (const p of pieces) {
-        sock.write(p, 'latin1');
-        await new Promise((r) => setTimeout(r, gapMs));
-      }
-      if (closeEarly) done();
-    });
-  });
-}
+/** The pieces with a pause between them (separate TCP segments on loopback); the answer. */
+const segmented = (pieces: readonly string[], gapMs: number, closeEarly = false): Promise<string> => segmentedExchange(fx.port, pieces, { gapMs, maxMs: 1_500, closeEarly });
 const splitAt = (text: string, ...at: number[]): string[] => [0, ...at].map((from, i) => text.slice(from, [...at, text.length][i]));
 
 describe('probe 4: bodies that arrive in pieces are judged whole', () => {

@@ -2,7 +2,7 @@ import { connect } from 'node:net';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { AUD } from '../helpers/gateway.ts';
 import { useSdkFixture, type SdkTool } from '../helpers/sdk-express.ts';
-import { parseFirstResponse, rawExchange } from '../helpers/wire.ts';
+import { parseFirstResponse, rawExchange, segmentedExchange } from '../helpers/wire.ts';
 
 // Probe 5, outside attacker: the two newest body refusals, an escaped U+0000 (body_encoding_invalid)
 // and a "__proto__" key (json_proto_key), against the MCP SDK's own Express upstream. Every case is
@@ -46,37 +46,6 @@ const NUL = refuse('body_encoding_invalid');
 const PROTO = refuse('json_proto_key');
 const admit = (runs: Partial<Record<SdkTool, number>> = { read_file: 1 }): Expect => ({ kind: 'admit', runs });
 
-/** Write `parts` to the gateway 40 ms apart and read until it closes. */
-function segmentedExchange(port: number, parts: readonly Buffer[], gapMs = 40, maxMs = 5_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(port, '127.0.0.1');
-    const got: Buffer[] = [];
-    let done = false;
-    const finish = (): void => {
-      if (done) return;
-      done = true;
-      clearTimeout(hard);
-      socket.destroy();
-      resolve(Buffer.concat(got).toString('latin1'));
-    };
-    const hard = setTimeout(finish, maxMs);
-    socket.setNoDelay(true);
-    socket.on('connect', () => {
-      let i = 0;
-      const next = (): void => {
-        if (i >= parts.length || socket.destroyed) return;
-        socket.write(parts[i++] as Buffer);
-        setTimeout(next, gapMs);
-      };
-      next();
-    });
-    socket.on('data', (d: Buffer) => got.push(d));
-    socket.on('end', finish);
-    socket.on('close', finish);
-    socket.on('error', (e) => (got.length > 0 ? finish() : reject(e)));
-  });
-}
-
 function cut(buf: Buffer, at: readonly number[]): Buffer[] {
   const out: Buffer[] = [];
   let from = 0;
@@ -93,10 +62,10 @@ async function exchange(c: Case, token: string): Promise<string> {
   if (c.chunks !== undefined) {
     const pieces = cut(body, c.chunks).map((p) => Buffer.concat([Buffer.from(`${p.length.toString(16)}\r\n`), p, Buffer.from('\r\n')]));
     const h = Buffer.from(head(token, 0, c.extra, c.ct, 'Transfer-Encoding: chunked\r\n'));
-    return segmentedExchange(fx.port, [h, ...pieces, Buffer.from('0\r\n\r\n')], pieces.length > 10 ? 1 : 40);
+    return segmentedExchange(fx.port, [h, ...pieces, Buffer.from('0\r\n\r\n')], { gapMs: pieces.length > 10 ? 1 : 40, maxMs: 5_000 });
   }
   const h = Buffer.from(head(token, body.length, c.extra, c.ct));
-  if (c.segments !== undefined) return segmentedExchange(fx.port, [h, ...cut(body, c.segments)]);
+  if (c.segments !== undefined) return segmentedExchange(fx.port, [h, ...cut(body, c.segments)], { gapMs: 40, maxMs: 5_000 });
   return (await rawExchange(fx.port, Buffer.concat([h, body]).toString('latin1'), 3_000)).text;
 }
 
