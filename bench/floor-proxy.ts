@@ -2,6 +2,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Pool, type Dispatcher } from 'undici';
 import { announceReady, serveIpc } from './ipc.ts';
+import { cpuProfiler } from './cpu-profiler.ts';
 import { gcCounter, pauseWindow } from './pauses.ts';
 
 // The machinery floor (issue 25): the gateway's own machinery with none of its work. node:http server,
@@ -55,9 +56,14 @@ const gcCount = gcCounter();
 // Its event loop's pauses at the fixed rate, measured as the gateway's are: the machine's share of them.
 const pauses = pauseWindow();
 
+// Its CPU profile under load, sampled as the gateway's is: the differential profile in results.md.
+const cpu = cpuProfiler();
+
 serveIpc({
   pausesStart: () => pauses.start(),
   pausesStop: () => pauses.stop(),
+  profileStart: () => cpu.start(),
+  profileStop: (file) => cpu.stop(file as string),
   stats: () => ({ heapUsedBytes: process.memoryUsage().heapUsed, gcCount: gcCount() }),
   exit: () => {
     server.closeAllConnections();

@@ -3,6 +3,7 @@ import { Session } from 'node:inspector/promises';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { announceReady, serveIpc } from './ipc.ts';
+import { cpuProfiler } from './cpu-profiler.ts';
 import { gcCounter, pauseWindow } from './pauses.ts';
 
 // The gateway in its own process (so its RSS and CPU seconds are its own), started through the same
@@ -18,6 +19,8 @@ const gateway = await startFromFile(configFile);
 const gc = (globalThis as { gc?: () => void }).gc;
 
 // CPU profiles on request (inspector, same thread), so start-up and warm-up stay out of them.
+const cpu = cpuProfiler();
+// The allocation profile's inspector session, on request too.
 let session: Session | undefined;
 
 // Pauses of the gateway's event loop at the fixed rate (bench/pauses.ts).
@@ -27,22 +30,8 @@ const gcCount = gcCounter();
 serveIpc({
   pausesStart: () => pauses.start(),
   pausesStop: () => pauses.stop(),
-  profileStart: async () => {
-    session = new Session();
-    session.connect();
-    await session.post('Profiler.enable');
-    await session.post('Profiler.setSamplingInterval', { interval: 200 });
-    await session.post('Profiler.start');
-    return true;
-  },
-  profileStop: async (file) => {
-    if (session === undefined) throw new Error('profiler not started');
-    const { profile } = await session.post('Profiler.stop');
-    session.disconnect();
-    session = undefined;
-    writeFileSync(file as string, JSON.stringify(profile));
-    return true;
-  },
+  profileStart: () => cpu.start(),
+  profileStop: (file) => cpu.stop(file as string),
   // Sampled allocation profile (which code allocates what), on request like the CPU profile.
   allocStart: async () => {
     session = new Session();

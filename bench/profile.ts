@@ -20,6 +20,10 @@ export interface ProfileSummary {
   readonly areas: readonly { readonly name: string; readonly share: number }[];
   /** Self time in mcp-warden's own sources (src/), as a share of busy time. */
   readonly srcShare: number;
+  /** Busy (not idle) sampled time of the main thread, µs. */
+  readonly busyUs: number;
+  /** Self time by part, µs, all of them: an area, except native code, which is split by function (writev apart from hashing). */
+  readonly partsUs: readonly { readonly name: string; readonly us: number }[];
 }
 
 function area(url: string, fn: string): string {
@@ -51,6 +55,7 @@ export function summarizeProfile(file: string, top = 15): ProfileSummary {
   let idle = 0;
   const fns = new Map<string, number>();
   const areas = new Map<string, number>();
+  const parts = new Map<string, number>();
   for (const [id, us] of self) {
     const n = byId.get(id);
     if (n === undefined) continue;
@@ -64,11 +69,20 @@ export function summarizeProfile(file: string, top = 15): ProfileSummary {
     fns.set(name, (fns.get(name) ?? 0) + us);
     const a = area(url, functionName);
     areas.set(a, (areas.get(a) ?? 0) + us);
+    const part = a === '(native)' ? `(native) ${functionName || '(anonymous)'}` : a;
+    parts.set(part, (parts.get(part) ?? 0) + us);
   }
   const busy = total - idle;
   const rank = (m: Map<string, number>, k: number): { name: string; share: number }[] =>
     [...m].sort((a, b) => b[1] - a[1]).slice(0, k).map(([name, us]) => ({ name, share: busy === 0 ? 0 : us / busy }));
   let src = 0;
   for (const [a, us] of areas) if (a.startsWith('src/')) src += us;
-  return { busyShare: total === 0 ? 0 : busy / total, functions: rank(fns, top), areas: rank(areas, 12), srcShare: busy === 0 ? 0 : src / busy };
+  return {
+    busyShare: total === 0 ? 0 : busy / total,
+    functions: rank(fns, top),
+    areas: rank(areas, 12),
+    srcShare: busy === 0 ? 0 : src / busy,
+    busyUs: busy,
+    partsUs: [...parts].sort((a, b) => b[1] - a[1]).map(([name, us]) => ({ name, us })),
+  };
 }

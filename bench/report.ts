@@ -81,7 +81,7 @@ export interface Report {
   floorPauses?: Pauses | undefined;
   fixedRate: { key: TargetKey; requests: number; bad: number; p50ms: number; p99ms: number }[];
   coldCache: { key: TargetKey; repeat: number; hits: number; misses: number }[];
-  profiles: { key: 'warm' | 'cold'; rps: number; summary: ProfileSummary }[];
+  profiles: { key: 'warm' | 'cold' | 'floor'; rps: number; requests: number; summary: ProfileSummary }[];
   streams: StreamRow[];
   /** How the SSE phase's proxies were sized for memory (cgroup or V8 flags). */
   sseMemory: string | undefined;
@@ -258,8 +258,10 @@ export function renderReport(report: Report, targets: readonly { key: TargetKey;
   L.push('');
   const bounds = boundsOf(report, s);
   if (bounds.length > 0) L.push('## What bounds the targets, from this run', '', ...bounds.map((b) => `- ${b}`), '');
+  L.push(...renderDifferential(report));
   for (const p of report.profiles) {
-    L.push(`## CPU profile: mcp-warden ${p.key === 'warm' ? 'warm cache' : 'cold verify'} (${f(p.rps, 0)} req/s under the profiler, main thread ${pct(p.summary.busyShare)} busy)`, '');
+    const what = p.key === 'floor' ? 'machinery floor' : p.key === 'warm' ? 'mcp-warden warm cache' : 'mcp-warden cold verify';
+    L.push(`## CPU profile: ${what} (${f(p.rps, 0)} req/s under the profiler, main thread ${pct(p.summary.busyShare)} busy)`, '');
     L.push(`By area (self time): ${p.summary.areas.map((a) => `${a.name} ${pct(a.share)}`).join(', ')}.`, '');
     L.push('| function (self time) | share |', '|---|---:|');
     for (const fn of p.summary.functions) L.push(`| \`${fn.name}\` | ${pct(fn.share)} |`);
@@ -307,6 +309,36 @@ function boundsOf(report: Report, s: readonly Summary[]): string[] {
   const sw = report.streams.find((r) => r.key === 'warden' && r.wanted === maxWanted);
   if (sb !== undefined && sw !== undefined) out.push(`SSE memory: the bare proxy holds ${f(sb.perStreamKiB, 1)} KiB RSS per stream (${f(sb.heapPerStreamKiB, 1)} KiB of it JS heap), mcp-warden ${f(sw.perStreamKiB, 1)} (${f(sw.heapPerStreamKiB, 1)}). The JS heap difference is the gateway's own per-stream state: each stream's token and identity assertion in their caches, the upstream exchange, the expiry timer. ${sw.perStreamKiB > 40 ? 'Over 40 KiB, look first at how V8 sized the young generation (the Memory line above).' : ''}`.trimEnd());
   return out;
+}
+
+/**
+ * Issue 25, "find it": the warm gateway's main-thread CPU per request beside the floor's, part by part
+ * (self time from the two profiles, each divided by the requests served while it was taken).
+ */
+function renderDifferential(report: Report): string[] {
+  const floor = report.profiles.find((p) => p.key === 'floor');
+  const warm = report.profiles.find((p) => p.key === 'warm');
+  if (floor === undefined || warm === undefined || floor.requests === 0 || warm.requests === 0) return [];
+  const perReq = (p: typeof floor): Map<string, number> => new Map(p.summary.partsUs.map((x) => [x.name, x.us / p.requests]));
+  const a = perReq(floor);
+  const b = perReq(warm);
+  const totalA = floor.summary.busyUs / floor.requests;
+  const totalB = warm.summary.busyUs / warm.requests;
+  const excess = totalB - totalA;
+  const rows = [...new Set([...a.keys(), ...b.keys()])]
+    .map((name) => ({ name, floor: a.get(name) ?? 0, warm: b.get(name) ?? 0 }))
+    .map((r) => ({ ...r, diff: r.warm - r.floor }))
+    .sort((x, y) => y.diff - x.diff);
+  const shown = rows.slice(0, 16);
+  const rest = rows.slice(16).reduce((sum, r) => sum + r.diff, 0);
+  const L = ['## Where the warm path\'s CPU goes beyond the floor\'s', ''];
+  L.push(`Main-thread CPU per request (self time from the CPU profiles below, each divided by the requests served while it was taken): floor ${f(totalA, 1)} µs, mcp-warden warm ${f(totalB, 1)} µs, **${f(excess, 1)} µs more** (${f(totalB / totalA)}×). Native code is split by function; everything else by area. The profiler itself (node:inspector) costs both.`, '');
+  L.push('| part | floor µs/req | warm µs/req | more µs/req | share of the excess |', '|---|---:|---:|---:|---:|');
+  for (const r of shown) L.push(`| ${r.name} | ${f(r.floor, 2)} | ${f(r.warm, 2)} | ${f(r.diff, 2)} | ${excess > 0 ? pct(r.diff / excess) : '–'} |`);
+  L.push(`| all other parts | | | ${f(rest, 2)} | ${excess > 0 ? pct(rest / excess) : '–'} |`);
+  const src = rows.filter((r) => r.name.startsWith('src/')).reduce((sum, r) => sum + r.diff, 0);
+  L.push('', `mcp-warden's own sources (src/, self time) are ${f(src, 1)} µs of the ${f(excess, 1)} µs (${excess > 0 ? pct(src / excess) : '–'}); the rest is work they cause in the machinery: more headers and bytes through node:http and undici, the hashes, the audit write, and the garbage collector for what they allocate.`, '');
+  return L;
 }
 
 /** Event p99 at the largest stream count, round 1 from the table's rows, then the alternating rounds. */

@@ -437,7 +437,6 @@ async function main(): Promise<void> {
     // Peers are done: free their CPU and sockets for the profile and the streams.
     for (const p of peers.values()) await p.stop();
     await workers?.stop();
-    await floor.stop();
 
     const left = (): number => DEADLINE - (Date.now() - started) / 1000;
     const fits = (phase: string, seconds: number): boolean => {
@@ -447,22 +446,25 @@ async function main(): Promise<void> {
       return false;
     };
 
-    // ---- CPU profiles of the gateway under load, warm and cold (inspector, after the warm-ups) ----
-    if (PROFILE && fits('CPU profiles', 2 * (SECONDS + 5))) {
+    // ---- CPU profiles under load: the gateway cold and warm, and the floor right before warm (its
+    // differential profile: where the warm path's CPU per request goes beyond the machinery's) ----
+    if (PROFILE && fits('CPU profiles', 3 * (SECONDS + 5))) {
       const dir = PROFILE_DIR ?? tmp;
       mkdirSync(dir, { recursive: true });
-      for (const key of ['cold', 'warm'] as const) {
+      for (const key of ['cold', 'floor', 'warm'] as const) {
         const t = targets.find((x) => x.key === key);
         if (t === undefined) continue;
-        const file = join(dir, `mcp-warden-${key}.cpuprofile`);
-        await gateway.call('profileStart');
+        const child = key === 'floor' ? floor : gateway;
+        const file = join(dir, `${key === 'floor' ? 'floor' : 'mcp-warden'}-${key}.cpuprofile`);
+        await child.call('profileStart');
         const r = await loadRun(t, SECONDS);
-        await gateway.call('profileStop', file, 60_000);
+        await child.call('profileStop', file, 60_000);
         const summary: ProfileSummary = summarizeProfile(file);
-        report.profiles.push({ key, rps: r.rps, summary });
+        report.profiles.push({ key, rps: r.rps, requests: r.requests, summary });
         log(`profile ${key}: ${r.rps.toFixed(0)} req/s under the profiler; top: ${summary.functions.slice(0, 3).map((f) => `${f.name} ${(f.share * 100).toFixed(1)}%`).join(', ')}`);
       }
     }
+    await floor.stop();
     await gateway.stop();
 
     // ---- SSE streams through a fresh gateway, then through the bare proxy ----
