@@ -298,7 +298,9 @@ function boundsOf(report: Report, s: readonly Summary[]): string[] {
   const direct = get('direct');
   const out: string[] = [];
   const warmProfile = report.profiles.find((p) => p.key === 'warm');
-  if (warmProfile !== undefined) out.push(`Warm path: mcp-warden's own code (src/) is ${pct(warmProfile.summary.srcShare)} of the gateway's busy CPU (self time); the rest is Node's HTTP server, undici, socket writes and GC, the same machinery the bare proxy runs.`);
+  const d = differential(report);
+  if (d !== undefined) out.push(`Warm path: ${f(d.excess, 1)} µs more main-thread CPU per request than the floor (the differential below): ${f(d.src, 1)} µs of it in mcp-warden's own sources (self time), ${f(d.gc, 1)} µs more garbage collection, ${f(d.machinery, 1)} µs more in the same undici and node:http code; the kernel send is not where it goes (floor ${f(d.writev.floor, 1)}, warm ${f(d.writev.warm, 1)} µs).`);
+  else if (warmProfile !== undefined) out.push(`Warm path: mcp-warden's own code (src/) is ${pct(warmProfile.summary.srcShare)} of the gateway's busy CPU (self time); the rest is Node's HTTP server, undici, socket writes and GC.`);
   if (bare !== undefined && haproxy !== undefined) out.push(`HAProxy: a bare Node proxy with no auth at all costs ${f(bare.cpuPer10k / haproxy.cpuPer10k)}× HAProxy's CPU per request (${f(bare.cpuPer10k)} vs ${f(haproxy.cpuPer10k)} s/10k) and HAProxy verifies an ES256 signature on each; on one event loop, matching HAProxy needs a Node HTTP stack cheaper than Node's own.`);
   if (report.jose !== undefined && warm !== undefined) out.push(`Cold verify through HTTP: the ceiling is the warm path, which does no crypto at all: ${f(warm.rps, 0)} req/s = ${ratio(warm.rps, report.jose.concurrent)} raw jose. ECDSA verification runs on the main thread in this Node (the cold profile's \`run\`/\`SignJob\` under webcrypto's jobPromise), so it adds to the proxy's own work instead of overlapping it.`);
   const fb = report.fixedRate.find((r) => r.key === 'bare');
@@ -311,42 +313,72 @@ function boundsOf(report: Report, s: readonly Summary[]): string[] {
   return out;
 }
 
+/** The warm gateway's main-thread CPU per request beside the floor's, part by part (µs per request). */
+interface Differential {
+  readonly rows: readonly { readonly name: string; readonly floor: number; readonly warm: number; readonly diff: number }[];
+  readonly totalFloor: number;
+  readonly totalWarm: number;
+  readonly excess: number;
+  /** µs per request more in src/, in GC, and in the undici and node:http code both run. */
+  readonly src: number;
+  readonly gc: number;
+  readonly machinery: number;
+  readonly writev: { readonly floor: number; readonly warm: number };
+}
+
+function differential(report: Report): Differential | undefined {
+  const floor = report.profiles.find((p) => p.key === 'floor');
+  const warm = report.profiles.find((p) => p.key === 'warm');
+  if (floor === undefined || warm === undefined || floor.requests === 0 || warm.requests === 0) return undefined;
+  const perReq = (p: typeof floor): Map<string, number> => new Map(p.summary.partsUs.map((x) => [x.name, x.us / p.requests]));
+  const a = perReq(floor);
+  const b = perReq(warm);
+  const rows = [...new Set([...a.keys(), ...b.keys()])]
+    .map((name) => ({ name, floor: a.get(name) ?? 0, warm: b.get(name) ?? 0 }))
+    .map((r) => ({ ...r, diff: r.warm - r.floor }))
+    .sort((x, y) => y.diff - x.diff);
+  const more = (test: (name: string) => boolean): number => rows.filter((r) => test(r.name)).reduce((sum, r) => sum + r.diff, 0);
+  const totalFloor = floor.summary.busyUs / floor.requests;
+  const totalWarm = warm.summary.busyUs / warm.requests;
+  const send = rows.find((r) => r.name === '(native) writev');
+  return {
+    rows,
+    totalFloor,
+    totalWarm,
+    excess: totalWarm - totalFloor,
+    src: more((n) => n.startsWith('src/')),
+    gc: more((n) => n === '(garbage collector)'),
+    machinery: more((n) => n === 'npm:undici' || /^node:_http_/.test(n)),
+    writev: { floor: send?.floor ?? 0, warm: send?.warm ?? 0 },
+  };
+}
+
 /**
  * Issue 25, "find it": the warm gateway's main-thread CPU per request beside the floor's, part by part
  * (self time from the two profiles, each divided by the requests served while it was taken).
  */
 function renderDifferential(report: Report): string[] {
-  const floor = report.profiles.find((p) => p.key === 'floor');
-  const warm = report.profiles.find((p) => p.key === 'warm');
-  if (floor === undefined || warm === undefined || floor.requests === 0 || warm.requests === 0) return [];
-  const perReq = (p: typeof floor): Map<string, number> => new Map(p.summary.partsUs.map((x) => [x.name, x.us / p.requests]));
-  const a = perReq(floor);
-  const b = perReq(warm);
-  const totalA = floor.summary.busyUs / floor.requests;
-  const totalB = warm.summary.busyUs / warm.requests;
-  const excess = totalB - totalA;
-  const rows = [...new Set([...a.keys(), ...b.keys()])]
-    .map((name) => ({ name, floor: a.get(name) ?? 0, warm: b.get(name) ?? 0 }))
-    .map((r) => ({ ...r, diff: r.warm - r.floor }))
-    .sort((x, y) => y.diff - x.diff);
+  const d = differential(report);
+  if (d === undefined) return [];
+  const { rows, excess } = d;
   const shown = rows.slice(0, 16);
   const rest = rows.slice(16).reduce((sum, r) => sum + r.diff, 0);
+  const share = (x: number): string => (excess > 0 ? pct(x / excess) : '–');
   const L = ['## Where the warm path\'s CPU goes beyond the floor\'s', ''];
-  L.push(`Main-thread CPU per request (self time from the CPU profiles below, each divided by the requests served while it was taken): floor ${f(totalA, 1)} µs, mcp-warden warm ${f(totalB, 1)} µs, **${f(excess, 1)} µs more** (${f(totalB / totalA)}×). Native code is split by function; everything else by area. The profiler itself (node:inspector) costs both.`, '');
+  L.push(`Main-thread CPU per request (self time from the CPU profiles below, each divided by the requests served while it was taken): floor ${f(d.totalFloor, 1)} µs, mcp-warden warm ${f(d.totalWarm, 1)} µs, **${f(excess, 1)} µs more** (${f(d.totalWarm / d.totalFloor)}×). Native code is split by function; everything else by area. The profiler itself (node:inspector) costs both.`, '');
   L.push('| part | floor µs/req | warm µs/req | more µs/req | share of the excess |', '|---|---:|---:|---:|---:|');
-  for (const r of shown) L.push(`| ${r.name} | ${f(r.floor, 2)} | ${f(r.warm, 2)} | ${f(r.diff, 2)} | ${excess > 0 ? pct(r.diff / excess) : '–'} |`);
-  L.push(`| all other parts | | | ${f(rest, 2)} | ${excess > 0 ? pct(rest / excess) : '–'} |`);
+  for (const r of shown) L.push(`| ${r.name} | ${f(r.floor, 2)} | ${f(r.warm, 2)} | ${f(r.diff, 2)} | ${share(r.diff)} |`);
+  L.push(`| all other parts | | | ${f(rest, 2)} | ${share(rest)} |`);
   // The machinery both run for the same request: how much dearer it is inside the gateway's process.
   const machinery = (test: (name: string) => boolean): { floor: number; warm: number } =>
     rows.filter((r) => test(r.name)).reduce((sum, r) => ({ floor: sum.floor + r.floor, warm: sum.warm + r.warm }), { floor: 0, warm: 0 });
   const same = [
     { label: 'undici', m: machinery((n) => n === 'npm:undici') },
     { label: 'node:http (server, outgoing, incoming, common)', m: machinery((n) => /^node:_http_/.test(n)) },
-    { label: 'kernel send (`writev`)', m: machinery((n) => n === '(native) writev') },
+    { label: 'kernel send (`writev`)', m: d.writev },
   ].filter((x) => x.m.floor > 0);
   if (same.length > 0) L.push('', `The same machinery, per request, floor → warm: ${same.map((x) => `${x.label} ${f(x.m.floor, 1)} → ${f(x.m.warm, 1)} µs (${f(x.m.warm / x.m.floor)}×)`).join('; ')}. The HTTP exchange is the same in both (one request, one upstream exchange, one answer; the gateway's has a few more headers), so a ratio well over 1 for code making the same calls, beside a kernel send that costs the same, means the same JavaScript runs slower per call inside a process that also runs the pipeline between those calls (caches and branch predictors shared with far more code; this VM exposes no hardware counters to show it directly).`);
-  const src = rows.filter((r) => r.name.startsWith('src/')).reduce((sum, r) => sum + r.diff, 0);
-  L.push('', `mcp-warden's own sources (src/, self time) are ${f(src, 1)} µs of the ${f(excess, 1)} µs (${excess > 0 ? pct(src / excess) : '–'}); the rest is work they cause in the machinery: more headers and bytes through node:http and undici, the hashes, the audit write, and the garbage collector for what they allocate.`, '');
+  L.push('', `mcp-warden's own sources (src/, self time) are ${f(d.src, 1)} µs of the ${f(excess, 1)} µs (${share(d.src)}); the rest is work they cause in the machinery: more headers and bytes through node:http and undici, the hashes, the audit write, and the garbage collector for what they allocate.`, '');
   return L;
 }
 
